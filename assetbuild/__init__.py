@@ -1,0 +1,7 @@
+"""assetbuild: declarative, incremental, cached builds of generated image assets."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,170 @@
+"""Building one asset: restore from the cache or generate, post-process, write, record.
+
+The order of writes is what makes a killed run safe at any instant:
+1. the final bytes go into the cache (atomic), then
+2. to the target (temporary file, fsync, rename), then
+3. the lock entry is committed (atomic rewrite).
+A kill between 2 and 3 leaves our bytes at the target without a lock entry; the next run sees that
+they equal the cache entry for the asset's key and only records the entry (no generation, and the file
+is not mistaken for a hand-made one). No step ever leaves a partial image at a target.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from . import events as ev
+from . import postprocess
+from .cache import Cache, CacheHit, CorruptEntry
+from .errors import AssetError, GenerationError, ImageError, ModifiedFileError
+from .events import BuildEvents
+from .fsutil import HashCache, atomic_write
+from .keys import hash_bytes
+from .generators.base import GenerationRequest, GenerationResult, Generator, Progress
+from .lock import Lock, LockEntry
+from .manifest import Asset, Project
+from .plan import Planner, State, Status
+
+
+class Cancelled(AssetError):
+    """The run was interrupted before this asset finished."""
+
+
+class FrozenError(AssetError):
+    """--frozen: the asset would have to be generated."""
+
+
+class Builder:
+    """Builds assets on request; shared by every doit task of a run (thread-safe)."""
+
+    def __init__(self, project: Project, lock: Lock, cache: Cache, hashes: HashCache, planner: Planner,
+                 generator_factory: Callable[[], Generator], events: BuildEvents, *,
+                 frozen: bool = False) -> None:
+        self.project = project
+        self.lock = lock
+        self.cache = cache
+        self.hashes = hashes
+        self.planner = planner
+        self.events = events
+        self.frozen = frozen
+        self._factory = generator_factory
+        self._generator: Generator | None = None
+        self._generator_lock = threading.Lock()
+        self.cancelled = threading.Event()
+        self.outcomes: dict[str, str] = {}
+        self.errors: dict[str, AssetError] = {}
+        self.started: dict[str, float] = {}
+
+    # -- the shared generator, created on first need (a no-op build never contacts a server) --
+
+    @property
+    def generator(self) -> Generator:
+        with self._generator_lock:
+            if self._generator is None:
+                self._generator = self._factory()
+            return self._generator
+
+    def close(self) -> None:
+        with self._generator_lock:
+            if self._generator is not None:
+                self._generator.close()
+
+    def cancel(self) -> None:
+        """Stop: no new writes, and server-side work interrupted."""
+        self.cancelled.set()
+        with self._generator_lock:
+            generator = self._generator
+        if generator is not None:
+            generator.interrupt()
+
+    # -- per asset --
+
+    def status(self, target: str) -> Status:
+        return self.planner.status(self.project.assets[target])
+
+    def is_fresh(self, target: str) -> bool:
+        return self.status(target).state is State.FRESH
+
+    def build(self, target: str) -> str:
+        """Bring ``target`` up to date; returns the outcome. Raises ``AssetError``."""
+        self.started[target] = time.monotonic()
+        asset = self.project.assets[target]
+        status = self.status(target)
+        if status.state is State.FRESH:
+            return ev.FRESH
+        if status.state is State.UPSTREAM:
+            raise AssetError(target, f"cannot build: {status.reason}",
+                             hint="build its input assets first (they may have failed)")
+        if status.state is State.MODIFIED:
+            raise ModifiedFileError(target, f"{asset.path} was {status.reason}; not overwriting it",
+                                    hint="move the file away, or rerun with --force to replace it")
+        assert status.key is not None and status.form is not None
+        if status.state is State.ADOPT:
+            hit = self._cache_get(target, status.key)
+            if hit is not None:
+                self.lock.commit(target, LockEntry(status.key, hit.hash, hit.seed, hit.model, status.form))
+                return ev.RECORDED
+        if status.state in (State.RESTORE, State.ADOPT):
+            hit = self._cache_get(target, status.key)
+            if hit is not None:
+                self._write(target, asset, hit.data, status, hit.seed, hit.model, cache=False)
+                return ev.RESTORED
+        if self.frozen:
+            raise FrozenError(target, f"stale ({status.reason}) and not in the cache; --frozen forbids generating",
+                              hint="build without --frozen and commit the images and assets.lock")
+        return self._generate(target, asset, status)
+
+    def _cache_get(self, target: str, key: str) -> CacheHit | None:
+        try:
+            return self.cache.get(key)
+        except CorruptEntry as exc:
+            self.events.warning(f"{target}: {exc}; building it again")
+            return None
+
+    def _generate(self, target: str, asset: Asset, status: Status) -> str:
+        assert status.key is not None
+        if asset.source:
+            data = self._read(self.project.target_path(asset.source), target)
+            result = GenerationResult(data, None, None)
+            outcome = ev.DERIVED
+        else:
+            images = {image.param: self._read(image.path, target) for image in asset.inputs}
+            request = GenerationRequest(target, dict(asset.params), images)
+            self._check_cancel(target)
+
+            def progress(update: Progress) -> None:
+                self.events.asset_progress(target, update)
+
+            result = self.generator.generate(request, progress)
+            outcome = ev.GENERATED
+        self._check_cancel(target)
+        self.events.asset_progress(target, Progress("postprocessing"))
+        try:
+            final = postprocess.apply(result.data, asset.post, key=status.key, prompt=asset.params.get("prompt"))
+        except ValueError as exc:
+            raise ImageError(target, f"the generator returned an unusable image: {exc}") from None
+        model = result.model or asset.params.get("model")
+        self._write(target, asset, final, status, result.seed, model, cache=True)
+        return outcome
+
+    def _read(self, path: Path, target: str) -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise GenerationError(target, f"cannot read input {path}: {exc.strerror}") from None
+
+    def _check_cancel(self, target: str) -> None:
+        if self.cancelled.is_set():
+            raise Cancelled(target, "interrupted")
+
+    def _write(self, target: str, asset: Asset, data: bytes, status: Status, seed: int | None,
+               model: str | None, *, cache: bool) -> None:
+        assert status.key is not None and status.form is not None
+        self._check_cancel(target)
+        digest = self.cache.put(status.key, data, seed=seed, model=model) if cache else hash_bytes(data)
+        atomic_write(asset.path, data)
+        self.hashes.remember(asset.path, digest)
+        self.lock.commit(target, LockEntry(status.key, digest, seed, model, status.form))

@@ -1,0 +1,69 @@
+"""The content-addressed cache: every built image stored by its key.
+
+Layout: ``<cache_dir>/<key[:2]>/<key>.img``. Each entry is one file holding a one-line JSON header
+(``hash`` of the image bytes, ``size``, ``seed``, ``model``) followed by the image bytes, written
+atomically (temporary file + rename), so two processes sharing the folder (CI jobs, a network share)
+can only ever see whole entries, and the bytes are verified against the header on every restore: a
+damaged entry is discarded and reported, never restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .fsutil import atomic_write
+from .keys import hash_bytes
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    data: bytes
+    hash: str
+    seed: int | None
+    model: str | None
+
+
+class CorruptEntry(Exception):
+    """A cache entry whose bytes do not match its header (it has been removed)."""
+
+
+class Cache:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path_of(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.img"
+
+    def has(self, key: str) -> bool:
+        return self.path_of(key).is_file()
+
+    def put(self, key: str, data: bytes, *, seed: int | None, model: str | None) -> str:
+        """Store ``data`` under ``key``; returns the hash of ``data``."""
+        digest = hash_bytes(data)
+        header = json.dumps({"hash": digest, "size": len(data), "seed": seed, "model": model},
+                            sort_keys=True, separators=(",", ":"))
+        atomic_write(self.path_of(key), header.encode() + b"\n" + data)
+        return digest
+
+    def get(self, key: str) -> CacheHit | None:
+        """The entry for ``key``, verified; None when absent. Raises ``CorruptEntry`` (after removing it)."""
+        path = self.path_of(key)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        header_end = raw.find(b"\n")
+        try:
+            header = json.loads(raw[:header_end])
+            data = raw[header_end + 1:]
+            if header_end < 0 or len(data) != header["size"] or hash_bytes(data) != header["hash"]:
+                raise ValueError("bytes do not match the entry's header")
+        except (ValueError, KeyError, TypeError) as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise CorruptEntry(f"cache entry {path} was damaged ({exc}); removed it") from None
+        return CacheHit(data, header["hash"], header.get("seed"), header.get("model"))

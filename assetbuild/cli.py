@@ -1,0 +1,137 @@
+"""The ``assetbuild`` command line: parses arguments, runs a command, maps errors to exit codes.
+
+Exit codes: 0 success, 1 an asset failed, 2 bad usage or manifest. A user error prints one line (and
+a hint); anything unexpected is a bug and prints a traceback only with ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import AssetbuildError
+
+COMMANDS = ("run", "clean", "list", "status", "why")
+
+DESCRIPTION = """\
+Declarative, incremental builds of generated image assets.
+
+assetbuild reads assets.toml (in this folder or a parent), works out which images are stale, and
+generates only those on a SwarmUI server (or the offline placeholder), restoring from its cache where
+it can. assets.lock records what was built; commit it with the images.
+"""
+
+EPILOG = """\
+commands:
+  run [TARGET...]      build everything, or the named targets (paths or globs); the default command
+  status, list         the state of each asset: fresh, stale, modified, orphan
+  why TARGET|FILE      which fields changed since the asset was built
+  clean [TARGET...]    delete generated images and orphans (never hand-made or edited files)
+
+exit codes: 0 success, 1 an asset failed, 2 bad usage or manifest.
+Run `assetbuild COMMAND --help` for a command's options.
+"""
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-f", "--file", metavar="FILE", help="the manifest (default: assets.toml here or above)")
+    common.add_argument("--server", metavar="URL", help="SwarmUI URL, or 'placeholder' (overrides the manifest)")
+    common.add_argument("-v", "--verbose", action="store_true", help="more detail; tracebacks on errors")
+    common.add_argument("-q", "--quiet", action="store_true", help="only failures and the summary")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="assetbuild", description=DESCRIPTION, epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"assetbuild {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", parents=[common], help="build stale assets (default)",
+                         description="Build everything, or the named targets and what they need.")
+    run.add_argument("targets", nargs="*", metavar="TARGET", help="target paths or globs (default: all)")
+    run.add_argument("-n", "--jobs", type=_positive, metavar="N",
+                     help="assets in flight at once (default: server.concurrency)")
+    run.add_argument("--force", action="store_true", help="replace files assetbuild did not write or that were edited")
+    run.add_argument("--keep-going", action="store_true", help="build the others when one asset fails")
+    run.add_argument("--frozen", action="store_true",
+                     help="fail, generating nothing, if an asset is stale and not in the cache (for CI)")
+
+    for name, text in (("status", "show the state of each asset"), ("list", "same as status")):
+        cmd = sub.add_parser(name, parents=[common], help=text, description=text.capitalize() + ".")
+        cmd.add_argument("targets", nargs="*", metavar="TARGET")
+        cmd.add_argument("--json", action="store_true", help="one JSON object per asset")
+
+    why = sub.add_parser("why", parents=[common], help="explain why an asset is stale",
+                         description="Which fields changed since TARGET was built (or which asset made FILE).")
+    why.add_argument("name", metavar="TARGET|FILE")
+
+    clean = sub.add_parser("clean", parents=[common], help="delete generated images and orphans",
+                           description="Delete generated images (never hand-made or edited files) and "
+                                       "orphans of removed entries. The cache is kept.")
+    clean.add_argument("targets", nargs="*", metavar="TARGET")
+    clean.add_argument("--dry-run", action="store_true", help="say what would be removed")
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    """``assetbuild`` and ``assetbuild sprites/*.png`` mean ``assetbuild run ...``."""
+    if not argv:
+        return ["run"]
+    first = argv[0]
+    if first in COMMANDS or first in ("-h", "--help", "--version"):
+        return argv
+    return ["run", *argv]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = _with_default_command(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(args_list)
+    try:
+        return _dispatch(args)
+    except AssetbuildError as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"assetbuild: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("assetbuild: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from .commands import clean, run, status
+    from .display.plain import PlainDisplay
+    from .workspace import open_workspace
+
+    out = sys.stdout
+    if args.command == "run":
+        ws = open_workspace(args.file, server=args.server, force=args.force)
+        events = PlainDisplay(out, quiet=args.quiet, verbose=args.verbose)
+        return run.run(ws, args.targets, events, jobs=args.jobs, keep_going=args.keep_going,
+                       frozen=args.frozen)
+    ws = open_workspace(args.file, server=args.server)
+    if args.command in ("status", "list"):
+        return status.show_status(ws, args.targets, out, as_json=args.json)
+    if args.command == "why":
+        return status.why(ws, args.name, out)
+    if args.command == "clean":
+        return clean.clean(ws, args.targets, out, dry_run=args.dry_run)
+    raise AssertionError(f"unhandled command {args.command}")

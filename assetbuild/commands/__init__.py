@@ -1,0 +1,1 @@
+"""The implementations of assetbuild's commands; ``cli`` parses arguments and calls them."""

@@ -1,0 +1,53 @@
+"""``assetbuild clean``: delete generated outputs and orphans; never hand-made or edited files."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TextIO
+
+from ..plan import State
+from ..workspace import Workspace
+from .select import select
+
+
+def clean(ws: Workspace, patterns: list[str], out: TextIO, *, dry_run: bool) -> int:
+    """Remove what assetbuild wrote (and orphans when no TARGET is given). The cache stays."""
+    selected = select(ws.project, patterns)
+    candidates = [s for s in ws.planner.plan(selected)]
+    if not patterns:
+        candidates += ws.planner.orphans()
+    removed = kept = 0
+    verb = "would remove" if dry_run else "removed"
+    for status in candidates:
+        entry = status.entry
+        if entry is None:
+            continue  # nothing of ours is recorded for it
+        path = ws.project.target_path(status.target)
+        on_disk = ws.hashes.hash(path)
+        if on_disk is not None and on_disk != entry.hash:
+            out.write(f"kept      {status.target} (edited after assetbuild wrote it)\n")
+            kept += 1
+            continue
+        if not dry_run:
+            if on_disk is not None:
+                path.unlink()
+                ws.hashes.forget(path)
+                _prune_empty_parents(path.parent, ws.project.output_dir)
+            ws.lock.commit(status.target, None)
+        if on_disk is not None:
+            label = "orphan " if status.state is State.ORPHAN else ""
+            out.write(f"{verb:<9} {label}{status.target}\n")
+            removed += 1
+    ws.hashes.save()
+    out.write(f"{verb} {removed} file(s); kept {kept} edited file(s); the cache is kept\n")
+    return 0
+
+
+def _prune_empty_parents(folder: Path, stop: Path) -> None:
+    while folder != stop and stop in folder.parents:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only succeeds when empty
+        if folder.exists():
+            return
+        folder = folder.parent

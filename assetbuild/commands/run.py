@@ -1,0 +1,58 @@
+"""``assetbuild run``: build what is stale, restoring from the cache where possible."""
+
+from __future__ import annotations
+
+import time
+
+from .. import generators
+from ..build import Builder
+from ..events import BuildEvents, Failure, Summary
+from ..plan import State, closure
+from ..tasks import run as run_doit
+from ..workspace import Workspace
+from .select import select
+
+
+def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | None, keep_going: bool,
+        frozen: bool) -> int:
+    """Build the selected assets. Returns the exit code (0 ok, 1 an asset failed)."""
+    started = time.monotonic()
+    project = ws.project
+    for warning in project.warnings:
+        events.warning(warning)
+    targets = closure(project, select(project, patterns))
+    statuses = ws.planner.plan(targets)
+    summary = Summary(orphans=[s.target for s in ws.planner.orphans()] if not patterns else [])
+    pending = [s for s in statuses if s.state is not State.FRESH]
+    events.run_started(len(targets), len(pending))
+
+    if frozen:
+        missing = [s for s in pending if s.state is State.GENERATE]
+        if missing:
+            for status in missing:
+                failure = Failure(status.target, f"stale ({status.reason}) and not in the cache",
+                                  "--frozen forbids generating: build and commit the images and assets.lock")
+                summary.failures.append(failure)
+                summary.failed += 1
+                events.asset_failed(status.target, failure)
+            return _finish(ws, events, summary, started)
+
+    if not pending:
+        summary.fresh = len(targets) - len(pending)
+        return _finish(ws, events, summary, started)
+
+    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner,
+                      lambda: generators.create(project.server), events, frozen=frozen)
+    try:
+        run_doit(builder, targets, jobs=jobs or project.server.concurrency, keep_going=keep_going,
+                 summary=summary)
+    finally:
+        builder.close()
+    return _finish(ws, events, summary, started)
+
+
+def _finish(ws: Workspace, events: BuildEvents, summary: Summary, started: float) -> int:
+    ws.hashes.save()
+    summary.seconds = time.monotonic() - started
+    events.run_finished(summary)
+    return 0 if summary.ok else 1

@@ -1,0 +1,112 @@
+"""``assetbuild list`` / ``status``: the state of every asset, and ``why``: what changed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TextIO
+
+from .. import postprocess
+from ..errors import UsageError
+from ..plan import State, Status, explain
+from ..workspace import Workspace
+from .select import select
+
+
+def statuses(ws: Workspace, patterns: list[str]) -> list[Status]:
+    """Selected assets in dependency order, then orphans (only when nothing was selected)."""
+    result = ws.planner.plan(select(ws.project, patterns))
+    if not patterns:
+        result += ws.planner.orphans()
+    return result
+
+
+def show_status(ws: Workspace, patterns: list[str], out: TextIO, *, as_json: bool) -> int:
+    result = statuses(ws, patterns)
+    ws.hashes.save()
+    if as_json:
+        for status in result:
+            out.write(json.dumps({"target": status.target, "state": status.state.name.lower(),
+                                  "label": status.state.value, "reason": status.reason,
+                                  "key": status.key}) + "\n")
+        return 0
+    width = max((len(s.state.value) for s in result), default=5)
+    for status in result:
+        reason = f"  ({status.reason})" if status.reason else ""
+        out.write(f"{status.state.value:<{width}}  {status.target}{reason}\n")
+    counts: dict[str, int] = {}
+    for status in result:
+        counts[status.state.value] = counts.get(status.state.value, 0) + 1
+    out.write(", ".join(f"{n} {label}" for label, n in counts.items()) + "\n" if counts else "no assets\n")
+    return 0
+
+
+def why(ws: Workspace, name: str, out: TextIO) -> int:
+    """Explain the state of one asset (by target, glob of one, or a file written by assetbuild)."""
+    project = ws.project
+    path = Path(name)
+    if name not in project.assets and path.is_file() and _by_path(ws, path) is None:
+        return _why_file(ws, path, out)
+    targets = select(project, [name])
+    if len(targets) != 1:
+        raise UsageError(f"{name!r} matches {len(targets)} assets; `why` explains one")
+    target = targets[0]
+    for status in ws.planner.plan():
+        if status.target == target:
+            break
+    _explain_status(ws, status, out)
+    ws.hashes.save()
+    return 0
+
+
+def _by_path(ws: Workspace, path: Path) -> str | None:
+    absolute = path.absolute()
+    for target, asset in ws.project.assets.items():
+        if asset.path == absolute:
+            return target
+    return None
+
+
+def _explain_status(ws: Workspace, status: Status, out: TextIO) -> None:
+    target, entry = status.target, status.entry
+    out.write(f"{target}: {status.state.value}\n")
+    if status.state is State.FRESH:
+        out.write(f"  nothing changed since it was built (key {status.key})\n")
+        return
+    if status.state is State.MODIFIED:
+        out.write(f"  the file was {status.reason}; `assetbuild run --force {target}` replaces it\n")
+        return
+    if status.state is State.UPSTREAM:
+        asset = ws.project.assets[target]
+        ups = [s for s in ws.planner.plan(asset.upstream) if s.state is not State.FRESH]
+        out.write(f"  {status.reason}: " + ", ".join(f"{s.target} ({s.state.value})" for s in ups) + "\n")
+        return
+    if entry is None:
+        out.write("  never built (no entry in assets.lock)\n")
+        return
+    assert status.form is not None
+    changes = explain(entry.inputs, status.form)
+    if not changes:
+        out.write(f"  {status.reason}\n")
+    for line in changes:
+        out.write(f"  {line}\n")
+
+
+def _why_file(ws: Workspace, path: Path, out: TextIO) -> int:
+    key = postprocess.read_key(path.read_bytes())
+    if key is None:
+        raise UsageError(f"{path} was not written by assetbuild (it has no assetbuild key)")
+    owners = [t for t in ws.lock.targets() if (e := ws.lock.get(t)) is not None and e.key == key]
+    if not owners:
+        out.write(f"{path}: written by assetbuild with key {key}, which no entry of assets.lock has\n")
+        return 0
+    for target in owners:
+        entry = ws.lock.get(target)
+        assert entry is not None
+        out.write(f"{path}: made by asset {target!r} (key {key})\n")
+        prompt = entry.inputs.get("params", {}).get("prompt")
+        if prompt:
+            out.write(f"  prompt: {prompt}\n")
+        if entry.model or entry.seed is not None:
+            out.write(f"  model: {entry.model}, seed: {entry.seed}\n")
+    return 0

@@ -1,0 +1,83 @@
+"""Plain, line-per-event output for CI logs and pipes: no control codes, rate-limited progress."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from ..events import Failure, Summary
+from ..generators.base import Progress
+
+
+class PlainDisplay:
+    """One line per event. Progress lines at most every ``progress_interval`` seconds per asset."""
+
+    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False, verbose: bool = False,
+                 progress_interval: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream or sys.stdout
+        self.quiet = quiet
+        self.verbose = verbose
+        self.progress_interval = progress_interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._last_progress: dict[str, float] = {}
+        self._last_phase: dict[str, str] = {}
+
+    def _line(self, text: str) -> None:
+        with self._lock:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def run_started(self, total: int, to_build: int) -> None:
+        if not self.quiet:
+            self._line(f"assetbuild: {total} assets, {to_build} to build")
+
+    def asset_started(self, target: str) -> None:
+        if not self.quiet:
+            self._line(f"start     {target}")
+
+    def asset_progress(self, target: str, progress: Progress) -> None:
+        if self.quiet:
+            return
+        now = self.clock()
+        with self._lock:
+            phase_changed = self._last_phase.get(target) != progress.phase
+            due = now - self._last_progress.get(target, -1e9) >= self.progress_interval
+            if not (phase_changed or due):
+                return
+            self._last_phase[target] = progress.phase
+            self._last_progress[target] = now
+        pct = f" {progress.fraction * 100:.0f}%" if progress.fraction is not None else ""
+        detail = f" ({progress.detail})" if progress.detail else ""
+        self._line(f"progress  {target}: {progress.phase}{pct}{detail}")
+
+    def asset_finished(self, target: str, outcome: str, seconds: float) -> None:
+        if not self.quiet:
+            self._line(f"{outcome:<9} {target} ({seconds:.2f}s)")
+
+    def asset_failed(self, target: str, failure: Failure) -> None:
+        word = "skipped" if failure.skipped else "FAILED"
+        self._line(f"{word:<9} {target}: {failure.message}")
+        if failure.hint:
+            self._line(f"          hint: {failure.hint}")
+
+    def warning(self, text: str) -> None:
+        self._line(f"warning: {text}")
+
+    def run_finished(self, summary: Summary) -> None:
+        parts = [f"{summary.generated} generated", f"{summary.restored} restored", f"{summary.fresh} fresh"]
+        if summary.derived:
+            parts.append(f"{summary.derived} derived")
+        if summary.recorded:
+            parts.append(f"{summary.recorded} recorded")
+        if summary.failed:
+            parts.append(f"{summary.failed} failed")
+        if summary.skipped:
+            parts.append(f"{summary.skipped} skipped")
+        self._line(f"done: {', '.join(parts)} in {summary.seconds:.2f}s")
+        if summary.orphans:
+            self._line(f"note: {len(summary.orphans)} orphaned file(s) from removed entries; "
+                       "`assetbuild clean` removes them")

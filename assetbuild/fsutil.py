@@ -1,0 +1,113 @@
+"""Small file helpers: atomic writes and content hashing with a stat cache."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import xxhash
+
+_CHUNK = 1 << 20
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers (and crashes) see the old file or the new, never half.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk, and the file is renamed over
+    the target; the folder is synced so the rename itself survives a power loss.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _sync_dir(path.parent)
+
+
+def _sync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows: folders cannot be opened; rename is durable enough there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def hash_file(path: Path) -> str:
+    """xxh3-128 of a file's bytes, read in chunks (same digest as ``keys.hash_bytes``)."""
+    digest = xxhash.xxh3_128()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class HashCache:
+    """File hashes remembered by (size, mtime_ns, inode), like git's index: unchanged files are not re-read.
+
+    Stored in ``.assetbuild/hashes.json`` (local to a checkout; never committed). Saved only when it
+    changed, so a no-op build writes nothing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._entries: dict[str, list[object]] = {}
+        self._dirty = False
+        self._lock = threading.Lock()
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(loaded, dict):
+                self._entries = loaded
+        except (OSError, ValueError):
+            pass
+
+    def hash(self, path: Path) -> str | None:
+        """The hash of ``path``, or None when it does not exist."""
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        name = str(path)
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        with self._lock:
+            entry = self._entries.get(name)
+        if entry is not None and entry[:3] == stamp:
+            return str(entry[3])
+        digest = hash_file(path)
+        self.remember(path, digest, st)
+        return digest
+
+    def remember(self, path: Path, digest: str, st: os.stat_result | None = None) -> None:
+        """Record the hash of a file we just wrote (saves reading it again)."""
+        st = st or path.stat()
+        with self._lock:
+            self._entries[str(path)] = [st.st_size, st.st_mtime_ns, st.st_ino, digest]
+            self._dirty = True
+
+    def forget(self, path: Path) -> None:
+        with self._lock:
+            if self._entries.pop(str(path), None) is not None:
+                self._dirty = True
+
+    def save(self) -> None:
+        with self._lock:
+            if not self._dirty:
+                return
+            data = json.dumps(self._entries, separators=(",", ":"), sort_keys=True).encode()
+            self._dirty = False
+        atomic_write(self.path, data)

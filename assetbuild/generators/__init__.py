@@ -1,0 +1,25 @@
+"""Generators: the placeholder (offline, Pillow) and SwarmUI. ``create`` picks one from the settings."""
+
+from __future__ import annotations
+
+from ..manifest import ServerSettings
+from .base import Generator, GenerationRequest, GenerationResult, Progress, ProgressCallback
+
+__all__ = ["Generator", "GenerationRequest", "GenerationResult", "Progress", "ProgressCallback",
+           "create", "kind_for"]
+
+
+def kind_for(server: ServerSettings) -> str:
+    """The generator kind a server setting selects (part of every key), without creating anything."""
+    return "placeholder" if server.is_placeholder else "swarmui"
+
+
+def create(server: ServerSettings) -> Generator:
+    """A generator for ``server``. Creating one is cheap: connections are made on first use."""
+    if server.is_placeholder:
+        from .placeholder import PlaceholderGenerator
+
+        return PlaceholderGenerator()
+    from .swarmui import SwarmUIGenerator
+
+    return SwarmUIGenerator(server)

@@ -1,0 +1,81 @@
+"""The interface every generator implements.
+
+The build code knows only this module: a generator takes a fully resolved request (prompt, normalised
+SwarmUI parameters, the bytes of image inputs) and returns image bytes. It is created once per run and
+shared by every task, so ``generate`` must be safe to call from several threads at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report from a generator, for the display.
+
+    ``phase`` is one of: ``queued``, ``waiting``, ``loading``, ``generating``, ``downloading``.
+    ``fraction`` is 0..1 when known (``generating``), else None. ``detail`` is free text.
+    """
+
+    phase: str
+    fraction: float | None = None
+    detail: str = ""
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def ignore_progress(_: Progress) -> None:
+    """A progress callback that drops everything."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What to make.
+
+    ``asset`` names the target (for messages). ``params`` are normalised SwarmUI T2I parameters
+    (``prompt``, ``negativeprompt``, ``seed``, ``width``...), without image-valued parameters, which are
+    in ``images`` as raw bytes keyed by parameter id.
+    """
+
+    asset: str
+    params: Mapping[str, Any]
+    images: Mapping[str, bytes] = field(default_factory=dict)
+
+    @property
+    def width(self) -> int:
+        return int(self.params.get("width", 512))
+
+    @property
+    def height(self) -> int:
+        return int(self.params.get("height", 512))
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What was made: encoded image bytes, and what the generator actually used."""
+
+    data: bytes
+    seed: int | None = None
+    model: str | None = None
+
+
+class Generator(Protocol):
+    """A source of images. ``kind`` is part of every asset key."""
+
+    kind: str
+
+    def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
+        """Make one image. Raises ``GenerationError`` (or a subclass) on failure."""
+        ...
+
+    def interrupt(self) -> None:
+        """Stop server-side work started by this generator (Ctrl-C). Best effort, never raises."""
+        ...
+
+    def close(self) -> None:
+        """Release connections. Called once at the end of a run."""
+        ...

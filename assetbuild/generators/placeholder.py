@@ -1,0 +1,111 @@
+"""The built-in placeholder generator: a deterministic image of the requested size, offline.
+
+It draws the asset's name and prompt on a background whose colours come from the prompt and seed, so
+different assets look different and the same request always gives the same pixels. It lets the
+quickstart, offline work and CI smoke tests run the whole pipeline (keys, lock, cache,
+post-processing) without a GPU or a server.
+
+Set ``ASSETBUILD_PLACEHOLDER_LOG`` to a file path to have every generation appended to it as one line
+(the asset name): tests and CI checks count generations that way, across processes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import textwrap
+import threading
+
+import xxhash
+from PIL import Image, ImageDraw, ImageFont
+
+from ..errors import GenerationError
+from .base import GenerationRequest, GenerationResult, Progress, ProgressCallback
+
+LOG_ENV = "ASSETBUILD_PLACEHOLDER_LOG"
+_log_lock = threading.Lock()
+
+
+class PlaceholderGenerator:
+    kind = "placeholder"
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._count_lock = threading.Lock()
+
+    def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
+        width, height = request.width, request.height
+        if not (16 <= width <= 16384 and 16 <= height <= 16384):
+            raise GenerationError(request.asset, f"placeholder cannot draw {width}x{height}")
+        progress(Progress("generating", 0.0))
+        seed = int(request.params.get("seed", -1))
+        prompt = str(request.params.get("prompt", ""))
+        image = render(request.asset, prompt, seed, width, height, request.images.get("initimage"))
+        progress(Progress("generating", 1.0))
+        out = io.BytesIO()
+        image.save(out, "PNG", compress_level=1)
+        with self._count_lock:
+            self.count += 1
+        _log(request.asset)
+        return GenerationResult(out.getvalue(), seed=seed, model=str(request.params.get("model") or "placeholder"))
+
+    def interrupt(self) -> None:
+        """Nothing runs elsewhere: nothing to interrupt."""
+
+    def close(self) -> None:
+        """No resources held."""
+
+
+def _log(asset: str) -> None:
+    path = os.environ.get(LOG_ENV)
+    if not path:
+        return
+    with _log_lock, open(path, "a", encoding="utf-8") as handle:
+        handle.write(asset + "\n")
+
+
+def _colour(digest: bytes, offset: int) -> tuple[int, int, int]:
+    return (digest[offset], digest[offset + 1], digest[offset + 2])
+
+
+def render(name: str, prompt: str, seed: int, width: int, height: int, init: bytes | None = None) -> Image.Image:
+    """Draw the placeholder image. Pure: the same arguments give the same pixels."""
+    digest = xxhash.xxh3_128_digest(f"{prompt}\0{seed}".encode())
+    top, bottom, accent = _colour(digest, 0), _colour(digest, 3), _colour(digest, 6)
+    image = Image.new("RGB", (width, height), top)
+    draw = ImageDraw.Draw(image)
+    # A vertical gradient, in bands (cheap even for big images).
+    bands = min(height, 64)
+    for band in range(bands):
+        t = band / max(1, bands - 1)
+        colour = tuple(round(a + (b - a) * t) for a, b in zip(top, bottom, strict=True))
+        y0 = band * height // bands
+        y1 = (band + 1) * height // bands
+        draw.rectangle([0, y0, width, y1], fill=colour)
+    if init is not None:
+        _blend_init(image, init)
+    border = max(1, min(width, height) // 32)
+    draw.rectangle([border, border, width - 1 - border, height - 1 - border], outline=accent, width=border)
+    _draw_text(draw, name, prompt, width, height)
+    return image
+
+
+def _blend_init(image: Image.Image, init: bytes) -> None:
+    try:
+        with Image.open(io.BytesIO(init)) as source:
+            base = source.convert("RGB").resize(image.size)
+    except OSError:
+        return
+    image.paste(Image.blend(image, base, 0.5))
+
+
+def _draw_text(draw: ImageDraw.ImageDraw, name: str, prompt: str, width: int, height: int) -> None:
+    size = max(8, min(width, height) // 14)
+    font = ImageFont.load_default(size)
+    chars = max(8, int(width / (size * 0.55)))
+    lines = [name, ""] + textwrap.wrap(prompt, chars)[: max(1, height // (size * 2) - 2)]
+    y = size
+    for line in lines:
+        draw.text((size, y), line, fill=(255, 255, 255), font=font, stroke_width=max(1, size // 12),
+                  stroke_fill=(0, 0, 0))
+        y += int(size * 1.3)

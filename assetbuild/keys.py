@@ -1,0 +1,53 @@
+"""The key of an asset: xxh3-128 of a canonical form of everything that determines its image.
+
+The canonical form is a JSON object with sorted keys: the key-format version, the generator kind, the
+normalised parameters (resolved prompt, whitespace at its ends stripped), the xxh3-128 of the bytes of
+every image input, and the post-processing steps. Renaming a parameter to an alias or reordering the
+TOML cannot change it; any value that reaches the generator does. The same form is stored in the lock,
+so ``assetbuild why`` can say which field changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import xxhash
+
+from .manifest import Asset
+
+# Bump when the canonical form changes meaning: every key changes, so everything rebuilds (or restores).
+KEY_VERSION = 1
+
+
+def hash_bytes(data: bytes) -> str:
+    """xxh3-128 of ``data`` as 32 hex digits: the content hash used everywhere."""
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+def _canonical_value(value: Any) -> Any:
+    # 7 and 7.0 reach SwarmUI as the same decimal; give them one key.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_canonical_value(v) for v in value]
+    return value
+
+
+def canonical(asset: Asset, generator_kind: str, input_hashes: Mapping[str, str]) -> dict[str, Any]:
+    """The canonical description of ``asset``. ``input_hashes`` maps image param (or ``source``) to hash."""
+    form: dict[str, Any] = {
+        "v": KEY_VERSION,
+        "generator": "derive" if asset.source else generator_kind,
+        "params": {k: _canonical_value(v) for k, v in sorted(asset.params.items())},
+        "inputs": dict(sorted(input_hashes.items())),
+        "post": asset.post.canonical(),
+    }
+    return form
+
+
+def key_of(form: Mapping[str, Any]) -> str:
+    """xxh3-128 of the canonical JSON of ``form``."""
+    text = json.dumps(form, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hash_bytes(text.encode("utf-8"))

@@ -1,0 +1,470 @@
+"""assets.toml -> a validated, fully resolved ``Project``.
+
+Loading is pure (no network, no writes) and does every check the contract asks for before any work:
+TOML syntax, section types (pydantic), unknown styles, parameter types and ranges, duplicate targets
+after path normalisation, paths that escape the project (``..``, absolute, symlinks), image inputs that
+name nothing, and dependency cycles. Every problem raises ``ManifestError`` naming the file, the line
+when it can be found, the asset, and a hint.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from . import params as P
+from .errors import ManifestError
+from .postprocess import POST_KEYS, Postprocess, PostprocessSpecError
+from .postprocess import parse as parse_post
+
+LOCK_NAME = "assets.lock"
+STATE_DIR = ".assetbuild"
+PLACEHOLDER = "placeholder"
+
+# Keys of an asset (or style, or defaults) table that assetbuild itself reads; the rest are SwarmUI params.
+BUILD_KEYS = ("style", "count", "source", *POST_KEYS)
+
+
+# --- the file's shape (pydantic) ---------------------------------------------------------------------
+
+
+class ProjectTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    output_dir: str = "."
+    cache_dir: str | None = None
+
+
+class ServerTable(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    url: str = "http://localhost:7801"
+    websocket: bool = True
+    concurrency: int = Field(4, ge=1, le=256)
+    timeout: float = Field(900, gt=0)
+
+
+class ManifestFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    project: ProjectTable = ProjectTable()
+    server: ServerTable = ServerTable()
+    defaults: dict[str, Any] = {}
+    styles: dict[str, dict[str, Any]] = {}
+    assets: dict[str, dict[str, Any]] = {}
+
+
+# --- the resolved project -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """An image-valued parameter: the bytes of ``path`` go to the generator and into the key."""
+
+    param: str
+    reference: str  # as written in the manifest (normalised)
+    path: Path
+    asset: str | None  # the producing asset's target, or None for a source file in the repo
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One target image and everything that determines it."""
+
+    target: str  # posix path relative to the output folder, normalised
+    path: Path  # absolute path of the target file
+    params: dict[str, Any]  # normalised SwarmUI params, prompt resolved, image params excluded
+    inputs: tuple[ImageInput, ...]
+    post: Postprocess
+    source: str | None = None  # derived asset: post-processing of this asset's output, no generation
+    line: int | None = None
+
+    @property
+    def upstream(self) -> list[str]:
+        """Targets of the assets this one needs built first."""
+        ups = [i.asset for i in self.inputs if i.asset]
+        if self.source:
+            ups.append(self.source)
+        return ups
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    url: str = "http://localhost:7801"
+    websocket: bool = True
+    concurrency: int = 4
+    timeout: float = 900.0
+
+    @property
+    def is_placeholder(self) -> bool:
+        return self.url == PLACEHOLDER
+
+
+@dataclass
+class Project:
+    """A loaded manifest: where things live and the assets in dependency order."""
+
+    manifest: Path
+    root: Path
+    output_dir: Path
+    cache_dir: Path
+    server: ServerSettings
+    assets: dict[str, Asset]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_NAME
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    def target_path(self, target: str) -> Path:
+        return self.output_dir / target
+
+    def display(self, target: str) -> str:
+        return target
+
+
+# --- loading ------------------------------------------------------------------------------------------
+
+
+def load(manifest: Path, *, cache_dir_override: str | None = None) -> Project:
+    """Read and validate ``manifest``. Raises ``ManifestError`` on any problem."""
+    manifest = manifest.absolute()
+    shown = _shown(manifest)
+    try:
+        text = manifest.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(shown, "no such file", hint="run `assetbuild init` to write a starter manifest, "
+                            "or pass the manifest with -f FILE") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(shown, f"cannot read: {exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None) or _line_from_message(str(exc))
+        where = f"{shown}:{line}" if line else shown
+        raise ManifestError(where, f"TOML syntax error: {exc}",
+                            hint="see https://toml.io for the syntax; strings need quotes") from None
+    locator = _Locator(shown, text)
+    try:
+        shape = ManifestFile.model_validate(raw)
+    except ValidationError as exc:
+        raise _from_validation(exc, locator) from None
+    return _resolve(manifest, shape, locator, cache_dir_override)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _line_from_message(message: str) -> int | None:
+    match = re.search(r"line (\d+)", message)
+    return int(match.group(1)) if match else None
+
+
+class _Locator:
+    """Finds the line of a table or key in the manifest text, for messages (best effort)."""
+
+    def __init__(self, shown: str, text: str) -> None:
+        self.shown = shown
+        self.lines = text.splitlines()
+
+    def where(self, *path: str) -> str:
+        line = self.line(*path)
+        return f"{self.shown}:{line}" if line else self.shown
+
+    def line(self, *path: str) -> int | None:
+        if not path:
+            return None
+        section = path[0]
+        header = None
+        if len(path) >= 2 and section in ("assets", "styles"):
+            header = self._find(_table_header(section, path[1]))
+            rest = path[2:]
+        else:
+            header = self._find(_table_header(section))
+            rest = path[1:]
+        if header is None:
+            return None
+        if not rest:
+            return header
+        key = re.compile(rf"^\s*[\"']?{re.escape(str(rest[0]))}[\"']?\s*=")
+        for number in range(header, len(self.lines)):
+            text = self.lines[number]
+            if number > header and text.lstrip().startswith("["):
+                break
+            if key.search(text):
+                return number + 1
+        return header
+
+    def _find(self, pattern: re.Pattern[str]) -> int | None:
+        for number, text in enumerate(self.lines, start=1):
+            if pattern.search(text):
+                return number
+        return None
+
+
+def _table_header(section: str, name: str | None = None) -> re.Pattern[str]:
+    if name is None:
+        return re.compile(rf"^\s*\[\s*{re.escape(section)}\s*\]")
+    quoted = rf"(?:\"{re.escape(name)}\"|'{re.escape(name)}'|{re.escape(name)})"
+    return re.compile(rf"^\s*\[\s*{re.escape(section)}\s*\.\s*{quoted}\s*\]")
+
+
+def _from_validation(exc: ValidationError, locator: _Locator) -> ManifestError:
+    problems = []
+    first_where = None
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        where = locator.where(*loc)
+        first_where = first_where or where
+        name = ".".join(loc)
+        if error["type"] == "extra_forbidden":
+            known = _known_fields(loc[:-1])
+            guess = P.closest(loc[-1], known) if known else None
+            hint = f" (did you mean {guess!r}?)" if guess else (f"; known: {', '.join(known)}" if known else "")
+            problems.append(f"unknown setting {name!r}{hint}")
+        else:
+            problems.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
+    return ManifestError(first_where or locator.shown, "; ".join(problems),
+                         hint="see the manifest reference in the README")
+
+
+def _known_fields(loc: list[str]) -> list[str]:
+    models: dict[str, type[BaseModel]] = {"project": ProjectTable, "server": ServerTable}
+    if not loc:
+        return list(ManifestFile.model_fields)
+    model = models.get(loc[0])
+    return list(model.model_fields) if model else []
+
+
+# --- resolution ---------------------------------------------------------------------------------------
+
+
+def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_override: str | None) -> Project:
+    root = manifest.parent
+    out_rel = _inside(root, shape.project.output_dir, locator.where("project", "output_dir"), "output_dir")
+    output_dir = (root / out_rel) if out_rel != "." else root
+    cache_setting = cache_override or shape.project.cache_dir
+    # A cache dir may be shared across projects (CI cache, network share): it may live anywhere.
+    cache_dir = Path(cache_setting).expanduser() if cache_setting else root / STATE_DIR / "cache"
+    if not cache_dir.is_absolute():
+        cache_dir = (root if not cache_override else Path.cwd()) / cache_dir
+    server = ServerSettings(**shape.server.model_dump())
+
+    warnings: list[str] = []
+    defaults = _normalised_table(shape.defaults, locator, ("defaults",))
+    styles = {name: _normalised_table(table, locator, ("styles", name)) for name, table in shape.styles.items()}
+    for name, style in styles.items():
+        if "style" in style:
+            raise ManifestError(locator.where("styles", name), f"style {name!r} sets `style`; styles do not nest")
+
+    drafts: dict[str, dict[str, Any]] = {}
+    lines: dict[str, int | None] = {}
+    declared: dict[str, str] = {}  # normalised target -> as written
+    for written, table in shape.assets.items():
+        where = locator.where("assets", written)
+        own = _normalised_table(table, locator, ("assets", written))
+        merged = _merge(defaults, styles, own, written, where)
+        for target, values in _expand_variants(written, merged, where):
+            norm = _inside(output_dir, target, where, f"target {target!r}", root=root)
+            if norm in declared:
+                raise ManifestError(where, f"duplicate target {norm!r}: also declared as {declared[norm]!r}",
+                                    hint="each target path may be declared once")
+            if norm in (LOCK_NAME,) or norm.startswith(STATE_DIR + "/"):
+                raise ManifestError(where, f"target {norm!r} is reserved for assetbuild's own files")
+            declared[norm] = target
+            drafts[norm] = values
+            lines[norm] = locator.line("assets", written)
+
+    assets: dict[str, Asset] = {}
+    for target, values in drafts.items():
+        where = locator.where("assets", declared[target])
+        assets[target] = _make_asset(target, values, drafts, root, output_dir, where, lines[target], warnings)
+    ordered = _topological(assets, lambda t: locator.where("assets", declared[t]))
+    return Project(manifest, root, output_dir, cache_dir, server, ordered, warnings)
+
+
+def _normalised_table(table: dict[str, Any], locator: _Locator, path: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    written: dict[str, str] = {}
+    for key, value in table.items():
+        norm = P.normalise(key)
+        where = locator.where(*path, key)
+        if not norm:
+            raise ManifestError(where, f"{key!r} is not a parameter name (it has no letters)")
+        if norm in out:
+            raise ManifestError(where, f"{key!r} and {written[norm]!r} are the same parameter ({norm!r})",
+                                hint="keep one of them")
+        out[norm] = value
+        written[norm] = key
+    return out
+
+
+def _merge(defaults: dict[str, Any], styles: dict[str, dict[str, Any]], own: dict[str, Any],
+           asset: str, where: str) -> dict[str, Any]:
+    """defaults < style < asset, with ``{prompt}`` templates in a style's prompts."""
+    style_name = own.get("style", defaults.get("style"))
+    style: dict[str, Any] = {}
+    if style_name is not None:
+        if not isinstance(style_name, str):
+            raise ManifestError(where, f"style must be a string naming a [styles.NAME] table, not {style_name!r}")
+        if style_name not in styles:
+            guess = P.closest(style_name, list(styles))
+            hint = f"did you mean {guess!r}?" if guess else (
+                f"defined styles: {', '.join(styles)}" if styles else "define it as [styles." + style_name + "]")
+            raise ManifestError(where, f"asset {asset!r} uses unknown style {style_name!r}", hint=hint)
+        style = styles[style_name]
+    merged = {**defaults, **style, **own}
+    for key in ("prompt", "negativeprompt"):
+        template = style.get(key)
+        if isinstance(template, str) and "{prompt}" in template:
+            inner = own.get(key, defaults.get(key, ""))
+            if not isinstance(inner, str):
+                raise ManifestError(where, f"{key} must be a string, not {inner!r}")
+            merged[key] = template.replace("{prompt}", inner.strip())
+    merged.pop("style", None)
+    return merged
+
+
+def _expand_variants(target: str, values: dict[str, Any], where: str) -> Iterable[tuple[str, dict[str, Any]]]:
+    count = values.pop("count", None)
+    if count is None:
+        if "{n}" in target:
+            raise ManifestError(where, f"target {target!r} has {{n}} but no `count`",
+                                hint="add `count = N` to make N variants, or remove {n}")
+        yield target, values
+        return
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
+        raise ManifestError(where, f"count must be a whole number from 1 to 1000, not {count!r}")
+    if "{n}" not in target:
+        raise ManifestError(where, "`count` needs {n} in the target path, e.g. \"trees/oak_{n}.png\"")
+    seed = values.get("seed", -1)
+    for n in range(1, count + 1):
+        variant = dict(values)
+        if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0:
+            variant["seed"] = seed + n - 1
+        yield target.replace("{n}", str(n)), variant
+
+
+def _inside(base: Path, relative: str, where: str, what: str, root: Path | None = None) -> str:
+    """Normalise ``relative`` (posix) and check it stays inside ``root`` (default ``base``), symlinks too."""
+    root = root or base
+    text = relative.replace("\\", "/")
+    if not text or text.startswith("/") or re.match(r"^[A-Za-z]:", text) or text.startswith("~"):
+        raise ManifestError(where, f"{what} must be a relative path inside the project, not {relative!r}")
+    norm = posixpath.normpath(text)
+    candidate = base / norm
+    if norm == ".." or norm.startswith("../") or not _within(candidate, root, follow=False):
+        raise ManifestError(where, f"{what} {relative!r} leaves the project folder {root}",
+                            hint="paths are relative to the project and may not use .. to escape it")
+    if not _within(candidate, root, follow=True):
+        raise ManifestError(where, f"{what} {relative!r} goes through a symlink that leaves the project",
+                            hint="point the symlink inside the project or use a real folder")
+    return norm
+
+
+def _within(path: Path, root: Path, *, follow: bool) -> bool:
+    if follow:
+        path = Path(os.path.realpath(path))
+        root = Path(os.path.realpath(root))
+    else:
+        path = Path(os.path.normpath(path))
+        root = Path(os.path.normpath(root))
+    return path == root or root in path.parents
+
+
+def _make_asset(target: str, values: dict[str, Any], drafts: dict[str, dict[str, Any]], root: Path,
+                output_dir: Path, where: str, line: int | None, warnings: list[str]) -> Asset:
+    post_settings = {k: values.pop(k) for k in POST_KEYS if k in values}
+    source = values.pop("source", None)
+    try:
+        post = parse_post(post_settings, posixpath.splitext(target)[1])
+    except PostprocessSpecError as exc:
+        raise ManifestError(where, f"asset {target!r}: {exc}") from None
+
+    if source is not None:
+        if not isinstance(source, str):
+            raise ManifestError(where, f"asset {target!r}: source must name another asset's target")
+        norm_source = posixpath.normpath(source.replace("\\", "/"))
+        if norm_source not in drafts:
+            raise ManifestError(where, f"asset {target!r}: source {source!r} is not an asset target",
+                                hint="`source` derives an image from another asset's output")
+        return Asset(target, output_dir / target, {}, (), post, source=norm_source, line=line)
+
+    inputs: list[ImageInput] = []
+    params: dict[str, Any] = {}
+    for key, value in sorted(values.items()):
+        if key in P.RESERVED:
+            raise ManifestError(where, f"asset {target!r}: `{key}` cannot be set in a manifest",
+                                hint=P.RESERVED[key])
+        spec = P.KNOWN.get(key)
+        if spec is None:
+            if isinstance(value, dict):
+                raise ManifestError(where, f"asset {target!r}: `{key}` is a table; parameters take values")
+            guess = P.closest(key) or P.closest(key, list(BUILD_KEYS))
+            hint = f" (did you mean {guess!r}?)" if guess else ""
+            warnings.append(f"{where}: asset {target!r}: unknown parameter {key!r}{hint}; "
+                            "passed to the server as-is")
+            params[key] = value
+            continue
+        problem = P.check_value(spec, value)
+        if problem:
+            raise ManifestError(where, f"asset {target!r}: {key} {problem}")
+        if spec.type == "image":
+            inputs.append(_image_input(key, value, drafts, root, output_dir, where, target))
+        elif spec.type in ("text",) and key in ("prompt", "negativeprompt"):
+            params[key] = value.strip()
+        else:
+            params[key] = value
+    if not params.get("prompt"):
+        raise ManifestError(where, f"asset {target!r} has no prompt",
+                            hint="add `prompt = \"...\"` (or derive it with `source = \"other.png\"`)")
+    return Asset(target, output_dir / target, params, tuple(inputs), post, line=line)
+
+
+def _image_input(param: str, value: str, drafts: dict[str, dict[str, Any]], root: Path, output_dir: Path,
+                 where: str, target: str) -> ImageInput:
+    reference = posixpath.normpath(value.replace("\\", "/"))
+    if reference in drafts:
+        return ImageInput(param, reference, output_dir / reference, reference)
+    rel = _inside(root, value, where, f"{param} of {target!r}")
+    path = root / rel
+    if not path.is_file():
+        raise ManifestError(where, f"asset {target!r}: {param} {value!r} is neither an asset target nor a file",
+                            hint="name another asset's target, or a file relative to the manifest's folder")
+    return ImageInput(param, rel, path, None)
+
+
+def _topological(assets: dict[str, Asset], where_of: Any) -> dict[str, Asset]:
+    """Assets in dependency order (upstream first), keeping manifest order otherwise. Cycles are errors."""
+    order: dict[str, Asset] = {}
+    visiting: list[str] = []
+
+    def visit(target: str) -> None:
+        if target in order:
+            return
+        if target in visiting:
+            cycle = visiting[visiting.index(target):] + [target]
+            raise ManifestError(where_of(target), "dependency cycle: " + " -> ".join(cycle),
+                                hint="an asset cannot (indirectly) use its own output as an input")
+        visiting.append(target)
+        for up in assets[target].upstream:
+            visit(up)
+        visiting.pop()
+        order[target] = assets[target]
+
+    for target in assets:
+        visit(target)
+    return order

@@ -1,0 +1,201 @@
+"""What each asset needs: fresh / restore from cache / generate / modified / orphan. Pure: no network.
+
+An asset is fresh when its lock entry's key equals its current key and the file on disk still has the
+recorded hash. An asset whose upstream (an image input or ``source``) is not fresh cannot know its key
+yet: it is stale because of its upstream, and decided again once the upstream is built.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .cache import Cache
+from .fsutil import HashCache
+from .keys import canonical, key_of
+from .lock import Lock, LockEntry
+from .manifest import Asset, Project
+
+
+class State(enum.Enum):
+    FRESH = "fresh"
+    ADOPT = "fresh (record)"  # our bytes are on disk (from the cache) but the lock lost the entry
+    RESTORE = "stale (restore from cache)"
+    GENERATE = "stale (generate)"
+    UPSTREAM = "stale (after upstream)"
+    MODIFIED = "modified"
+    ORPHAN = "orphan"
+
+    @property
+    def needs_work(self) -> bool:
+        return self in (State.ADOPT, State.RESTORE, State.GENERATE, State.UPSTREAM)
+
+
+@dataclass(frozen=True)
+class Status:
+    target: str
+    state: State
+    reason: str
+    key: str | None = None
+    form: dict[str, Any] | None = None
+    entry: LockEntry | None = None
+
+
+class Planner:
+    """Decides the state of assets from the manifest, the lock, the cache and the files on disk."""
+
+    def __init__(self, project: Project, lock: Lock, cache: Cache, hashes: HashCache, kind: str,
+                 *, force: bool = False) -> None:
+        self.project = project
+        self.lock = lock
+        self.cache = cache
+        self.hashes = hashes
+        self.kind = kind
+        self.force = force
+
+    def input_hashes(self, asset: Asset) -> dict[str, str] | None:
+        """Hashes of the asset's image inputs as they are on disk now (None if one is missing)."""
+        hashes: dict[str, str] = {}
+        for image in asset.inputs:
+            digest = self.hashes.hash(image.path)
+            if digest is None:
+                return None
+            hashes[image.param] = digest
+        if asset.source:
+            digest = self.hashes.hash(self.project.target_path(asset.source))
+            if digest is None:
+                return None
+            hashes["source"] = digest
+        return hashes
+
+    def status(self, asset: Asset, upstream_fresh: bool = True) -> Status:
+        """The state of one asset. ``upstream_fresh`` False means an upstream will change first."""
+        target = asset.target
+        entry = self.lock.get(target)
+        if not upstream_fresh:
+            return Status(target, State.UPSTREAM, "an input asset is stale", entry=entry)
+        inputs = self.input_hashes(asset)
+        if inputs is None:
+            return Status(target, State.UPSTREAM, "an input image is missing", entry=entry)
+        form = canonical(asset, self.kind, inputs)
+        key = key_of(form)
+        on_disk = self.hashes.hash(asset.path)
+
+        def stale(reason: str) -> Status:
+            state = State.RESTORE if self.cache.has(key) else State.GENERATE
+            return Status(target, state, reason, key, form, entry)
+
+        if on_disk is None:
+            if entry is None:
+                return stale("new")
+            return stale("file missing" if entry.key == key else "inputs changed")
+        if entry is not None and on_disk == entry.hash:
+            if entry.key == key:
+                return Status(target, State.FRESH, "", key, form, entry)
+            return stale("inputs changed")
+        if entry is None and self._cached_hash(key) == on_disk:
+            return Status(target, State.ADOPT, "file matches the cache; lock entry missing", key, form, entry)
+        if self.force:
+            return stale("replacing a modified file (--force)")
+        reason = ("not written by assetbuild (no lock entry)" if entry is None
+                  else "edited after assetbuild wrote it")
+        return Status(target, State.MODIFIED, reason, key, form, entry)
+
+    def _cached_hash(self, key: str) -> str | None:
+        try:
+            hit = self.cache.get(key)
+        except Exception:  # a damaged entry cannot vouch for anything
+            return None
+        return hit.hash if hit else None
+
+    def plan(self, targets: Iterable[str] | None = None) -> list[Status]:
+        """States of the given assets (default all) in dependency order."""
+        wanted = set(targets) if targets is not None else set(self.project.assets)
+        states: dict[str, Status] = {}
+        for target, asset in self.project.assets.items():
+            # Dependency order guarantees every upstream was decided already.
+            fresh_up = all(states[up].state in (State.FRESH, State.ADOPT) for up in asset.upstream)
+            states[target] = self.status(asset, fresh_up)
+        return [states[t] for t in self.project.assets if t in wanted]
+
+    def orphans(self) -> list[Status]:
+        """Lock entries for targets no longer in the manifest (their files are ours to clean)."""
+        result = []
+        for target in self.lock.targets():
+            if target in self.project.assets:
+                continue
+            entry = self.lock.get(target)
+            assert entry is not None
+            on_disk = self.hashes.hash(self.project.target_path(target))
+            if on_disk is None:
+                reason = "file already gone"
+            elif on_disk == entry.hash:
+                reason = "entry removed from the manifest"
+            else:
+                reason = "entry removed from the manifest; file edited since (kept)"
+            result.append(Status(target, State.ORPHAN, reason, entry.key, None, entry))
+        return result
+
+
+def closure(project: Project, targets: Iterable[str]) -> list[str]:
+    """``targets`` plus every asset they depend on, in dependency order."""
+    needed: set[str] = set()
+    stack = list(targets)
+    while stack:
+        target = stack.pop()
+        if target in needed:
+            continue
+        needed.add(target)
+        stack.extend(project.assets[target].upstream)
+    return [t for t in project.assets if t in needed]
+
+
+def explain(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Human lines saying which fields differ between two canonical forms (for ``why``)."""
+    lines: list[str] = []
+    if old.get("v") != new.get("v"):
+        lines.append(f"key format: {old.get('v')} -> {new.get('v')} (assetbuild upgrade)")
+    if old.get("generator") != new.get("generator"):
+        lines.append(f"generator: {old.get('generator')} -> {new.get('generator')}")
+    lines += _dict_changes("", old.get("params", {}), new.get("params", {}))
+    lines += _dict_changes("input ", old.get("inputs", {}), new.get("inputs", {}), hashes=True)
+    lines += _dict_changes("post ", old.get("post", {}), new.get("post", {}))
+    return lines
+
+
+def _dict_changes(prefix: str, old: dict[str, Any], new: dict[str, Any], hashes: bool = False) -> list[str]:
+    lines = []
+    for name in sorted(set(old) | set(new)):
+        before, after = old.get(name), new.get(name)
+        if before == after:
+            continue
+        if name in ("prompt", "negativeprompt") and isinstance(before, str) and isinstance(after, str):
+            lines.append(f"{prefix}{name}: {_word_diff(before, after)}")
+        elif hashes:
+            what = "added" if before is None else "removed" if after is None else "bytes changed"
+            lines.append(f"{prefix}{name}: {what}")
+        else:
+            lines.append(f"{prefix}{name}: {_show(before)} -> {_show(after)}")
+    return lines
+
+
+def _show(value: Any) -> str:
+    return "(unset)" if value is None else repr(value) if isinstance(value, str) else str(value)
+
+
+def _word_diff(before: str, after: str) -> str:
+    """A compact word diff: ``[-removed-]`` and ``{+added+}``, like git's --word-diff."""
+    a, b = before.split(), after.split()
+    parts: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        if op == "equal":
+            parts.extend(a[i1:i2])
+            continue
+        if i2 > i1:
+            parts.append("[-" + " ".join(a[i1:i2]) + "-]")
+        if j2 > j1:
+            parts.append("{+" + " ".join(b[j1:j2]) + "+}")
+    return " ".join(parts)

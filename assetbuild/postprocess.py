@@ -1,0 +1,261 @@
+"""Post-processing of generated images (Pillow): crop, trim, resize, encode, metadata.
+
+Steps run in a fixed order (crop, trim, resize, then encoding in the target's format), so a style and
+an asset can each contribute steps without order surprises. Every step is part of the asset's key.
+
+Encoding always re-encodes: it proves the bytes are an image, strips the generator's volatile metadata
+(SwarmUI writes dates and timings into PNGs, so identical pixels would give different bytes), and
+embeds assetbuild's key in a PNG text chunk so a file can be traced to its manifest entry.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, ImageChops, PngImagePlugin
+
+# SwarmUI's largest side is 16384; nothing legitimate is bigger than that square.
+MAX_PIXELS = 16384 * 16384
+
+FORMATS = {".png": "PNG", ".webp": "WEBP", ".jpg": "JPEG", ".jpeg": "JPEG"}
+FILTERS = {
+    "nearest": Image.Resampling.NEAREST,
+    "box": Image.Resampling.BOX,
+    "bilinear": Image.Resampling.BILINEAR,
+    "hamming": Image.Resampling.HAMMING,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+RESIZE_MODES = ("exact", "fit", "fill")
+TRIM_MODES = ("auto", "transparent", "uniform")
+
+KEY_CHUNK = "assetbuild-key"
+PROMPT_CHUNK = "assetbuild-prompt"
+
+
+class PostprocessSpecError(ValueError):
+    """A post-processing setting is malformed; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Postprocess:
+    """The post-processing of one asset, in canonical form (part of the key)."""
+
+    format: str = "PNG"
+    crop: tuple[int, int, int, int] | None = None
+    trim: str | None = None
+    resize: tuple[int, int] | None = None
+    resize_mode: str = "exact"
+    resize_filter: str = "lanczos"
+    quality: int | None = None
+    embed_prompt: bool = False
+
+    def canonical(self) -> dict[str, Any]:
+        """A JSON-able form for keys and the lock: only the steps that apply."""
+        out: dict[str, Any] = {"format": self.format}
+        if self.crop:
+            out["crop"] = list(self.crop)
+        if self.trim:
+            out["trim"] = self.trim
+        if self.resize:
+            out["resize"] = {"size": list(self.resize), "mode": self.resize_mode, "filter": self.resize_filter}
+        if self.quality is not None and self.format != "PNG":
+            out["quality"] = self.quality
+        if self.embed_prompt:
+            out["embed_prompt"] = True
+        return out
+
+
+POST_KEYS = ("resize", "crop", "trim", "quality", "embedprompt")
+
+
+def parse(settings: dict[str, Any], suffix: str) -> Postprocess:
+    """Build a ``Postprocess`` from the (merged, normalised) post keys of one asset.
+
+    Raises ``PostprocessSpecError`` with a message naming the setting.
+    """
+    fmt = FORMATS.get(suffix.lower())
+    if fmt is None:
+        raise PostprocessSpecError(
+            f"unsupported target extension {suffix or '(none)'!r}; use one of {', '.join(FORMATS)}"
+        )
+    resize, mode, filt = _parse_resize(settings.get("resize"))
+    return Postprocess(
+        format=fmt,
+        crop=_parse_crop(settings.get("crop")),
+        trim=_parse_trim(settings.get("trim")),
+        resize=resize,
+        resize_mode=mode,
+        resize_filter=filt,
+        quality=_parse_quality(settings.get("quality"), fmt),
+        embed_prompt=_parse_bool(settings.get("embedprompt", False), "embed_prompt"),
+    )
+
+
+def _pair(value: Any, what: str) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value, value]
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 16384 for v in value)
+    ):
+        return (value[0], value[1])
+    raise PostprocessSpecError(f"{what} must be [width, height] in pixels (1..16384), e.g. [64, 64]")
+
+
+def _parse_resize(value: Any) -> tuple[tuple[int, int] | None, str, str]:
+    if value is None:
+        return None, "exact", "lanczos"
+    if isinstance(value, dict):
+        unknown = set(value) - {"size", "mode", "filter"}
+        if unknown:
+            raise PostprocessSpecError(f"resize has unknown keys {sorted(unknown)}; use size, mode, filter")
+        size = _pair(value.get("size"), "resize.size")
+        mode = value.get("mode", "exact")
+        filt = value.get("filter", "lanczos")
+        if mode not in RESIZE_MODES:
+            raise PostprocessSpecError(f"resize.mode must be one of {', '.join(RESIZE_MODES)}, not {mode!r}")
+        if filt not in FILTERS:
+            raise PostprocessSpecError(f"resize.filter must be one of {', '.join(FILTERS)}, not {filt!r}")
+        return size, mode, filt
+    return _pair(value, "resize"), "exact", "lanczos"
+
+
+def _parse_crop(value: Any) -> tuple[int, int, int, int] | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, list)
+        and len(value) == 4
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+        and value[2] > value[0]
+        and value[3] > value[1]
+    ):
+        return (value[0], value[1], value[2], value[3])
+    raise PostprocessSpecError("crop must be [left, top, right, bottom] in pixels, right > left, bottom > top")
+
+
+def _parse_trim(value: Any) -> str | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "auto"
+    if value in TRIM_MODES:
+        return str(value)
+    raise PostprocessSpecError(f"trim must be true, false or one of {', '.join(TRIM_MODES)}, not {value!r}")
+
+
+def _parse_quality(value: Any, fmt: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 100:
+        return value if fmt != "PNG" else None
+    raise PostprocessSpecError(f"quality must be a whole number from 1 to 100, not {value!r}")
+
+
+def _parse_bool(value: Any, what: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise PostprocessSpecError(f"{what} must be true or false, not {value!r}")
+
+
+def open_image(data: bytes) -> Image.Image:
+    """Decode ``data`` safely: refuse non-images and decompression bombs before decoding pixels.
+
+    Raises ``ValueError`` with a readable reason.
+    """
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns about big images by its own smaller limit; we apply ours just below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ValueError(f"image is {width}x{height}, larger than the {MAX_PIXELS} pixel limit")
+            image.load()
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"not a readable image ({exc})") from exc
+    return image
+
+
+def apply(data: bytes, post: Postprocess, *, key: str, prompt: str | None = None) -> bytes:
+    """Run the post-processing on encoded image ``data`` and return the final encoded bytes."""
+    image = open_image(data)
+    if post.crop:
+        image = _crop(image, post.crop)
+    if post.trim:
+        image = _trim(image, post.trim)
+    if post.resize:
+        image = _resize(image, post.resize, post.resize_mode, FILTERS[post.resize_filter])
+    return encode(image, post, key=key, prompt=prompt if post.embed_prompt else None)
+
+
+def _crop(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    left, top, right, bottom = box
+    if right > image.width or bottom > image.height:
+        raise ValueError(f"crop box {list(box)} is outside the {image.width}x{image.height} image")
+    return image.crop(box)
+
+
+def _trim(image: Image.Image, mode: str) -> Image.Image:
+    if mode == "auto":
+        mode = "transparent" if image.mode in ("RGBA", "LA") or "transparency" in image.info else "uniform"
+    if mode == "transparent":
+        bbox = image.convert("RGBA").getchannel("A").getbbox()
+    else:
+        rgb = image.convert("RGB")
+        background = Image.new("RGB", rgb.size, rgb.getpixel((0, 0)))
+        bbox = ImageChops.difference(rgb, background).getbbox()
+    # A fully uniform image has nothing to keep; leave it as it is rather than produce 0x0.
+    return image.crop(bbox) if bbox else image
+
+
+def _resize(image: Image.Image, size: tuple[int, int], mode: str, resample: Image.Resampling) -> Image.Image:
+    width, height = size
+    if mode == "exact":
+        return image.resize((width, height), resample)
+    scale = (min if mode == "fit" else max)(width / image.width, height / image.height)
+    scaled = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), resample)
+    if mode == "fit":
+        return scaled
+    left = (scaled.width - width) // 2
+    top = (scaled.height - height) // 2
+    return scaled.crop((left, top, left + width, top + height))
+
+
+def encode(image: Image.Image, post: Postprocess, *, key: str, prompt: str | None) -> bytes:
+    """Encode deterministically, with no metadata but assetbuild's own (PNG only)."""
+    out = io.BytesIO()
+    if post.format == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_text(KEY_CHUNK, key)
+        if prompt is not None:
+            info.add_itxt(PROMPT_CHUNK, prompt)
+        clean = image if image.mode in ("RGB", "RGBA", "L", "LA", "P", "1", "I", "I;16") else image.convert("RGBA")
+        # Pillow re-emits some metadata (ICC profile, ...) from image.info; keep only what pixels need.
+        clean.info = {k: v for k, v in clean.info.items() if k == "transparency"}
+        clean.save(out, "PNG", pnginfo=info, compress_level=6)
+    elif post.format == "JPEG":
+        image.convert("RGB").save(out, "JPEG", quality=post.quality or 90, optimize=True)
+    else:
+        rgb = image if image.mode in ("RGB", "RGBA") else image.convert("RGBA")
+        rgb.save(out, "WEBP", quality=post.quality or 90, method=4)
+    return out.getvalue()
+
+
+def read_key(data: bytes) -> str | None:
+    """The assetbuild key embedded in a PNG written by assetbuild, or None.
+
+    The target path is deliberately not embedded: the same bytes serve any target with the same key
+    (a renamed target restores from the cache).
+    """
+    try:
+        image = Image.open(io.BytesIO(data))
+    except (OSError, SyntaxError):
+        return None
+    text = getattr(image, "text", {}) or {}
+    return text.get(KEY_CHUNK)

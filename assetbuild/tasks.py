@@ -1,0 +1,184 @@
+"""Assets as doit tasks, and running them with doit's threaded runner.
+
+Each asset is one task named ``assets:<target>``: its action asks the shared ``Builder`` to build it,
+its ``uptodate`` asks the builder (which consults the lock, so doit's own database is only an
+accelerator), and ``task_dep`` orders it after the assets it reads. doit facts that shape this
+(design-notes.md): threads, not processes, so every task shares one client; output capture off,
+because doit's capture swaps the process-global ``sys.stdout`` per task and corrupts output across
+threads; config files ignored, so a host repo's ``[tool.doit]`` cannot change our behaviour.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from doit.cmd_base import TaskLoader2
+from doit.doit_cmd import DoitMain
+from doit.exceptions import TaskFailed, UnmetDependency
+from doit.loader import generate_tasks
+
+from . import events as ev
+from .build import Builder
+from .errors import AssetError
+from .events import BuildEvents, Failure, Summary
+
+PREFIX = "assets"
+
+
+def task_name(target: str) -> str:
+    return f"{PREFIX}:{target}"
+
+
+def _target_of(task_name_: str) -> str:
+    return task_name_.split(":", 1)[1] if ":" in task_name_ else task_name_
+
+
+def task_dicts(builder: Builder, targets: list[str] | None = None) -> list[dict[str, Any]]:
+    """One doit task dict per asset (default: every asset), in dependency order."""
+    chosen = targets if targets is not None else list(builder.project.assets)
+    result = []
+    for target in chosen:
+        asset = builder.project.assets[target]
+        result.append({
+            "name": target,
+            "basename": PREFIX,
+            "actions": [(_action, [builder, target])],
+            "uptodate": [_uptodate(builder, target)],
+            "task_dep": [task_name(up) for up in asset.upstream],
+            "targets": [str(asset.path)],
+            "doc": asset.params.get("prompt") or f"derived from {asset.source}",
+            "io": {"capture": False},
+            "verbosity": 2,
+        })
+    return result
+
+
+def _uptodate(builder: Builder, target: str) -> Any:
+    def check() -> bool:
+        return builder.is_fresh(target)
+
+    return check
+
+
+def _action(builder: Builder, target: str) -> TaskFailed | None:
+    try:
+        builder.outcomes[target] = builder.build(target)
+    except AssetError as exc:
+        builder.errors[target] = exc
+        return TaskFailed(exc.reason)
+    return None
+
+
+class _Loader(TaskLoader2):
+    def __init__(self, tasks: list[dict[str, Any]], config: dict[str, Any]) -> None:
+        super().__init__()
+        self._tasks = tasks
+        self._config = config
+
+    def setup(self, opt_values: dict[str, Any]) -> None:
+        pass
+
+    def load_doit_config(self) -> dict[str, Any]:
+        return self._config
+
+    def load_tasks(self, cmd: Any, pos_args: list[str]) -> list[Any]:
+        return list(generate_tasks(PREFIX, (t for t in self._tasks)))[1:]  # [0] is the group task
+
+
+class _AssetbuildDoit(DoitMain):
+    BIN_NAME = "assetbuild"
+
+
+class Reporter:
+    """doit's reporter interface, forwarding to our display and keeping the summary.
+
+    doit calls ``execute_task`` from worker threads and the rest from the main thread.
+    """
+
+    def __init__(self, builder: Builder, events: BuildEvents, summary: Summary) -> None:
+        self.builder = builder
+        self.events = events
+        self.summary = summary
+
+    def initialize(self, tasks: Any, selected_tasks: Any) -> None:
+        pass
+
+    def get_status(self, task: Any) -> None:
+        pass
+
+    def execute_task(self, task: Any) -> None:
+        self.events.asset_started(_target_of(task.name))
+
+    def add_success(self, task: Any) -> None:
+        target = _target_of(task.name)
+        outcome = self.builder.outcomes.get(target, ev.FRESH)
+        self.summary.count(outcome)
+        seconds = time.monotonic() - self.builder.started.get(target, time.monotonic())
+        self.events.asset_finished(target, outcome, seconds)
+
+    def add_failure(self, task: Any, fail: Any) -> None:
+        target = _target_of(task.name)
+        error = self.builder.errors.get(target)
+        if error is not None:
+            failure = Failure(target, error.reason, error.hint)
+            if error.__class__.__name__ == "ModifiedFileError":
+                self.summary.modified += 1
+            self.summary.failed += 1
+        elif isinstance(fail, UnmetDependency):
+            ups = ", ".join(_target_of(name) for name in str(fail.message).split())
+            failure = Failure(target, f"not built: input {ups} failed", skipped=True)
+            self.summary.skipped += 1
+        else:  # a bug in a task: doit caught an exception
+            failure = Failure(target, fail.get_msg().strip().splitlines()[-1] if fail.get_msg() else str(fail))
+            self.summary.failed += 1
+        self.summary.failures.append(failure)
+        self.events.asset_failed(target, failure)
+
+    def skip_uptodate(self, task: Any) -> None:
+        self.summary.fresh += 1
+
+    def skip_ignore(self, task: Any) -> None:
+        pass
+
+    def cleanup_error(self, exception: Any) -> None:
+        self.events.warning(str(exception))
+
+    def runtime_error(self, msg: str) -> None:
+        self.events.warning(msg)
+
+    def teardown_task(self, task: Any) -> None:
+        pass
+
+    def complete_run(self) -> None:
+        pass
+
+
+def run(builder: Builder, targets: list[str], *, jobs: int, keep_going: bool, summary: Summary) -> int:
+    """Run doit on the tasks of ``targets`` (which must include their upstream). Returns doit's code."""
+    state = builder.project.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    _ignore_state_dir(state)
+    reporter = Reporter(builder, builder.events, summary)
+    config = {
+        "dep_file": str(state / "doit.json"),
+        "backend": "json",
+        "reporter": reporter,
+        "verbosity": 2,
+        "num_process": jobs if jobs > 1 else 0,
+        "par_type": "thread",
+        "continue": keep_going,
+    }
+    loader = _Loader(task_dicts(builder, targets), config)
+    main = _AssetbuildDoit(loader, config_filenames=())
+    code = main.run(["run"] + [task_name(t) for t in targets])
+    if code not in (0, 1):  # doit itself failed (not a task): a bug, never a user error
+        raise RuntimeError(f"doit stopped with exit code {code}")
+    return code
+
+
+def _ignore_state_dir(state: Any) -> None:
+    """Keep ``.assetbuild/`` out of git without asking the user to edit their .gitignore."""
+    marker = state / ".gitignore"
+    if not marker.exists():
+        marker.write_text("# assetbuild's local state and cache; never committed\n*\n", encoding="utf-8")
