@@ -22,8 +22,8 @@ from .cache import Cache, CacheHit, CorruptEntry
 from .errors import AssetError, GenerationError, ImageError, ModifiedFileError
 from .events import BuildEvents
 from .fsutil import HashCache, atomic_write
-from .keys import hash_bytes
 from .generators.base import GenerationRequest, GenerationResult, Generator, Progress
+from .keys import hash_bytes
 from .lock import Lock, LockEntry
 from .manifest import Asset, Project
 from .plan import Planner, State, Status

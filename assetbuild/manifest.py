@@ -48,6 +48,7 @@ class ServerTable(BaseModel):
     websocket: bool = True
     concurrency: int = Field(4, ge=1, le=256)
     timeout: float = Field(900, gt=0)
+    save_images: bool = False
 
 
 class ManifestFile(BaseModel):
@@ -99,6 +100,7 @@ class ServerSettings:
     websocket: bool = True
     concurrency: int = 4
     timeout: float = 900.0
+    save_images: bool = False  # also keep images in SwarmUI's output history (downloaded via /View)
 
     @property
     def is_placeholder(self) -> bool:

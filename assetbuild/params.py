@@ -129,12 +129,10 @@ def check_value(spec: ParamSpec, value: Any) -> str | None:
         if isinstance(value, str) or (isinstance(value, list) and all(_is_scalar(v) for v in value)):
             return None
         return f"must be a string or a list of values, not {_type_name(value)}"
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            return f"must be a whole number, not {_type_name(value)}"
-    elif kind == "decimal":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"must be a number, not {_type_name(value)}"
+    if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"must be a whole number, not {_type_name(value)}"
+    if kind == "decimal" and (isinstance(value, bool) or not isinstance(value, int | float)):
+        return f"must be a number, not {_type_name(value)}"
     if spec.min is not None and value < spec.min or spec.max is not None and value > spec.max:
         return f"must be between {_num(spec.min)} and {_num(spec.max)}, not {value}"
     return None

@@ -11,6 +11,7 @@ threads; config files ignored, so a host repo's ``[tool.doit]`` cannot change ou
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from doit.cmd_base import TaskLoader2
@@ -158,7 +159,7 @@ def run(builder: Builder, targets: list[str], *, jobs: int, keep_going: bool, su
     """Run doit on the tasks of ``targets`` (which must include their upstream). Returns doit's code."""
     state = builder.project.state_dir
     state.mkdir(parents=True, exist_ok=True)
-    _ignore_state_dir(state)
+    ignore_state_dir(state)
     reporter = Reporter(builder, builder.events, summary)
     config = {
         "dep_file": str(state / "doit.json"),
@@ -177,7 +178,7 @@ def run(builder: Builder, targets: list[str], *, jobs: int, keep_going: bool, su
     return code
 
 
-def _ignore_state_dir(state: Any) -> None:
+def ignore_state_dir(state: Path) -> None:
     """Keep ``.assetbuild/`` out of git without asking the user to edit their .gitignore."""
     marker = state / ".gitignore"
     if not marker.exists():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..manifest import ServerSettings
-from .base import Generator, GenerationRequest, GenerationResult, Progress, ProgressCallback
+from .base import GenerationRequest, GenerationResult, Generator, Progress, ProgressCallback
 
 __all__ = ["Generator", "GenerationRequest", "GenerationResult", "Progress", "ProgressCallback",
            "create", "kind_for"]

@@ -1,0 +1,126 @@
+"""The SwarmUI generator: a synchronous face (for doit's worker threads) on the async client.
+
+One event loop runs in a background thread for the whole run; every task submits its generation to
+it, so all tasks share one client, its sessions and its connection pool. This is the one place where
+sync meets async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+from typing import Any
+
+from ..errors import AuthError, GenerationError, ImageError, ServerError, ServerUnreachable
+from ..manifest import ServerSettings
+from ..swarm.client import SwarmClient
+from ..swarm.credentials import Credentials
+from ..swarm.errors import SwarmAPIError, SwarmAuthError, SwarmBadImage, SwarmError, SwarmUnreachable
+from .base import GenerationRequest, GenerationResult, ProgressCallback
+
+
+class SwarmUIGenerator:
+    kind = "swarmui"
+
+    def __init__(self, server: ServerSettings, credentials: Credentials | None = None,
+                 **client_options: Any) -> None:
+        self.server = server
+        self.credentials = credentials if credentials is not None else Credentials.from_environment()
+        self._client_options = client_options
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: SwarmClient | None = None
+        self._futures: set[concurrent.futures.Future[Any]] = set()
+        self._closed = False
+
+    # The loop and client start on the first generation: creating a generator contacts nothing.
+    def _ensure_started(self) -> tuple[asyncio.AbstractEventLoop, SwarmClient]:
+        with self._lock:
+            if self._closed:
+                raise GenerationError("(run)", "the SwarmUI client was closed")
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="assetbuild-swarmui", daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
+                self._client = self._submit_now(self._make_client())
+            assert self._loop is not None and self._client is not None
+            return self._loop, self._client
+
+    async def _make_client(self) -> SwarmClient:
+        return SwarmClient(self.server.url, self.credentials, concurrency=self.server.concurrency,
+                           timeout=self.server.timeout, websocket=self.server.websocket,
+                           save_images=self.server.save_images, **self._client_options)
+
+    def _submit_now(self, coro: Any) -> Any:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
+        loop, client = self._ensure_started()
+        future = asyncio.run_coroutine_threadsafe(
+            client.generate(dict(request.params), dict(request.images), progress), loop)
+        with self._lock:
+            self._futures.add(future)
+        try:
+            image = future.result()
+        except concurrent.futures.CancelledError:
+            raise GenerationError(request.asset, "interrupted") from None
+        except SwarmError as exc:
+            raise as_asset_error(request.asset, exc, self.credentials) from None
+        finally:
+            with self._lock:
+                self._futures.discard(future)
+        seed = image.seed if image.seed is not None else _requested_seed(request)
+        return GenerationResult(image.data, seed=seed, model=request.params.get("model"))
+
+    def interrupt(self) -> None:
+        """Ctrl-C: InterruptAll on our sessions (only our work stops), then cancel what is in flight."""
+        with self._lock:
+            loop, client, futures = self._loop, self._client, list(self._futures)
+        if loop is None or client is None:
+            return
+        with contextlib.suppress(Exception):  # best effort: we are stopping anyway
+            asyncio.run_coroutine_threadsafe(client.interrupt_all(), loop).result(timeout=5)
+        for future in futures:
+            future.cancel()
+
+    def close(self) -> None:
+        with self._lock:
+            loop, client, thread = self._loop, self._client, self._thread
+            self._closed = True
+        if loop is None:
+            return
+        if client is not None:
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=5)
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout=5)
+        loop.close()
+
+    @property
+    def client(self) -> SwarmClient | None:
+        return self._client
+
+
+def _requested_seed(request: GenerationRequest) -> int | None:
+    seed = request.params.get("seed")
+    return int(seed) if isinstance(seed, int) and seed >= 0 else None
+
+
+def as_asset_error(asset: str, exc: SwarmError, credentials: Credentials) -> GenerationError:
+    """The client's error, attributed to ``asset``, with secrets removed from the text."""
+    message = credentials.redact(exc.message)
+    if isinstance(exc, SwarmAuthError):
+        return AuthError(asset, message, hint=exc.hint)
+    if isinstance(exc, SwarmUnreachable):
+        return ServerUnreachable(asset, message, hint=exc.hint)
+    if isinstance(exc, SwarmBadImage):
+        return ImageError(asset, message, hint="check the server's image format settings")
+    if isinstance(exc, SwarmAPIError):
+        return ServerError(asset, message, hint=exc.hint)
+    return GenerationError(asset, message, hint=exc.hint)

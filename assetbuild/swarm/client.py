@@ -1,0 +1,476 @@
+"""The async SwarmUI client: sessions, error envelopes, retries, WebSocket generation, downloads.
+
+Sessions. The client holds a small pool of SwarmUI sessions, one per generation slot (``concurrency``),
+plus one for control calls (ListModels, status). A generation owns its slot's session while it runs,
+which gives it exact per-request status counters (SwarmUI counts per session) and lets the client stop
+exactly that generation with ``InterruptAll`` -- for example the orphaned server-side job left behind
+when a WebSocket drops mid-generation, before the request is sent again. Sessions are created on first
+need and renewed when the server answers ``invalid_session_id`` (a bounded number of times per call).
+
+Errors. Every response is checked for ``error``/``error_id`` whatever its HTTP status. Transport
+failures (refused connections, 5xx, connect timeouts) are retried with exponential backoff a bounded
+number of times; after that the server is marked down and every later call fails at once, so a dead
+server ends the run within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from ..generators.base import Progress
+from . import messages
+from .credentials import Credentials
+from .errors import (
+    SessionInvalid,
+    SwarmAPIError,
+    SwarmAuthError,
+    SwarmBadImage,
+    SwarmError,
+    SwarmUnreachable,
+    WebSocketUnavailable,
+)
+
+log = logging.getLogger("assetbuild.swarm")
+
+MAX_SESSION_RENEWALS = 2
+DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024
+_MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "jpeg": b"\xff\xd8\xff"}
+
+
+def sniff(data: bytes) -> str | None:
+    """The image format of ``data`` from its first bytes: png, jpeg, webp, or None."""
+    if data.startswith(_MAGIC["png"]):
+        return "png"
+    if data.startswith(_MAGIC["jpeg"]):
+        return "jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def data_url(data: bytes) -> str:
+    """``data`` as a ``data:`` URL, the form SwarmUI takes for image parameters."""
+    mime = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}.get(sniff(data) or "", "image/png")
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+@dataclass
+class _Slot:
+    """One generation slot and its SwarmUI session."""
+
+    name: str
+    session_id: str | None = None
+
+
+class _Dropped(Exception):
+    """The connection was lost while the server may still be generating for us."""
+
+
+class _ConnectFailed(Exception):
+    """The WebSocket could not connect at all (try HTTP for this request)."""
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    data: bytes
+    seed: int | None
+
+
+class SwarmClient:
+    """One client per run, shared by every task. All methods run on one event loop."""
+
+    def __init__(self, base_url: str, credentials: Credentials | None = None, *, concurrency: int = 4,
+                 timeout: float = 900.0, websocket: bool = True, save_images: bool = False,
+                 retries: int = 4, backoff: float = 0.25, connect_timeout: float = 10.0,
+                 max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        split = urlsplit(base_url.rstrip("/"))
+        if split.scheme not in ("http", "https") or not split.netloc:
+            raise SwarmError(f"server URL {base_url!r} is not an http(s) URL",
+                             hint="use e.g. http://localhost:7801, or 'placeholder' for offline images")
+        self.base_url = f"{split.scheme}://{split.netloc}{split.path}"
+        self.origin = (split.scheme, split.netloc)
+        self.credentials = credentials or Credentials()
+        self.timeout = timeout
+        self.websocket = websocket
+        self.save_images = save_images
+        self.retries = retries
+        self.backoff = backoff
+        self.connect_timeout = connect_timeout
+        self.max_image_bytes = max_image_bytes
+        self._headers = self.credentials.headers()
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=self._headers, transport=transport, follow_redirects=False,
+            timeout=httpx.Timeout(60.0, connect=connect_timeout),
+        )
+        self._slots: asyncio.Queue[_Slot] = asyncio.Queue()
+        self._all_slots = [_Slot(f"slot{i}") for i in range(max(1, concurrency))]
+        for slot in self._all_slots:
+            self._slots.put_nowait(slot)
+        self._control = _Slot("control")
+        self._session_locks: dict[str, asyncio.Lock] = {}
+        self._down: SwarmUnreachable | None = None
+        self.stats = {"sessions": 0, "generations": 0, "ws_fallbacks": 0, "drops": 0, "interrupts": 0}
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- sessions ---
+
+    async def _session(self, slot: _Slot) -> str:
+        lock = self._session_locks.setdefault(slot.name, asyncio.Lock())
+        async with lock:
+            if slot.session_id is None:
+                data = await self._post_raw("GetNewSession", {})
+                session_id = data.get("session_id")
+                if not isinstance(session_id, str) or not session_id:
+                    raise SwarmAPIError(f"GetNewSession returned no session_id: {str(data)[:200]}")
+                slot.session_id = session_id
+                self.stats["sessions"] += 1
+                log.debug("new session for %s (server version %s)", slot.name, data.get("version"))
+            return slot.session_id
+
+    async def call(self, route: str, body: dict[str, Any] | None = None, *, slot: _Slot | None = None,
+                   timeout: float | None = None, idempotent: bool = True) -> dict[str, Any]:
+        """POST /API/<route> with a session, renewing it when the server forgot it.
+
+        ``idempotent`` False (generation): a connection lost after the request went out raises
+        ``_Dropped`` instead of being retried here, because the server may be working on it.
+        """
+        slot = slot or self._control
+        for renewal in range(MAX_SESSION_RENEWALS + 1):
+            payload = dict(body or {})
+            payload["session_id"] = await self._session(slot)
+            try:
+                return await self._post_raw(route, payload, timeout=timeout, idempotent=idempotent)
+            except SessionInvalid:
+                log.debug("session of %s rejected (renewal %d)", slot.name, renewal + 1)
+                slot.session_id = None
+        raise SwarmAPIError("the server keeps rejecting new sessions (invalid_session_id)",
+                            "invalid_session_id", hint="check the server's logs; is it restarting in a loop?")
+
+    async def _post_raw(self, route: str, payload: dict[str, Any], *, timeout: float | None = None,
+                        idempotent: bool = True) -> dict[str, Any]:
+        """One API call with bounded retries of transport failures and 5xx answers."""
+        url = f"/API/{route}"
+        last = "no attempt"
+        for attempt in range(self.retries + 1):
+            if self._down is not None:
+                raise self._down
+            if attempt:
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                response = await self._http.post(url, json=payload, timeout=timeout or httpx.USE_CLIENT_DEFAULT)
+            except httpx.ReadTimeout:
+                raise SwarmAPIError(f"{route} got no answer within {timeout or 60:.0f} s") from None
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                log.debug("%s attempt %d failed: %s", route, attempt + 1, last)
+                if not idempotent and not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                    raise _Dropped(last) from None
+                continue
+            if response.status_code >= 500:
+                last = f"HTTP {response.status_code}"
+                if not idempotent:
+                    raise _Dropped(last)
+                log.debug("%s attempt %d: HTTP %d", route, attempt + 1, response.status_code)
+                continue
+            return _checked(response)
+        self._down = SwarmUnreachable(f"cannot reach SwarmUI at {self.base_url} ({last}, "
+                                      f"{self.retries + 1} attempts)")
+        raise self._down
+
+    # --- generation ---
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[_Slot]:
+        slot = await self._slots.get()
+        try:
+            yield slot
+        finally:
+            self._slots.put_nowait(slot)
+
+    async def generate(self, params: dict[str, Any], images: dict[str, bytes],
+                       on_progress: Callable[[Progress], None]) -> GeneratedImage:
+        """Generate one image with ``params`` (SwarmUI ids); image params given as bytes."""
+        payload: dict[str, Any] = dict(params)
+        payload.update({name: data_url(data) for name, data in images.items()})
+        payload["images"] = 1
+        payload["donotsave"] = not self.save_images
+        expected = _expected_format(params)
+        on_progress(Progress("queued"))
+        async with self._slot() as slot:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    message = await self._generate_in_slot(slot, payload, on_progress)
+                    on_progress(Progress("downloading"))
+                    data = await self.fetch_image(message.image, expected)
+            except TimeoutError:
+                await self._interrupt(slot)
+                raise SwarmAPIError(f"generation took longer than {self.timeout:g} s (server.timeout); "
+                                    "the server's job was interrupted") from None
+            except asyncio.CancelledError:
+                await asyncio.shield(self._interrupt(slot))
+                raise
+        self.stats["generations"] += 1
+        return GeneratedImage(data, message.seed())
+
+    async def _generate_in_slot(self, slot: _Slot, payload: dict[str, Any],
+                                on_progress: Callable[[Progress], None]) -> messages.ImageMessage:
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                if self.websocket:
+                    try:
+                        return await self._generate_ws(slot, payload, on_progress)
+                    except WebSocketUnavailable as exc:
+                        self.websocket = False
+                        self.stats["ws_fallbacks"] += 1
+                        log.warning("WebSocket generation unavailable (%s); using HTTP without live progress",
+                                    exc.message)
+                    except _ConnectFailed as exc:
+                        self.stats["ws_fallbacks"] += 1
+                        log.debug("WebSocket connect failed (%s); trying HTTP for this image", exc)
+                return await self._generate_http(slot, payload, on_progress)
+            except _Dropped as exc:
+                self.stats["drops"] += 1
+                log.warning("connection lost during generation (%s); stopping the server's job and retrying",
+                            exc)
+                await self._interrupt(slot)
+        raise SwarmUnreachable(f"the connection to {self.base_url} kept dropping during generation "
+                               f"({self.retries + 1} attempts)")
+
+    async def _generate_http(self, slot: _Slot, payload: dict[str, Any],
+                             on_progress: Callable[[Progress], None]) -> messages.ImageMessage:
+        on_progress(Progress("generating"))
+        data = await self.call("GenerateText2Image", payload, slot=slot, timeout=self.timeout, idempotent=False)
+        paths = data.get("images")
+        if not isinstance(paths, list) or not paths:
+            raise SwarmAPIError(f"the server returned no image: {str(data)[:200]}")
+        return messages.ImageMessage(image=str(paths[0]), batch_index=0)
+
+    async def _generate_ws(self, slot: _Slot, payload: dict[str, Any],
+                           on_progress: Callable[[Progress], None]) -> messages.ImageMessage:
+        uri = self._ws_url("/API/GenerateText2ImageWS")
+        for _renewal in range(MAX_SESSION_RENEWALS + 1):
+            if self._down is not None:
+                raise self._down
+            body = dict(payload, session_id=await self._session(slot))
+            try:
+                async with connect(uri, additional_headers=self._headers, max_size=self.max_image_bytes * 2,
+                                   open_timeout=self.connect_timeout, close_timeout=2,
+                                   ping_interval=None, compression=None) as ws:
+                    await ws.send(json.dumps(body))
+                    return await self._read_generation(ws, on_progress)
+            except SessionInvalid:
+                slot.session_id = None
+                continue
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                if status == 401:
+                    raise SwarmAuthError("the server refused the WebSocket connection (HTTP 401)") from None
+                if status >= 500:
+                    raise _Dropped(f"WebSocket upgrade answered HTTP {status}") from None
+                raise WebSocketUnavailable(f"WebSocket upgrade answered HTTP {status}") from None
+            except InvalidHandshake as exc:
+                raise WebSocketUnavailable(f"WebSocket handshake failed: {exc}") from None
+            except (OSError, TimeoutError) as exc:
+                raise _ConnectFailed(str(exc) or type(exc).__name__) from None
+        raise SwarmAPIError("the server keeps rejecting new sessions (invalid_session_id)", "invalid_session_id")
+
+    def _ws_url(self, path: str) -> str:
+        scheme = "wss" if self.origin[0] == "https" else "ws"
+        return f"{scheme}://{self.origin[1]}{urlsplit(self.base_url).path}{path}"
+
+    async def _read_generation(self, ws: ClientConnection,
+                               on_progress: Callable[[Progress], None]) -> messages.ImageMessage:
+        """Read one generation's frames until ``socket_intention: close``; the first kept image wins."""
+        images: list[messages.ImageMessage] = []
+        discard: set[int] = set()
+        error: messages.Frame | None = None
+        finished = False
+        try:
+            async for raw in ws:
+                frame = messages.parse(raw)
+                if frame.kind == "error":
+                    if frame.error_id == "invalid_session_id":
+                        raise SessionInvalid(frame.payload, frame.error_id)
+                    error = error or frame
+                elif frame.kind == "status":
+                    phase = messages.phase_of(frame.payload)
+                    if phase is not None and not images:
+                        on_progress(phase)
+                elif frame.kind == "progress":
+                    on_progress(messages.progress_of(frame.payload))
+                elif frame.kind == "image":
+                    images.append(frame.payload)
+                elif frame.kind == "discard":
+                    discard |= frame.payload
+                elif frame.kind == "close_intent":
+                    finished = True
+                    break
+        except ConnectionClosed as exc:
+            if error is None and not images:
+                raise _Dropped(f"WebSocket closed: {exc}") from None
+        if error is not None:
+            raise _api_error(error.payload, error.error_id)
+        kept = [image for image in images if image.batch_index not in discard]
+        if kept:
+            return kept[0]
+        if images:
+            raise SwarmAPIError("the server discarded the generated image (discard_indices)")
+        if not finished:
+            raise _Dropped("WebSocket closed before any image arrived")
+        raise SwarmAPIError("the server finished without sending an image")
+
+    # --- images ---
+
+    async def fetch_image(self, reference: str, expected: str | None = "png") -> bytes:
+        """The bytes of an image reference: a ``data:`` URL or a server path (``View/...``)."""
+        if reference.startswith("data:"):
+            data = self._decode_data_url(reference)
+        else:
+            data = await self._download(reference)
+        found = sniff(data)
+        if found is None:
+            raise SwarmBadImage(f"the server sent {len(data)} bytes that are not an image")
+        if expected and found != expected:
+            raise SwarmBadImage(f"expected a {expected.upper()} image, the server sent {found.upper()}")
+        return data
+
+    def _decode_data_url(self, reference: str) -> bytes:
+        header, _, payload = reference.partition(",")
+        if ";base64" not in header:
+            raise SwarmBadImage("the server sent a data URL that is not base64")
+        if len(payload) * 3 // 4 > self.max_image_bytes:
+            raise SwarmBadImage(f"image larger than the {self.max_image_bytes // 2**20} MiB limit")
+        try:
+            return base64.b64decode(payload, validate=True)
+        except ValueError:
+            raise SwarmBadImage("the server sent a data URL with invalid base64") from None
+
+    async def _download(self, reference: str) -> bytes:
+        split = urlsplit(reference)
+        if split.scheme or split.netloc:
+            if (split.scheme, split.netloc) != self.origin:
+                raise SwarmBadImage(f"refusing to download an image from another origin: {split.scheme}://"
+                                    f"{split.netloc}")
+            reference = split.path
+        path = "/" + quote(reference.lstrip("/"), safe="/")
+        last = "no attempt"
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                async with self._http.stream("GET", path) as response:
+                    if response.status_code >= 500:
+                        last = f"HTTP {response.status_code}"
+                        continue
+                    if response.status_code != 200:
+                        body = (await response.aread())[:500]
+                        raise _download_error(response.status_code, body, reference)
+                    return await self._read_limited(response)
+            except httpx.TransportError as exc:
+                last = type(exc).__name__
+        raise SwarmUnreachable(f"cannot download {reference} from {self.base_url} ({last})")
+
+    async def _read_limited(self, response: httpx.Response) -> bytes:
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_image_bytes:
+            raise SwarmBadImage(f"image of {int(declared)} bytes exceeds the {self.max_image_bytes} byte limit")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.max_image_bytes:
+                raise SwarmBadImage(f"image exceeds the {self.max_image_bytes} byte limit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # --- cancellation ---
+
+    async def _interrupt(self, slot: _Slot) -> None:
+        """Stop the server's work for ``slot``'s session. Best effort, never raises."""
+        if slot.session_id is None or self._down is not None:
+            return
+        try:
+            await self._http.post("/API/InterruptAll", json={"session_id": slot.session_id}, timeout=5.0)
+            self.stats["interrupts"] += 1
+        except httpx.HTTPError as exc:
+            log.debug("InterruptAll for %s failed: %s", slot.name, exc)
+
+    async def interrupt_all(self) -> None:
+        """Interrupt every session this client created (Ctrl-C): only our own work stops."""
+        await asyncio.gather(*(self._interrupt(slot) for slot in self._all_slots))
+
+
+def _expected_format(params: dict[str, Any]) -> str | None:
+    wanted = str(params.get("imageformat", "png")).lower()
+    return {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}.get(wanted)
+
+
+def _checked(response: httpx.Response) -> dict[str, Any]:
+    """The JSON body of an API response, or the error it carries (whatever the status code)."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if response.status_code == 401 and not (isinstance(data, dict) and data.get("error_id")):
+        raise SwarmAuthError("the server refused the request (HTTP 401 Unauthorized)")
+    if not isinstance(data, dict):
+        text = response.text[:200].strip()
+        raise SwarmAPIError(f"unexpected answer (HTTP {response.status_code}): {text or '(empty)'}")
+    if "error" in data or "error_id" in data:
+        raise _api_error(data.get("error"), data.get("error_id"))
+    if response.status_code != 200:
+        raise SwarmAPIError(f"unexpected answer (HTTP {response.status_code}): {str(data)[:200]}")
+    return data
+
+
+_AUTH_ERRORS = {"Invalid or unauthorized.", "invalid or unauthorized"}
+
+
+def _api_error(message: Any, error_id: Any) -> SwarmError:
+    text = str(message) if message else str(error_id)
+    if error_id == "invalid_session_id":
+        return SessionInvalid(text, "invalid_session_id")
+    if text in _AUTH_ERRORS or error_id in ("invalid_login", "invalid_user", "unauthorized"):
+        return SwarmAuthError(f"the server refused our credentials: {text}")
+    return SwarmAPIError(text, str(error_id) if error_id else None, hint=_hint_for(text))
+
+
+def _hint_for(text: str) -> str | None:
+    if "No backends" in text:
+        return "the server has no running backend: check the Backends section of SwarmUI's Server tab"
+    if "Invalid model value" in text or "model name is correct" in text:
+        return "`assetbuild models` lists the server's models"
+    if text.startswith("Invalid value for parameter"):
+        return "fix the value in assets.toml"
+    if "Timeout! All backends are occupied" in text:
+        return "the server's backends stayed busy; retry later or raise its timeouts"
+    return None
+
+
+def _download_error(status: int, body: bytes, reference: str) -> SwarmError:
+    try:
+        data = json.loads(body)
+        message = data.get("error") or data.get("error_id")
+        error_id = data.get("error_id")
+    except (ValueError, AttributeError):
+        message, error_id = body.decode("utf-8", "replace").strip(), None
+    if error_id in ("invalid_user", "unauthorized") or status == 401:
+        return SwarmAuthError(f"the server refused the download of {reference}: {message}")
+    return SwarmAPIError(f"cannot download {reference} (HTTP {status}): {message}", error_id)
