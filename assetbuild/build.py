@@ -91,6 +91,7 @@ class Builder:
     def build(self, target: str) -> str:
         """Bring ``target`` up to date; returns the outcome. Raises ``AssetError``."""
         self.started[target] = time.monotonic()
+        self._check_cancel(target)
         asset = self.project.assets[target]
         status = self.status(target)
         if status.state is State.FRESH:

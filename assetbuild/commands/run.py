@@ -10,6 +10,7 @@ from ..events import BuildEvents, Failure, Summary
 from ..plan import State, closure
 from ..tasks import run as run_doit
 from ..workspace import Workspace
+from .interrupt import INTERRUPTED_EXIT, on_interrupt
 from .select import select
 
 
@@ -44,11 +45,16 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner,
                       lambda: generators.create(project.server), events, frozen=frozen)
     try:
-        run_doit(builder, targets, jobs=jobs or project.server.concurrency, keep_going=keep_going,
-                 summary=summary)
+        with on_interrupt(builder.cancel) as interrupted:
+            run_doit(builder, targets, jobs=jobs or project.server.concurrency, keep_going=keep_going,
+                     summary=summary)
     finally:
         builder.close()
-    return _finish(ws, events, summary, started)
+    code = _finish(ws, events, summary, started)
+    if interrupted.is_set():
+        events.warning("interrupted: finished assets are kept; run again to build the rest")
+        return INTERRUPTED_EXIT
+    return code
 
 
 def _finish(ws: Workspace, events: BuildEvents, summary: Summary, started: float) -> int:
