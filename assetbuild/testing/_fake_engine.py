@@ -1,0 +1,373 @@
+"""Sessions and the per-image generation loop of the SwarmUI test double (runs on the server loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from assetbuild.testing._fake_backends import GenError, Scheduler, Slot
+from assetbuild.testing._fake_images import (
+    ImageSpec,
+    build_metadata,
+    data_url,
+    format_info,
+    output_path,
+    preview_data_url,
+    render_file,
+)
+from assetbuild.testing._fake_params import (
+    PARAMS,
+    ParamContext,
+    ParamError,
+    ParsedParams,
+    clean_model_name,
+    parse_params,
+)
+from assetbuild.testing._fake_state import ActiveJob, FakeSwarmConfig, GenerationRecord, Recorder
+
+INTERRUPTED = "Generation session interrupted."
+NO_MODEL = "No model input given. Did your UI load properly?"
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+# ------------------------------------------------------------------------------------------ sessions
+
+
+@dataclass(eq=False)
+class Session:
+    id: str
+    user: str
+    requests: set[GenRequest] = field(default_factory=set)
+
+    def counters(self) -> dict[str, int]:
+        counts = {"waiting_gens": 0, "loading_models": 0, "waiting_backends": 0, "live_gens": 0}
+        for req in self.requests:
+            counts["waiting_gens"] += req.gens
+            counts["loading_models"] += req.loading
+            counts["waiting_backends"] += req.waiting
+            counts["live_gens"] += req.live
+        return counts
+
+
+@dataclass(eq=False)
+class GenRequest:
+    """One GenerateText2Image[WS] call: its claim counters, image tasks and error state."""
+
+    session: Session
+    raw: dict[str, Any]
+    images: int
+    emit: Emit
+    transport: str
+    batch_offset: int = 0
+    request_id: int = 0
+    params: ParsedParams | None = None
+    seed: int = 0
+    gens: int = 0
+    loading: int = 0
+    waiting: int = 0
+    live: int = 0
+    finished: int = 0
+    error: str | None = None
+    stopped: bool = False
+    interrupted: bool = False
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def is_ws(self) -> bool:
+        return self.transport == "ws"
+
+    @property
+    def continue_after_errors(self) -> bool:
+        return bool(self.params and self.params.get("continueaftererrors"))
+
+    def fail(self, message: str) -> None:
+        """SwarmUI's ``setError``: report once, then cancel the rest of this request."""
+        if self.error is not None and not self.continue_after_errors:
+            return
+        self.error = message
+        self.emit({"error": message})
+        if not self.continue_after_errors or self.interrupted:
+            self.stop()
+
+    def stop(self) -> None:
+        self.stopped = True
+        current = asyncio.current_task()
+        for task in self.tasks:
+            if task is not current:
+                task.cancel()
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        self.stop()
+
+    def snapshot(self) -> ActiveJob:
+        prompt = str(self.params.get("prompt", "")) if self.params else str(self.raw.get("prompt", ""))
+        return ActiveJob(self.request_id, self.session.id, self.session.user, prompt, self.images,
+                         self.finished, self.transport)
+
+
+@dataclass
+class StoredFile:
+    data: bytes
+    mime: str
+
+
+class Engine:
+    """Server state: sessions, tokens, stored outputs, the scheduler and running generations."""
+
+    def __init__(self, config: FakeSwarmConfig, recorder: Recorder) -> None:
+        self.config = config
+        self.recorder = recorder
+        self.scheduler = Scheduler(config)
+        self.sessions: dict[str, Session] = {}
+        self.tokens: dict[str, str] = {}
+        self.files: dict[str, StoredFile] = {}
+        self.server_id = str(uuid.uuid4())
+        self.requests: set[GenRequest] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._request_ids: dict[str, int] = {}
+        self._path_counters: dict[str, tuple[str, int]] = {}
+
+    # -- sessions and tokens
+
+    def create_session(self, user: str) -> Session:
+        session = Session(secrets.token_hex(20), user)  # 40 lower-case hex chars
+        self.sessions[session.id] = session
+        return session
+
+    def forget_sessions(self) -> None:
+        self.sessions.clear()
+
+    def issue_token(self, username: str) -> str:
+        """``<hex(utf8(username))>.<32 hex>.<32 hex>``, the swarm_token shape."""
+        token = f"{username.encode().hex()}.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
+        self.tokens[token] = username
+        return token
+
+    def status_payload(self, session: Session) -> dict[str, Any]:
+        return {"status": session.counters(), "backend_status": self.scheduler.backend_status(),
+                "supported_features": self.scheduler.features()}
+
+    # -- generation
+
+    def start_generation(self, session: Session, raw: dict[str, Any], images: int, emit: Emit,
+                         transport: str, batch_offset: int = 0) -> asyncio.Task[None]:
+        """Run one generation request as its own task (so a dropped client does not cancel it)."""
+        req = GenRequest(session, raw, images, emit, transport, batch_offset, gens=images)
+        task = asyncio.create_task(self._run_request(req))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def interrupt(self, session: Session, other_sessions: bool) -> None:
+        targets = [s for s in self.sessions.values() if s.user == session.user] if other_sessions else [session]
+        if session not in targets:
+            targets.append(session)
+        for target in targets:
+            for req in list(target.requests):
+                req.interrupt()
+        with self.recorder.lock:
+            self.recorder.interrupts += 1
+
+    async def cancel_all(self) -> None:
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def active_jobs(self) -> list[ActiveJob]:
+        return [req.snapshot() for req in sorted(self.requests, key=lambda r: r.request_id)]
+
+    async def _run_request(self, req: GenRequest) -> None:
+        self.requests.add(req)
+        req.session.requests.add(req)
+        try:
+            await self._generate(req)
+        finally:
+            for task in req.tasks:
+                task.cancel()
+            if req.tasks:
+                await asyncio.gather(*req.tasks, return_exceptions=True)
+            self.requests.discard(req)
+            req.session.requests.discard(req)
+
+    async def _generate(self, req: GenRequest) -> None:
+        """GenT2I_Internal: status, validate, fan out image tasks under the cap, keep_alive, discards."""
+        self._status(req)
+        try:
+            req.params = parse_params(req.raw, self._param_context(req.session.user))
+        except ParamError as exc:
+            req.fail(str(exc))
+            return  # no discard_indices after a validation error
+        images = int(req.params.get("images", 1))
+        req.images = req.gens = images
+        req.request_id = self._next_request_id(req.session.user)
+        seed = int(req.params.get("seed", -1))
+        req.seed = random.randint(0, 2**31 - 1) if seed == -1 else seed
+        cap = self.scheduler.max_degrees()
+        pending: set[asyncio.Task[None]] = set()
+        for index in range(images):
+            while len(pending) >= cap:
+                _done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if req.stopped:
+                break
+            task = asyncio.create_task(self._image_task(req, index))
+            req.tasks.add(task)
+            pending.add(task)
+        while pending:
+            _done, pending = await asyncio.wait(pending, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+            req.emit({"keep_alive": True})
+        req.emit({"discard_indices": []})
+
+    async def _image_task(self, req: GenRequest, index: int) -> None:
+        """One image (or batch): wait for a slot, maybe load the model, generate, release."""
+        phase = "queued"
+        slot: Slot | None = None
+        req.waiting += 1
+        self._status(req)
+        try:
+            model = req.params.get("model") if req.params else None
+            slot = await self.scheduler.acquire(model)
+            await self._ensure_model(req, slot)
+            req.waiting -= 1
+            phase = "live"
+            self._status(req)
+            req.live += 1
+            self.recorder.live_delta(1)
+            self._status(req)
+            if model is None:
+                raise GenError(NO_MODEL)
+            await self._produce(req, index, slot, model)
+        except GenError as exc:
+            req.fail(str(exc))
+        except asyncio.CancelledError:
+            if not req.stopped:
+                raise  # shutdown, not an interrupt
+            if phase == "live" and req.interrupted:
+                req.fail(INTERRUPTED)
+        finally:
+            if phase == "queued":
+                req.waiting -= 1
+            else:
+                req.live -= 1
+                self.recorder.live_delta(-1)
+            if slot is not None:
+                self.scheduler.release(slot)
+            req.gens -= 1
+            self._status(req)
+
+    async def _ensure_model(self, req: GenRequest, slot: Slot) -> None:
+        backend = slot.backend
+        if slot.needs_load:
+            req.loading += 1
+            self._status(req)
+            try:
+                async with backend.gpu:
+                    await asyncio.sleep(self.config.model_load_delay)
+            finally:
+                req.loading -= 1
+                backend.finish_load()
+        elif backend.load_done is not None and not backend.load_done.done():
+            await asyncio.shield(backend.load_done)
+
+    async def _produce(self, req: GenRequest, index: int, slot: Slot, model: str) -> None:
+        assert req.params is not None
+        params = req.params
+        batch = int(params.get("batchsize", 1))
+        local = index * batch
+        seed = req.seed if params.get("noseedincrement") else req.seed + local
+        width, height = int(params.get("width", 512)), int(params.get("height", 512))
+        prompt = str(params.get("prompt", ""))
+        salt = hashlib.sha256(str(params.get("initimage", "")).encode()).hexdigest()[:16]
+        started = time.monotonic()
+        async with slot.backend.gpu:
+            spec = ImageSpec(prompt, seed, model, width, height, salt)
+            await self._run_steps(req, str(req.batch_offset + local), spec)
+        gen_seconds = time.monotonic() - started
+        for k in range(batch):
+            spec = ImageSpec(prompt, seed, model, width, height, f"{salt}:{k}" if k else salt)
+            await self._emit_image(req, spec, str(req.batch_offset + local + k), gen_seconds)
+
+    async def _run_steps(self, req: GenRequest, batch_index: str, spec: ImageSpec) -> None:
+        steps = max(0, int(self.config.steps))
+        latency = max(0.0, float(self.config.latency))
+        if steps == 0:
+            await asyncio.sleep(latency)
+            return
+        previews = not (req.params and req.params.get("nopreviews"))
+        preview: str | None = None
+        for step in range(1, steps + 1):
+            await asyncio.sleep(latency / steps)
+            progress: dict[str, Any] = {"batch_index": batch_index, "request_id": str(req.request_id)}
+            if previews and step % 2 == 0:  # like ComfyUI, only some updates carry a preview
+                preview = preview or preview_data_url(spec)
+                progress["preview"] = preview
+            progress["overall_percent"] = step / steps
+            progress["current_percent"] = step / steps
+            req.emit({"gen_progress": progress})
+
+    async def _emit_image(self, req: GenRequest, spec: ImageSpec, batch_index: str, gen_seconds: float) -> None:
+        assert req.params is not None
+        params = req.params
+        image_format = str(params.get("imageformat", "PNG"))
+        extension, mime = format_info(image_format)
+        metadata = build_metadata(self._metadata_params(params, spec), params.extra_metadata,
+                                  version=self.config.version, model=spec.model, prep_seconds=0.01,
+                                  gen_seconds=gen_seconds)
+        data = await asyncio.to_thread(render_file, spec, image_format, metadata, self.config.noise)
+        if params.get("donotsave"):
+            url = data_url(data, mime)
+        else:
+            url = self._store(req.session.user, spec.prompt, spec.model, extension, data, mime)
+        req.emit({"image": url, "batch_index": batch_index, "request_id": str(req.request_id),
+                  "metadata": metadata})
+        req.finished += 1
+        self.recorder.add_generation(GenerationRecord(
+            spec.prompt, spec.seed, spec.model, spec.width, spec.height, req.session.id, req.session.user,
+            req.request_id, batch_index, url if len(url) < 200 else url[:80] + "...", req.transport))
+
+    # -- helpers
+
+    def _status(self, req: GenRequest) -> None:
+        if req.is_ws:
+            req.emit(self.status_payload(req.session))
+
+    def _param_context(self, user: str) -> ParamContext:
+        return ParamContext(self.config.models, self.config.vaes, self.config.loras,
+                            lambda path: f"{user}/{path}" in self.files)
+
+    def _next_request_id(self, user: str) -> int:
+        value = self._request_ids.get(user, 1000) + 1
+        self._request_ids[user] = value
+        return value
+
+    @staticmethod
+    def _metadata_params(params: ParsedParams, spec: ImageSpec) -> dict[str, Any]:
+        shown = {k: v for k, v in params.values.items() if not PARAMS[k].hide_from_metadata}
+        shown.update(prompt=spec.prompt, seed=spec.seed, width=spec.width, height=spec.height,
+                     model=clean_model_name(spec.model))
+        return shown
+
+    def _store(self, user: str, prompt: str, model: str, extension: str, data: bytes, mime: str) -> str:
+        now = datetime.now()
+        minute = now.strftime("%Y-%m-%d %H%M")
+        last_minute, counter = self._path_counters.get(user, ("", 0))
+        counter = counter + 1 if last_minute == minute else 1
+        self._path_counters[user] = (minute, counter)
+        rel = output_path(now, counter, prompt, model, extension)
+        full, suffix = f"{user}/{rel}", 1
+        while full in self.files:  # SwarmUI appends -N on a name collision
+            suffix += 1
+            stem, ext = rel.rsplit(".", 1)
+            full = f"{user}/{stem}-{suffix}.{ext}"
+        self.files[full] = StoredFile(data, mime)
+        return f"View/{full}"

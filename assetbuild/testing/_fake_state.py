@@ -1,0 +1,109 @@
+"""Configuration and test-visible records of the SwarmUI test double.
+
+:class:`Recorder` is the only object that other threads touch (under its lock).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+DEFAULT_MODELS = [
+    "OfficialStableDiffusion/sd_xl_base_1.0.safetensors",
+    "sd15/v1-5-pruned-emaonly.safetensors",
+]
+
+
+@dataclass
+class FakeSwarmConfig:
+    """Behaviour knobs of the double. Read live, so changes (via ``FakeSwarm.configure``) apply at once."""
+
+    backends: int = 1  # each backend has MaxUsages=2 slots; 0 -> "No backends available!"
+    latency: float = 0.05  # seconds of "generation" per image (split over ``steps``)
+    steps: int = 4  # gen_progress messages per image
+    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
+    vaes: list[str] = field(default_factory=list)
+    loras: list[str] = field(default_factory=list)
+    user_id: str = "local"
+    required_authorization: str | None = None  # exact Authorization header, else plain 401 "Unauthorized"
+    accounts: dict[str, str] | None = None  # username -> password; enables swarm_token cookie mode
+    noise: bool = False  # incompressible PNGs (~3 bytes/pixel; 592x592 is ~1 MiB)
+    loading: bool = False  # backends stuck "loading": requests wait
+    loading_timeout: float | None = None  # then fail with "Timeout! All backends are occupied..."
+    no_backend_delay: float = 1.0  # how long a request waits with 0 backends before failing
+    model_load_delay: float = 0.05  # simulated model load, first time a backend uses a model
+    close_delay: float = 2.0  # WS pause after socket_intention=close before the final status
+    first_frame_timeout: float = 60.0  # WS: how long to wait for the request frame
+    max_receive_bytes: int = 200 * 1024 * 1024
+    max_t2i_simultaneous: int = 32  # role limit in min(32, 2 x sum(MaxUsages))
+    version: str = "0.9.7.2.GIT-fakeswar"
+
+
+class RecordedRequest(NamedTuple):
+    """One API call as the double saw it: canonical route name and the body minus ``session_id``."""
+
+    route: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """One finished image."""
+
+    prompt: str
+    seed: int
+    model: str | None
+    width: int
+    height: int
+    session_id: str
+    user: str
+    request_id: int
+    batch_index: str
+    image: str  # View/... path or data: URL (truncated to 80 chars for data URLs)
+    transport: str  # "http" or "ws"
+
+
+@dataclass(frozen=True)
+class ActiveJob:
+    """A generation request that has not finished yet."""
+
+    request_id: int
+    session_id: str
+    user: str
+    prompt: str
+    images: int
+    finished: int
+    transport: str
+
+
+class Recorder:
+    """Everything tests read from another thread, behind one lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests: list[RecordedRequest] = []
+            self.generation_log: list[GenerationRecord] = []
+            self.interrupts = 0
+            self.injected_failures = 0
+            self.downloads: list[str] = []
+            self.debug_messages: list[str] = []
+            self.live = 0
+            self.peak_live = 0
+
+    def add_request(self, route: str, body: dict[str, Any]) -> None:
+        with self.lock:
+            self.requests.append(RecordedRequest(route, body))
+
+    def add_generation(self, record: GenerationRecord) -> None:
+        with self.lock:
+            self.generation_log.append(record)
+
+    def live_delta(self, delta: int) -> None:
+        with self.lock:
+            self.live += delta
+            self.peak_live = max(self.peak_live, self.live)
