@@ -7,6 +7,7 @@ a hint); anything unexpected is a bug and prints a traceback only with ``--verbo
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keep-going", action="store_true", help="build the others when one asset fails")
     run.add_argument("--frozen", action="store_true",
                      help="fail, generating nothing, if an asset is stale and not in the cache (for CI)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="show what would happen to each asset, without building or contacting the server")
+    run.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
 
     for name, text in (("status", "show the state of each asset"), ("list", "same as status")):
         cmd = sub.add_parser(name, parents=[common], help=text, description=text.capitalize() + ".")
@@ -114,19 +118,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("assetbuild: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`assetbuild --json | head`): stop quietly, like other command-line tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     from .commands import clean, run, status
-    from .display.plain import PlainDisplay
+    from .display import forward_logs, make_display
     from .workspace import open_workspace
 
     out = sys.stdout
     if args.command == "run":
         ws = open_workspace(args.file, server=args.server, force=args.force)
-        events = PlainDisplay(out, quiet=args.quiet, verbose=args.verbose)
-        return run.run(ws, args.targets, events, jobs=args.jobs, keep_going=args.keep_going,
-                       frozen=args.frozen)
+        if args.dry_run:
+            return status.show_status(ws, args.targets, out, as_json=args.json)
+        jobs = args.jobs or ws.project.server.concurrency
+        events = make_display(json_output=args.json, quiet=args.quiet, verbose=args.verbose, stream=out,
+                              jobs=jobs)
+        with forward_logs(events, verbose=args.verbose):
+            return run.run(ws, args.targets, events, jobs=jobs, keep_going=args.keep_going, frozen=args.frozen)
     ws = open_workspace(args.file, server=args.server)
     if args.command in ("status", "list"):
         return status.show_status(ws, args.targets, out, as_json=args.json)

@@ -1,1 +1,61 @@
-"""Displays for build events: plain lines (CI, pipes), rich live view (terminals), JSON lines."""
+"""Displays for build events: rich live view (terminals), plain lines (CI, pipes), JSON lines."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from typing import TextIO
+
+from ..events import BuildEvents
+
+
+def wants_plain(stream: TextIO) -> bool:
+    """Plain output unless ``stream`` is an interactive terminal that can take control codes."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb" or os.environ.get("CI"):
+        return True
+    return not (hasattr(stream, "isatty") and stream.isatty())
+
+
+def make_display(*, json_output: bool = False, quiet: bool = False, verbose: bool = False,
+                 stream: TextIO | None = None, jobs: int = 1) -> BuildEvents:
+    stream = stream or sys.stdout
+    if json_output:
+        from .jsonl import JsonDisplay
+
+        return JsonDisplay(stream)
+    if wants_plain(stream):
+        from .plain import PlainDisplay
+
+        return PlainDisplay(stream, quiet=quiet, verbose=verbose)
+    from rich.console import Console
+
+    from .live import LiveDisplay
+
+    return LiveDisplay(Console(file=stream), quiet=quiet, verbose=verbose, jobs=jobs)
+
+
+class _ToDisplay(logging.Handler):
+    def __init__(self, events: BuildEvents) -> None:
+        super().__init__()
+        self.events = events
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.events.warning(self.format(record))
+
+
+@contextlib.contextmanager
+def forward_logs(events: BuildEvents, *, verbose: bool) -> Iterator[None]:
+    """Route assetbuild's log records (warnings; with --verbose, request-level debug) to the display."""
+    logger = logging.getLogger("assetbuild")
+    handler = _ToDisplay(events)
+    previous = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)

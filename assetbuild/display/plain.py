@@ -10,6 +10,7 @@ from typing import TextIO
 
 from ..events import Failure, Summary
 from ..generators.base import Progress
+from ._stream import LineWriter
 
 
 class PlainDisplay:
@@ -17,7 +18,7 @@ class PlainDisplay:
 
     def __init__(self, stream: TextIO | None = None, *, quiet: bool = False, verbose: bool = False,
                  progress_interval: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.stream = stream or sys.stdout
+        self.out = LineWriter(stream or sys.stdout)
         self.quiet = quiet
         self.verbose = verbose
         self.progress_interval = progress_interval
@@ -28,8 +29,7 @@ class PlainDisplay:
 
     def _line(self, text: str) -> None:
         with self._lock:
-            self.stream.write(text + "\n")
-            self.stream.flush()
+            self.out.line(text)
 
     def run_started(self, total: int, to_build: int) -> None:
         if not self.quiet:
@@ -40,15 +40,17 @@ class PlainDisplay:
             self._line(f"start     {target}")
 
     def asset_progress(self, target: str, progress: Progress) -> None:
+        """Waiting for a backend and loading a model are worth a line at once (they explain a slow
+        asset); everything else at most every ``progress_interval`` seconds per asset."""
         if self.quiet:
             return
         now = self.clock()
         with self._lock:
-            phase_changed = self._last_phase.get(target) != progress.phase
-            due = now - self._last_progress.get(target, -1e9) >= self.progress_interval
-            if not (phase_changed or due):
-                return
+            notable = progress.phase in ("waiting", "loading") and self._last_phase.get(target) != progress.phase
             self._last_phase[target] = progress.phase
+            last = self._last_progress.setdefault(target, now)
+            if not notable and now - last < self.progress_interval:
+                return
             self._last_progress[target] = now
         pct = f" {progress.fraction * 100:.0f}%" if progress.fraction is not None else ""
         detail = f" ({progress.detail})" if progress.detail else ""

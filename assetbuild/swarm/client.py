@@ -302,6 +302,7 @@ class SwarmClient:
         discard: set[int] = set()
         error: messages.Frame | None = None
         finished = False
+        left_queue = False
         try:
             async for raw in ws:
                 frame = messages.parse(raw)
@@ -311,7 +312,10 @@ class SwarmClient:
                     error = error or frame
                 elif frame.kind == "status":
                     phase = messages.phase_of(frame.payload)
-                    if phase is not None and not images:
+                    # After waiting/loading, "only queued" means a backend was claimed and work is about
+                    # to start: keep showing the last real phase rather than going back to "queued".
+                    if phase is not None and not images and not (phase.phase == "queued" and left_queue):
+                        left_queue = left_queue or phase.phase != "queued"
                         on_progress(phase)
                 elif frame.kind == "progress":
                     on_progress(messages.progress_of(frame.payload))
