@@ -166,6 +166,7 @@ class Builder:
         assert status.key is not None and status.form is not None
         self._check_cancel(target)
         digest = self.cache.put(status.key, data, seed=seed, model=model) if cache else hash_bytes(data)
-        atomic_write(asset.path, data)
+        # The temporary file lives in the state folder: a kill mid-write leaves nothing among the assets.
+        atomic_write(asset.path, data, tmp_dir=self.project.state_dir / "tmp")
         self.hashes.remember(asset.path, digest)
         self.lock.commit(target, LockEntry(status.key, digest, seed, model, status.form))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,4 +68,43 @@ class Cache:
             with contextlib.suppress(OSError):
                 os.unlink(path)
             raise CorruptEntry(f"cache entry {path} was damaged ({exc}); removed it") from None
+        with contextlib.suppress(OSError):  # record the use for `gc --keep-days` (a read-only share is fine)
+            os.utime(path)
         return CacheHit(data, header["hash"], header.get("seed"), header.get("model"))
+
+    def entries(self) -> Iterator[CacheEntry]:
+        """Every entry (not verified), for gc."""
+        if not self.folder.is_dir():
+            return
+        for shard in sorted(self.folder.iterdir()):
+            if not shard.is_dir() or len(shard.name) != 2:
+                continue
+            for path in sorted(shard.glob("*.img")):
+                with contextlib.suppress(FileNotFoundError):  # another process may be pruning too
+                    st = path.stat()
+                    yield CacheEntry(path.stem, path, st.st_size, st.st_mtime)
+
+    def stale_temporaries(self, older_than: float = 3600.0) -> list[Path]:
+        """Temporary files left by writers that were killed mid-write (old enough not to be in use)."""
+        if not self.folder.is_dir():
+            return []
+        cutoff = time.time() - older_than
+        found = []
+        for path in self.folder.glob("*/.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    found.append(path)
+        return found
+
+    @staticmethod
+    def remove(path: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    key: str
+    path: Path
+    size: int
+    last_used: float  # mtime: set when written and on every restore

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from . import __version__
 from .errors import AssetbuildError
 
-COMMANDS = ("run", "clean", "list", "status", "why")
+COMMANDS = ("run", "clean", "list", "status", "why", "gc")
 
 DESCRIPTION = """\
 Declarative, incremental builds of generated image assets.
@@ -31,6 +31,7 @@ commands:
   status, list         the state of each asset: fresh, stale, modified, orphan
   why TARGET|FILE      which fields changed since the asset was built
   clean [TARGET...]    delete generated images and orphans (never hand-made or edited files)
+  gc                   prune the cache to what assets.lock (and --keep-ref REFs) need
 
 exit codes: 0 success, 1 an asset failed, 2 bad usage or manifest.
 Run `assetbuild COMMAND --help` for a command's options.
@@ -82,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
                                        "orphans of removed entries. The cache is kept.")
     clean.add_argument("targets", nargs="*", metavar="TARGET")
     clean.add_argument("--dry-run", action="store_true", help="say what would be removed")
+
+    gc = sub.add_parser("gc", parents=[common], help="prune the cache",
+                        description="Remove cache entries that assets.lock does not need (the cache folder may "
+                                    "be shared: see [project] cache_dir and ASSETBUILD_CACHE_DIR).")
+    gc.add_argument("--keep-days", type=float, metavar="N", help="also keep entries used in the last N days")
+    gc.add_argument("--keep-ref", action="append", default=[], metavar="REF",
+                    help="also keep what assets.lock needs at git REF (repeatable), e.g. origin/main")
+    gc.add_argument("--dry-run", action="store_true", help="say what would be removed, with sizes")
     return parser
 
 
@@ -126,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from .commands import clean, run, status
+    from .commands import clean, gc, run, status
     from .display import forward_logs, make_display
     from .workspace import open_workspace
 
@@ -147,4 +156,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return status.why(ws, args.name, out)
     if args.command == "clean":
         return clean.clean(ws, args.targets, out, dry_run=args.dry_run)
+    if args.command == "gc":
+        return gc.gc(ws, out, keep_days=args.keep_days, keep_refs=args.keep_ref, dry_run=args.dry_run)
     raise AssertionError(f"unhandled command {args.command}")

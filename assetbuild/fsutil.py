@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -14,20 +15,43 @@ import xxhash
 _CHUNK = 1 << 20
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+# Files are created like any tool creates them (0666 minus the umask); mkstemp alone would make them 0600.
+_FILE_MODE = _umask_mode()
+
+
+def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` so that readers (and crashes) see the old file or the new, never half.
 
-    The bytes go to a temporary file in the same folder, are flushed to disk, and the file is renamed over
-    the target; the folder is synced so the rename itself survives a power loss.
+    The bytes go to a temporary file, are flushed to disk, and the file is renamed over the target; the
+    folder is synced so the rename itself survives a power loss. The temporary file is made in
+    ``tmp_dir`` when given (assetbuild's state folder, so a killed run leaves no stray file among the
+    user's assets), else next to ``path``; it falls back to next to ``path`` when ``tmp_dir`` is on
+    another filesystem. ``mode`` defaults to what the umask allows (pass 0o600 for secrets).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if tmp_dir is not None:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=tmp_dir or path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        os.chmod(tmp, _FILE_MODE if mode is None else mode)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            if tmp_dir is None or exc.errno != errno.EXDEV:
+                raise
+            os.unlink(tmp)
+            atomic_write(path, data, mode=mode)
+            return
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -20,6 +20,7 @@ from typing import Any
 
 from .errors import ManifestError
 from .fsutil import atomic_write
+from .manifest import STATE_DIR
 
 LOCK_VERSION = 1
 
@@ -49,8 +50,12 @@ class LockEntry:
 class Lock:
     """The lock file in memory, with per-asset atomic commits. Safe to use from several threads."""
 
-    def __init__(self, path: Path, entries: dict[str, LockEntry] | None = None) -> None:
+    def __init__(self, path: Path, entries: dict[str, LockEntry] | None = None, *,
+                 tmp_dir: Path | None = None) -> None:
         self.path = path
+        # Each rewrite's temporary file goes to the state folder next to the lock (.assetbuild/tmp), so a
+        # run killed mid-write leaves no stray file beside assets.lock.
+        self.tmp_dir = tmp_dir if tmp_dir is not None else path.parent / STATE_DIR / "tmp"
         self._entries: dict[str, LockEntry] = dict(entries or {})
         self._state = threading.Lock()
         self._writer = threading.Lock()
@@ -58,12 +63,12 @@ class Lock:
         self._written = 0
 
     @classmethod
-    def load(cls, path: Path) -> Lock:
+    def load(cls, path: Path, *, tmp_dir: Path | None = None) -> Lock:
         """Read ``path``; a missing file is an empty lock. A corrupt one is a ManifestError (exit 2)."""
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return cls(path)
+            return cls(path, tmp_dir=tmp_dir)
         try:
             data = json.loads(text)
             entries = {t: LockEntry.from_json(e) for t, e in data.get("assets", {}).items()}
@@ -71,7 +76,7 @@ class Lock:
             raise ManifestError(str(path), f"the lock file is not valid ({exc})",
                                 hint="restore it from git (e.g. `git checkout -- assets.lock`) or delete it "
                                      "to rebuild everything") from None
-        return cls(path, entries)
+        return cls(path, entries, tmp_dir=tmp_dir)
 
     def get(self, target: str) -> LockEntry | None:
         with self._state:
@@ -80,6 +85,11 @@ class Lock:
     def targets(self) -> list[str]:
         with self._state:
             return sorted(self._entries)
+
+    def entries(self) -> dict[str, LockEntry]:
+        """A snapshot of every entry, by target."""
+        with self._state:
+            return dict(self._entries)
 
     def commit(self, target: str, entry: LockEntry | None) -> None:
         """Record (or with None, remove) one entry and write the file before returning."""
@@ -99,7 +109,7 @@ class Lock:
             with self._state:
                 snapshot = dict(self._entries)
                 generation = self._generation
-            atomic_write(self.path, render(snapshot))
+            atomic_write(self.path, render(snapshot), tmp_dir=self.tmp_dir)
             self._written = generation
 
 

@@ -7,7 +7,7 @@ import time
 from .. import generators
 from ..build import Builder
 from ..events import BuildEvents, Failure, Summary
-from ..plan import State, closure
+from ..plan import State, Status, closure, explain
 from ..tasks import run as run_doit
 from ..workspace import Workspace
 from .interrupt import INTERRUPTED_EXIT, on_interrupt
@@ -29,9 +29,14 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
 
     if frozen:
         missing = [s for s in pending if s.state is State.GENERATE]
+        blocked = {s.target for s in missing}
+        for status in pending:  # dependency order: an asset downstream of one that must be generated
+            if status.state is State.UPSTREAM and blocked & set(project.assets[status.target].upstream):
+                blocked.add(status.target)
+                missing.append(Status(status.target, State.UPSTREAM, "an input asset must be generated first"))
         if missing:
             for status in missing:
-                failure = Failure(status.target, f"stale ({status.reason}) and not in the cache",
+                failure = Failure(status.target, f"stale ({_why_stale(status)}) and not in the cache",
                                   "--frozen forbids generating: build and commit the images and assets.lock")
                 summary.failures.append(failure)
                 summary.failed += 1
@@ -62,3 +67,11 @@ def _finish(ws: Workspace, events: BuildEvents, summary: Summary, started: float
     summary.seconds = time.monotonic() - started
     events.run_finished(summary)
     return 0 if summary.ok else 1
+
+
+def _why_stale(status: Status) -> str:
+    """The reason, with the changed fields when the lock knows the old inputs (``steps: 20 -> 30``)."""
+    if status.entry is None or status.form is None:
+        return status.reason
+    changes = explain(status.entry.inputs, status.form)
+    return f"{status.reason}: {'; '.join(changes)}" if changes else status.reason

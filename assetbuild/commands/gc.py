@@ -1,0 +1,70 @@
+"""``assetbuild gc``: prune the cache to what the lock (and optionally other refs) needs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import TextIO
+
+from ..errors import UsageError
+from ..workspace import Workspace
+
+
+def gc(ws: Workspace, out: TextIO, *, keep_days: float | None, keep_refs: list[str], dry_run: bool) -> int:
+    """Remove cache entries no lock needs. Kept: keys in assets.lock, in assets.lock at each of
+    ``keep_refs`` (git refs, e.g. ``origin/main``), and entries used within ``keep_days``."""
+    needed = {entry.key for entry in ws.lock.entries().values()}
+    for ref in keep_refs:
+        needed |= _keys_at_ref(ws.project.lock_path, ref)
+    cutoff = time.time() - keep_days * 86400 if keep_days is not None else None
+    removed = kept = 0
+    freed = kept_bytes = 0
+    verb = "would remove" if dry_run else "removed"
+    for entry in ws.cache.entries():
+        if entry.key in needed or (cutoff is not None and entry.last_used >= cutoff):
+            kept += 1
+            kept_bytes += entry.size
+            continue
+        out.write(f"{verb} {entry.key} ({_size(entry.size)})\n")
+        if not dry_run:
+            ws.cache.remove(entry.path)
+        removed += 1
+        freed += entry.size
+    for tmp in ws.cache.stale_temporaries():
+        if not dry_run:
+            ws.cache.remove(tmp)
+    out.write(f"{verb} {removed} entr{'y' if removed == 1 else 'ies'} ({_size(freed)}); kept {kept} "
+              f"({_size(kept_bytes)}) in {ws.cache.folder}\n")
+    return 0
+
+
+def _keys_at_ref(lock_path: Path, ref: str) -> set[str]:
+    """Keys recorded in ``assets.lock`` as it is at git ``ref``."""
+    folder = lock_path.parent
+    try:
+        top = subprocess.run(["git", "rev-parse", "--show-prefix"], cwd=folder, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        shown = subprocess.run(["git", "show", f"{ref}:{top}{lock_path.name}"], cwd=folder,
+                               capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        raise UsageError(f"--keep-ref {ref}: {folder} is not in a git repository (or git is missing)") from None
+    if shown.returncode != 0:
+        message = shown.stderr.strip().splitlines()[-1] if shown.stderr.strip() else "unknown error"
+        raise UsageError(f"--keep-ref {ref}: cannot read assets.lock there ({message})",
+                         hint="use a branch, tag or commit that has assets.lock, e.g. origin/main")
+    try:
+        assets = json.loads(shown.stdout).get("assets", {})
+        return {str(entry["key"]) for entry in assets.values()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise UsageError(f"--keep-ref {ref}: assets.lock there is not valid") from None
+
+
+def _size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"
