@@ -220,7 +220,8 @@ class _Locator:
 def _table_header(section: str, name: str | None = None) -> re.Pattern[str]:
     if name is None:
         return re.compile(rf"^\s*\[\s*{re.escape(section)}\s*\]")
-    quoted = rf"(?:\"{re.escape(name)}\"|'{re.escape(name)}'|{re.escape(name)})"
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"')  # as written in a TOML basic string
+    quoted = rf"(?:\"{re.escape(name)}\"|\"{re.escape(escaped)}\"|'{re.escape(name)}'|{re.escape(name)})"
     return re.compile(rf"^\s*\[\s*{re.escape(section)}\s*\.\s*{quoted}\s*\]")
 
 
@@ -280,7 +281,7 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
         own = _normalised_table(table, locator, ("assets", written))
         merged = _merge(defaults, styles, own, written, where)
         for target, values in _expand_variants(written, merged, where):
-            norm = _inside(output_dir, target, where, f"target {target!r}", root=root)
+            norm = _inside(output_dir, target, where, "target", root=root)
             if norm in declared:
                 raise ManifestError(where, f"duplicate target {norm!r}: also declared as {declared[norm]!r}",
                                     hint="each target path may be declared once")
@@ -365,7 +366,8 @@ def _inside(base: Path, relative: str, where: str, what: str, root: Path | None 
     root = root or base
     text = relative.replace("\\", "/")
     if not text or text.startswith("/") or re.match(r"^[A-Za-z]:", text) or text.startswith("~"):
-        raise ManifestError(where, f"{what} must be a relative path inside the project, not {relative!r}")
+        raise ManifestError(where, f"{what} must be a relative path inside the project, not {relative!r}",
+                            hint="write paths relative to the folder of assets.toml, e.g. \"sprites/hero.png\"")
     norm = posixpath.normpath(text)
     candidate = base / norm
     if norm == ".." or norm.startswith("../") or not _within(candidate, root, follow=False):

@@ -96,8 +96,11 @@ class Planner:
             if entry.key == key:
                 return Status(target, State.FRESH, "", key, form, entry)
             return stale("inputs changed")
-        if entry is None and self._cached_hash(key) == on_disk:
-            return Status(target, State.ADOPT, "file matches the cache; lock entry missing", key, form, entry)
+        # Our bytes for the current key with no (or an older) lock entry: a run was stopped between
+        # writing the file and committing the lock. Only the entry needs recording.
+        if self._cached_hash(key) == on_disk:
+            reason = "file matches the cache; lock entry " + ("missing" if entry is None else "outdated")
+            return Status(target, State.ADOPT, reason, key, form, entry)
         if self.force:
             return stale("replacing a modified file (--force)")
         reason = ("not written by assetbuild (no lock entry)" if entry is None

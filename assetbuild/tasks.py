@@ -101,6 +101,7 @@ class Reporter:
         self.builder = builder
         self.events = events
         self.summary = summary
+        self.unexpected = 0  # doit errors that are not an asset's failure or a skipped dependent (bugs)
 
     def initialize(self, tasks: Any, selected_tasks: Any) -> None:
         pass
@@ -131,6 +132,7 @@ class Reporter:
             failure = Failure(target, f"not built: input {ups} failed", skipped=True)
             self.summary.skipped += 1
         else:  # a bug in a task: doit caught an exception
+            self.unexpected += 1
             failure = Failure(target, fail.get_msg().strip().splitlines()[-1] if fail.get_msg() else str(fail))
             self.summary.failed += 1
         self.summary.failures.append(failure)
@@ -146,6 +148,7 @@ class Reporter:
         self.events.warning(str(exception))
 
     def runtime_error(self, msg: str) -> None:
+        self.unexpected += 1
         self.events.warning(msg)
 
     def teardown_task(self, task: Any) -> None:
@@ -173,6 +176,8 @@ def run(builder: Builder, targets: list[str], *, jobs: int, keep_going: bool, su
     loader = _Loader(task_dicts(builder, targets), config)
     main = _AssetbuildDoit(loader, config_filenames=())
     code = main.run(["run"] + [task_name(t) for t in targets])
+    if code == 2 and summary.skipped and not reporter.unexpected:
+        code = 1  # doit counts the dependents of a failed asset (UnmetDependency) as errors: a failure
     if code not in (0, 1):  # doit itself failed (not a task): a bug, never a user error
         raise RuntimeError(f"doit stopped with exit code {code}")
     return code

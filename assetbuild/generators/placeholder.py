@@ -20,6 +20,7 @@ import xxhash
 from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import GenerationError
+from ..postprocess import open_image
 from .base import GenerationRequest, GenerationResult, Progress, ProgressCallback
 
 LOG_ENV = "ASSETBUILD_PLACEHOLDER_LOG"
@@ -92,9 +93,8 @@ def render(name: str, prompt: str, seed: int, width: int, height: int, init: byt
 
 def _blend_init(image: Image.Image, init: bytes) -> None:
     try:
-        with Image.open(io.BytesIO(init)) as source:
-            base = source.convert("RGB").resize(image.size)
-    except OSError:
+        base = open_image(init).convert("RGB").resize(image.size)
+    except ValueError:  # not an image: the real server would refuse it; the placeholder ignores it
         return
     image.paste(Image.blend(image, base, 0.5))
 

@@ -1,0 +1,305 @@
+"""assets.lock: deterministic and diff-friendly, committed per asset after its image is in place."""
+
+from __future__ import annotations
+
+import difflib
+import errno
+import json
+import os
+import re
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import write_manifest
+from helpers import QUICKSTART, TARGETS, png_size
+
+from assetbuild import fsutil, generators
+from assetbuild import lock as lock_module
+from assetbuild.cli import main
+from assetbuild.errors import ManifestError
+from assetbuild.generators.base import GenerationRequest, GenerationResult, ProgressCallback
+from assetbuild.generators.placeholder import PlaceholderGenerator
+from assetbuild.keys import hash_bytes
+from assetbuild.lock import Lock, LockEntry, render
+
+
+def entry(n: int, prompt: str = "p") -> LockEntry:
+    return LockEntry(key=f"{n:032x}", hash=f"{n + 100:032x}", seed=n, model="m",
+                     inputs={"v": 1, "params": {"prompt": prompt, "seed": n}})
+
+
+def build(root: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    monkeypatch.chdir(root)
+    return main(["run", "-q", *args])
+
+
+def test_render_is_sorted_and_independent_of_insertion_order() -> None:
+    forward = {f"t{i}.png": entry(i) for i in range(5)}
+    backward = {f"t{i}.png": entry(i) for i in reversed(range(5))}
+    assert render(forward) == render(backward)
+    text = render(forward).decode()
+    assert text.endswith("}\n")
+    data = json.loads(text)
+    assert list(data["assets"]) == sorted(data["assets"])
+    assert data["version"] == lock_module.LOCK_VERSION
+    for block in data["assets"].values():
+        assert list(block) == sorted(block)
+
+
+def test_roundtrip_commit_remove_and_load(tmp_path: Path) -> None:
+    path = tmp_path / "assets.lock"
+    lock = Lock.load(path)
+    assert lock.targets() == [] and not path.exists()
+    lock.commit("b.png", entry(2))
+    lock.commit("a.png", entry(1))
+    assert path.exists()  # written before commit returns
+    loaded = Lock.load(path)
+    assert loaded.targets() == ["a.png", "b.png"]
+    assert loaded.get("a.png") == entry(1)
+    lock.commit("a.png", None)
+    assert Lock.load(path).targets() == ["b.png"]
+    assert render({"b.png": entry(2)}) == path.read_bytes()
+
+
+def test_committing_an_unchanged_entry_does_not_rewrite(tmp_path: Path) -> None:
+    path = tmp_path / "assets.lock"
+    lock = Lock.load(path)
+    lock.commit("a.png", entry(1))
+    path.write_bytes(b"sentinel")  # any rewrite would replace this
+    lock.commit("a.png", entry(1))
+    lock.commit("absent.png", None)
+    assert path.read_bytes() == b"sentinel"
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"assets": {"a.png": {"hash": "x"}}}', '{"assets": []}', "[]"])
+def test_corrupt_lock_is_a_manifest_error_with_a_hint(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "assets.lock"
+    path.write_text(text)
+    with pytest.raises(ManifestError) as info:
+        Lock.load(path)
+    assert str(path) in str(info.value)
+    assert info.value.hint and "git checkout" in info.value.hint
+
+
+def test_concurrent_commits_all_land(tmp_path: Path) -> None:
+    path = tmp_path / "assets.lock"
+    lock = Lock.load(path)
+    threads = [
+        threading.Thread(target=lambda k=k: [lock.commit(f"t{k}_{i}.png", entry(k * 100 + i)) for i in range(25)])
+        for k in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    on_disk = Lock.load(path)
+    assert len(on_disk.targets()) == 200
+    assert all(on_disk.get(t) == lock.get(t) for t in lock.targets())
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_lock_rewrites_leave_no_temporary_file_beside_the_lock(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # A kill during a rewrite can leave its temporary file behind: it must not be beside assets.lock
+    # (where it would show up in `git status`), but in assetbuild's state folder.
+    seen: list[str] = []
+    real_replace = os.replace
+
+    def spy(src: str, dst: str) -> None:
+        seen.append(str(src))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(fsutil.os, "replace", spy)
+    Lock.load(tmp_path / "assets.lock").commit("a.png", entry(1))
+    assert len(seen) == 1
+    assert Path(seen[0]).parent == tmp_path / ".assetbuild" / "tmp"
+
+
+def test_same_project_built_twice_gives_identical_lock_bytes(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    locks = []
+    for name in ("one", "two"):
+        root = tmp_path / name
+        root.mkdir()
+        write_manifest(root, QUICKSTART)
+        assert build(root, monkeypatch) == 0
+        locks.append((root / "assets.lock").read_bytes())
+    assert locks[0] == locks[1]
+    text = locks[0].decode()
+    # No timestamps, no absolute paths, nothing machine-specific.
+    assert not re.search(r"\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}", text)
+    assert str(tmp_path) not in text
+    data = json.loads(text)
+    assert sorted(data["assets"]) == sorted(TARGETS)
+    hero = data["assets"]["sprites/hero.png"]
+    assert hero["seed"] == 42 and hero["model"] == "placeholder"
+    assert hero["inputs"]["params"]["prompt"].startswith("pixel art of a knight")
+
+
+def test_lock_records_hash_of_the_bytes_on_disk(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_manifest(project, QUICKSTART)
+    assert build(project, monkeypatch) == 0
+    lock = Lock.load(project / "assets.lock")
+    for target in TARGETS:
+        data = (project / target).read_bytes()
+        recorded = lock.get(target)
+        assert recorded is not None and recorded.hash == hash_bytes(data)
+        png_size(data)
+
+
+def test_changing_one_asset_changes_only_its_block(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_manifest(project, QUICKSTART)
+    assert build(project, monkeypatch) == 0
+    before = (project / "assets.lock").read_text().splitlines()
+    write_manifest(project, QUICKSTART.replace("a steel sword icon", "a golden sword icon"))
+    assert build(project, monkeypatch) == 0
+    after = (project / "assets.lock").read_text().splitlines()
+    changed = [line for line in difflib.unified_diff(before, after, lineterm="", n=0)
+               if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert changed, "the lock must change"
+    assert len(changed) == 6  # key, hash, prompt: one line out, one line in each
+    # Every changed line lies inside the icon's block.
+    start = next(i for i, line in enumerate(after) if '"ui/icon_sword.png"' in line)
+    for line in changed:
+        if line.startswith("+"):
+            assert after.index(line[1:]) > start
+    assert any("golden" in line for line in changed)
+
+
+def test_each_asset_is_committed_after_its_image_is_in_place(project: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    write_manifest(project, QUICKSTART)
+    real_commit = Lock.commit
+    commits: list[str] = []
+
+    def checked(self: Lock, target: str, new: LockEntry | None) -> None:
+        if new is not None:
+            # The image must already be at its target, complete, when the lock records it.
+            path = project / target
+            assert path.is_file(), f"lock entry for {target} committed before its image was written"
+            assert hash_bytes(path.read_bytes()) == new.hash
+        real_commit(self, target, new)
+        commits.append(target)
+        # Each commit is on disk right away, and names only files that exist with their hashes.
+        for name, recorded in json.loads(self.path.read_text())["assets"].items():
+            assert hash_bytes((project / name).read_bytes()) == recorded["hash"]
+
+    monkeypatch.setattr(Lock, "commit", checked)
+    assert build(project, monkeypatch, "-n", "1") == 0
+    assert sorted(commits) == sorted(TARGETS)  # one commit per asset, not one at the end
+
+
+def test_finished_assets_stay_recorded_when_another_fails(project: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # The crop is larger than the generated image: that asset fails after generation.
+    write_manifest(project, QUICKSTART + '\n[assets."broken.png"]\nprompt = "x"\ncrop = [0, 0, 4000, 4000]\n')
+    assert build(project, monkeypatch, "--keep-going", "-n", "1") == 1
+    assert "broken.png" in capsys.readouterr().out
+    lock = Lock.load(project / "assets.lock")
+    assert lock.targets() == sorted(TARGETS)
+    assert not (project / "broken.png").exists()
+
+
+def test_lock_and_images_are_created_with_the_umask_mode(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Like any tool: 0666 minus the umask (mkstemp alone would make every committed file 0600).
+    expected = fsutil._umask_mode()
+    if expected & 0o044 != 0o044:
+        pytest.skip("the umask hides group/other read bits: 0600 would be right here")
+    write_manifest(project, QUICKSTART)
+    assert build(project, monkeypatch) == 0
+    for path in [project / "assets.lock", *(project / t for t in TARGETS)]:
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
+
+
+def test_atomic_write_mode_override_and_no_leftovers(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "secret.json"
+    fsutil.atomic_write(target, b"one", mode=0o600)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    fsutil.atomic_write(target, b"two", tmp_dir=tmp_path / "state")
+    assert target.read_bytes() == b"two"
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["secret.json"]
+    assert list((tmp_path / "state").iterdir()) == []
+
+
+def test_atomic_write_failure_keeps_the_old_file_and_cleans_up(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "a.png"
+    target.write_bytes(b"old")
+
+    def boom(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fsutil.os, "replace", boom)
+    with pytest.raises(OSError):
+        fsutil.atomic_write(target, b"new", tmp_dir=tmp_path / "state")
+    assert target.read_bytes() == b"old"
+    assert list((tmp_path / "state").iterdir()) == []
+
+
+def test_lock_grows_while_the_run_goes_on(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Serial run: when each generation starts, every asset finished before it is already in the lock file.
+    write_manifest(project, QUICKSTART)
+    seen: list[list[str]] = []
+    inner = PlaceholderGenerator()
+
+    class Watching:
+        kind = "placeholder"
+
+        def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
+            lock_path = project / "assets.lock"
+            seen.append(sorted(json.loads(lock_path.read_text())["assets"]) if lock_path.exists() else [])
+            return inner.generate(request, progress)
+
+        def interrupt(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(generators, "create", lambda server: Watching())
+    assert build(project, monkeypatch, "-n", "1") == 0
+    assert seen == [[], [TARGETS[0]], [TARGETS[0], TARGETS[1]]]
+
+
+def test_images_are_renamed_into_place_from_a_complete_temporary_file(project: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    write_manifest(project, QUICKSTART)
+    renames: dict[str, tuple[Path, bytes]] = {}
+    real_replace = os.replace
+
+    def spy(src: str, dst: str) -> None:
+        renames[Path(dst).relative_to(project).as_posix()] = (Path(src), Path(src).read_bytes())
+        real_replace(src, dst)
+
+    monkeypatch.setattr(fsutil.os, "replace", spy)
+    assert build(project, monkeypatch) == 0
+    for target in TARGETS:
+        assert target in renames, f"{target} was not renamed into place"
+        src, data = renames[target]
+        assert data == (project / target).read_bytes()
+        png_size(data)
+        # The temporary file was not among the user's assets.
+        assert src.parent == project / ".assetbuild" / "tmp"
+
+
+def test_atomic_write_falls_back_when_the_state_folder_is_on_another_filesystem(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = tmp_path / "state"
+    real_replace = os.replace
+    sources: list[Path] = []
+
+    def cross_device(src: str, dst: str) -> None:
+        sources.append(Path(src).parent)
+        if Path(src).parent == state:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(fsutil.os, "replace", cross_device)
+    target = tmp_path / "art" / "a.png"
+    fsutil.atomic_write(target, b"bytes", tmp_dir=state)
+    assert target.read_bytes() == b"bytes"
+    assert sources == [state, target.parent]
+    assert list(state.iterdir()) == []
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.png"]
