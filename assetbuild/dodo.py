@@ -16,14 +16,14 @@ from typing import Any
 from . import generators
 from .build import Builder
 from .display.plain import PlainDisplay
+from .fsutil import make_state_dir
 from .manifest import STATE_DIR
-from .tasks import PREFIX, ignore_state_dir, task_dicts
+from .tasks import PREFIX, task_dicts
 from .workspace import open_workspace
 
 # doit's own state goes with assetbuild's (doit does not create the folder of its dep_file itself).
 _STATE = Path(STATE_DIR)
-_STATE.mkdir(exist_ok=True)
-ignore_state_dir(_STATE)
+make_state_dir(_STATE)
 DOIT_CONFIG = {
     "default_tasks": [PREFIX],
     "par_type": "thread",

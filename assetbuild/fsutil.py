@@ -72,6 +72,15 @@ def _sync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def make_state_dir(state: Path) -> None:
+    """Create assetbuild's local state folder, keeping it out of git without asking the user to edit
+    their .gitignore (the folder ignores itself)."""
+    state.mkdir(parents=True, exist_ok=True)
+    marker = state / ".gitignore"
+    if not marker.exists():
+        marker.write_text("# assetbuild's local state and cache; never committed\n*\n", encoding="utf-8")
+
+
 def hash_file(path: Path) -> str:
     """xxh3-128 of a file's bytes, read in chunks (same digest as ``keys.hash_bytes``)."""
     digest = xxhash.xxh3_128()
@@ -134,4 +143,5 @@ class HashCache:
                 return
             data = json.dumps(self._entries, separators=(",", ":"), sort_keys=True).encode()
             self._dirty = False
+        make_state_dir(self.path.parent)
         atomic_write(self.path, data)

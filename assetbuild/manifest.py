@@ -276,6 +276,7 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
     drafts: dict[str, dict[str, Any]] = {}
     lines: dict[str, int | None] = {}
     declared: dict[str, str] = {}  # normalised target -> as written
+    by_case: dict[str, str] = {}  # lower-cased target -> target
     for written, table in shape.assets.items():
         where = locator.where("assets", written)
         own = _normalised_table(table, locator, ("assets", written))
@@ -287,6 +288,10 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
                                     hint="each target path may be declared once")
             if norm in (LOCK_NAME,) or norm.startswith(STATE_DIR + "/"):
                 raise ManifestError(where, f"target {norm!r} is reserved for assetbuild's own files")
+            folded = by_case.setdefault(norm.lower(), norm)
+            if folded != norm:
+                raise ManifestError(where, f"target {norm!r} differs from {folded!r} only in letter case",
+                                    hint="they would be one file on macOS and Windows; rename one")
             declared[norm] = target
             drafts[norm] = values
             lines[norm] = locator.line("assets", written)

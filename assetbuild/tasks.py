@@ -11,7 +11,6 @@ threads; config files ignored, so a host repo's ``[tool.doit]`` cannot change ou
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from doit.cmd_base import TaskLoader2
@@ -23,6 +22,7 @@ from . import events as ev
 from .build import Builder
 from .errors import AssetError
 from .events import BuildEvents, Failure, Summary
+from .fsutil import make_state_dir
 
 PREFIX = "assets"
 
@@ -161,8 +161,7 @@ class Reporter:
 def run(builder: Builder, targets: list[str], *, jobs: int, keep_going: bool, summary: Summary) -> int:
     """Run doit on the tasks of ``targets`` (which must include their upstream). Returns doit's code."""
     state = builder.project.state_dir
-    state.mkdir(parents=True, exist_ok=True)
-    ignore_state_dir(state)
+    make_state_dir(state)
     reporter = Reporter(builder, builder.events, summary)
     config = {
         "dep_file": str(state / "doit.json"),
@@ -181,10 +180,3 @@ def run(builder: Builder, targets: list[str], *, jobs: int, keep_going: bool, su
     if code not in (0, 1):  # doit itself failed (not a task): a bug, never a user error
         raise RuntimeError(f"doit stopped with exit code {code}")
     return code
-
-
-def ignore_state_dir(state: Path) -> None:
-    """Keep ``.assetbuild/`` out of git without asking the user to edit their .gitignore."""
-    marker = state / ".gitignore"
-    if not marker.exists():
-        marker.write_text("# assetbuild's local state and cache; never committed\n*\n", encoding="utf-8")

@@ -32,7 +32,9 @@ def gc(ws: Workspace, out: TextIO, *, keep_days: float | None, keep_refs: list[s
             ws.cache.remove(entry.path)
         removed += 1
         freed += entry.size
-    for tmp in ws.cache.stale_temporaries():
+    # Temporary files of writers killed mid-write (cache entries, images and the lock).
+    leftovers = ws.cache.stale_temporaries() + _old_files(ws.project.state_dir / "tmp")
+    for tmp in leftovers:
         if not dry_run:
             ws.cache.remove(tmp)
     out.write(f"{verb} {removed} entr{'y' if removed == 1 else 'ies'} ({_size(freed)}); kept {kept} "
@@ -68,3 +70,10 @@ def _size(count: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{count} B"
+
+
+def _old_files(folder: Path, older_than: float = 3600.0) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - older_than
+    return [p for p in folder.iterdir() if p.is_file() and p.stat().st_mtime < cutoff]
