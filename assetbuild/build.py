@@ -146,7 +146,8 @@ class Builder:
         try:
             final = postprocess.apply(result.data, asset.post, key=status.key, prompt=asset.params.get("prompt"))
         except ValueError as exc:
-            raise ImageError(target, f"the generator returned an unusable image: {exc}") from None
+            origin = f"its source {asset.source}" if asset.source else "the generator's image"
+            raise ImageError(target, f"{origin} is unusable: {exc}") from None
         model = result.model or asset.params.get("model")
         self._write(target, asset, final, status, result.seed, model, cache=True)
         return outcome

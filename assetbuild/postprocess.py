@@ -177,7 +177,9 @@ def open_image(data: bytes) -> Image.Image:
             if width * height > MAX_PIXELS:
                 raise ValueError(f"image is {width}x{height}, larger than the {MAX_PIXELS} pixel limit")
             image.load()
-    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:
+        raise ValueError(f"image is larger than the {MAX_PIXELS} pixel limit (a decompression bomb?)") from None
+    except (OSError, SyntaxError) as exc:
         raise ValueError(f"not a readable image ({exc})") from exc
     return image
 
