@@ -35,6 +35,7 @@ class SwarmUIGenerator:
         self._client: SwarmClient | None = None
         self._futures: set[concurrent.futures.Future[Any]] = set()
         self._closed = False
+        self._interrupted = False
 
     # The loop and client start on the first generation: creating a generator contacts nothing.
     def _ensure_started(self) -> tuple[asyncio.AbstractEventLoop, SwarmClient]:
@@ -61,9 +62,11 @@ class SwarmUIGenerator:
 
     def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
         loop, client = self._ensure_started()
-        future = asyncio.run_coroutine_threadsafe(
-            client.generate(dict(request.params), dict(request.images), progress), loop)
-        with self._lock:
+        with self._lock:  # checked and registered atomically: interrupt() cannot miss this future
+            if self._interrupted:
+                raise GenerationError(request.asset, "interrupted")
+            future = asyncio.run_coroutine_threadsafe(
+                client.generate(dict(request.params), dict(request.images), progress), loop)
             self._futures.add(future)
         try:
             image = future.result()
@@ -80,6 +83,7 @@ class SwarmUIGenerator:
     def interrupt(self) -> None:
         """Ctrl-C: InterruptAll on our sessions (only our work stops), then cancel what is in flight."""
         with self._lock:
+            self._interrupted = True  # the run is stopping: no new generation may start
             loop, client, futures = self._loop, self._client, list(self._futures)
         if loop is None or client is None:
             return
@@ -90,13 +94,15 @@ class SwarmUIGenerator:
 
     def close(self) -> None:
         with self._lock:
+            if self._closed:  # idempotent: a second close must not touch the closed loop
+                return
             loop, client, thread = self._loop, self._client, self._thread
             self._closed = True
         if loop is None:
             return
         if client is not None:
             with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=5)
+                asyncio.run_coroutine_threadsafe(_drain_and_close(client), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
         if thread is not None:
             thread.join(timeout=5)
@@ -105,6 +111,23 @@ class SwarmUIGenerator:
     @property
     def client(self) -> SwarmClient | None:
         return self._client
+
+
+async def _drain_and_close(client: SwarmClient) -> None:
+    """Close ``client`` once no generation is still running on the loop.
+
+    A generation cancelled by ``interrupt()`` reports at once to its caller, but its task still sends
+    InterruptAll on the way out; closing the HTTP client under it would fail that call and print "Task
+    exception was never retrieved". Wait for such stragglers (bounded), cancel what is left, then close.
+    """
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    if pending:
+        _done, left = await asyncio.wait(pending, timeout=5)
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+    await client.aclose()
 
 
 def _requested_seed(request: GenerationRequest) -> int | None:

@@ -28,6 +28,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.frames import CloseCode
 
 from ..generators.base import Progress
 from . import messages
@@ -327,6 +328,10 @@ class SwarmClient:
                     finished = True
                     break
         except ConnectionClosed as exc:
+            if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                # Not a lost connection: retrying would only generate the same oversized image again.
+                raise SwarmBadImage(f"the server sent a message larger than the limit for an image of "
+                                    f"{self.max_image_bytes} bytes") from None
             if error is None and not images:
                 raise _Dropped(f"WebSocket closed: {exc}") from None
         if error is not None:
@@ -360,7 +365,7 @@ class SwarmClient:
         if ";base64" not in header:
             raise SwarmBadImage("the server sent a data URL that is not base64")
         if len(payload) * 3 // 4 > self.max_image_bytes:
-            raise SwarmBadImage(f"image larger than the {self.max_image_bytes // 2**20} MiB limit")
+            raise SwarmBadImage(f"image exceeds the {self.max_image_bytes} byte limit")
         try:
             return base64.b64decode(payload, validate=True)
         except ValueError:

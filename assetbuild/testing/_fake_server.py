@@ -239,6 +239,8 @@ class FakeServer:
 
     async def _handle_api(self, request: web.Request, raw_route: str) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
+            if not self.config.websocket:  # a proxy that does not pass upgrades: Swarm sees plain HTTP
+                return api_error(400, "bad_request_method", "API route needs websocket, request is HTTP")
             return await self._handle_ws(request, raw_route)
         if request.method != "POST":
             return web.Response(status=302, headers={"Location": "/Error/NoGetAPI"})

@@ -34,6 +34,7 @@ class FakeSwarmConfig:
     no_backend_delay: float = 1.0  # how long a request waits with 0 backends before failing
     model_load_delay: float = 0.05  # simulated model load, first time a backend uses a model
     close_delay: float = 2.0  # WS pause after socket_intention=close before the final status
+    websocket: bool = True  # False: WS upgrades get HTTP 400 bad_request_method (a proxy without upgrades)
     first_frame_timeout: float = 60.0  # WS: how long to wait for the request frame
     max_receive_bytes: int = 200 * 1024 * 1024
     max_t2i_simultaneous: int = 32  # role limit in min(32, 2 x sum(MaxUsages))

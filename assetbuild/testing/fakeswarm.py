@@ -26,6 +26,8 @@ Fault injection:
 * ``fail_next(count=1, status=503, route=None)``: the next ``count`` requests (optionally only one API
   route) get a plain-text 5xx before any other processing, like a proxy in front of the server.
 * ``set_backends(n)``, ``set_loading(flag)``: change the backend pool while requests wait.
+* ``websocket=False`` (an option): every WebSocket upgrade is answered HTTP 400 ``{"error_id":
+  "bad_request_method", ...}``, like a reverse proxy that does not pass upgrades (clients fall back to HTTP).
 
 Recording (snapshots, safe to read any time): ``requests`` (route, body without session_id),
 ``generations``, ``generation_log``, ``interrupts``, ``injected_failures``, ``live_gens``, ``peak_live_gens``,

@@ -1,0 +1,900 @@
+"""The SwarmUI client (issue 3): the async SwarmClient and the sync SwarmUIGenerator, in-process, against
+the FakeSwarm double over real loopback sockets (plus a few pure unit tests of the message parser and of
+the frame-stream reader).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gc
+import io
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from PIL import Image
+from websockets.exceptions import ConnectionClosedError
+
+from assetbuild.errors import AuthError, GenerationError, ServerError, ServerUnreachable
+from assetbuild.generators.base import GenerationRequest, Progress
+from assetbuild.generators.swarmui import SwarmUIGenerator
+from assetbuild.manifest import ServerSettings
+from assetbuild.swarm import messages
+from assetbuild.swarm.client import MAX_SESSION_RENEWALS, SwarmClient, _Dropped, data_url, sniff
+from assetbuild.swarm.credentials import Credentials
+from assetbuild.swarm.errors import (
+    SessionInvalid,
+    SwarmAPIError,
+    SwarmAuthError,
+    SwarmBadImage,
+    SwarmError,
+    SwarmUnreachable,
+)
+from assetbuild.testing import FakeSwarm
+
+pytestmark = pytest.mark.timeout(60)
+
+T = TypeVar("T")
+MODEL = "sd_xl_base_1.0"
+FAST: dict[str, Any] = {"latency": 0.05, "steps": 4, "close_delay": 0.05, "model_load_delay": 0.01}
+PARAMS: dict[str, Any] = {"prompt": "a cat", "model": MODEL, "width": 64, "height": 64, "seed": 7}
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSwarm]:
+    with FakeSwarm(backends=1, **FAST) as server:
+        yield server
+
+
+def with_client(url: str, body: Callable[[SwarmClient], Awaitable[T]], **options: Any) -> T:
+    """Run ``body(client)`` on a fresh event loop with a client that is always closed."""
+    options.setdefault("backoff", 0.01)
+
+    async def main() -> T:
+        client = SwarmClient(url, **options)
+        try:
+            return await body(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
+def generate(url: str, params: dict[str, Any] | None = None, images: dict[str, bytes] | None = None,
+             progress: list[Progress] | None = None, **options: Any) -> bytes:
+    """One generation; returns the image bytes."""
+    seen = progress if progress is not None else []
+
+    async def body(client: SwarmClient) -> bytes:
+        result = await client.generate(dict(params or PARAMS), images or {}, seen.append)
+        return result.data
+
+    return with_client(url, body, **options)
+
+
+def png(width: int = 8, height: int = 8, color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return image.size
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def routes(fake: FakeSwarm) -> list[str]:
+    return [r.route for r in fake.requests]
+
+
+def forgetful_sessions(fake: FakeSwarm, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the double forget every session right after GetNewSession hands it out."""
+    engine = fake._engine  # noqa: SLF001 - a fault the double has no public hook for
+    original = engine.create_session
+
+    def create_and_forget(user: str) -> Any:
+        session = original(user)
+        engine.sessions.pop(session.id, None)
+        return session
+
+    monkeypatch.setattr(engine, "create_session", create_and_forget)
+
+
+# ------------------------------------------------------------------------------- messages.py (unit)
+
+
+def test_parse_status_frame() -> None:
+    frame = messages.parse(json.dumps({"status": {"waiting_gens": 1, "loading_models": 0, "waiting_backends": 1,
+                                                  "live_gens": 0}, "backend_status": {"status": "running"},
+                                       "supported_features": []}))
+    assert frame.kind == "status"
+    assert frame.payload == messages.StatusCounters(waiting_gens=1, waiting_backends=1)
+
+
+@pytest.mark.parametrize("index", ["2", 2])
+def test_parse_gen_progress_with_string_or_int_batch_index(index: Any) -> None:
+    frame = messages.parse(json.dumps({"gen_progress": {"batch_index": index, "request_id": "1001",
+                                                        "overall_percent": 0.5, "current_percent": 0.25,
+                                                        "preview": "data:image/jpeg;base64,AAAA"}}))
+    assert frame.kind == "progress"
+    assert frame.payload.batch_index == 2
+    assert frame.payload.overall_percent == 0.5
+    assert frame.payload.preview == "data:image/jpeg;base64,AAAA"
+    assert messages.progress_of(frame.payload) == Progress("generating", 0.5)
+
+
+def test_progress_fraction_is_clamped_and_falls_back_to_current_percent() -> None:
+    only_current = messages.GenProgress(batch_index=0, current_percent=0.3)
+    assert messages.progress_of(only_current).fraction == 0.3
+    assert messages.progress_of(messages.GenProgress(overall_percent=1.7)).fraction == 1.0
+    assert messages.progress_of(messages.GenProgress()).fraction is None
+
+
+@pytest.mark.parametrize("index", ["1", 1])
+def test_parse_flat_image_message(index: Any) -> None:
+    metadata = json.dumps({"sui_image_params": {"prompt": "a cat", "seed": 1234}})
+    frame = messages.parse(json.dumps({"image": "View/local/raw/x.png", "batch_index": index,
+                                       "request_id": "1001", "metadata": metadata}))
+    assert frame.kind == "image"
+    assert frame.payload.image == "View/local/raw/x.png"
+    assert frame.payload.batch_index == 1
+    assert frame.payload.seed() == 1234
+
+
+def test_image_seed_is_none_without_usable_metadata() -> None:
+    assert messages.ImageMessage(image="x", metadata=None).seed() is None
+    assert messages.ImageMessage(image="x", metadata="not json").seed() is None
+    assert messages.ImageMessage(image="x", metadata='{"sui_image_params": {}}').seed() is None
+
+
+def test_parse_discard_keep_alive_close_and_error_frames() -> None:
+    assert messages.parse('{"discard_indices":["0",2]}') == messages.Frame("discard", {0, 2})
+    assert messages.parse('{"discard_indices":[]}') == messages.Frame("discard", set())
+    assert messages.parse('{"keep_alive":true}').kind == "keep_alive"
+    assert messages.parse('{"socket_intention":"close"}').kind == "close_intent"
+    error = messages.parse('{"error":"No backends available!"}')
+    assert (error.kind, error.payload, error.error_id) == ("error", "No backends available!", None)
+    session = messages.parse('{"error":"Invalid session ID. You may need to refresh the page.",'
+                             '"error_id":"invalid_session_id"}')
+    assert (session.kind, session.error_id) == ("error", "invalid_session_id")
+    only_id = messages.parse('{"error_id":"invalid_login"}')
+    assert (only_id.kind, only_id.payload) == ("error", "invalid_login")
+
+
+@pytest.mark.parametrize("raw", [
+    '{"raw_backend_data":{"type":"x","data":"AAAA"}}',
+    '{"raw_swarm_data":{"params_used":["prompt"]}}',
+    '{"socket_intention":"something-else"}',
+    '{"something_new":1}',
+    "[1, 2]",
+    "not json at all",
+    b'"a string"',
+])
+def test_unknown_frames_are_ignored(raw: str | bytes) -> None:
+    assert messages.parse(raw).kind == "other"
+
+
+def test_phase_of_status_counters() -> None:
+    def phase(**counters: int) -> str | None:
+        found = messages.phase_of(messages.StatusCounters(**counters))
+        return found.phase if found is not None else None
+
+    assert messages.phase_of(messages.StatusCounters(waiting_gens=1)) == Progress("queued")
+    assert phase(waiting_gens=1, waiting_backends=1) == "waiting"
+    assert phase(waiting_gens=1, loading_models=1) == "loading"
+    assert phase(waiting_gens=1, live_gens=1, waiting_backends=1) == "generating"
+    assert phase() is None
+
+
+# ------------------------------------------------------------------ the frame-stream reader (unit)
+
+
+class StubSocket:
+    """An async iterable of frames standing in for a websockets connection."""
+
+    def __init__(self, frames: list[Any], closed: Exception | None = None) -> None:
+        self.frames = frames
+        self.closed = closed
+        self.consumed = 0
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._frames()
+
+    async def _frames(self) -> AsyncIterator[str]:
+        for frame in self.frames:
+            self.consumed += 1
+            yield frame if isinstance(frame, str) else json.dumps(frame)
+        if self.closed is not None:
+            raise self.closed
+
+
+def read_stream(frames: list[Any] | StubSocket, closed: Exception | None = None,
+                seen: list[Progress] | None = None) -> messages.ImageMessage:
+    stub = frames if isinstance(frames, StubSocket) else StubSocket(frames, closed)
+
+    async def body(client: SwarmClient) -> messages.ImageMessage:
+        return await client._read_generation(stub, (seen if seen is not None else []).append)  # type: ignore[arg-type]  # noqa: SLF001
+
+    return with_client("http://127.0.0.1:9", body)
+
+
+def status(waiting: int = 0, loading: int = 0, backends: int = 0, live: int = 0) -> dict[str, Any]:
+    return {"status": {"waiting_gens": waiting, "loading_models": loading, "waiting_backends": backends,
+                       "live_gens": live}, "backend_status": {"status": "running"}}
+
+
+TAIL: list[Any] = [{"keep_alive": True}, {"discard_indices": []}, {"socket_intention": "close"}, status()]
+
+
+def test_reader_follows_a_full_stream_and_ignores_unknown_frames() -> None:
+    seen: list[Progress] = []
+    frames = [status(waiting=1), status(waiting=1, backends=1), status(waiting=1, live=1),
+              {"gen_progress": {"batch_index": 0, "request_id": "1001", "overall_percent": 0.5}},
+              {"raw_backend_data": {"type": "x", "data": "AAAA"}}, "garbage",
+              {"gen_progress": {"batch_index": "0", "request_id": "1001", "overall_percent": 1.0}},
+              {"image": "data:image/png;base64,AAAA", "batch_index": "0", "request_id": "1001"}, *TAIL]
+    image = read_stream(frames, seen=seen)
+    assert image.image == "data:image/png;base64,AAAA"
+    assert [p.phase for p in seen] == ["queued", "waiting", "generating", "generating", "generating"]
+    assert [p.fraction for p in seen if p.fraction is not None] == [0.5, 1.0]
+
+
+def test_reader_applies_discard_indices_with_string_and_int_batch_index() -> None:
+    frames = [{"image": "data:first", "batch_index": "0"}, {"image": "data:second", "batch_index": 1},
+              {"discard_indices": ["0"]}, {"socket_intention": "close"}]
+    assert read_stream(frames).image == "data:second"
+
+
+def test_reader_all_images_discarded_is_an_error() -> None:
+    frames = [{"image": "data:first", "batch_index": 0}, {"discard_indices": [0]}, {"socket_intention": "close"}]
+    with pytest.raises(SwarmAPIError, match="discarded"):
+        read_stream(frames)
+
+
+def test_reader_error_frame_does_not_end_the_stream_and_is_raised_with_the_servers_text() -> None:
+    frames = [status(waiting=1), {"error": "All available backends failed to load the model 'x'."},
+              status(), *TAIL]
+    stub = StubSocket(frames)
+    with pytest.raises(SwarmAPIError, match="failed to load the model") as info:
+        read_stream(stub)
+    assert not isinstance(info.value, SessionInvalid)
+    assert stub.consumed == len(frames) - 1  # read on to socket_intention: close (the last status is not needed)
+
+
+def test_reader_invalid_session_frame_raises_session_invalid() -> None:
+    frames = [{"error": "Invalid session ID. You may need to refresh the page.", "error_id": "invalid_session_id"}]
+    with pytest.raises(SessionInvalid):
+        read_stream(frames, closed=ConnectionClosedError(None, None))
+
+
+def test_reader_socket_lost_before_an_image_is_a_drop() -> None:
+    frames = [status(waiting=1, live=1), {"gen_progress": {"batch_index": "0", "overall_percent": 0.25}}]
+    with pytest.raises(_Dropped):
+        read_stream(frames, closed=ConnectionClosedError(None, None))
+
+
+def test_reader_socket_lost_after_the_image_keeps_the_image() -> None:
+    frames = [{"image": "data:kept", "batch_index": "0"}]
+    assert read_stream(frames, closed=ConnectionClosedError(None, None)).image == "data:kept"
+
+
+def test_reader_close_without_image_is_an_error_not_a_retry() -> None:
+    with pytest.raises(SwarmAPIError, match="without sending an image"):
+        read_stream([{"discard_indices": []}, {"socket_intention": "close"}])
+
+
+# ------------------------------------------------------------------------------------ images (unit)
+
+
+def test_data_url_and_sniff() -> None:
+    data = png()
+    assert data_url(data).startswith("data:image/png;base64,")
+    assert base64.b64decode(data_url(data).split(",", 1)[1]) == data
+    assert sniff(data) == "png"
+    assert sniff(b"\xff\xd8\xff\xe0rest") == "jpeg"
+    assert sniff(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "webp"
+    assert sniff(b"<html>") is None
+
+
+def test_fetch_image_checks_the_bytes_before_returning_them() -> None:
+    jpeg = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(jpeg, "JPEG")
+
+    async def body(client: SwarmClient) -> None:
+        assert await client.fetch_image(data_url(png())) == png()
+        with pytest.raises(SwarmBadImage, match="expected a PNG"):
+            await client.fetch_image(data_url(jpeg.getvalue()), "png")
+        assert await client.fetch_image(data_url(jpeg.getvalue()), "jpeg") == jpeg.getvalue()
+        with pytest.raises(SwarmBadImage, match="not an image"):
+            await client.fetch_image("data:image/png;base64," + base64.b64encode(b"<html>oops</html>").decode())
+        with pytest.raises(SwarmBadImage, match="not base64"):
+            await client.fetch_image("data:image/png,rawtext")
+        with pytest.raises(SwarmBadImage, match="invalid base64"):
+            await client.fetch_image("data:image/png;base64,@@@@")
+
+    with_client("http://127.0.0.1:9", body)
+
+
+def test_downloads_go_only_to_the_servers_origin() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"no request may leave: {request.url}")
+
+    async def body(client: SwarmClient) -> None:
+        for reference in ("http://evil.example/View/local/x.png", "https://127.0.0.1:7801/View/local/x.png",
+                          "//evil.example/View/x.png"):
+            with pytest.raises(SwarmBadImage, match="another origin"):
+                await client.fetch_image(reference)
+
+    with_client("http://127.0.0.1:7801", body, transport=httpx.MockTransport(handler))
+
+
+def test_bad_server_url_is_refused() -> None:
+    with pytest.raises(SwarmError, match="not an http"):
+        SwarmClient("ftp://example.com")
+
+
+# ----------------------------------------------------------------------------------- generation
+
+
+@pytest.mark.parametrize("websocket", [True, False], ids=["ws", "http"])
+def test_generate_returns_a_png_and_records_the_transport(fake: FakeSwarm, websocket: bool) -> None:
+    data = generate(fake.url, websocket=websocket)
+    assert image_size(data) == (64, 64)
+    assert fake.generations == 1
+    record = fake.generation_log[0]
+    assert record.transport == ("ws" if websocket else "http")
+    assert record.image.startswith("data:image/png;base64,")  # donotsave by default
+    assert fake.downloads == []
+    assert record.seed == 7
+    assert fake.active_jobs() == []
+
+
+def test_seed_used_by_the_server_is_returned(fake: FakeSwarm) -> None:
+    async def body(client: SwarmClient) -> int | None:
+        result = await client.generate(dict(PARAMS, seed=-1), {}, lambda _: None)
+        return result.seed
+
+    seed = with_client(fake.url, body)
+    assert seed is not None and seed == fake.generation_log[0].seed
+
+
+def test_jpeg_output_is_accepted_when_asked_for(fake: FakeSwarm) -> None:
+    assert sniff(generate(fake.url, dict(PARAMS, imageformat="JPG"))) == "jpeg"
+
+
+def test_sessions_are_lazy_cached_and_one_per_slot(fake: FakeSwarm) -> None:
+    async def body(client: SwarmClient) -> None:
+        await asyncio.sleep(0)
+        assert fake.requests == []  # creating a client contacts nothing
+        for _ in range(3):
+            await client.generate(dict(PARAMS), {}, lambda _: None)
+        await asyncio.gather(*(client.generate(dict(PARAMS), {}, lambda _: None) for _ in range(4)))
+
+    with_client(fake.url, body, concurrency=2)
+    assert fake.generations == 7
+    assert 1 <= fake.request_count("GetNewSession") <= 2
+
+
+@pytest.mark.parametrize("websocket", [True, False], ids=["ws", "http"])
+def test_forgotten_session_is_renewed_and_the_request_retried(fake: FakeSwarm, websocket: bool) -> None:
+    async def body(client: SwarmClient) -> None:
+        await client.generate(dict(PARAMS), {}, lambda _: None)
+        await asyncio.to_thread(fake.forget_sessions)
+        await client.generate(dict(PARAMS, prompt="a dog"), {}, lambda _: None)
+
+    with_client(fake.url, body, concurrency=1, websocket=websocket)
+    assert fake.generations == 2
+    assert fake.request_count("GetNewSession") == 2
+
+
+@pytest.mark.parametrize("websocket", [True, False], ids=["ws", "http"])
+def test_session_renewal_is_bounded(fake: FakeSwarm, monkeypatch: pytest.MonkeyPatch, websocket: bool) -> None:
+    forgetful_sessions(fake, monkeypatch)
+    with pytest.raises(SwarmAPIError, match="keeps rejecting new sessions") as info:
+        generate(fake.url, websocket=websocket, concurrency=1)
+    assert info.value.error_id == "invalid_session_id"
+    assert fake.request_count("GetNewSession") == MAX_SESSION_RENEWALS + 1
+    assert fake.generations == 0
+
+
+def test_session_renewal_is_bounded_for_plain_calls() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        route = request.url.path.rsplit("/", 1)[-1]
+        calls.append(route)
+        if route == "GetNewSession":
+            return httpx.Response(200, json={"session_id": f"{len(calls):040x}"})
+        return httpx.Response(401, json={"error": "Invalid session ID. You may need to refresh the page.",
+                                         "error_id": "invalid_session_id"})
+
+    async def body(client: SwarmClient) -> None:
+        with pytest.raises(SwarmAPIError, match="keeps rejecting"):
+            await client.call("ListModels", {"path": "", "depth": 1})
+
+    with_client("http://swarm.test", body, transport=httpx.MockTransport(handler))
+    assert calls.count("GetNewSession") == MAX_SESSION_RENEWALS + 1
+    assert calls.count("ListModels") == MAX_SESSION_RENEWALS + 1
+
+
+@pytest.mark.parametrize("websocket", [True, False], ids=["ws", "http"])
+def test_restart_during_a_generation_recovers(fake: FakeSwarm, websocket: bool) -> None:
+    fake.configure(latency=0.4)
+
+    async def body(client: SwarmClient) -> bytes:
+        task = asyncio.create_task(client.generate(dict(PARAMS), {}, lambda _: None))
+        while not fake.active_jobs():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        await asyncio.to_thread(fake.restart)
+        return (await task).data
+
+    data = with_client(fake.url, body, websocket=websocket)
+    assert image_size(data) == (64, 64)
+    assert fake.generations == 1  # the job the restart killed never finished
+    assert fake.request_count("GetNewSession") == 2
+    assert fake.active_jobs() == []
+
+
+def test_server_error_message_is_kept_for_every_transport(fake: FakeSwarm) -> None:
+    for websocket in (True, False):
+        with pytest.raises(SwarmAPIError, match="Invalid model value for param Model - 'nope'") as info:
+            generate(fake.url, dict(PARAMS, model="nope"), websocket=websocket)
+        assert info.value.hint is not None and "assetbuild models" in info.value.hint
+    assert fake.generations == 0
+
+
+def test_no_backends_reports_the_servers_message() -> None:
+    with FakeSwarm(backends=0, no_backend_delay=0.1, **FAST) as fake:
+        for websocket in (True, False):
+            with pytest.raises(SwarmAPIError, match="^No backends available!$") as info:
+                generate(fake.url, websocket=websocket)
+            assert info.value.hint is not None and "backend" in info.value.hint
+
+
+def test_dispatcher_errors_are_checked_whatever_the_status(fake: FakeSwarm) -> None:
+    async def body(client: SwarmClient) -> None:
+        with pytest.raises(SwarmAPIError, match="Unknown API route") as info:
+            await client.call("NoSuchRoute", {})
+        assert info.value.error_id == "bad_route"
+        with pytest.raises(SwarmAPIError, match="needs websocket"):
+            await client.call("GenerateText2ImageWS", {})
+        with pytest.raises(SwarmAPIError, match="Missing required parameter 'path'"):
+            await client.call("ListModels", {})
+        listing = await client.call("ListModels", {"path": "", "depth": 3})
+        assert listing["files"]
+
+    with_client(fake.url, body)
+
+
+def test_error_id_without_error_text_is_an_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("GetNewSession"):
+            return httpx.Response(200, json={"session_id": "a" * 40})
+        return httpx.Response(200, json={"error_id": "ratelimit"})
+
+    async def body(client: SwarmClient) -> None:
+        with pytest.raises(SwarmAPIError, match="ratelimit") as info:
+            await client.call("Login", {"username": "u", "password": "p"})
+        assert info.value.error_id == "ratelimit"
+
+    with_client("http://swarm.test", body, transport=httpx.MockTransport(handler))
+
+
+# --------------------------------------------------------------------------- transport failures
+
+
+def test_5xx_burst_is_retried(fake: FakeSwarm) -> None:
+    fake.fail_next(3)
+    assert image_size(generate(fake.url)) == (64, 64)
+    assert fake.injected_failures == 3
+    assert fake.generations == 1
+
+
+def test_5xx_on_the_http_generation_route_is_retried_without_duplicates(fake: FakeSwarm) -> None:
+    fake.fail_next(2, status=502, route="GenerateText2Image")
+    assert image_size(generate(fake.url, websocket=False)) == (64, 64)
+    assert fake.injected_failures == 2
+    assert fake.generations == 1
+    assert fake.active_jobs() == []
+
+
+def test_5xx_that_does_not_stop_ends_with_a_clear_error(fake: FakeSwarm) -> None:
+    fake.fail_next(50)
+    with pytest.raises(SwarmUnreachable, match=f"cannot reach SwarmUI at {fake.url}.*HTTP 503"):
+        generate(fake.url, retries=2)
+    assert fake.injected_failures == 3
+    assert fake.generations == 0
+
+
+def test_server_down_fails_fast_with_the_url() -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    started = time.monotonic()
+    with pytest.raises(SwarmUnreachable, match=f"cannot reach SwarmUI at {url}") as info:
+        generate(url, backoff=0.05)
+    assert time.monotonic() - started < 30
+    assert info.value.hint is not None and "server.url" in info.value.hint
+
+
+def test_server_down_is_remembered_so_later_calls_fail_at_once() -> None:
+    attempts: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        attempts.append(request.url.path)
+        raise httpx.ConnectError("Connection refused", request=request)
+
+    async def body(client: SwarmClient) -> None:
+        for _ in range(3):
+            with pytest.raises(SwarmUnreachable):
+                await client.generate(dict(PARAMS), {}, lambda _: None)
+
+    with_client("http://swarm.test", body, transport=httpx.MockTransport(handler), retries=3, websocket=False)
+    assert len(attempts) == 4  # one bounded series of attempts, then the client knows
+
+
+def test_generation_timeout_interrupts_the_servers_job() -> None:
+    with FakeSwarm(backends=1, **dict(FAST, latency=5.0)) as fake:
+        with pytest.raises(SwarmAPIError, match="longer than 0.5 s"):
+            generate(fake.url, timeout=0.5)
+        assert fake.interrupts >= 1
+        assert fake.wait_idle(5)
+        assert fake.generations == 0
+
+
+# ------------------------------------------------------------------------------ WebSocket faults
+
+
+@pytest.mark.parametrize("after", [0, 2])
+def test_websocket_dropped_mid_generation_interrupts_the_orphan_and_finishes(after: int) -> None:
+    with FakeSwarm(backends=1, **dict(FAST, latency=0.4)) as fake:
+        fake.drop_websockets_after(progress_messages=after, count=1)
+
+        async def body(client: SwarmClient) -> bytes:
+            data = (await client.generate(dict(PARAMS), {}, lambda _: None)).data
+            assert client.stats["drops"] == 1
+            return data
+
+        assert image_size(with_client(fake.url, body)) == (64, 64)
+        assert fake.interrupts >= 1
+        assert fake.wait_idle(5)
+        assert fake.active_jobs() == []
+        assert fake.generations == 1  # the orphan was stopped, not finished next to the retry
+        assert fake.request_count("GenerateText2ImageWS") == 2
+
+
+def test_websocket_refused_falls_back_to_http() -> None:
+    with FakeSwarm(backends=1, websocket=False, **FAST) as fake:
+        async def body(client: SwarmClient) -> None:
+            for _ in range(2):
+                await client.generate(dict(PARAMS), {}, lambda _: None)
+            assert client.stats["ws_fallbacks"] == 1  # tried once, then HTTP for the rest of the run
+
+        with_client(fake.url, body)
+        assert [r.transport for r in fake.generation_log] == ["http", "http"]
+        assert fake.request_count("GenerateText2Image") == 2
+
+
+def test_websocket_disabled_uses_only_http(fake: FakeSwarm) -> None:
+    generate(fake.url, websocket=False)
+    assert "GenerateText2ImageWS" not in routes(fake)
+    assert [r.transport for r in fake.generation_log] == ["http"]
+
+
+# ------------------------------------------------------------------------------------- progress
+
+
+def test_progress_phases_and_increasing_fractions() -> None:
+    with FakeSwarm(backends=1, **dict(FAST, latency=0.3, steps=5, model_load_delay=0.05)) as fake:
+        seen: list[Progress] = []
+        generate(fake.url, progress=seen)
+    phases = [p.phase for p in seen]
+    assert phases[0] == "queued"
+    assert phases[-1] == "downloading"
+    order = [phase for i, phase in enumerate(phases) if i == 0 or phases[i - 1] != phase]
+    assert order == ["queued", "waiting", "loading", "generating", "downloading"], phases
+    fractions = [p.fraction for p in seen if p.fraction is not None]
+    assert len(fractions) == 5
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] > 0
+
+
+def test_http_generation_reports_coarse_progress(fake: FakeSwarm) -> None:
+    seen: list[Progress] = []
+    generate(fake.url, progress=seen, websocket=False)
+    assert [p.phase for p in seen] == ["queued", "generating", "downloading"]
+
+
+# ---------------------------------------------------------------------------------- images and views
+
+
+def test_initimage_is_sent_as_a_data_url(fake: FakeSwarm) -> None:
+    source = png(32, 32, (10, 200, 10))
+    generate(fake.url, dict(PARAMS, initimagecreativity=0.6), images={"initimage": source})
+    body = next(r.body for r in fake.requests if r.route == "GenerateText2ImageWS")
+    assert body["initimage"] == data_url(source)
+    assert base64.b64decode(body["initimage"].split(",", 1)[1]) == source
+    assert body["initimagecreativity"] == 0.6
+    assert body["images"] == 1 and body["donotsave"] is True
+
+
+@pytest.mark.parametrize("websocket", [True, False], ids=["ws", "http"])
+def test_view_paths_with_spaces_are_downloaded(fake: FakeSwarm, websocket: bool) -> None:
+    data = generate(fake.url, dict(PARAMS, prompt="a cat with a hat & 100% style"), save_images=True,
+                    websocket=websocket)
+    assert fake.generation_log[0].image.startswith("View/local/")
+    [downloaded] = fake.downloads
+    assert " " in downloaded
+    assert fake.stored_files()[downloaded] == data
+    body = next(r.body for r in fake.requests if r.route.startswith("GenerateText2Image"))
+    assert body["donotsave"] is False
+
+
+def test_absolute_view_url_on_the_same_origin_is_allowed(fake: FakeSwarm) -> None:
+    generate(fake.url, dict(PARAMS, prompt="keep me"), save_images=True)
+    [path] = fake.stored_files()
+
+    async def body(client: SwarmClient) -> bytes:
+        return await client.fetch_image(f"{fake.url}/View/{path}")
+
+    assert with_client(fake.url, body) == fake.stored_files()[path]
+
+
+def test_missing_view_file_is_the_servers_error(fake: FakeSwarm) -> None:
+    async def body(client: SwarmClient) -> None:
+        with pytest.raises(SwarmAPIError, match="file not found") as info:
+            await client.fetch_image("View/local/raw/nope.png")
+        assert info.value.error_id == "file_not_found"
+
+    with_client(fake.url, body)
+
+
+@pytest.mark.parametrize(("save_images", "websocket"), [(False, True), (False, False), (True, True)],
+                         ids=["data-ws", "data-http", "view"])
+def test_image_size_limit(save_images: bool, websocket: bool) -> None:
+    with FakeSwarm(backends=1, noise=True, **FAST) as fake:
+        with pytest.raises(SwarmBadImage, match="5000 byte"):
+            generate(fake.url, dict(PARAMS, width=128, height=128), max_image_bytes=5000,
+                     save_images=save_images, websocket=websocket)
+        assert fake.generations == 1  # refused, not retried
+        assert fake.wait_idle(5)
+
+
+# -------------------------------------------------------------------------------------------- auth
+
+
+def test_api_key_is_sent_on_every_request_including_upgrade_and_download() -> None:
+    key = "k3y-for-tests-0123456789"
+    with FakeSwarm(backends=1, required_authorization=f"Bearer {key}", **FAST) as fake:
+        generate(fake.url, credentials=Credentials(api_key=key), save_images=True)
+        assert fake.generation_log[0].transport == "ws"
+        assert len(fake.downloads) == 1
+        with pytest.raises(SwarmAuthError, match="401") as info:
+            generate(fake.url)
+        assert info.value.hint is not None and "ASSETBUILD_API_KEY" in info.value.hint
+        with pytest.raises(SwarmAuthError):
+            generate(fake.url, credentials=Credentials(api_key="wrong"))
+        assert fake.generations == 1
+
+
+def test_api_key_is_sent_on_the_websocket_upgrade() -> None:
+    key = "k3y-for-tests-0123456789"
+    with FakeSwarm(backends=1, **FAST) as fake:
+        generate(fake.url)  # a session exists, then the upgrade alone requires the key
+        fake.configure(required_authorization=f"Bearer {key}")
+        generate(fake.url, credentials=Credentials(api_key=key))
+        assert [r.transport for r in fake.generation_log] == ["ws", "ws"]
+
+
+def test_swarm_token_cookie() -> None:
+    with FakeSwarm(backends=1, accounts={"alice": "pw"}, **FAST) as fake:
+        token = fake.create_token("alice")
+        generate(fake.url, credentials=Credentials(token=token), save_images=True)
+        assert fake.generation_log[0].user == "alice"
+        assert fake.downloads[0].startswith("alice/")
+        with pytest.raises(SwarmAuthError, match="Invalid or unauthorized"):
+            generate(fake.url)
+
+
+def test_credentials_are_never_in_repr() -> None:
+    credentials = Credentials(api_key="super-secret-key-value", token="token-value-secret")
+    assert "secret" not in repr(credentials)
+    assert "secret" not in repr(SwarmClient("http://127.0.0.1:9", credentials).credentials)
+
+
+# ----------------------------------------------------------------------------------- concurrency
+
+
+def test_concurrency_caps_generations_in_flight() -> None:
+    with FakeSwarm(backends=3, **dict(FAST, latency=0.2)) as fake:
+        async def body(client: SwarmClient) -> None:
+            await asyncio.gather(*(client.generate(dict(PARAMS, prompt=f"image {n}"), {}, lambda _: None)
+                                   for n in range(6)))
+
+        with_client(fake.url, body, concurrency=2)
+        assert fake.generations == 6
+        assert fake.peak_live_gens == 2  # never more, and the two slots were used together
+        assert fake.request_count("GetNewSession") == 2
+
+
+# ------------------------------------------------------------------------------ cancellation
+
+
+def test_cancelled_generation_interrupts_the_servers_job() -> None:
+    with FakeSwarm(backends=1, **dict(FAST, latency=5.0)) as fake:
+        async def body(client: SwarmClient) -> None:
+            task = asyncio.create_task(client.generate(dict(PARAMS), {}, lambda _: None))
+            while not any(job.finished == 0 for job in fake.active_jobs()):
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        with_client(fake.url, body)
+        assert fake.interrupts >= 1
+        assert fake.wait_idle(5)
+        assert fake.generations == 0
+
+
+# --------------------------------------------------------------------- SwarmUIGenerator (sync bridge)
+
+
+def settings(url: str, **changes: Any) -> ServerSettings:
+    return ServerSettings(**{"url": url, "concurrency": 2, "timeout": 30.0, **changes})
+
+
+def request(asset: str = "sprites/hero.png", **params: Any) -> GenerationRequest:
+    return GenerationRequest(asset, dict(PARAMS, **params))
+
+
+@pytest.fixture
+def generator_for() -> Iterator[Callable[..., SwarmUIGenerator]]:
+    made: list[SwarmUIGenerator] = []
+
+    def make(url: str, credentials: Credentials | None = None, **changes: Any) -> SwarmUIGenerator:
+        generator = SwarmUIGenerator(settings(url, **changes), credentials or Credentials(), backoff=0.01)
+        made.append(generator)
+        return generator
+
+    yield make
+    for generator in made:
+        generator.close()
+
+
+def test_generator_from_worker_threads_shares_one_client(fake: FakeSwarm,
+                                                          generator_for: Callable[..., SwarmUIGenerator]) -> None:
+    fake.set_backends(3)
+    generator = generator_for(fake.url)
+    assert generator.client is None  # nothing contacted before the first generation
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda n: generator.generate(request(f"a{n}.png", prompt=f"p{n}", seed=n),
+                                                             lambda _: None), range(6)))
+    assert all(image_size(r.data) == (64, 64) for r in results)
+    assert [r.seed for r in results] == list(range(6))
+    assert all(r.model == MODEL for r in results)
+    assert fake.generations == 6
+    assert fake.peak_live_gens <= 2
+    assert fake.request_count("GetNewSession") <= 2
+
+
+def test_generator_errors_name_the_asset(generator_for: Callable[..., SwarmUIGenerator]) -> None:
+    with FakeSwarm(backends=0, no_backend_delay=0.1, **FAST) as fake, pytest.raises(ServerError) as info:
+        generator_for(fake.url).generate(request("ui/icon.png"), lambda _: None)
+    assert str(info.value).startswith("ui/icon.png: No backends available!")
+
+
+def test_generator_unreachable_and_auth_errors(generator_for: Callable[..., SwarmUIGenerator]) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    with pytest.raises(ServerUnreachable, match=f"a.png: cannot reach SwarmUI at {url}"):
+        generator_for(url).generate(request("a.png"), lambda _: None)
+    key = "do-not-print-this-key-0123"
+    with FakeSwarm(backends=1, required_authorization="Bearer right", **FAST) as fake, \
+            pytest.raises(AuthError) as info:
+        generator_for(fake.url, Credentials(api_key=key)).generate(request("b.png"), lambda _: None)
+    assert "b.png" in str(info.value) and key not in str(info.value)
+
+
+def test_generator_interrupt_stops_only_our_work(generator_for: Callable[..., SwarmUIGenerator]) -> None:
+    with FakeSwarm(backends=2, **dict(FAST, latency=1.5)) as fake:
+        foreign = fake.create_session()
+        foreign_result: dict[str, Any] = {}
+
+        def someone_else() -> None:
+            with httpx.Client(base_url=fake.url, timeout=30) as http:
+                foreign_result.update(http.post("/API/GenerateText2Image", json={
+                    "session_id": foreign, "images": 1, "prompt": "not ours", "model": MODEL,
+                    "width": 64, "height": 64, "donotsave": True}).json())
+
+        other = threading.Thread(target=someone_else)
+        other.start()
+        generator = generator_for(fake.url)
+        errors: list[BaseException] = []
+
+        def ours() -> None:
+            try:
+                generator.generate(request("mine.png"), lambda _: None)
+            except BaseException as exc:  # noqa: BLE001 - checked below
+                errors.append(exc)
+
+        worker = threading.Thread(target=ours)
+        worker.start()
+        deadline = time.monotonic() + 10
+        while len(fake.active_jobs()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        generator.interrupt()
+        worker.join(10)
+        assert not worker.is_alive()
+        assert len(errors) == 1 and isinstance(errors[0], GenerationError)
+        assert "mine.png" in str(errors[0])
+        other.join(10)
+        assert fake.interrupts >= 1
+        assert fake.wait_idle(5)
+        assert "images" in foreign_result  # the other session's job finished
+        assert [r.prompt for r in fake.generation_log] == ["not ours"]
+
+
+def test_generator_refuses_new_work_once_interrupted(fake: FakeSwarm,
+                                                    generator_for: Callable[..., SwarmUIGenerator]) -> None:
+    generator = generator_for(fake.url)
+    generator.generate(request(), lambda _: None)
+    before = fake.requests
+    generator.interrupt()  # nothing in flight: nothing to cancel, and no new generation may start
+    with pytest.raises(GenerationError, match="b.png: interrupted"):
+        generator.generate(request("b.png"), lambda _: None)
+    assert {r.route for r in fake.requests[len(before):]} <= {"InterruptAll"}  # no new generation request
+    assert fake.generations == 1
+
+
+def test_generator_close_is_idempotent_and_refuses_later_work(fake: FakeSwarm) -> None:
+    generator = SwarmUIGenerator(settings(fake.url), Credentials())
+    generator.generate(request(), lambda _: None)
+    generator.close()
+    generator.close()
+    with pytest.raises(GenerationError, match="closed"):
+        generator.generate(request(), lambda _: None)
+
+
+def test_generator_close_right_after_interrupt_leaves_no_failed_task(caplog: pytest.LogCaptureFixture) -> None:
+    """A cancelled generation still sends InterruptAll on its way out: close() must not pull the HTTP
+    client from under it (that printed "Task exception was never retrieved" after Ctrl-C)."""
+    with FakeSwarm(backends=1, **dict(FAST, latency=5.0)) as fake:
+        for _ in range(4):
+            generator = SwarmUIGenerator(settings(fake.url), Credentials())
+            errors: list[BaseException] = []
+
+            def work(generator: SwarmUIGenerator = generator, errors: list[BaseException] = errors) -> None:
+                try:
+                    generator.generate(request(), lambda _: None)
+                except GenerationError as exc:
+                    errors.append(exc)
+
+            worker = threading.Thread(target=work)
+            worker.start()
+            deadline = time.monotonic() + 10
+            while not fake.active_jobs() and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(0.1)  # generating, not just queued
+            generator.interrupt()
+            worker.join(10)
+            generator.close()  # at once, as the CLI does when the build returns
+            assert len(errors) == 1
+            gc.collect()
+            assert fake.wait_idle(5)
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
