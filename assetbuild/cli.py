@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from . import __version__
 from .errors import AssetbuildError
 
-COMMANDS = ("run", "clean", "list", "status", "why", "gc")
+COMMANDS = ("run", "clean", "list", "status", "why", "gc",
+            "generate", "models", "config", "server", "cancel", "init", "completion")
 
 DESCRIPTION = """\
 Declarative, incremental builds of generated image assets.
@@ -32,6 +33,15 @@ commands:
   why TARGET|FILE      which fields changed since the asset was built
   clean [TARGET...]    delete generated images and orphans (never hand-made or edited files)
   gc                   prune the cache to what assets.lock (and --keep-ref REFs) need
+  init                 write a commented starter assets.toml
+  generate --prompt T  one-off images: prints their URLs, or writes them with --save-images
+  models               the server's models (name, architecture, resolution, loaded)
+  server status        is the server reachable? version, backends, queue (exit 1 if not)
+  cancel               stop your generations on the server (InterruptAll, all your sessions)
+  config set|get|view|unset KEY [VALUE]
+                       user settings: server, api-key, token, cache-dir (secrets shown masked)
+  completion bash|zsh|fish
+                       print a shell completion script
 
 exit codes: 0 success, 1 an asset failed, 2 bad usage or manifest.
 Run `assetbuild COMMAND --help` for a command's options.
@@ -91,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--keep-ref", action="append", default=[], metavar="REF",
                     help="also keep what assets.lock needs at git REF (repeatable), e.g. origin/main")
     gc.add_argument("--dry-run", action="store_true", help="say what would be removed, with sizes")
+
+    from .commands.parsers import add_commands
+
+    add_commands(sub, common)  # generate, models, config, server, cancel, init, completion
     return parser
 
 
@@ -135,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from .commands import parsers
+
+    if args.command in parsers.COMMANDS:
+        return parsers.dispatch(args)
     from .commands import clean, gc, run, status
     from .display import forward_logs, make_display
     from .workspace import open_workspace

@@ -11,7 +11,7 @@ from .errors import UsageError
 from .fsutil import HashCache
 from .generators import kind_for
 from .lock import Lock
-from .manifest import Project, load
+from .manifest import Project, ServerSettings, load
 from .plan import Planner
 
 MANIFEST_NAME = "assets.toml"
@@ -46,13 +46,73 @@ def find_manifest(explicit: str | None) -> Path:
 
 
 def open_workspace(manifest: str | None, *, server: str | None = None, force: bool = False) -> Workspace:
-    """Load the project and its state. ``server`` (from --server) beats ASSETBUILD_SERVER beats the file."""
+    """Load the project and its state. ``server`` (from --server) beats ASSETBUILD_SERVER beats the file's
+    explicit ``server.url`` beats the user config (see ``server_url``)."""
     project = load(find_manifest(manifest), cache_dir_override=os.environ.get(CACHE_ENV) or None)
-    url = server or os.environ.get(SERVER_ENV) or None
-    if url:
-        project.server = replace(project.server, url=url)
+    apply_user_settings(project, server)
     lock = Lock.load(project.lock_path)
     hashes = HashCache(project.state_dir / "hashes.json")
     cache = Cache(project.cache_dir)
     planner = Planner(project, lock, cache, hashes, kind_for(project.server), force=force)
     return Workspace(project, lock, cache, hashes, planner)
+
+
+# --- precedence of the server URL and the cache folder (user config: assetbuild.userconfig) -------------
+
+
+def server_url(option: str | None, manifest_url: str | None) -> str:
+    """``--server`` > ASSETBUILD_SERVER > the manifest's explicit ``server.url`` > config ``server`` > default.
+
+    ``manifest_url`` is None when the manifest does not set ``server.url`` itself (or there is none).
+    """
+    from . import userconfig
+
+    return (option or os.environ.get(SERVER_ENV) or manifest_url or userconfig.load().get("server")
+            or ServerSettings().url)
+
+
+def manifest_server(path: Path) -> tuple[ServerSettings, set[str]]:
+    """The ``[server]`` table of the manifest at ``path`` (only that table is checked), and the names of
+    the fields the file sets explicitly."""
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from .errors import ManifestError
+    from .manifest import ServerTable
+
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(str(path), "no such file", hint="pass the manifest with -f FILE") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ManifestError(str(path), f"cannot read: {exc}") from None
+    table = raw.get("server", {})
+    try:
+        server = ServerTable.model_validate(table if isinstance(table, dict) else {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ManifestError(str(path), f"server.{where}: {first['msg']}") from None
+    return ServerSettings(**server.model_dump()), set(server.model_fields_set)
+
+
+def apply_user_settings(project: Project, option: str | None) -> None:
+    """Apply the server and cache precedence to a loaded project (the manifest is read once more, cheaply,
+    to tell an explicit ``server.url`` / ``project.cache_dir`` from a default)."""
+    import tomllib
+
+    from . import userconfig
+
+    try:
+        raw = tomllib.loads(project.manifest.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        raw = {}
+    sets_url = isinstance(raw.get("server"), dict) and "url" in raw["server"]
+    url = server_url(option, project.server.url if sets_url else None)
+    if url != project.server.url:
+        project.server = replace(project.server, url=url)
+    config_cache = userconfig.load().get("cache-dir")
+    sets_cache = isinstance(raw.get("project"), dict) and "cache_dir" in raw["project"]
+    if config_cache and not os.environ.get(CACHE_ENV) and not sets_cache:
+        project.cache_dir = Path(config_cache).expanduser()

@@ -63,6 +63,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
 
 
 def _finish(ws: Workspace, events: BuildEvents, summary: Summary, started: float) -> int:
+    ws.lock.flush()
     ws.hashes.save()
     summary.seconds = time.monotonic() - started
     events.run_finished(summary)

@@ -20,6 +20,7 @@ def create(server: ServerSettings) -> Generator:
         from .placeholder import PlaceholderGenerator
 
         return PlaceholderGenerator()
+    from ..userconfig import credentials
     from .swarmui import SwarmUIGenerator
 
-    return SwarmUIGenerator(server)
+    return SwarmUIGenerator(server, credentials())

@@ -18,6 +18,7 @@ from ..manifest import ServerSettings
 from ..swarm.client import SwarmClient
 from ..swarm.credentials import Credentials
 from ..swarm.errors import SwarmAPIError, SwarmAuthError, SwarmBadImage, SwarmError, SwarmUnreachable
+from ..swarm.models import with_model_suggestion
 from .base import GenerationRequest, GenerationResult, ProgressCallback
 
 
@@ -73,7 +74,8 @@ class SwarmUIGenerator:
         except concurrent.futures.CancelledError:
             raise GenerationError(request.asset, "interrupted") from None
         except SwarmError as exc:
-            raise as_asset_error(request.asset, exc, self.credentials) from None
+            error = as_asset_error(request.asset, exc, self.credentials)
+            raise with_model_suggestion(error, request.params.get("model"), client, loop) from None
         finally:
             with self._lock:
                 self._futures.discard(future)

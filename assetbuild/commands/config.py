@@ -1,0 +1,116 @@
+"""``assetbuild config set|get|view|unset|path``: the user config file (see ``assetbuild.userconfig``).
+
+Secrets (``api-key``, ``token``) are never echoed: ``set`` confirms with a mask, ``get`` and ``view``
+show the mask unless ``get --show-secret`` asks for the value itself (for scripts). ``set`` without a
+value reads a secret from the terminal (no echo) or from stdin, which keeps it out of shell history.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from typing import TextIO
+
+from .. import userconfig
+from ..errors import ConfigError, UsageError
+from ..swarm.credentials import mask
+
+ACTIONS = ("set", "get", "view", "unset", "path")
+
+
+def config(action: str, key: str | None, value: str | None, out: TextIO, err: TextIO, *,
+           show_secret: bool = False, stdin: TextIO | None = None) -> int:
+    if action == "view":
+        return view(out)
+    if action == "path":
+        out.write(f"{userconfig.config_path()}\n")
+        return 0
+    if key is None:
+        raise UsageError(f"`assetbuild config {action}` needs a KEY", hint=f"keys: {', '.join(userconfig.KEYS)}")
+    if action == "set":
+        return set_value(key, value, out, err, stdin=stdin)
+    if value is not None:
+        raise UsageError(f"`assetbuild config {action}` takes only a KEY, not a value")
+    if action == "get":
+        return get_value(key, out, err, show_secret=show_secret)
+    if action == "unset":
+        return unset_value(key, out)
+    raise UsageError(f"unknown config action {action!r}", hint=f"actions: {', '.join(ACTIONS)}")
+
+
+def set_value(name: str, value: str | None, out: TextIO, err: TextIO, *, stdin: TextIO | None = None) -> int:
+    key = userconfig.check_key(name)
+    from_argument = value is not None
+    if value is None:
+        if not key.secret:
+            raise UsageError(f"`assetbuild config set {key.name}` needs a VALUE")
+        value = _read_secret(key.name, stdin or sys.stdin, err)
+    value = userconfig.check_value(key, value)
+    settings = userconfig.load()
+    settings[key.name] = value
+    path = userconfig.save(settings)
+    shown = mask(value) if key.secret else value
+    out.write(f"{key.name} = {shown}  (saved in {path})\n")
+    if key.secret and from_argument:
+        err.write(f"tip: `assetbuild config set {key.name}` without a value reads it from stdin, "
+                  "which keeps it out of your shell history\n")
+    _note_override(key, err)
+    return 0
+
+
+def get_value(name: str, out: TextIO, err: TextIO, *, show_secret: bool = False) -> int:
+    """The value in force (environment, else config file). Exit 1 when it is not set."""
+    key = userconfig.check_key(name)
+    setting = userconfig.effective()[key.name]
+    if setting.value is None:
+        err.write(f"{key.name} is not set (config file {userconfig.config_path()}, environment {key.env})\n")
+        return 1
+    out.write(setting.shown(show_secret=show_secret) + "\n")
+    if setting.source != "config file":
+        err.write(f"(from the {setting.source})\n")
+    return 0
+
+
+def view(out: TextIO) -> int:
+    path = userconfig.config_path()
+    exists = path.is_file()
+    out.write(f"# {path}{'' if exists else ' (does not exist yet)'}\n")
+    for name, setting in userconfig.effective().items():
+        out.write(f"{name:<9} = {setting.shown():<40}  # {setting.source}\n")
+    return 0
+
+
+def unset_value(name: str, out: TextIO) -> int:
+    settings = userconfig.load(strict=False)
+    if name in settings:
+        stored = name
+    else:
+        key = userconfig.check_key(name)  # did-you-mean for a typo that is not in the file either
+        stored = key.name
+    if stored not in settings:
+        out.write(f"{stored} was not set in {userconfig.config_path()}\n")
+        return 0
+    del settings[stored]
+    path = userconfig.save(settings)
+    out.write(f"{stored} removed from {path}\n")
+    return 0
+
+
+def _read_secret(name: str, stdin: TextIO, err: TextIO) -> str:
+    if hasattr(stdin, "isatty") and stdin.isatty():
+        try:
+            return getpass.getpass(f"{name} (input hidden): ", stream=err)
+        except (EOFError, KeyboardInterrupt):
+            raise UsageError(f"no value given for {name}") from None
+    line = stdin.readline()
+    if not line.strip():
+        raise ConfigError(f"no value for {name} on stdin",
+                          hint=f"pipe it in (`... | assetbuild config set {name}`) or pass it as an argument")
+    return line.rstrip("\r\n")
+
+
+def _note_override(key: userconfig.Key, err: TextIO) -> None:
+    import os
+
+    if os.environ.get(key.env):
+        err.write(f"note: {key.env} is set in the environment and takes precedence over the config file\n")

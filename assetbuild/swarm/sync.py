@@ -1,0 +1,84 @@
+"""One-off SwarmClient calls from synchronous code: the commands that are not builds.
+
+``assetbuild models``, ``server status``, ``cancel`` and ``generate`` make a client, do a few calls on a
+private event loop and close it. Builds use the long-lived bridge in ``generators.swarmui`` instead.
+The client's errors become ``ServerCommandError`` (exit code 1) with secrets removed; a URL that is
+not http(s) is a ``UsageError`` (exit code 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from ..errors import AssetbuildError, UsageError
+from .client import SwarmClient
+from .credentials import Credentials
+from .errors import SwarmAuthError, SwarmError, SwarmUnreachable
+
+T = TypeVar("T")
+
+# Quick to give up on a dead server: these commands are interactive.
+QUICK = {"retries": 1, "backoff": 0.2, "connect_timeout": 5.0}
+
+
+class ServerCommandError(AssetbuildError):
+    """A server command failed: unreachable, refused, or the server answered with an error."""
+
+    exit_code = 1
+
+
+def check_url(url: str) -> None:
+    """A ``UsageError`` unless ``url`` is an http(s) URL with a host (what ``SwarmClient`` accepts)."""
+    split = urlsplit(url)
+    if split.scheme not in ("http", "https") or not split.netloc:
+        raise UsageError(f"server URL {url!r} is not an http(s) URL",
+                         hint="use e.g. http://localhost:7801, or 'placeholder' for offline images")
+
+
+def make_client(url: str, credentials: Credentials, **options: Any) -> SwarmClient:
+    """A client for ``url`` (must be called on the loop that will use it)."""
+    try:
+        return SwarmClient(url, credentials, **{**QUICK, **options})
+    except SwarmError as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None
+
+
+def run(url: str, work: Callable[[SwarmClient], Awaitable[T]], *, credentials: Credentials | None = None,
+        **options: Any) -> T:
+    """``await work(client)`` on a fresh loop with a fresh client for ``url``; the client is closed after."""
+    credentials = credentials or Credentials()
+
+    async def main() -> T:
+        client = make_client(url, credentials, **options)
+        try:
+            return await work(client)
+        finally:
+            await client.aclose()
+
+    try:
+        return asyncio.run(main())
+    except SwarmError as exc:
+        raise as_command_error(exc, url, credentials) from None
+
+
+def as_command_error(exc: SwarmError, url: str, credentials: Credentials) -> ServerCommandError:
+    message = credentials.redact(exc.message)
+    if isinstance(exc, SwarmUnreachable) and url not in message:
+        message = f"{message} ({url})"
+    if isinstance(exc, SwarmAuthError):
+        message = f"{url}: {message}"
+    return ServerCommandError(message, hint=exc.hint)
+
+
+async def new_session(client: SwarmClient) -> dict[str, Any]:
+    """GetNewSession's whole answer (``version``, ``user_id``, ...), and make it the client's control session
+    so the calls that follow do not open a second one."""
+    data = await client._post_raw("GetNewSession", {})
+    session_id = data.get("session_id")
+    if isinstance(session_id, str) and session_id:
+        client._control.session_id = session_id
+        client.stats["sessions"] += 1
+    return data
