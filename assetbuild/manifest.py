@@ -9,6 +9,7 @@ when it can be found, the asset, and a hint.
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import re
@@ -176,53 +177,70 @@ def _line_from_message(message: str) -> int | None:
 
 
 class _Locator:
-    """Finds the line of a table or key in the manifest text, for messages (best effort)."""
+    """Finds the line of a table or key in the manifest text, for messages (best effort).
+
+    Table headers are indexed once (a manifest can have 10,000 assets); keys are looked up only within
+    their table's lines.
+    """
 
     def __init__(self, shown: str, text: str) -> None:
         self.shown = shown
         self.lines = text.splitlines()
+        self.headers: dict[tuple[str, ...], int] = {}  # dotted header parts -> 0-based line index
+        for number, line in enumerate(self.lines):
+            match = _HEADER.match(line)
+            if match:
+                parts = _split_dotted(match.group(1))
+                if parts is not None:
+                    self.headers.setdefault(parts, number)
 
     def where(self, *path: str) -> str:
         line = self.line(*path)
         return f"{self.shown}:{line}" if line else self.shown
 
     def line(self, *path: str) -> int | None:
+        """1-based line of ``path`` (section, [table name,] key), or of the nearest table found."""
         if not path:
             return None
-        section = path[0]
-        header = None
-        if len(path) >= 2 and section in ("assets", "styles"):
-            header = self._find(_table_header(section, path[1]))
-            rest = path[2:]
-        else:
-            header = self._find(_table_header(section))
-            rest = path[1:]
+        depth = 2 if len(path) >= 2 and path[0] in ("assets", "styles") and tuple(path[:2]) in self.headers else 1
+        header = self.headers.get(tuple(path[:depth]))
         if header is None:
             return None
+        rest = path[depth:]
         if not rest:
-            return header
+            return header + 1
         key = re.compile(rf"^\s*[\"']?{re.escape(str(rest[0]))}[\"']?\s*=")
-        for number in range(header, len(self.lines)):
+        for number in range(header + 1, len(self.lines)):
             text = self.lines[number]
-            if number > header and text.lstrip().startswith("["):
+            if text.lstrip().startswith("["):
                 break
             if key.search(text):
                 return number + 1
-        return header
-
-    def _find(self, pattern: re.Pattern[str]) -> int | None:
-        for number, text in enumerate(self.lines, start=1):
-            if pattern.search(text):
-                return number
-        return None
+        return header + 1
 
 
-def _table_header(section: str, name: str | None = None) -> re.Pattern[str]:
-    if name is None:
-        return re.compile(rf"^\s*\[\s*{re.escape(section)}\s*\]")
-    escaped = name.replace("\\", "\\\\").replace('"', '\\"')  # as written in a TOML basic string
-    quoted = rf"(?:\"{re.escape(name)}\"|\"{re.escape(escaped)}\"|'{re.escape(name)}'|{re.escape(name)})"
-    return re.compile(rf"^\s*\[\s*{re.escape(section)}\s*\.\s*{quoted}\s*\]")
+_HEADER = re.compile(r"^\s*\[(?!\[)\s*(.+?)\s*\]\s*(?:#.*)?$")
+_PART = re.compile(r"\s*(?:\"((?:[^\"\\]|\\.)*)\"|'([^']*)'|([A-Za-z0-9_-]+))\s*(\.|$)")
+
+
+def _split_dotted(text: str) -> tuple[str, ...] | None:
+    """The parts of a TOML dotted key (``assets."ui/icon.png"`` -> ``("assets", "ui/icon.png")``)."""
+    parts: list[str] = []
+    position = 0
+    while position < len(text):
+        match = _PART.match(text, position)
+        if not match:
+            return None
+        basic, literal, bare = match.group(1), match.group(2), match.group(3)
+        if basic is not None:
+            try:
+                parts.append(json.loads(f'"{basic}"'))
+            except ValueError:
+                return None
+        else:
+            parts.append(literal if literal is not None else bare)
+        position = match.end()
+    return tuple(parts)
 
 
 def _from_validation(exc: ValidationError, locator: _Locator) -> ManifestError:

@@ -255,7 +255,7 @@ def test_unknown_key_in_server_table_is_an_error(project: Path) -> None:
         ("[server]\nwebsocket = 1\n", "assets.toml:2", ["server.websocket"]),
         ("[project]\noutput_dir = 3\n", "assets.toml:2", ["project.output_dir"]),
         ("defaults = 5\n", "assets.toml", ["defaults"]),
-        ('[assets]\n"a.png" = "a prompt"\n', "assets.toml", ["assets.a.png"]),
+        ('[assets]\n"a.png" = "a prompt"\n', "assets.toml:2", ["assets.a.png"]),
         ('[assets."a.png"]\nprompt = "p"\nwidth = "big"\n', "assets.toml:1", ["a.png", "width", "whole number"]),
         ('[assets."a.png"]\nprompt = "p"\nsteps = 2.5\n', "assets.toml:1", ["a.png", "steps"]),
         ('[assets."a.png"]\nprompt = 5\n', "assets.toml:1", ["a.png", "prompt", "string"]),
