@@ -153,12 +153,21 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command in parsers.COMMANDS:
         return parsers.dispatch(args)
+    from . import noop
     from .commands import clean, gc, run, status
     from .display import forward_logs, make_display
-    from .workspace import open_workspace
+    from .workspace import find_manifest, open_workspace
 
     out = sys.stdout
     if args.command == "run":
+        memo_context = None
+        if not (args.targets or args.dry_run or args.force):
+            manifest = find_manifest(args.file)
+            memo_context = noop.context(manifest, args.server)
+            memo = noop.check(manifest, memo_context)
+            if memo is not None:  # nothing changed since everything was last fresh: skip planning
+                events = make_display(json_output=args.json, quiet=args.quiet, stream=out)
+                return run.report_noop(events, memo.count, memo.warnings, memo.orphans)
         ws = open_workspace(args.file, server=args.server, force=args.force)
         if args.dry_run:
             return status.show_status(ws, args.targets, out, as_json=args.json)
@@ -166,7 +175,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         events = make_display(json_output=args.json, quiet=args.quiet, verbose=args.verbose, stream=out,
                               jobs=jobs)
         with forward_logs(events, verbose=args.verbose):
-            return run.run(ws, args.targets, events, jobs=jobs, keep_going=args.keep_going, frozen=args.frozen)
+            return run.run(ws, args.targets, events, jobs=jobs, keep_going=args.keep_going, frozen=args.frozen,
+                           memo_context=memo_context)
     ws = open_workspace(args.file, server=args.server)
     if args.command in ("status", "list"):
         return status.show_status(ws, args.targets, out, as_json=args.json)

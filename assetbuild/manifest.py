@@ -9,6 +9,7 @@ when it can be found, the asset, and a hint.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import posixpath
@@ -119,6 +120,7 @@ class Project:
     server: ServerSettings
     assets: dict[str, Asset]
     warnings: list[str] = field(default_factory=list)
+    explicit: frozenset[str] = frozenset()  # settings the file itself sets, e.g. "server.url"
 
     @property
     def lock_path(self) -> Path:
@@ -274,6 +276,7 @@ def _known_fields(loc: list[str]) -> list[str]:
 
 
 def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_override: str | None) -> Project:
+    _real_dir.cache_clear()  # folders may have changed (or become symlinks) since the last load
     root = manifest.parent
     out_rel = _inside(root, shape.project.output_dir, locator.where("project", "output_dir"), "output_dir")
     output_dir = (root / out_rel) if out_rel != "." else root
@@ -319,7 +322,9 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
         where = locator.where("assets", declared[target])
         assets[target] = _make_asset(target, values, drafts, root, output_dir, where, lines[target], warnings)
     ordered = _topological(assets, lambda t: locator.where("assets", declared[t]))
-    return Project(manifest, root, output_dir, cache_dir, server, ordered, warnings)
+    explicit = frozenset([f"server.{name}" for name in shape.server.model_fields_set]
+                         + [f"project.{name}" for name in shape.project.model_fields_set])
+    return Project(manifest, root, output_dir, cache_dir, server, ordered, warnings, explicit)
 
 
 def _normalised_table(table: dict[str, Any], locator: _Locator, path: tuple[str, ...]) -> dict[str, Any]:
@@ -327,11 +332,11 @@ def _normalised_table(table: dict[str, Any], locator: _Locator, path: tuple[str,
     written: dict[str, str] = {}
     for key, value in table.items():
         norm = P.normalise(key)
-        where = locator.where(*path, key)
         if not norm:
-            raise ManifestError(where, f"{key!r} is not a parameter name (it has no letters)")
+            raise ManifestError(locator.where(*path, key), f"{key!r} is not a parameter name (it has no letters)")
         if norm in out:
-            raise ManifestError(where, f"{key!r} and {written[norm]!r} are the same parameter ({norm!r})",
+            raise ManifestError(locator.where(*path, key),
+                                f"{key!r} and {written[norm]!r} are the same parameter ({norm!r})",
                                 hint="keep one of them")
         out[norm] = value
         written[norm] = key
@@ -385,31 +390,40 @@ def _expand_variants(target: str, values: dict[str, Any], where: str) -> Iterabl
 
 
 def _inside(base: Path, relative: str, where: str, what: str, root: Path | None = None) -> str:
-    """Normalise ``relative`` (posix) and check it stays inside ``root`` (default ``base``), symlinks too."""
+    """Normalise ``relative`` (posix) and check it stays inside ``root`` (default ``base``), symlinks too.
+
+    ``base`` must itself be inside ``root`` (it is the root or the checked output folder).
+    """
     root = root or base
     text = relative.replace("\\", "/")
     if not text or text.startswith("/") or re.match(r"^[A-Za-z]:", text) or text.startswith("~"):
         raise ManifestError(where, f"{what} must be a relative path inside the project, not {relative!r}",
                             hint="write paths relative to the folder of assets.toml, e.g. \"sprites/hero.png\"")
     norm = posixpath.normpath(text)
-    candidate = base / norm
-    if norm == ".." or norm.startswith("../") or not _within(candidate, root, follow=False):
+    if norm == ".." or norm.startswith("../") or not _within(os.path.normpath(base / norm), str(root)):
         raise ManifestError(where, f"{what} {relative!r} leaves the project folder {root}",
                             hint="paths are relative to the project and may not use .. to escape it")
-    if not _within(candidate, root, follow=True):
+    if not _within(_real(base / norm), _real_dir(str(root))):
         raise ManifestError(where, f"{what} {relative!r} goes through a symlink that leaves the project",
                             hint="point the symlink inside the project or use a real folder")
     return norm
 
 
-def _within(path: Path, root: Path, *, follow: bool) -> bool:
-    if follow:
-        path = Path(os.path.realpath(path))
-        root = Path(os.path.realpath(root))
-    else:
-        path = Path(os.path.normpath(path))
-        root = Path(os.path.normpath(root))
-    return path == root or root in path.parents
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+@functools.lru_cache(maxsize=4096)
+def _real_dir(folder: str) -> str:
+    return os.path.realpath(folder)
+
+
+def _real(path: Path) -> str:
+    """``realpath`` of ``path``, resolving each folder once (targets share folders; 10,000 of them must
+    not cost 10,000 full resolutions)."""
+    if os.path.islink(path):
+        return os.path.realpath(path)
+    return os.path.join(_real_dir(str(path.parent)), path.name)
 
 
 def _make_asset(target: str, values: dict[str, Any], drafts: dict[str, dict[str, Any]], root: Path,

@@ -98,21 +98,13 @@ def manifest_server(path: Path) -> tuple[ServerSettings, set[str]]:
 
 
 def apply_user_settings(project: Project, option: str | None) -> None:
-    """Apply the server and cache precedence to a loaded project (the manifest is read once more, cheaply,
-    to tell an explicit ``server.url`` / ``project.cache_dir`` from a default)."""
-    import tomllib
-
+    """Apply the server and cache precedence to a loaded project (``project.explicit`` tells an explicit
+    ``server.url`` / ``project.cache_dir`` from a default)."""
     from . import userconfig
 
-    try:
-        raw = tomllib.loads(project.manifest.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        raw = {}
-    sets_url = isinstance(raw.get("server"), dict) and "url" in raw["server"]
-    url = server_url(option, project.server.url if sets_url else None)
+    url = server_url(option, project.server.url if "server.url" in project.explicit else None)
     if url != project.server.url:
         project.server = replace(project.server, url=url)
     config_cache = userconfig.load().get("cache-dir")
-    sets_cache = isinstance(raw.get("project"), dict) and "cache_dir" in raw["project"]
-    if config_cache and not os.environ.get(CACHE_ENV) and not sets_cache:
+    if config_cache and not os.environ.get(CACHE_ENV) and "project.cache_dir" not in project.explicit:
         project.cache_dir = Path(config_cache).expanduser()

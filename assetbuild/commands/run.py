@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .. import generators
+from .. import generators, noop
 from ..build import Builder
 from ..events import BuildEvents, Failure, Summary
 from ..plan import State, Status, closure, explain
@@ -15,8 +15,11 @@ from .select import select
 
 
 def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | None, keep_going: bool,
-        frozen: bool) -> int:
-    """Build the selected assets. Returns the exit code (0 ok, 1 an asset failed)."""
+        frozen: bool, memo_context: str | None = None) -> int:
+    """Build the selected assets. Returns the exit code (0 ok, 1 an asset failed).
+
+    ``memo_context`` (full builds only): record the no-op memo when everything ends fresh.
+    """
     started = time.monotonic()
     project = ws.project
     for warning in project.warnings:
@@ -45,7 +48,10 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
 
     if not pending:
         summary.fresh = len(targets) - len(pending)
-        return _finish(ws, events, summary, started)
+        code = _finish(ws, events, summary, started)
+        if memo_context is not None:  # the memo was missing or stale (else cli would not be here)
+            noop.record(project, memo_context, summary.orphans)
+        return code
 
     builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner,
                       lambda: generators.create(project.server), events, frozen=frozen)
@@ -59,7 +65,20 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     if interrupted.is_set():
         events.warning("interrupted: finished assets are kept; run again to build the rest")
         return INTERRUPTED_EXIT
+    if memo_context is not None and code == 0:
+        noop.record(project, memo_context, summary.orphans)
     return code
+
+
+def report_noop(events: BuildEvents, count: int, warnings: list[str], orphans: list[str]) -> int:
+    """Report a build the no-op memo proved fresh (see ``assetbuild.noop``)."""
+    started = time.monotonic()
+    for warning in warnings:
+        events.warning(warning)
+    events.run_started(count, 0)
+    summary = Summary(fresh=count, orphans=orphans, seconds=time.monotonic() - started)
+    events.run_finished(summary)
+    return 0
 
 
 def _finish(ws: Workspace, events: BuildEvents, summary: Summary, started: float) -> int:

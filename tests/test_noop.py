@@ -1,0 +1,133 @@
+"""The no-op memo: a fresh project is reported fresh without planning, and no change slips past it."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import write_manifest
+from helpers import QUICKSTART, TARGETS, generations
+from PIL import Image
+
+from assetbuild import manifest, noop
+from assetbuild.cli import main
+
+HERO, ATTACK, ICON = TARGETS
+
+
+@pytest.fixture
+def built(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    write_manifest(project, QUICKSTART)
+    (project / "refs").mkdir()
+    image = io.BytesIO()
+    Image.new("L", (128, 128), 200).save(image, "PNG")
+    (project / "refs" / "mask.png").write_bytes(image.getvalue())
+    text = (project / "assets.toml").read_text()
+    (project / "assets.toml").write_text(text.replace('initimagecreativity = 0.6',
+                                                      'initimagecreativity = 0.6\nmaskimage = "refs/mask.png"'))
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("ASSETBUILD_PLACEHOLDER_LOG", str(project.parent / "gen.log"))
+    assert main(["-q"]) == 0
+    assert (project / ".assetbuild" / noop.MEMO_NAME).is_file()
+    (project.parent / "gen.log").unlink()
+    return project
+
+
+def generated(root: Path) -> list[str]:
+    log = root.parent / "gen.log"
+    names = sorted(generations(log))
+    log.unlink(missing_ok=True)
+    return names
+
+
+def forbid_planning(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the manifest was parsed: the memo was not used")
+
+    monkeypatch.setattr(manifest, "load", refuse)
+    monkeypatch.setattr("assetbuild.workspace.load", refuse)
+
+
+def test_a_fresh_project_is_reported_without_parsing_the_manifest(built: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    forbid_planning(monkeypatch)
+    before = {p: p.stat().st_mtime_ns for p in built.rglob("*") if p.is_file()}
+    assert main([]) == 0
+    assert "3 fresh" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in built.rglob("*") if p.is_file()} == before
+    assert main(["--json"]) == 0
+    last = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert (last["event"], last["fresh"], last["generated"]) == ("run_finished", 3, 0)
+
+
+def _edit_bytes(path: Path) -> None:
+    with Image.open(path) as image:
+        image.load()
+        edited = image.copy()
+    edited.putpixel((0, 0), 7 if edited.mode in ("L", "P") else (1, 2, 3))
+    edited.save(path)
+
+
+def _edit_lock_key(root: Path, target: str) -> None:
+    lock = json.loads((root / "assets.lock").read_text())
+    lock["assets"][target]["key"] = "0" * 32
+    (root / "assets.lock").write_text(json.dumps(lock, indent=2))
+
+
+CHANGES = {
+    "manifest edited": lambda root: (root / "assets.toml").write_text(
+        (root / "assets.toml").read_text().replace("steps = 20", "steps = 21")),
+    "manifest touched only": lambda root: os.utime(root / "assets.toml"),
+    "target edited by hand": lambda root: _edit_bytes(root / HERO),
+    "target deleted": lambda root: (root / ICON).unlink(),
+    "input file changed": lambda root: _edit_bytes(root / "refs" / "mask.png"),
+    "lock edited": lambda root: _edit_lock_key(root, HERO),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_any_change_falls_back_to_the_full_plan(built: Path, change: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    CHANGES[change](built)
+    capsys.readouterr()
+    code = main([])
+    output = capsys.readouterr().out
+    if change == "manifest edited":
+        assert code == 0 and generated(built) == sorted(TARGETS)  # steps is a default: all three
+    elif change == "manifest touched only":
+        assert code == 0 and generated(built) == [] and "3 fresh" in output
+    elif change == "target edited by hand":
+        assert code == 1 and HERO in output and "edited" in output
+    elif change == "target deleted":
+        assert code == 0 and generated(built) == [] and "1 restored" in output
+    elif change == "input file changed":
+        assert code == 0 and generated(built) == [ATTACK]
+    elif change == "lock edited":
+        assert code == 0 and generated(built) == [] and "1 restored" in output  # the key no longer matched
+
+
+def test_a_different_server_or_environment_is_a_different_context(built: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    base = noop.context(built / "assets.toml", None)
+    assert noop.check(built / "assets.toml", base) is not None
+    assert noop.check(built / "assets.toml", noop.context(built / "assets.toml", "http://127.0.0.1:9")) is None
+    monkeypatch.setenv("ASSETBUILD_SERVER", "http://127.0.0.1:9")
+    assert noop.check(built / "assets.toml", noop.context(built / "assets.toml", None)) is None
+
+
+def test_a_left_over_lock_journal_disables_the_memo(built: Path) -> None:
+    ctx = noop.context(built / "assets.toml", None)
+    (built / ".assetbuild" / "lock.journal").write_text('{"base": ""}\n')
+    assert noop.check(built / "assets.toml", ctx) is None
+
+
+def test_selected_targets_and_force_never_use_the_memo(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    forbid_planning(monkeypatch)
+    with pytest.raises(AssertionError, match="memo was not used"):
+        main(["run", HERO])
+    with pytest.raises(AssertionError, match="memo was not used"):
+        main(["--force"])
