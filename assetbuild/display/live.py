@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -42,6 +42,9 @@ class _InFlight:
     started: float
     phase: str = "starting"
     fraction: float | None = None
+    # One spinner per asset for its whole life: a spinner animates from its own start time, so one made
+    # afresh at each refresh would always show its first frame.
+    spinner: Spinner = field(default_factory=lambda: Spinner("dots"))
 
 
 def format_seconds(seconds: float) -> str:
@@ -159,7 +162,7 @@ class LiveDisplay:
         rows.add_column(no_wrap=True, overflow="ellipsis", ratio=3)
         rows.add_column(no_wrap=True, ratio=2)
         for target, state in flight:
-            rows.add_row(Spinner("dots"), target, _phase_text(state))
+            rows.add_row(state.spinner, target, _phase_text(state))
         eta = self.eta()
         parts = [f"{done}/{to_build}"]
         parts += [f"{counts[k]} {k}" for k in ("generated", "restored", "derived", "fresh") if counts.get(k)]
