@@ -48,8 +48,8 @@ class ServerTable(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     url: str = "http://localhost:7801"
     websocket: bool = True
-    concurrency: int = Field(4, ge=1, le=256)
-    timeout: float = Field(900, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=256)
+    timeout: float = Field(default=900, gt=0)
     save_images: bool = False
 
 

@@ -33,7 +33,7 @@ from urllib.parse import quote, urlsplit
 
 from .. import params as P
 from ..display import forward_logs, make_display
-from ..errors import AssetbuildError, GenerationError, UsageError
+from ..errors import AssetbuildError, AssetError, GenerationError, UsageError
 from ..events import GENERATED, BuildEvents, Failure, Summary
 from ..generators.base import GenerationRequest, Progress
 from ..swarm.client import SwarmClient, sniff
@@ -336,7 +336,7 @@ def _swarmui(target: Target, opts: GenerateOptions, per_image: list[dict[str, An
     asyncio.run(main())
 
 
-async def _add_hint(client: SwarmClient, error: GenerationError, params: dict[str, Any],
+async def _add_hint(client: SwarmClient, error: AssetError, params: dict[str, Any],
                     asked: dict[str, asyncio.Task[str | None]]) -> None:
     model = params.get("model")
     if NO_MODEL_TEXT in error.message and not model:

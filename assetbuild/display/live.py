@@ -185,7 +185,8 @@ def _phase_text(state: _InFlight) -> Text:
 
 def summary_table(summary: Summary) -> Table:
     table = Table(title=None, show_header=True, header_style="bold", box=None, padding=(0, 2))
-    columns = [("generated", summary.generated), ("restored", summary.restored), ("fresh", summary.fresh)]
+    columns: list[tuple[str, int | str]] = [
+        ("generated", summary.generated), ("restored", summary.restored), ("fresh", summary.fresh)]
     if summary.derived:
         columns.append(("derived", summary.derived))
     if summary.recorded:

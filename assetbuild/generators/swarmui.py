@@ -13,7 +13,7 @@ import contextlib
 import threading
 from typing import Any
 
-from ..errors import AuthError, GenerationError, ImageError, ServerError, ServerUnreachable
+from ..errors import AssetError, AuthError, GenerationError, ImageError, ServerError, ServerUnreachable
 from ..manifest import ServerSettings
 from ..swarm.client import SwarmClient
 from ..swarm.credentials import Credentials
@@ -137,7 +137,7 @@ def _requested_seed(request: GenerationRequest) -> int | None:
     return int(seed) if isinstance(seed, int) and seed >= 0 else None
 
 
-def as_asset_error(asset: str, exc: SwarmError, credentials: Credentials) -> GenerationError:
+def as_asset_error(asset: str, exc: SwarmError, credentials: Credentials) -> AssetError:
     """The client's error, attributed to ``asset``, with secrets removed from the text."""
     message = credentials.redact(exc.message)
     if isinstance(exc, SwarmAuthError):
