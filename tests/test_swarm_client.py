@@ -668,7 +668,8 @@ def test_missing_view_file_is_the_servers_error(fake: FakeSwarm) -> None:
                          ids=["data-ws", "data-http", "view"])
 def test_image_size_limit(save_images: bool, websocket: bool) -> None:
     with FakeSwarm(backends=1, noise=True, **FAST) as fake:
-        with pytest.raises(SwarmBadImage, match="5000 byte"):
+        # Over HTTP the data URL arrives inside the JSON answer, which is bounded too (at 2x the image limit).
+        with pytest.raises(SwarmBadImage, match="5000 byte" if websocket or save_images else "10000 byte"):
             generate(fake.url, dict(PARAMS, width=128, height=128), max_image_bytes=5000,
                      save_images=save_images, websocket=websocket)
         assert fake.generations == 1  # refused, not retried
@@ -898,3 +899,62 @@ def test_generator_close_right_after_interrupt_leaves_no_failed_task(caplog: pyt
             gc.collect()
             assert fake.wait_idle(5)
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A server that accepts connections and reads requests but never answers (a hung process)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            held.append(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def test_a_server_that_never_answers_is_marked_down_after_one_timeout(silent_server: str) -> None:
+    generator = SwarmUIGenerator(ServerSettings(url=silent_server, concurrency=2), Credentials(),
+                                 control_timeout=0.5)
+    try:
+        started = time.monotonic()
+        errors = []
+        for n in range(4):
+            with pytest.raises(ServerUnreachable) as info:
+                generator.generate(GenerationRequest(f"a{n}.png", PARAMS), lambda _: None)
+            errors.append(info.value)
+        elapsed = time.monotonic() - started
+    finally:
+        generator.close()
+    assert "did not answer GetNewSession within 0.5 s" in str(errors[0])
+    assert silent_server in str(errors[0])
+    assert all(str(e).endswith(str(errors[0]).split(": ", 1)[1]) for e in errors)
+    assert elapsed < 20  # one timeout for the whole run, not one per asset (generous bound)
+
+
+def test_refused_credentials_that_are_set_get_a_hint_about_them() -> None:
+    with FakeSwarm(required_authorization="Bearer right", **FAST) as fake:
+        generator = SwarmUIGenerator(ServerSettings(url=fake.url), Credentials(api_key="wrong-key-123456"))
+        try:
+            with pytest.raises(AuthError) as info:
+                generator.generate(GenerationRequest("a.png", PARAMS), lambda _: None)
+        finally:
+            generator.close()
+    assert "server refused them" in str(info.value)
+    assert "wrong-key-123456" not in str(info.value)

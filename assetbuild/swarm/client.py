@@ -46,6 +46,7 @@ from .errors import (
 log = logging.getLogger("assetbuild.swarm")
 
 MAX_SESSION_RENEWALS = 2
+CONTROL_TIMEOUT = 60.0  # seconds for calls other than generation (sessions, model lists, status)
 DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024
 _MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "jpeg": b"\xff\xd8\xff"}
 
@@ -95,7 +96,7 @@ class SwarmClient:
     def __init__(self, base_url: str, credentials: Credentials | None = None, *, concurrency: int = 4,
                  timeout: float = 900.0, websocket: bool = True, save_images: bool = False,
                  retries: int = 4, backoff: float = 0.25, connect_timeout: float = 10.0,
-                 max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+                 max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES, control_timeout: float = CONTROL_TIMEOUT,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         split = urlsplit(base_url.rstrip("/"))
         if split.scheme not in ("http", "https") or not split.netloc:
@@ -111,10 +112,11 @@ class SwarmClient:
         self.backoff = backoff
         self.connect_timeout = connect_timeout
         self.max_image_bytes = max_image_bytes
+        self.control_timeout = control_timeout
         self._headers = self.credentials.headers()
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=self._headers, transport=transport, follow_redirects=False,
-            timeout=httpx.Timeout(60.0, connect=connect_timeout),
+            timeout=httpx.Timeout(control_timeout, connect=connect_timeout),
         )
         self._slots: asyncio.Queue[_Slot] = asyncio.Queue()
         self._all_slots = [_Slot(f"slot{i}") for i in range(max(1, concurrency))]
@@ -173,22 +175,32 @@ class SwarmClient:
             if attempt:
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                response = await self._http.post(url, json=payload, timeout=timeout or httpx.USE_CLIENT_DEFAULT)
+                async with self._http.stream("POST", url, json=payload,
+                                             timeout=timeout or httpx.USE_CLIENT_DEFAULT) as response:
+                    if response.status_code >= 500:
+                        last = f"HTTP {response.status_code}"
+                        if not idempotent:
+                            raise _Dropped(last)
+                        log.debug("%s attempt %d: HTTP %d", route, attempt + 1, response.status_code)
+                        continue
+                    # A generation's answer can carry the image as a data URL: bounded like a download.
+                    body = await self._read_limited(response, 2 * self.max_image_bytes, f"the {route} answer")
             except httpx.ReadTimeout:
-                raise SwarmAPIError(f"{route} got no answer within {timeout or 60:.0f} s") from None
+                if not idempotent:
+                    raise SwarmAPIError(f"{route} got no answer within {timeout or 60:.0f} s") from None
+                # A server that accepts connections but cannot answer a trivial call is down for us:
+                # say so now instead of making every asset wait for its own timeout.
+                self._down = SwarmUnreachable(f"SwarmUI at {self.base_url} accepted the connection but did not "
+                                              f"answer {route} within {timeout or self.control_timeout:g} s")
+                raise self._down from None
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 log.debug("%s attempt %d failed: %s", route, attempt + 1, last)
                 if not idempotent and not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
                     raise _Dropped(last) from None
                 continue
-            if response.status_code >= 500:
-                last = f"HTTP {response.status_code}"
-                if not idempotent:
-                    raise _Dropped(last)
-                log.debug("%s attempt %d: HTTP %d", route, attempt + 1, response.status_code)
-                continue
-            return _checked(response)
+            log.debug("%s: HTTP %d, %d bytes", route, response.status_code, len(body))
+            return _checked(response.status_code, body)
         self._down = SwarmUnreachable(f"cannot reach SwarmUI at {self.base_url} ({last}, "
                                       f"{self.retries + 1} attempts)")
         raise self._down
@@ -396,16 +408,19 @@ class SwarmClient:
                 last = type(exc).__name__
         raise SwarmUnreachable(f"cannot download {reference} from {self.base_url} ({last})")
 
-    async def _read_limited(self, response: httpx.Response) -> bytes:
+    async def _read_limited(self, response: httpx.Response, limit: int | None = None,
+                            what: str = "image") -> bytes:
+        """The body of ``response``, refusing (before buffering it) one larger than ``limit`` bytes."""
+        limit = self.max_image_bytes if limit is None else limit
         declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_image_bytes:
-            raise SwarmBadImage(f"image of {int(declared)} bytes exceeds the {self.max_image_bytes} byte limit")
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise SwarmBadImage(f"{what} of {int(declared)} bytes exceeds the {limit} byte limit")
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
-            if size > self.max_image_bytes:
-                raise SwarmBadImage(f"image exceeds the {self.max_image_bytes} byte limit")
+            if size > limit:
+                raise SwarmBadImage(f"{what} exceeds the {limit} byte limit")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -431,21 +446,21 @@ def _expected_format(params: dict[str, Any]) -> str | None:
     return {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp"}.get(wanted)
 
 
-def _checked(response: httpx.Response) -> dict[str, Any]:
+def _checked(status: int, body: bytes) -> dict[str, Any]:
     """The JSON body of an API response, or the error it carries (whatever the status code)."""
     try:
-        data = response.json()
+        data = json.loads(body)
     except ValueError:
         data = None
-    if response.status_code == 401 and not (isinstance(data, dict) and data.get("error_id")):
+    if status == 401 and not (isinstance(data, dict) and data.get("error_id")):
         raise SwarmAuthError("the server refused the request (HTTP 401 Unauthorized)")
     if not isinstance(data, dict):
-        text = response.text[:200].strip()
-        raise SwarmAPIError(f"unexpected answer (HTTP {response.status_code}): {text or '(empty)'}")
+        text = body[:200].decode("utf-8", "replace").strip()
+        raise SwarmAPIError(f"unexpected answer (HTTP {status}): {text or '(empty)'}")
     if "error" in data or "error_id" in data:
         raise _api_error(data.get("error"), data.get("error_id"))
-    if response.status_code != 200:
-        raise SwarmAPIError(f"unexpected answer (HTTP {response.status_code}): {str(data)[:200]}")
+    if status != 200:
+        raise SwarmAPIError(f"unexpected answer (HTTP {status}): {str(data)[:200]}")
     return data
 
 
