@@ -139,7 +139,12 @@ class Builder:
             def progress(update: Progress) -> None:
                 self.events.asset_progress(target, update)
 
-            result = self.generator.generate(request, progress)
+            try:
+                result = self.generator.generate(request, progress)
+            except GenerationError:
+                # After Ctrl-C the server may answer "Generation session interrupted." first: that is us.
+                self._check_cancel(target)
+                raise
             outcome = ev.GENERATED
         self._check_cancel(target)
         self.events.asset_progress(target, Progress("postprocessing"))

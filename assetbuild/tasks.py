@@ -19,8 +19,8 @@ from doit.exceptions import TaskFailed, UnmetDependency
 from doit.loader import generate_tasks
 
 from . import events as ev
-from .build import Builder
-from .errors import AssetError
+from .build import Builder, Cancelled
+from .errors import AssetError, ModifiedFileError
 from .events import BuildEvents, Failure, Summary
 from .fsutil import make_state_dir
 
@@ -122,9 +122,12 @@ class Reporter:
     def add_failure(self, task: Any, fail: Any) -> None:
         target = _target_of(task.name)
         error = self.builder.errors.get(target)
-        if error is not None:
+        if isinstance(error, Cancelled):
+            failure = Failure(target, "interrupted", skipped=True)
+            self.summary.skipped += 1
+        elif error is not None:
             failure = Failure(target, error.reason, error.hint)
-            if error.__class__.__name__ == "ModifiedFileError":
+            if isinstance(error, ModifiedFileError):
                 self.summary.modified += 1
             self.summary.failed += 1
         elif isinstance(fail, UnmetDependency):
