@@ -24,8 +24,8 @@ def _tool(name: str) -> list[str]:
 
 
 def test_ruff_is_clean() -> None:
-    result = subprocess.run([*_tool("ruff"), "check", "assetbuild", "tests", "dodo.py", "benchmarks"],
-                            cwd=ROOT, capture_output=True, text=True)
+    paths = [p for p in ("assetbuild", "tests", "dodo.py", "benchmarks") if (ROOT / p).exists()]
+    result = subprocess.run([*_tool("ruff"), "check", *paths], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
