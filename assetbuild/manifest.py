@@ -15,7 +15,7 @@ import os
 import posixpath
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,7 +320,8 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
     assets: dict[str, Asset] = {}
     for target, values in drafts.items():
         where = locator.where("assets", declared[target])
-        assets[target] = _make_asset(target, values, drafts, root, output_dir, where, lines[target], warnings)
+        assets[target] = _make_asset(target, values, drafts, root, output_dir, where, lines[target], warnings,
+                                     functools.partial(locator.where, "assets", declared[target]))
     ordered = _topological(assets, lambda t: locator.where("assets", declared[t]))
     explicit = frozenset([f"server.{name}" for name in shape.server.model_fields_set]
                          + [f"project.{name}" for name in shape.project.model_fields_set])
@@ -427,7 +428,8 @@ def _real(path: Path) -> str:
 
 
 def _make_asset(target: str, values: dict[str, Any], drafts: dict[str, dict[str, Any]], root: Path,
-                output_dir: Path, where: str, line: int | None, warnings: list[str]) -> Asset:
+                output_dir: Path, where: str, line: int | None, warnings: list[str],
+                where_key: Callable[[str], str] | None = None) -> Asset:
     post_settings = {k: values.pop(k) for k in POST_KEYS if k in values}
     source = values.pop("source", None)
     try:
@@ -456,7 +458,8 @@ def _make_asset(target: str, values: dict[str, Any], drafts: dict[str, dict[str,
                 raise ManifestError(where, f"asset {target!r}: `{key}` is a table; parameters take values")
             guess = P.closest(key) or P.closest(key, list(BUILD_KEYS))
             hint = f" (did you mean {guess!r}?)" if guess else ""
-            warnings.append(f"{where}: asset {target!r}: unknown parameter {key!r}{hint}; "
+            at = where_key(key) if where_key else where  # the key's own line when it is in the asset's table
+            warnings.append(f"{at}: asset {target!r}: unknown parameter {key!r}{hint}; "
                             "passed to the server as-is")
             params[key] = value
             continue

@@ -457,3 +457,18 @@ def test_loading_writes_nothing(project: Path) -> None:
     before = sorted(os.listdir(project))
     load(project / "assets.toml")
     assert sorted(os.listdir(project)) == before
+
+
+def test_unknown_parameter_warning_points_at_the_parameter_line(project: Path) -> None:
+    path = write_manifest(project, """
+    [server]
+    url = "placeholder"
+
+    [assets."a.png"]
+    prompt = "x"
+    stpes = 3
+    """)
+    [warning] = load(path).warnings
+    assert warning.startswith(f"{path}:6: asset 'a.png': unknown parameter 'stpes'") or warning.startswith(
+        "assets.toml:6: asset 'a.png': unknown parameter 'stpes'")
+    assert "did you mean 'steps'?" in warning
