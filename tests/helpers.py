@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import socket
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 # A quickstart-like project: a style with {prompt}, an img2img dependency, a resize; offline generator.
@@ -73,3 +75,19 @@ def temp_files(root: Path) -> list[str]:
         for p in root.rglob("*")
         if p.is_file() and ".assetbuild" not in p.relative_to(root).parts and p.name.endswith(".tmp")
     )
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released): connections to it are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``assetbuild ARGS`` in-process: (exit code, stdout, stderr)."""
+    from assetbuild.cli import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -6,7 +6,6 @@ import errno
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import run_cli
-from helpers import png_size
+from helpers import free_port, png_size
 
 from assetbuild.cli import main
 from assetbuild.commands import newfile
@@ -36,12 +35,6 @@ def fake() -> Iterator[FakeSwarm]:
 def _fresh(fake: FakeSwarm) -> None:
     fake.configure(latency=0.02)
     fake.reset_records()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def gen(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
+from helpers import cli, free_port
 
 from assetbuild import userconfig
 from assetbuild.cli import main
@@ -35,18 +35,6 @@ def fake() -> Iterator[FakeSwarm]:
 @pytest.fixture(autouse=True)
 def _fresh(fake: FakeSwarm) -> None:
     fake.reset_records()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def rows(out: str) -> dict[str, list[str]]:

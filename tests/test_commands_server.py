@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import run_cli, write_manifest
+from helpers import cli, free_port
 
 from assetbuild import userconfig
 from assetbuild.cli import main
@@ -30,18 +30,6 @@ def fake() -> Iterator[FakeSwarm]:
 def _fresh(fake: FakeSwarm) -> None:
     fake.configure(latency=0.02, backends=1)
     fake.reset_records()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 # --- server status -----------------------------------------------------------------------------------

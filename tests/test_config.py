@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli, write_manifest
+from helpers import cli
 
 from assetbuild import userconfig
-from assetbuild.cli import main
 from assetbuild.errors import ConfigError
 from assetbuild.workspace import open_workspace, server_url
 
@@ -25,12 +25,6 @@ def config_file() -> Path:
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 # --- where the file lives -----------------------------------------------------------------------------

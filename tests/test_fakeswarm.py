@@ -427,6 +427,38 @@ def test_one_request_many_images_uses_both_slots() -> None:
         assert fake.peak_live_gens == 2
 
 
+@pytest.mark.parametrize("slot_parallel", [False, True])
+def test_slot_parallel_lets_both_slots_of_a_backend_generate_at_once(slot_parallel: bool) -> None:
+    # Two WebSocket requests on one backend hold its two slots. By default its GPU runs one image at a
+    # time: the second request gets no gen_progress until the first image is out. With slot_parallel
+    # both make progress before either finishes. (Order of events, not timings, decides.)
+    events: list[tuple[str, int]] = []
+    lock = threading.Lock()
+    with FakeSwarm(backends=1, latency=0.4, steps=4, close_delay=0.05, model_load_delay=0, loading=True,
+                   slot_parallel=slot_parallel) as fake, httpx.Client(base_url=fake.url, timeout=20) as client:
+        sessions = [new_session(client), new_session(client)]
+
+        def one(index: int) -> None:
+            def record(_ws: ClientConnection, message: dict[str, Any]) -> None:
+                if kind(message) in ("gen_progress", "image"):
+                    with lock:
+                        events.append((kind(message), index))
+
+            ws_generate(fake, gen_body(sessions[index], prompt=f"p{index}", nopreviews=True), record)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: len(fake.active_jobs()) == 2)
+        fake.set_loading(False)  # both requests are queued: hand out the two slots together
+        for thread in threads:
+            thread.join(30)
+        assert fake.generations == 2 and fake.peak_live_gens == 2
+    first_image = events.index(next(e for e in events if e[0] == "image"))
+    progressed = {index for name, index in events[:first_image] if name == "gen_progress"}
+    assert progressed == ({0, 1} if slot_parallel else {events[first_image][1]})
+
+
 def test_per_request_cap_limits_tasks_in_flight() -> None:
     # 1 backend: cap = min(32, 2 x MaxUsages 2) = 4 image tasks of one request at a time, 2 of them live.
     with FakeSwarm(backends=1, latency=0.01, steps=1, close_delay=0.05, model_load_delay=0) as fake, \

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import run_cli, write_manifest
-from helpers import png_size, temp_files
+from helpers import free_port, png_size, temp_files
 from PIL import Image
 
 from assetbuild.testing import FakeSwarm
@@ -84,12 +83,6 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "co
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pixels(data: bytes) -> bytes:
@@ -198,7 +191,7 @@ def test_5xx_burst(project: Path, fake: FakeSwarm) -> None:
 
 
 def test_server_down_ends_within_seconds(project: Path) -> None:
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     write_manifest(project, manifest(3))
     started = time.monotonic()
     result = build(project, url)

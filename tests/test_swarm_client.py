@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from helpers import free_port
 from PIL import Image
 from websockets.exceptions import ConnectionClosedError
 
@@ -92,12 +93,6 @@ def image_size(data: bytes) -> tuple[int, int]:
     with Image.open(io.BytesIO(data)) as image:
         image.load()
         return image.size
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def routes(fake: FakeSwarm) -> list[str]:
@@ -525,7 +520,7 @@ def test_5xx_that_does_not_stop_ends_with_a_clear_error(fake: FakeSwarm) -> None
 
 
 def test_server_down_fails_fast_with_the_url() -> None:
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
     with pytest.raises(SwarmUnreachable, match=f"cannot reach SwarmUI at {url}") as info:
         generate(url, backoff=0.05)
@@ -801,7 +796,7 @@ def test_generator_errors_name_the_asset(generator_for: Callable[..., SwarmUIGen
 
 
 def test_generator_unreachable_and_auth_errors(generator_for: Callable[..., SwarmUIGenerator]) -> None:
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(ServerUnreachable, match=f"a.png: cannot reach SwarmUI at {url}"):
         generator_for(url).generate(request("a.png"), lambda _: None)
     key = "do-not-print-this-key-0123"
