@@ -63,6 +63,10 @@ class Builder:
     @property
     def generator(self) -> Generator:
         with self._generator_lock:
+            # Checked under the lock cancel() also takes: a generator made after Ctrl-C would never be
+            # interrupted.
+            if self.cancelled.is_set():
+                raise Cancelled("(run)", "interrupted")
             if self._generator is None:
                 self._generator = self._factory()
             return self._generator
@@ -90,6 +94,14 @@ class Builder:
 
     def build(self, target: str) -> str:
         """Bring ``target`` up to date; returns the outcome. Raises ``AssetError``."""
+        try:
+            return self._build(target)
+        except OSError as exc:  # disk full, read-only folder, a folder where the image should go...
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise AssetError(target, f"{exc.strerror or exc}{where}",
+                             hint="check the disk and the permissions of the output folder") from None
+
+    def _build(self, target: str) -> str:
         self.started[target] = time.monotonic()
         self._check_cancel(target)
         asset = self.project.assets[target]
@@ -163,6 +175,14 @@ class Builder:
         except OSError as exc:
             raise GenerationError(target, f"cannot read input {path}: {exc.strerror}") from None
 
+    def _check_target_unchanged(self, target: str, asset: Asset, status: Status) -> None:
+        """A file created or edited at the target while the asset was being made is the user's: keep it."""
+        now = self.hashes.hash(asset.path)
+        if now != status.on_disk and not self.planner.force:
+            what = "appeared" if status.on_disk is None else "changed"
+            raise ModifiedFileError(target, f"{asset.path} {what} while the asset was being made; not "
+                                    "overwriting it", hint="move the file away, or rerun with --force to replace it")
+
     def _check_cancel(self, target: str) -> None:
         if self.cancelled.is_set():
             raise Cancelled(target, "interrupted")
@@ -172,6 +192,8 @@ class Builder:
         assert status.key is not None and status.form is not None
         self._check_cancel(target)
         digest = self.cache.put(status.key, data, seed=seed, model=model) if cache else hash_bytes(data)
+        self._check_target_unchanged(target, asset, status)
+        self.planner.intents.record(target, digest)
         # The temporary file lives in the state folder: a kill mid-write leaves nothing among the assets.
         atomic_write(asset.path, data, tmp_dir=self.project.state_dir / "tmp")
         self.hashes.remember(asset.path, digest)

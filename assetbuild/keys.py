@@ -44,6 +44,11 @@ def canonical(asset: Asset, generator_kind: str, input_hashes: Mapping[str, str]
         "inputs": dict(sorted(input_hashes.items())),
         "post": asset.post.canonical(),
     }
+    seed = asset.params.get("seed", -1)
+    if asset.variant is not None and not (isinstance(seed, int) and seed >= 0):
+        # Variants with a random seed have identical parameters; without this they would share one key
+        # (and one cached image). With a fixed seed, each variant's seed already tells them apart.
+        form["variant"] = asset.variant
     return form
 
 

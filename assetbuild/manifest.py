@@ -86,6 +86,7 @@ class Asset:
     post: Postprocess
     source: str | None = None  # derived asset: post-processing of this asset's output, no generation
     line: int | None = None
+    variant: int | None = None  # n of a `count = N` entry (keeps random-seed variants apart in keys)
 
     @property
     def upstream(self) -> list[str]:
@@ -278,7 +279,7 @@ def _known_fields(loc: list[str]) -> list[str]:
 def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_override: str | None) -> Project:
     _real_dir.cache_clear()  # folders may have changed (or become symlinks) since the last load
     root = manifest.parent
-    out_rel = _inside(root, shape.project.output_dir, locator.where("project", "output_dir"), "output_dir")
+    out_rel = inside(root, shape.project.output_dir, locator.where("project", "output_dir"), "output_dir")
     output_dir = (root / out_rel) if out_rel != "." else root
     cache_setting = cache_override or shape.project.cache_dir
     # A cache dir may be shared across projects (CI cache, network share): it may live anywhere.
@@ -303,7 +304,7 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
         own = _normalised_table(table, locator, ("assets", written))
         merged = _merge(defaults, styles, own, written, where)
         for target, values in _expand_variants(written, merged, where):
-            norm = _inside(output_dir, target, where, "target", root=root)
+            norm = inside(output_dir, target, where, "target", root=root)
             if norm in declared:
                 raise ManifestError(where, f"duplicate target {norm!r}: also declared as {declared[norm]!r}",
                                     hint="each target path may be declared once")
@@ -384,13 +385,16 @@ def _expand_variants(target: str, values: dict[str, Any], where: str) -> Iterabl
         raise ManifestError(where, "`count` needs {n} in the target path, e.g. \"trees/oak_{n}.png\"")
     seed = values.get("seed", -1)
     for n in range(1, count + 1):
-        variant = dict(values)
+        variant = dict(values, **{_VARIANT: n})
         if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0:
             variant["seed"] = seed + n - 1
         yield target.replace("{n}", str(n)), variant
 
 
-def _inside(base: Path, relative: str, where: str, what: str, root: Path | None = None) -> str:
+_VARIANT = "_variant"  # not a normalised name (those are letters only), so it cannot clash with a parameter
+
+
+def inside(base: Path, relative: str, where: str, what: str, root: Path | None = None) -> str:
     """Normalise ``relative`` (posix) and check it stays inside ``root`` (default ``base``), symlinks too.
 
     ``base`` must itself be inside ``root`` (it is the root or the checked output folder).
@@ -432,6 +436,7 @@ def _make_asset(target: str, values: dict[str, Any], drafts: dict[str, dict[str,
                 where_key: Callable[[str], str] | None = None) -> Asset:
     post_settings = {k: values.pop(k) for k in POST_KEYS if k in values}
     source = values.pop("source", None)
+    variant = values.pop(_VARIANT, None)
     try:
         post = parse_post(post_settings, posixpath.splitext(target)[1])
     except PostprocessSpecError as exc:
@@ -475,7 +480,7 @@ def _make_asset(target: str, values: dict[str, Any], drafts: dict[str, dict[str,
     if not params.get("prompt"):
         raise ManifestError(where, f"asset {target!r} has no prompt",
                             hint="add `prompt = \"...\"` (or derive it with `source = \"other.png\"`)")
-    return Asset(target, output_dir / target, params, tuple(inputs), post, line=line)
+    return Asset(target, output_dir / target, params, tuple(inputs), post, line=line, variant=variant)
 
 
 def _image_input(param: str, value: str, drafts: dict[str, dict[str, Any]], root: Path, output_dir: Path,
@@ -483,7 +488,7 @@ def _image_input(param: str, value: str, drafts: dict[str, dict[str, Any]], root
     reference = posixpath.normpath(value.replace("\\", "/"))
     if reference in drafts:
         return ImageInput(param, reference, output_dir / reference, reference)
-    rel = _inside(root, value, where, f"{param} of {target!r}")
+    rel = inside(root, value, where, f"{param} of {target!r}")
     path = root / rel
     if not path.is_file():
         raise ManifestError(where, f"asset {target!r}: {param} {value!r} is neither an asset target nor a file",

@@ -9,6 +9,7 @@ key. SwarmUI silently ignores names it does not know; we pass them through but w
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -133,6 +134,8 @@ def check_value(spec: ParamSpec, value: Any) -> str | None:
         return f"must be a whole number, not {_type_name(value)}"
     if kind == "decimal" and (isinstance(value, bool) or not isinstance(value, int | float)):
         return f"must be a number, not {_type_name(value)}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, not {value}"
     if spec.min is not None and value < spec.min or spec.max is not None and value > spec.max:
         return f"must be between {_num(spec.min)} and {_num(spec.max)}, not {value}"
     return None

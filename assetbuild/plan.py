@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .cache import Cache
+from .errors import ManifestError
 from .fsutil import HashCache
+from .intents import Intents
 from .keys import canonical, key_of
 from .lock import Lock, LockEntry
-from .manifest import Asset, Project
+from .manifest import Asset, Project, inside
 
 
 class State(enum.Enum):
@@ -42,14 +44,16 @@ class Status:
     key: str | None = None
     form: dict[str, Any] | None = None
     entry: LockEntry | None = None
+    on_disk: str | None = None  # hash of the file at the target when decided (None: no file)
 
 
 class Planner:
     """Decides the state of assets from the manifest, the lock, the cache and the files on disk."""
 
     def __init__(self, project: Project, lock: Lock, cache: Cache, hashes: HashCache, kind: str,
-                 *, force: bool = False) -> None:
+                 *, force: bool = False, intents: Intents | None = None) -> None:
         self.project = project
+        self.intents = intents if intents is not None else Intents(project.state_dir / "intents.jsonl")
         self.lock = lock
         self.cache = cache
         self.hashes = hashes
@@ -77,16 +81,23 @@ class Planner:
         entry = self.lock.get(target)
         if not upstream_fresh:
             return Status(target, State.UPSTREAM, "an input asset is stale", entry=entry)
-        inputs = self.input_hashes(asset)
+        try:
+            inputs = self.input_hashes(asset)
+        except OSError as exc:
+            return Status(target, State.UPSTREAM, f"an input image cannot be read ({exc.strerror})", entry=entry)
         if inputs is None:
             return Status(target, State.UPSTREAM, "an input image is missing", entry=entry)
         form = canonical(asset, self.kind, inputs)
         key = key_of(form)
-        on_disk = self.hashes.hash(asset.path)
+        try:
+            on_disk = self.hashes.hash(asset.path)
+        except OSError as exc:  # e.g. a folder where the image should be
+            return Status(target, State.MODIFIED, f"not a readable file ({exc.strerror})",
+                          key, form, entry)
 
         def stale(reason: str) -> Status:
             state = State.RESTORE if self.cache.has(key) else State.GENERATE
-            return Status(target, state, reason, key, form, entry)
+            return Status(target, state, reason, key, form, entry, on_disk)
 
         if on_disk is None:
             if entry is None:
@@ -94,18 +105,20 @@ class Planner:
             return stale("file missing" if entry.key == key else "inputs changed")
         if entry is not None and on_disk == entry.hash:
             if entry.key == key:
-                return Status(target, State.FRESH, "", key, form, entry)
+                return Status(target, State.FRESH, "", key, form, entry, on_disk)
             return stale("inputs changed")
         # Our bytes for the current key with no (or an older) lock entry: a run was stopped between
         # writing the file and committing the lock. Only the entry needs recording.
         if self._cached_hash(key) == on_disk:
             reason = "file matches the cache; lock entry " + ("missing" if entry is None else "outdated")
-            return Status(target, State.ADOPT, reason, key, form, entry)
+            return Status(target, State.ADOPT, reason, key, form, entry, on_disk)
+        if self.intents.ours(target, on_disk):
+            return stale("left by an interrupted run")
         if self.force:
             return stale("replacing a modified file (--force)")
         reason = ("not written by assetbuild (no lock entry)" if entry is None
                   else "edited after assetbuild wrote it")
-        return Status(target, State.MODIFIED, reason, key, form, entry)
+        return Status(target, State.MODIFIED, reason, key, form, entry, on_disk)
 
     def _cached_hash(self, key: str) -> str | None:
         try:
@@ -130,6 +143,7 @@ class Planner:
         for target in self.lock.targets():
             if target in self.project.assets:
                 continue
+            self._check_entry_path(target)
             entry = self.lock.get(target)
             assert entry is not None
             on_disk = self.hashes.hash(self.project.target_path(target))
@@ -141,6 +155,20 @@ class Planner:
                 reason = "entry removed from the manifest; file edited since (kept)"
             result.append(Status(target, State.ORPHAN, reason, entry.key, None, entry))
         return result
+
+
+    def _check_entry_path(self, target: str) -> None:
+        """assets.lock arrives through git like any file: an entry naming a path outside the project must
+        never lead ``clean`` there."""
+        lock_name = str(self.lock.path)
+        try:
+            normalised = inside(self.project.output_dir, target, lock_name, "entry", root=self.project.root)
+        except ManifestError:
+            raise ManifestError(lock_name, f"entry {target!r} is not a path inside the project",
+                                hint="restore assets.lock from git, or remove that entry") from None
+        if normalised != target:
+            raise ManifestError(lock_name, f"entry {target!r} is not a normalised target path (expected "
+                                f"{normalised!r})", hint="restore assets.lock from git, or remove that entry")
 
 
 def closure(project: Project, targets: Iterable[str]) -> list[str]:

@@ -53,8 +53,10 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
             noop.record(project, memo_context, summary.orphans)
         return code
 
-    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner,
-                      lambda: generators.create(project.server), events, frozen=frozen)
+    # Made now (it contacts nothing until its first generation) so that bad settings, such as unusable
+    # credentials, stop the run with exit 2 before any work rather than failing inside a task.
+    generator = generators.create(project.server)
+    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events, frozen=frozen)
     try:
         with on_interrupt(builder.cancel) as interrupted:
             run_doit(builder, targets, jobs=jobs or project.server.concurrency, keep_going=keep_going,
@@ -83,6 +85,7 @@ def report_noop(events: BuildEvents, count: int, warnings: list[str], orphans: l
 
 def _finish(ws: Workspace, events: BuildEvents, summary: Summary, started: float) -> int:
     ws.lock.flush()
+    ws.planner.intents.prune(ws.lock, lambda target: _hash_or_none(ws, target))
     ws.hashes.save()
     summary.seconds = time.monotonic() - started
     events.run_finished(summary)
@@ -95,3 +98,10 @@ def _why_stale(status: Status) -> str:
         return status.reason
     changes = explain(status.entry.inputs, status.form)
     return f"{status.reason}: {'; '.join(changes)}" if changes else status.reason
+
+
+def _hash_or_none(ws: Workspace, target: str) -> str | None:
+    try:
+        return ws.hashes.hash(ws.project.target_path(target))
+    except OSError:
+        return None

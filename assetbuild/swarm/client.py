@@ -194,7 +194,8 @@ class SwarmClient:
                                               f"answer {route} within {timeout or self.control_timeout:g} s")
                 raise self._down from None
             except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                # Some transport errors quote the request's headers: never let a secret through.
+                last = self.credentials.redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
                 log.debug("%s attempt %d failed: %s", route, attempt + 1, last)
                 if not idempotent and not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
                     raise _Dropped(last) from None

@@ -29,8 +29,8 @@ class Credentials:
     def from_environment(cls, fallback: dict[str, str] | None = None) -> Credentials:
         """From the environment, else ``fallback`` (the user config: ``api-key``, ``token``)."""
         fallback = fallback or {}
-        return cls(os.environ.get(API_KEY_ENV) or fallback.get("api-key") or None,
-                   os.environ.get(TOKEN_ENV) or fallback.get("token") or None)
+        return cls(_clean(os.environ.get(API_KEY_ENV), API_KEY_ENV) or _clean(fallback.get("api-key"), "api-key"),
+                   _clean(os.environ.get(TOKEN_ENV), TOKEN_ENV) or _clean(fallback.get("token"), "token"))
 
     def headers(self) -> dict[str, str]:
         """Headers for every request, including the WebSocket upgrade and downloads."""
@@ -42,11 +42,32 @@ class Credentials:
         return headers
 
     def redact(self, text: str) -> str:
-        """``text`` with every secret replaced, for messages and logs."""
+        """``text`` with every secret replaced (also as Python would quote it), for messages and logs."""
         for secret in (self.api_key, self.token):
             if secret:
-                text = text.replace(secret, "****")
+                for form in (secret, repr(secret)[1:-1], repr(secret.encode())[2:-1]):
+                    text = text.replace(form, "****")
         return text
 
     def __repr__(self) -> str:
         return f"Credentials(api_key={mask(self.api_key)}, token={mask(self.token)})"
+
+
+def _clean(value: str | None, name: str) -> str | None:
+    """A credential with surrounding whitespace removed (e.g. the CR of a key saved on Windows).
+
+    What remains must be printable ASCII, since it goes into an HTTP header; otherwise the HTTP library
+    would refuse it with an error quoting the whole header, secret included. The error names the
+    setting, never the value.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if not all(" " < char < "\x7f" for char in value):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{name} contains spaces, control or non-ASCII characters, which cannot be sent "
+                          "in an HTTP header", hint=f"set {name} again, without extra characters")
+    return value
