@@ -8,6 +8,7 @@ every task shares one SwarmUI client).
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,7 @@ def task_assets() -> Iterator[dict[str, Any]]:
         print(f"warning: {warning}")
     builder = Builder(ws.project, ws.lock, ws.cache, ws.hashes, ws.planner,
                       lambda: generators.create(ws.project.server), PlainDisplay())
+    atexit.register(ws.settle)  # doit has no end-of-run hook for us: settle state when it exits
     for task in task_dicts(builder):
         task.pop("basename")
         yield task

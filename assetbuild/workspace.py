@@ -31,6 +31,18 @@ class Workspace:
     def kind(self) -> str:
         return self.planner.kind
 
+    def settle(self) -> None:
+        """End-of-run bookkeeping: write the lock, drop the intents it now covers, keep file hashes."""
+        self.lock.flush()
+        self.planner.intents.prune(self.lock, self._hash_or_none)
+        self.hashes.save()
+
+    def _hash_or_none(self, target: str) -> str | None:
+        try:
+            return self.hashes.hash(self.project.target_path(target))
+        except OSError:
+            return None
+
 
 def find_manifest(explicit: str | None) -> Path:
     """``-f FILE``, else assets.toml in this folder or the nearest parent (like git finds .git)."""

@@ -39,8 +39,7 @@ def clean(ws: Workspace, patterns: list[str], out: TextIO, *, dry_run: bool) -> 
             label = "orphan " if status.state is State.ORPHAN else ""
             out.write(f"{verb:<9} {label}{status.target}\n")
             removed += 1
-    ws.lock.flush()
-    ws.hashes.save()
+    ws.settle()
     out.write(f"{verb} {removed} file(s); kept {kept} edited file(s); the cache is kept\n")
     return 0
 

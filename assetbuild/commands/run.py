@@ -84,9 +84,7 @@ def report_noop(events: BuildEvents, count: int, warnings: list[str], orphans: l
 
 
 def _finish(ws: Workspace, events: BuildEvents, summary: Summary, started: float) -> int:
-    ws.lock.flush()
-    ws.planner.intents.prune(ws.lock, lambda target: _hash_or_none(ws, target))
-    ws.hashes.save()
+    ws.settle()
     summary.seconds = time.monotonic() - started
     events.run_finished(summary)
     return 0 if summary.ok else 1
@@ -98,10 +96,3 @@ def _why_stale(status: Status) -> str:
         return status.reason
     changes = explain(status.entry.inputs, status.form)
     return f"{status.reason}: {'; '.join(changes)}" if changes else status.reason
-
-
-def _hash_or_none(ws: Workspace, target: str) -> str | None:
-    try:
-        return ws.hashes.hash(ws.project.target_path(target))
-    except OSError:
-        return None
