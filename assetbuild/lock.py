@@ -80,6 +80,8 @@ class Lock:
         self._base = ""  # hash of the file as it is on disk ("" when there is none)
         self._journal: Any = None
         self._dirty = False
+        self._changes = 0  # how many changes were made in memory (under _state)
+        self._written = 0  # how many of them the file on disk holds (set after a rewrite)
         self._last_write = 0.0
         self._last_cost = 0.0  # seconds the last rewrite took
         self._timer: threading.Timer | None = None
@@ -152,18 +154,25 @@ class Lock:
         return True
 
     def commit(self, target: str, entry: LockEntry | None) -> None:
-        """Record (or with None, remove) one entry durably before returning."""
-        with self._writer:
-            with self._state:
-                if not self._set(target, entry):
-                    return
+        """Record (or with None, remove) one entry durably before returning.
+
+        Concurrent commits are grouped: the change is made in memory first, so a rewrite that starts
+        while this commit waits for the writer covers it too, and then this commit has nothing to write.
+        """
+        with self._state:
+            if self._set(target, entry):
                 self._dirty = True
+                self._changes += 1
+            mine = self._changes  # an unchanged entry still waits for a pending change to be written
+        with self._writer:
+            if self._written >= mine:
+                return
             # Small locks (the common case) are rewritten on every commit; big ones, whose rewrite costs
             # more than REWRITE_BUDGET, go through the journal and are rewritten every ``interval``.
             if self._last_cost < REWRITE_BUDGET or time.monotonic() - self._last_write >= self.interval:
                 self._rewrite()
                 return
-            self._append_journal(target, entry)
+            self._append_journal(target, self.get(target))  # the latest entry, whoever set it
             if self._timer is None:
                 self._timer = threading.Timer(self.interval, self.flush)
                 self._timer.name = "assetbuild-lock-flush"
@@ -197,7 +206,9 @@ class Lock:
                     self._chunks[target] = _chunk(target, entry)
             data = _assemble([self._chunks[t] for t in sorted(self._entries)])
             self._dirty = False
+            covered = self._changes
         atomic_write(self.path, data, tmp_dir=self.tmp_dir)
+        self._written = covered
         self._base = hash_bytes(data)
         self._last_write = time.monotonic()
         self._last_cost = self._last_write - began

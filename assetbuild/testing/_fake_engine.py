@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 import secrets
@@ -289,7 +290,10 @@ class Engine:
         prompt = str(params.get("prompt", ""))
         salt = hashlib.sha256(str(params.get("initimage", "")).encode()).hexdigest()[:16]
         started = time.monotonic()
-        async with slot.backend.gpu:
+        # A backend's GPU runs one image at a time (its 2nd slot's job waits, as with ComfyUI), unless
+        # ``slot_parallel`` lets both slots generate at once (benchmarks of an ideal 2-per-backend server).
+        gpu = contextlib.nullcontext() if self.config.slot_parallel else slot.backend.gpu
+        async with gpu:
             spec = ImageSpec(prompt, seed, model, width, height, salt)
             await self._run_steps(req, str(req.batch_offset + local), spec)
         gen_seconds = time.monotonic() - started
@@ -305,8 +309,12 @@ class Engine:
             return
         previews = not (req.params and req.params.get("nopreviews"))
         preview: str | None = None
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         for step in range(1, steps + 1):
-            await asyncio.sleep(latency / steps)
+            # Sleep to each step's deadline, not a fixed slice, so timer overshoot does not add up: an
+            # image takes ``latency``, not latency plus ``steps`` overshoots (benchmarks compare against L).
+            await asyncio.sleep(max(0.0, began + latency * step / steps - loop.time()))
             progress: dict[str, Any] = {"batch_index": batch_index, "request_id": str(req.request_id)}
             if previews and step % 2 == 0:  # like ComfyUI, only some updates carry a preview
                 preview = preview or preview_data_url(spec)

@@ -33,6 +33,7 @@ class FakeSwarmConfig:
     loading_timeout: float | None = None  # then fail with "Timeout! All backends are occupied..."
     no_backend_delay: float = 1.0  # how long a request waits with 0 backends before failing
     model_load_delay: float = 0.05  # simulated model load, first time a backend uses a model
+    slot_parallel: bool = False  # True: a backend's 2 slots generate at once (default: one at a time, like ComfyUI)
     close_delay: float = 2.0  # WS pause after socket_intention=close before the final status
     websocket: bool = True  # False: WS upgrades get HTTP 400 bad_request_method (a proxy without upgrades)
     first_frame_timeout: float = 60.0  # WS: how long to wait for the request frame

@@ -14,8 +14,13 @@ Usage from synchronous tests::
 The server runs on its own event loop in a daemon thread; every method below is safe to call from the
 test thread. Options are the fields of :class:`FakeSwarmConfig` (``backends``, ``latency``, ``steps``,
 ``models``, ``user_id``, ``required_authorization``, ``accounts``, ``noise``, ``loading``,
-``loading_timeout``, ``no_backend_delay``, ``model_load_delay``, ``close_delay``, ...), given as keyword
-arguments and changeable later with :meth:`FakeSwarm.configure`.
+``loading_timeout``, ``no_backend_delay``, ``model_load_delay``, ``close_delay``, ``slot_parallel``, ...),
+given as keyword arguments and changeable later with :meth:`FakeSwarm.configure`.
+
+Each backend has two slots, but by default its "GPU" runs one image at a time: the second slot's job
+waits for the first, as with a real ComfyUI backend, so B backends finish about B images per
+``latency``. ``slot_parallel=True`` lets both slots of a backend generate at once (2B images per
+``latency``): the ideal server that throughput benchmarks compare against.
 
 Fault injection:
 
@@ -347,11 +352,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.5, help="seconds per image")
     parser.add_argument("--steps", type=int, default=4, help="gen_progress messages per image")
     parser.add_argument("--noise", action="store_true", help="incompressible images (benchmarks)")
+    parser.add_argument("--slot-parallel", action="store_true",
+                        help="both slots of a backend generate at once (default: one at a time, like ComfyUI)")
     parser.add_argument("--close-delay", type=float, default=2.0)
     parser.add_argument("--authorization", default=None, help="required exact Authorization header")
     args = parser.parse_args(argv)
     fake = FakeSwarm(host=args.host, port=args.port, backends=args.backends, latency=args.latency,
                      steps=args.steps, noise=args.noise, close_delay=args.close_delay,
+                     slot_parallel=args.slot_parallel,
                      required_authorization=args.authorization)
     fake.start()
     print(f"FakeSwarm listening on {fake.url} ({args.backends} backend(s)); Ctrl-C to stop", flush=True)

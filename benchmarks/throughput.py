@@ -1,0 +1,143 @@
+"""Throughput against the SwarmUI test double: N images with -n 2B on B backends x 2 slots, latency L.
+
+    /tmp/venv/bin/python benchmarks/throughput.py [-N 64] [--backends 4] [--latency 0.5] [--repeat 3]
+                                                  [--json] [--quick]
+
+FakeSwarm runs in this process (a thread); ``assetbuild`` runs as a subprocess against it
+(``--server http://127.0.0.1:PORT``) on a fresh project of N distinct assets (so every run generates
+all N), through the WebSocket path with progress on: ``server.websocket = true`` and a display that
+receives every event (``--json`` read through a pipe; also the plain display, for information).
+
+Two server modes:
+
+- ``slot_parallel``: both slots of a backend generate at once, so the server's capacity is 2B images
+  per L. Ideal time ceil(N / 2B) x L. Target (issue 8): whole-process wall time <= 1.1 x ideal.
+- realistic (the double's default, like ComfyUI): a backend runs one image at a time, its 2nd slot's
+  job waits. Ideal ceil(N / B) x L. Reported for information.
+
+The manifest sets ``server.concurrency`` to 2B as well (the SwarmUI client opens that many sessions
+and ``-n`` does not raise it); one case keeps the default of 4 to show what ``-n 8`` alone gives.
+Model loads are switched off in the double (``model_load_delay=0``): the ideal has none. Reported per
+mode: median whole-process wall time (interpreter start-up, manifest, plan and the final lock write
+included), the build time assetbuild itself reports (``run_finished.seconds``), and both over ideal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import ASSETBUILD, Samples, emit, median, parser, run_timed, table, verdict
+
+from assetbuild.testing import FakeSwarm
+
+TARGET_RATIO = 1.1
+
+
+def write_project(root: Path, count: int, *, size: int = 256, concurrency: int = 8) -> None:
+    root.mkdir(parents=True)
+    lines = ["[server]", "websocket = true", f"concurrency = {concurrency}", "",
+             "[defaults]", 'model = "sd_xl_base_1.0"', f"width = {size}", f"height = {size}", "steps = 20", "",
+             ]
+    for i in range(count):
+        lines += [f'[assets."img/{i:04d}.png"]', f'prompt = "benchmark image {i}"', f"seed = {i}", ""]
+    (root / "assets.toml").write_text("\n".join(lines), encoding="utf-8")
+
+
+def one_build(fake: FakeSwarm, base: Path, name: str, count: int, jobs: int, display: str,
+              concurrency: int) -> dict[str, Any]:
+    root = base / name
+    write_project(root, count, concurrency=concurrency)
+    fake.reset_records()
+    argv = [ASSETBUILD, "--server", fake.url, "-n", str(jobs)] + (["--json"] if display == "json" else [])
+    run = run_timed(argv, cwd=root, stdout_to_pipe=True)
+    out = run.stdout.decode()
+    build_seconds = math.nan
+    progress = 0
+    if display == "json":
+        events = [json.loads(line) for line in out.splitlines() if line.strip()]
+        finished = [e for e in events if e["event"] == "run_finished"]
+        if not finished or finished[0]["generated"] != count:
+            raise SystemExit(f"expected {count} generated images: {finished}")
+        build_seconds = finished[0]["seconds"]
+        progress = sum(1 for e in events if e["event"] == "progress" and e["phase"] == "generating"
+                       and e.get("fraction"))
+    elif f"{count} generated" not in out:
+        raise SystemExit(f"expected '{count} generated' in the output:\n{out[-2000:]}")
+    log = fake.generation_log
+    if len(log) != count or any(r.transport != "ws" for r in log):
+        raise SystemExit(f"expected {count} WebSocket generations, got {len(log)} "
+                         f"({sorted({r.transport for r in log})})")
+    return {"wall": run.seconds, "build": build_seconds, "peak_live": fake.peak_live_gens, "progress": progress}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("-N", "--images", type=int, default=64)
+    p.add_argument("--backends", type=int, default=4)
+    p.add_argument("--latency", type=float, default=0.5, help="seconds per image")
+    p.add_argument("--steps", type=int, default=10, help="gen_progress messages per image")
+    p.add_argument("--repeat", type=int, default=3, help="timed builds per case (after one warm-up)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.images, args.backends, args.latency, args.repeat, args.steps = 8, 2, 0.1, 1, 2
+    n, b, lat = args.images, args.backends, args.latency
+    jobs = 2 * b
+
+    ideal_parallel, ideal_realistic = math.ceil(n / (2 * b)) * lat, math.ceil(n / b) * lat
+    cases = [  # (label, slot_parallel, display, server.concurrency in the manifest, ideal seconds, is the target)
+        ("slot_parallel, --json", True, "json", jobs, ideal_parallel, True),
+        ("slot_parallel, plain", True, "plain", jobs, ideal_parallel, False),
+        ("slot_parallel, --json, manifest concurrency 4", True, "json", 4, ideal_parallel, False),
+        ("realistic (1 image per backend), --json", False, "json", jobs, ideal_realistic, False),
+    ]
+    results: dict[str, Any] = {"images": n, "backends": b, "latency_s": lat, "jobs": jobs, "cases": {}}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="assetbuild-bench-throughput-") as tmp:
+        base = Path(tmp)
+        counter = 0
+        for label, slot_parallel, display, concurrency, ideal, is_target in cases:
+            with FakeSwarm(backends=b, latency=lat, steps=args.steps, close_delay=0.1, model_load_delay=0,
+                           slot_parallel=slot_parallel) as fake:
+                wall, build = Samples(label), []
+                peaks, progress = [], []
+                warmup = 0 if args.quick else 1  # the first build warms the page cache and the double
+                for rep in range(args.repeat + warmup):
+                    counter += 1
+                    r = one_build(fake, base, f"p{counter}", n, jobs, display, concurrency)
+                    if rep < warmup:
+                        continue
+                    wall.seconds.append(r["wall"])
+                    build.append(r["build"])
+                    peaks.append(r["peak_live"])
+                    progress.append(r["progress"])
+            entry = {"ideal_s": ideal, "wall": wall.as_dict(), "wall_over_ideal": round(wall.median / ideal, 3),
+                     "peak_live_gens": max(peaks), "slot_parallel": slot_parallel, "display": display,
+                     "manifest_concurrency": concurrency}
+            if display == "json":
+                entry["build_median_s"] = round(median(build), 3)
+                entry["build_over_ideal"] = round(median(build) / ideal, 3)
+                entry["progress_events_median"] = median(progress)
+            if is_target:
+                entry["target"] = TARGET_RATIO
+                entry["met"] = entry["wall_over_ideal"] <= TARGET_RATIO
+            results["cases"][label] = entry
+            rows.append([label, ideal, wall.median, entry["wall_over_ideal"],
+                         entry.get("build_median_s", "-"), entry.get("build_over_ideal", "-"), max(peaks),
+                         f"<= {TARGET_RATIO}: {verdict(entry['met'])}" if is_target else "(information)"])
+    text = table(["case", "ideal s", "wall s", "wall / ideal", "build s", "build / ideal", "peak live",
+                  "target"], rows)
+    text += (f"\nN={n} images, B={b} backends x 2 slots, L={lat} s, -n {jobs}; medians of {args.repeat} builds "
+             "after a warm-up; wall = whole process, build = assetbuild's own run_finished.seconds")
+    emit(args, "throughput", results, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
