@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from .. import generators, noop
 from ..build import Builder
@@ -55,7 +56,8 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
 
     # Made now (it contacts nothing until its first generation) so that bad settings, such as unusable
     # credentials, stop the run with exit 2 before any work rather than failing inside a task.
-    generator = generators.create(project.server)
+    # -n/--jobs is "assets in flight at once": the client must hold as many generation slots.
+    generator = generators.create(replace(project.server, concurrency=jobs or project.server.concurrency))
     builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events, frozen=frozen)
     try:
         with on_interrupt(builder.cancel) as interrupted:
