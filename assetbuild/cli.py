@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Build everything, or the named targets and what they need.")
     run.add_argument("targets", nargs="*", metavar="TARGET", help="target paths or globs (default: all)")
     run.add_argument("-n", "--jobs", type=_positive, metavar="N",
-                     help="assets in flight at once (default: server.concurrency)")
+                     help="assets processed at once (default: server.concurrency); SwarmUI generations in "
+                          "flight stay capped at server.concurrency")
     run.add_argument("--force", action="store_true", help="replace files assetbuild did not write or that were edited")
     run.add_argument("--keep-going", action="store_true", help="build the others when one asset fails")
     run.add_argument("--frozen", action="store_true",
@@ -154,20 +155,22 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in parsers.COMMANDS:
         return parsers.dispatch(args)
     from . import noop
-    from .commands import clean, gc, run, status
     from .display import forward_logs, make_display
-    from .workspace import find_manifest, open_workspace
+    from .layout import find_manifest
 
     out = sys.stdout
+    memo_context = None
+    if args.command == "run" and not (args.targets or args.dry_run or args.force):
+        manifest = find_manifest(args.file)
+        memo_context = noop.context(manifest, args.server)
+        memo = noop.check(manifest, memo_context)
+        if memo is not None:  # nothing changed since everything was last fresh: skip planning
+            return noop.report(make_display(json_output=args.json, quiet=args.quiet, stream=out), memo)
+    # Imported only now: a no-op answered by the memo never pays for pydantic, doit or Pillow.
+    from .commands import clean, gc, run, status
+    from .workspace import open_workspace
+
     if args.command == "run":
-        memo_context = None
-        if not (args.targets or args.dry_run or args.force):
-            manifest = find_manifest(args.file)
-            memo_context = noop.context(manifest, args.server)
-            memo = noop.check(manifest, memo_context)
-            if memo is not None:  # nothing changed since everything was last fresh: skip planning
-                events = make_display(json_output=args.json, quiet=args.quiet, stream=out)
-                return run.report_noop(events, memo.count, memo.warnings, memo.orphans)
         ws = open_workspace(args.file, server=args.server, force=args.force)
         if args.dry_run:
             return status.show_status(ws, args.targets, out, as_json=args.json)

@@ -18,7 +18,7 @@ from . import generators
 from .build import Builder
 from .display.plain import PlainDisplay
 from .fsutil import make_state_dir
-from .manifest import STATE_DIR
+from .layout import STATE_DIR
 from .tasks import PREFIX, task_dicts
 from .workspace import open_workspace
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import xxhash
 
-from .manifest import Asset
+if TYPE_CHECKING:  # only for types: a no-op build must not pay for pydantic
+    from .manifest import Asset
 
 # Bump when the canonical form changes meaning: every key changes, so everything rebuilds (or restores).
 KEY_VERSION = 1

@@ -24,7 +24,7 @@ from typing import Any
 from .errors import ManifestError
 from .fsutil import atomic_write
 from .keys import hash_bytes
-from .manifest import STATE_DIR
+from .layout import STATE_DIR
 
 LOCK_VERSION = 1
 REWRITE_BUDGET = 0.01  # seconds: a lock that rewrites faster than this is rewritten on every commit

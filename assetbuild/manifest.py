@@ -24,11 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import params as P
 from .errors import ManifestError
+from .layout import LOCK_NAME, STATE_DIR
 from .postprocess import POST_KEYS, Postprocess, PostprocessSpecError
 from .postprocess import parse as parse_post
 
-LOCK_NAME = "assets.lock"
-STATE_DIR = ".assetbuild"
 PLACEHOLDER = "placeholder"
 
 # Keys of an asset (or style, or defaults) table that assetbuild itself reads; the rest are SwarmUI params.

@@ -21,11 +21,16 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .fsutil import atomic_write
 from .keys import KEY_VERSION, hash_bytes
-from .manifest import LOCK_NAME, STATE_DIR, Project
+from .layout import LOCK_NAME, STATE_DIR
+
+if TYPE_CHECKING:
+    from .events import BuildEvents
+    from .manifest import Project
 
 MEMO_NAME = "noop.json"
 _CONTEXT_ENV = ("ASSETBUILD_SERVER", "ASSETBUILD_CACHE_DIR", "ASSETBUILD_CONFIG_DIR", "XDG_CONFIG_HOME")
@@ -117,3 +122,14 @@ def record(project: Project, ctx: str, orphans: list[str]) -> None:
 def forget(manifest: Path) -> None:
     with contextlib.suppress(OSError):
         _memo_path(manifest).unlink()
+
+
+def report(events: BuildEvents, memo: Memo) -> int:
+    """Report a build the memo proved fresh, like any other no-op build."""
+    from .events import Summary
+
+    for warning in memo.warnings:
+        events.warning(warning)
+    events.run_started(memo.count, 0)
+    events.run_finished(Summary(fresh=memo.count, orphans=memo.orphans))
+    return 0

@@ -7,14 +7,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .cache import Cache
-from .errors import UsageError
 from .fsutil import HashCache
 from .generators import kind_for
+from .layout import MANIFEST_NAME, find_manifest  # noqa: F401  (re-exported for commands)
 from .lock import Lock
 from .manifest import Project, ServerSettings, load
 from .plan import Planner
 
-MANIFEST_NAME = "assets.toml"
 SERVER_ENV = "ASSETBUILD_SERVER"
 CACHE_ENV = "ASSETBUILD_CACHE_DIR"
 
@@ -42,19 +41,6 @@ class Workspace:
             return self.hashes.hash(self.project.target_path(target))
         except OSError:
             return None
-
-
-def find_manifest(explicit: str | None) -> Path:
-    """``-f FILE``, else assets.toml in this folder or the nearest parent (like git finds .git)."""
-    if explicit:
-        return Path(explicit)
-    here = Path.cwd()
-    for folder in (here, *here.parents):
-        candidate = folder / MANIFEST_NAME
-        if candidate.is_file():
-            return candidate
-    raise UsageError(f"no {MANIFEST_NAME} in {here} or any parent folder",
-                     hint="run `assetbuild init` to write one, or pass -f FILE")
 
 
 def open_workspace(manifest: str | None, *, server: str | None = None, force: bool = False) -> Workspace:

@@ -399,12 +399,3 @@ def test_signal_stops_promptly_interrupts_and_keeps_finished(project: Path, sig:
         for target in targets(4):
             assert (project / target).exists() == (target in lock)
         assert_built(project, sorted(lock))
-
-
-def test_jobs_option_raises_the_generations_in_flight_beyond_server_concurrency(project: Path) -> None:
-    with FakeSwarm(backends=4, slot_parallel=True, latency=0.4, steps=2, close_delay=0.05) as fake:
-        write_manifest(project, manifest(8, concurrency=1))
-        result = build(project, fake.url, "-n", "4")
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert fake.generations == 8
-        assert fake.peak_live_gens == 4  # -n 4 wins over server.concurrency = 1

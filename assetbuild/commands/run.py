@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from .. import generators, noop
 from ..build import Builder
@@ -56,8 +55,9 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
 
     # Made now (it contacts nothing until its first generation) so that bad settings, such as unusable
     # credentials, stop the run with exit 2 before any work rather than failing inside a task.
-    # -n/--jobs is "assets in flight at once": the client must hold as many generation slots.
-    generator = generators.create(replace(project.server, concurrency=jobs or project.server.concurrency))
+    # Generations in flight stay capped by server.concurrency (the load agreed with the server, issue 3);
+    # -n/--jobs only sets how many assets doit processes at once (restores and derivations included).
+    generator = generators.create(project.server)
     builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events, frozen=frozen)
     try:
         with on_interrupt(builder.cancel) as interrupted:
@@ -73,16 +73,6 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
         noop.record(project, memo_context, summary.orphans)
     return code
 
-
-def report_noop(events: BuildEvents, count: int, warnings: list[str], orphans: list[str]) -> int:
-    """Report a build the no-op memo proved fresh (see ``assetbuild.noop``)."""
-    started = time.monotonic()
-    for warning in warnings:
-        events.warning(warning)
-    events.run_started(count, 0)
-    summary = Summary(fresh=count, orphans=orphans, seconds=time.monotonic() - started)
-    events.run_finished(summary)
-    return 0
 
 
 def _finish(ws: Workspace, events: BuildEvents, summary: Summary, started: float) -> int:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from ..manifest import ServerSettings
+from typing import TYPE_CHECKING
+
 from .base import GenerationRequest, GenerationResult, Generator, Progress, ProgressCallback
+
+if TYPE_CHECKING:  # importing the manifest (pydantic) here would slow down every import of .base
+    from ..manifest import ServerSettings
 
 __all__ = ["Generator", "GenerationRequest", "GenerationResult", "Progress", "ProgressCallback",
            "create", "kind_for"]
