@@ -115,13 +115,11 @@ class Builder:
             raise ModifiedFileError(target, f"{asset.path} was {status.reason}; not overwriting it",
                                     hint="move the file away, or rerun with --force to replace it")
         assert status.key is not None and status.form is not None
-        if status.state is State.ADOPT:
-            hit = self._cache_get(target, status.key)
-            if hit is not None:
-                self.lock.commit(target, LockEntry(status.key, hit.hash, hit.seed, hit.model, status.form))
-                return ev.RECORDED
         if status.state in (State.RESTORE, State.ADOPT):
             hit = self._cache_get(target, status.key)
+            if hit is not None and status.state is State.ADOPT:  # the right bytes are already in place
+                self.lock.commit(target, LockEntry(status.key, hit.hash, hit.seed, hit.model, status.form))
+                return ev.RECORDED
             if hit is not None:
                 self._write(target, asset, hit.data, status, hit.seed, hit.model, cache=False)
                 return ev.RESTORED
