@@ -30,24 +30,18 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     pending = [s for s in statuses if s.state is not State.FRESH]
     events.run_started(len(targets), len(pending))
 
-    if frozen:
-        missing = [s for s in pending if s.state is State.GENERATE]
-        blocked = {s.target for s in missing}
-        for status in pending:  # dependency order: an asset downstream of one that must be generated
-            if status.state is State.UPSTREAM and blocked & set(project.assets[status.target].upstream):
-                blocked.add(status.target)
-                missing.append(Status(status.target, State.UPSTREAM, "an input asset must be generated first"))
-        if missing:
-            for status in missing:
-                failure = Failure(status.target, f"stale ({_why_stale(status)}) and not in the cache",
-                                  "--frozen forbids generating: build and commit the images and assets.lock")
-                summary.failures.append(failure)
-                summary.failed += 1
-                events.asset_failed(status.target, failure)
-            return _finish(ws, events, summary, started)
+    missing = _must_generate(ws, pending) if frozen else []
+    if missing:  # --frozen: fail before doing anything, naming every asset that would be generated
+        for status in missing:
+            failure = Failure(status.target, f"stale ({_why_stale(status)}) and not in the cache",
+                              "--frozen forbids generating: build and commit the images and assets.lock")
+            summary.failures.append(failure)
+            summary.failed += 1
+            events.asset_failed(status.target, failure)
+        return _finish(ws, events, summary, started)
 
     if not pending:
-        summary.fresh = len(targets) - len(pending)
+        summary.fresh = len(targets)
         code = _finish(ws, events, summary, started)
         if memo_context is not None:  # the memo was missing or stale (else cli would not be here)
             noop.record(project, memo_context, summary.orphans)
@@ -73,6 +67,16 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
         noop.record(project, memo_context, summary.orphans)
     return code
 
+
+def _must_generate(ws: Workspace, pending: list[Status]) -> list[Status]:
+    """Pending assets that cannot be restored: stale and not cached, or downstream of such an asset."""
+    missing = [s for s in pending if s.state is State.GENERATE]
+    blocked = {s.target for s in missing}
+    for status in pending:  # dependency order, so upstream assets were seen first
+        if status.state is State.UPSTREAM and blocked & set(ws.project.assets[status.target].upstream):
+            blocked.add(status.target)
+            missing.append(Status(status.target, State.UPSTREAM, "an input asset must be generated first"))
+    return missing
 
 
 def _finish(ws: Workspace, events: BuildEvents, summary: Summary, started: float) -> int:
