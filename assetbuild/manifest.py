@@ -234,7 +234,9 @@ def _split_dotted(text: str) -> tuple[str, ...] | None:
         if not match:
             return None
         basic, literal, bare = match.group(1), match.group(2), match.group(3)
-        if basic is not None:
+        if basic is not None and "\\" not in basic:
+            parts.append(basic)  # nothing to unescape (the common case: skip the JSON decoder)
+        elif basic is not None:
             try:
                 parts.append(json.loads(f'"{basic}"'))
             except ValueError:
@@ -404,10 +406,12 @@ def inside(base: Path, relative: str, where: str, what: str, root: Path | None =
         raise ManifestError(where, f"{what} must be a relative path inside the project, not {relative!r}",
                             hint="write paths relative to the folder of assets.toml, e.g. \"sprites/hero.png\"")
     norm = posixpath.normpath(text)
-    if norm == ".." or norm.startswith("../") or not _within(os.path.normpath(base / norm), str(root)):
+    # Plain strings, not pathlib: this runs for every target, and a manifest may have 10,000 of them.
+    candidate = os.path.normpath(os.path.join(base, norm))
+    if norm == ".." or norm.startswith("../") or not _within(candidate, str(root)):
         raise ManifestError(where, f"{what} {relative!r} leaves the project folder {root}",
                             hint="paths are relative to the project and may not use .. to escape it")
-    if not _within(_real(base / norm), _real_dir(str(root))):
+    if not _within(_real(candidate), _real_dir(str(root))):
         raise ManifestError(where, f"{what} {relative!r} goes through a symlink that leaves the project",
                             hint="point the symlink inside the project or use a real folder")
     return norm
@@ -422,12 +426,13 @@ def _real_dir(folder: str) -> str:
     return os.path.realpath(folder)
 
 
-def _real(path: Path) -> str:
+def _real(path: str) -> str:
     """``realpath`` of ``path``, resolving each folder once (targets share folders; 10,000 of them must
     not cost 10,000 full resolutions)."""
     if os.path.islink(path):
         return os.path.realpath(path)
-    return os.path.join(_real_dir(str(path.parent)), path.name)
+    folder, name = os.path.split(path)
+    return os.path.join(_real_dir(folder), name)
 
 
 def _make_asset(target: str, values: dict[str, Any], drafts: dict[str, dict[str, Any]], root: Path,
