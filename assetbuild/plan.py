@@ -146,7 +146,10 @@ class Planner:
             self._check_entry_path(target)
             entry = self.lock.get(target)
             assert entry is not None
-            on_disk = self.hashes.hash(self.project.target_path(target))
+            try:
+                on_disk = self.hashes.hash(self.project.target_path(target))
+            except OSError:
+                on_disk = ""  # unreadable (a folder?): never equal to the entry, so it is kept
             if on_disk is None:
                 reason = "file already gone"
             elif on_disk == entry.hash:

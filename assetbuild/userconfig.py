@@ -85,13 +85,18 @@ def check_value(key: Key, value: str) -> str:
     if not value:
         raise ConfigError(f"{key.name} cannot be empty", hint=f"`assetbuild config unset {key.name}` removes it")
     if key.name == "server" and value != "placeholder":
-        from urllib.parse import urlsplit
+        from .swarm.client import parse_server_url
+        from .swarm.errors import SwarmError
 
-        split = urlsplit(value)
-        if split.scheme not in ("http", "https") or not split.netloc:
-            raise ConfigError(f"server {value!r} is not an http(s) URL",
-                              hint="e.g. http://localhost:7801, or 'placeholder' for offline images")
+        try:
+            parse_server_url(value)
+        except SwarmError as exc:
+            raise ConfigError(exc.message, hint=exc.hint) from None
         value = value.rstrip("/")
+    if key.secret:  # the same rule as when the secret is used: it must fit in an HTTP header
+        from .swarm.credentials import clean_secret
+
+        value = clean_secret(value, key.name) or value
     if key.name == "cache-dir" and not Path(value).expanduser().is_absolute():
         raise ConfigError(f"cache-dir {value!r} must be an absolute path (or start with ~)",
                           hint="a relative path would mean a different folder in every project")
@@ -139,11 +144,15 @@ def load(path: Path | None = None, *, strict: bool = True) -> dict[str, str]:
 def save(settings: dict[str, str], path: Path | None = None) -> Path:
     """Write ``settings`` atomically, mode 0600 (its folder 0700 when created)."""
     path = path or config_path()
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
     lines = ["# assetbuild user config: `assetbuild config set|get|view|unset`. Holds secrets: keep it private."]
     lines += [f"{_toml_key(name)} = {_toml_string(value)}" for name, value in sorted(settings.items())]
-    atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8"), mode=0o600)
+    try:
+        if not path.parent.exists():
+            path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+        atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8"), mode=0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the config file {path}: {exc.strerror or exc}",
+                          hint="set ASSETBUILD_CONFIG_DIR to a folder you can write") from None
     return path
 
 

@@ -291,3 +291,13 @@ def test_credentials_come_from_the_environment_before_the_config(monkeypatch: py
     assert SECRET not in repr(creds)
     monkeypatch.setenv("ASSETBUILD_API_KEY", "from-env")
     assert userconfig.credentials().api_key == "from-env"
+
+
+def test_save_reports_an_unwritable_folder_as_a_config_error(tmp_path: Path) -> None:
+    from assetbuild import userconfig
+    from assetbuild.errors import ConfigError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="cannot write the config file"):
+        userconfig.save({"server": "http://x:1"}, blocker / "cfg" / "config.toml")

@@ -239,3 +239,14 @@ def test_cli_json_and_quiet_and_dry_run(project: Path) -> None:
     assert quiet.stdout.strip().splitlines() == [quiet.stdout.strip().splitlines()[-1]]
     assert quiet.stdout.startswith("done:")
     assert not CONTROL.search(quiet.stdout + result.stdout + dry.stdout)
+
+
+def test_brackets_in_target_names_are_shown_not_read_as_markup() -> None:
+    console = recording_console()
+    display = LiveDisplay(console, auto_refresh=False)
+    display.run_started(1, 1)
+    display.asset_started("ui/[/b]odd [bold] name.png")
+    console.print(display)  # raised MarkupError before
+    display.asset_finished("ui/[/b]odd [bold] name.png", "generated", 1.0)
+    display.run_finished(Summary(generated=1))
+    assert "ui/[/b]odd [bold] name.png" in console.export_text()

@@ -24,7 +24,12 @@ def clean(ws: Workspace, patterns: list[str], out: TextIO, *, dry_run: bool) -> 
         if entry is None:
             continue  # nothing of ours is recorded for it
         path = ws.project.target_path(status.target)
-        on_disk = ws.hashes.hash(path)
+        try:
+            on_disk = ws.hashes.hash(path)
+        except OSError as exc:  # e.g. a folder now stands where the image was: not ours to delete
+            out.write(f"kept      {status.target} (not a readable file: {exc.strerror})\n")
+            kept += 1
+            continue
         if on_disk is not None and on_disk != entry.hash:
             out.write(f"kept      {status.target} (edited after assetbuild wrote it)\n")
             kept += 1

@@ -45,6 +45,8 @@ def gc(ws: Workspace, out: TextIO, *, keep_days: float | None, keep_refs: list[s
 def _keys_at_ref(lock_path: Path, ref: str) -> set[str]:
     """Keys recorded in ``assets.lock`` as it is at git ``ref``."""
     folder = lock_path.parent
+    if ref.startswith("-"):  # it would be read as a git option
+        raise UsageError(f"--keep-ref {ref}: not a git ref", hint="use a branch, tag or commit, e.g. origin/main")
     try:
         top = subprocess.run(["git", "rev-parse", "--show-prefix"], cwd=folder, capture_output=True,
                              text=True, check=True).stdout.strip()

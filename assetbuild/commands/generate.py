@@ -25,7 +25,10 @@ import contextvars
 import functools
 import json
 import re
+import signal
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -117,7 +120,7 @@ def parse_param(text: str) -> tuple[str, Any]:
     return norm, value
 
 
-def request_params(opts: GenerateOptions) -> list[dict[str, Any]]:
+def request_params(opts: GenerateOptions, warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """The SwarmUI parameters of each image (validated like a manifest's); seeds increment per image."""
     if not opts.prompt.strip():
         raise UsageError("--prompt is empty")
@@ -130,6 +133,10 @@ def request_params(opts: GenerateOptions) -> list[dict[str, Any]]:
     base.update({key: value for key, value in given.items() if value is not None})
     for key, value in base.items():
         spec = P.KNOWN.get(key)
+        if spec is None and warn is not None:  # SwarmUI ignores unknown names silently: a typo must not pass
+            guess = P.closest(key)
+            warn(f"--param {key}: unknown parameter" + (f" (did you mean {guess!r}?)" if guess else "")
+                 + "; passed to the server as-is")
         problem = P.check_value(spec, value) if spec else None
         if problem:
             option = _OPTION_NAMES.get(key, f"--param {key}") if given.get(key) is not None else f"--param {key}"
@@ -169,11 +176,18 @@ def absolute_url(base_url: str, reference: str) -> str:
 def generate(target: Target, opts: GenerateOptions, *, out: TextIO, err: TextIO, as_json: bool = False,
              quiet: bool = False, verbose: bool = False) -> int:
     """Make the images and print their URLs or paths. Exit 0 when all were made, 1 otherwise."""
-    per_image = request_params(opts)
+    warnings: list[str] = []
+    per_image = request_params(opts, warnings.append)
     if not target.is_placeholder:
         check_url(target.url)  # before any display output
     saving = opts.save_images or opts.output_dir is not None
     folder = opts.output_dir or Path(".")
+    if saving:  # before generating: the server's work must not be lost to an unusable folder
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--output-dir {folder}: {exc.strerror or exc}",
+                             hint="pass a folder (it is created if missing)") from None
     labels = [f"image {i}/{len(per_image)}" if len(per_image) > 1 else "image" for i in range(1, len(per_image) + 1)]
     results = [ImageResult(i + 1, label) for i, label in enumerate(labels)]
     jobs = max(1, min(len(per_image), target.settings.concurrency))
@@ -182,6 +196,8 @@ def generate(target: Target, opts: GenerateOptions, *, out: TextIO, err: TextIO,
     summary = Summary()
     started = time.monotonic()
     finished = False
+    for warning in warnings:
+        events.warning(warning)
     try:
         events.run_started(len(per_image), len(per_image))
         with forward_logs(events, verbose=verbose):
@@ -333,7 +349,17 @@ def _swarmui(target: Target, opts: GenerateOptions, per_image: list[dict[str, An
         finally:
             await client.aclose()
 
-    asyncio.run(main())
+    # SIGTERM must stop like Ctrl-C (interrupting the server's work), not kill the process outright.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if _main_thread() else None
+    try:
+        asyncio.run(main())
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 async def _add_hint(client: SwarmClient, error: AssetError, params: dict[str, Any],

@@ -6,6 +6,8 @@ import difflib
 import json
 from typing import Any, TextIO
 
+from rich.text import Text
+
 from ..errors import UsageError
 from ..swarm.client import SwarmClient
 from ..swarm.models import list_models
@@ -61,10 +63,9 @@ def _print_table(files: list[dict[str, Any]], out: TextIO) -> None:
     table.add_column("resolution", no_wrap=True)
     table.add_column("loaded", no_wrap=True)
     for model in files:
-        table.add_row(str(model.get("name", "?")), str(model.get("architecture") or "-"),
-                      str(model.get("resolution") or "-"), "yes" if model.get("loaded") else "no")
+        # Text, not str: rich would read brackets in a model name ("anime [v2]") as markup.
+        table.add_row(Text(str(model.get("name", "?"))), Text(str(model.get("architecture") or "-")),
+                      Text(str(model.get("resolution") or "-")), "yes" if model.get("loaded") else "no")
     console.print(table)
     console.print(f"{len(files)} model(s)", style="dim")
 
-
-# --- "did you mean" -----------------------------------------------------------------------------------

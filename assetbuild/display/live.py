@@ -162,7 +162,7 @@ class LiveDisplay:
         rows.add_column(no_wrap=True, overflow="ellipsis", ratio=3)
         rows.add_column(no_wrap=True, ratio=2)
         for target, state in flight:
-            rows.add_row(state.spinner, target, _phase_text(state))
+            rows.add_row(state.spinner, Text(target), _phase_text(state))  # Text: brackets are not markup
         eta = self.eta()
         parts = [f"{done}/{to_build}"]
         parts += [f"{counts[k]} {k}" for k in ("generated", "restored", "derived", "fresh") if counts.get(k)]

@@ -141,11 +141,7 @@ def as_asset_error(asset: str, exc: SwarmError, credentials: Credentials) -> Ass
     """The client's error, attributed to ``asset``, with secrets removed from the text."""
     message = credentials.redact(exc.message)
     if isinstance(exc, SwarmAuthError):
-        hint = exc.hint
-        if credentials.api_key or credentials.token:
-            hint = ("credentials are set (ASSETBUILD_API_KEY/ASSETBUILD_TOKEN or the user config) but the "
-                    "server refused them: check they match the server's settings")
-        return AuthError(asset, message, hint=hint)
+        return AuthError(asset, message, hint=credentials.refused_hint(exc.hint))
     if isinstance(exc, SwarmUnreachable):
         return ServerUnreachable(asset, message, hint=exc.hint)
     if isinstance(exc, SwarmBadImage):

@@ -23,7 +23,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import SplitResult, quote, urlsplit
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
@@ -49,6 +49,20 @@ MAX_SESSION_RENEWALS = 2
 CONTROL_TIMEOUT = 60.0  # seconds for calls other than generation (sessions, model lists, status)
 DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024
 _MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "jpeg": b"\xff\xd8\xff"}
+
+
+def parse_server_url(url: str) -> SplitResult:
+    """``url`` split, or a ``SwarmError`` unless it is an http(s) URL with a host."""
+    try:
+        split = urlsplit(url.rstrip("/"))
+        split.port  # noqa: B018  (raises ValueError for a port that is not a number)
+        valid = split.scheme in ("http", "https") and bool(split.hostname)
+    except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 bracket)
+        valid = False
+    if not valid:
+        raise SwarmError(f"server URL {url!r} is not an http(s) URL",
+                         hint="use e.g. http://localhost:7801, or 'placeholder' for offline images")
+    return split
 
 
 def sniff(data: bytes) -> str | None:
@@ -98,10 +112,7 @@ class SwarmClient:
                  retries: int = 4, backoff: float = 0.25, connect_timeout: float = 10.0,
                  max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES, control_timeout: float = CONTROL_TIMEOUT,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        split = urlsplit(base_url.rstrip("/"))
-        if split.scheme not in ("http", "https") or not split.netloc:
-            raise SwarmError(f"server URL {base_url!r} is not an http(s) URL",
-                             hint="use e.g. http://localhost:7801, or 'placeholder' for offline images")
+        split = parse_server_url(base_url)
         self.base_url = f"{split.scheme}://{split.netloc}{split.path}"
         self.origin = (split.scheme, split.netloc)
         self.credentials = credentials or Credentials()

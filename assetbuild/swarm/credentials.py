@@ -29,8 +29,10 @@ class Credentials:
     def from_environment(cls, fallback: dict[str, str] | None = None) -> Credentials:
         """From the environment, else ``fallback`` (the user config: ``api-key``, ``token``)."""
         fallback = fallback or {}
-        return cls(_clean(os.environ.get(API_KEY_ENV), API_KEY_ENV) or _clean(fallback.get("api-key"), "api-key"),
-                   _clean(os.environ.get(TOKEN_ENV), TOKEN_ENV) or _clean(fallback.get("token"), "token"))
+        api_key = clean_secret(os.environ.get(API_KEY_ENV), API_KEY_ENV) or clean_secret(fallback.get("api-key"),
+                                                                                           "api-key")
+        token = clean_secret(os.environ.get(TOKEN_ENV), TOKEN_ENV) or clean_secret(fallback.get("token"), "token")
+        return cls(api_key, token)
 
     def headers(self) -> dict[str, str]:
         """Headers for every request, including the WebSocket upgrade and downloads."""
@@ -49,11 +51,18 @@ class Credentials:
                     text = text.replace(form, "****")
         return text
 
+    def refused_hint(self, default: str | None) -> str | None:
+        """What to try when the server refused us: about the credentials that are set, if any."""
+        if self.api_key or self.token:
+            return ("credentials are set (ASSETBUILD_API_KEY/ASSETBUILD_TOKEN or the user config) but the "
+                    "server refused them: check they match the server's settings")
+        return default
+
     def __repr__(self) -> str:
         return f"Credentials(api_key={mask(self.api_key)}, token={mask(self.token)})"
 
 
-def _clean(value: str | None, name: str) -> str | None:
+def clean_secret(value: str | None, name: str) -> str | None:
     """A credential with surrounding whitespace removed (e.g. the CR of a key saved on Windows).
 
     What remains must be printable ASCII, since it goes into an HTTP header; otherwise the HTTP library

@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from ..errors import AssetbuildError, UsageError
-from .client import SwarmClient
+from .client import SwarmClient, parse_server_url
 from .credentials import Credentials
 from .errors import SwarmAuthError, SwarmError, SwarmUnreachable
 
@@ -32,10 +31,10 @@ class ServerCommandError(AssetbuildError):
 
 def check_url(url: str) -> None:
     """A ``UsageError`` unless ``url`` is an http(s) URL with a host (what ``SwarmClient`` accepts)."""
-    split = urlsplit(url)
-    if split.scheme not in ("http", "https") or not split.netloc:
-        raise UsageError(f"server URL {url!r} is not an http(s) URL",
-                         hint="use e.g. http://localhost:7801, or 'placeholder' for offline images")
+    try:
+        parse_server_url(url)
+    except SwarmError as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None
 
 
 def make_client(url: str, credentials: Credentials, **options: Any) -> SwarmClient:
@@ -69,7 +68,7 @@ def as_command_error(exc: SwarmError, url: str, credentials: Credentials) -> Ser
     if isinstance(exc, SwarmUnreachable) and url not in message:
         message = f"{message} ({url})"
     if isinstance(exc, SwarmAuthError):
-        message = f"{url}: {message}"
+        return ServerCommandError(f"{url}: {message}", hint=credentials.refused_hint(exc.hint))
     return ServerCommandError(message, hint=exc.hint)
 
 
