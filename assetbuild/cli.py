@@ -126,6 +126,11 @@ def _with_default_command(argv: list[str]) -> list[str]:
     first = argv[0]
     if first in COMMANDS or first in ("-h", "--help", "--version"):
         return argv
+    if first.startswith("-"):
+        # Options before the command (`assetbuild -v status`): the command word goes first for argparse.
+        word = next((i for i, token in enumerate(argv) if token in COMMANDS), None)
+        if word is not None:
+            return [argv[word], *argv[:word], *argv[word + 1:]]
     return ["run", *argv]
 
 

@@ -103,3 +103,21 @@ def test_generate_stops_on_sigterm_like_ctrl_c(tmp_path: Path) -> None:
         assert process.returncode == 130, err
         assert fake.interrupts >= 1
         assert fake.wait_idle(10)
+
+
+def test_options_before_the_command_word(project: Path) -> None:
+    write_manifest(project, '[server]\nurl = "placeholder"\n[assets."a.png"]\nprompt = "x"\nwidth = 64\nheight = 64\n')
+    result = run_cli(project, "-v", "status")
+    assert result.returncode == 0, result.stderr
+    assert "a.png" in result.stdout and "stale (generate)" in result.stdout
+    assert not (project / "a.png").exists()  # it was status, not a build
+
+
+def test_verbose_detail_goes_to_stderr_and_is_not_a_warning(project: Path) -> None:
+    with FakeSwarm(close_delay=0.05, latency=0.02) as fake:
+        write_manifest(project, f'[server]\nurl = "{fake.url}"\n[assets."a.png"]\nprompt = "x"\n'
+                                'model = "sd_xl_base_1.0"\nwidth = 64\nheight = 64\n')
+        result = run_cli(project, "-v", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "debug:" in result.stderr
+    assert '"event": "warning"' not in result.stdout

@@ -43,7 +43,10 @@ class _ToDisplay(logging.Handler):
         self.events = events
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.events.warning(self.format(record))
+        if record.levelno >= logging.WARNING:
+            self.events.warning(self.format(record))
+        else:  # --verbose detail: to stderr, so it is not mistaken for a warning (or break --json on stdout)
+            sys.stderr.write(f"debug: {self.format(record)}\n")
 
 
 @contextlib.contextmanager
