@@ -51,9 +51,7 @@ def why(ws: Workspace, name: str, out: TextIO) -> int:
     if len(targets) != 1:
         raise UsageError(f"{name!r} matches {len(targets)} assets; `why` explains one")
     target = targets[0]
-    for status in ws.planner.plan():
-        if status.target == target:
-            break
+    [status] = ws.planner.plan([target])
     _explain_status(ws, status, out)
     ws.hashes.save()
     return 0

@@ -147,14 +147,24 @@ class SwarmClient:
         lock = self._session_locks.setdefault(slot.name, asyncio.Lock())
         async with lock:
             if slot.session_id is None:
-                data = await self._post_raw("GetNewSession", {})
-                session_id = data.get("session_id")
-                if not isinstance(session_id, str) or not session_id:
-                    raise SwarmAPIError(f"GetNewSession returned no session_id: {str(data)[:200]}")
-                slot.session_id = session_id
-                self.stats["sessions"] += 1
-                log.debug("new session for %s (server version %s)", slot.name, data.get("version"))
+                await self._new_session(slot)
+            assert slot.session_id is not None
             return slot.session_id
+
+    async def _new_session(self, slot: _Slot) -> dict[str, Any]:
+        data = await self._post_raw("GetNewSession", {})
+        session_id = data.get("session_id")
+        if not isinstance(session_id, str) or not session_id:
+            raise SwarmAPIError(f"GetNewSession returned no session_id: {str(data)[:200]}")
+        slot.session_id = session_id
+        self.stats["sessions"] += 1
+        log.debug("new session for %s (server version %s)", slot.name, data.get("version"))
+        return data
+
+    async def new_session(self) -> dict[str, Any]:
+        """GetNewSession's whole answer (``version``, ``user_id``, ...); it becomes the session of the
+        control calls that follow (ListModels, GetCurrentStatus, InterruptAll), so they open no other."""
+        return await self._new_session(self._control)
 
     async def call(self, route: str, body: dict[str, Any] | None = None, *, slot: _Slot | None = None,
                    timeout: float | None = None, idempotent: bool = True) -> dict[str, Any]:

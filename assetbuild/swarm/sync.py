@@ -73,11 +73,5 @@ def as_command_error(exc: SwarmError, url: str, credentials: Credentials) -> Ser
 
 
 async def new_session(client: SwarmClient) -> dict[str, Any]:
-    """GetNewSession's whole answer (``version``, ``user_id``, ...), and make it the client's control session
-    so the calls that follow do not open a second one."""
-    data = await client._post_raw("GetNewSession", {})
-    session_id = data.get("session_id")
-    if isinstance(session_id, str) and session_id:
-        client._control.session_id = session_id
-        client.stats["sessions"] += 1
-    return data
+    """GetNewSession's whole answer; the client's control calls then use that session."""
+    return await client.new_session()
