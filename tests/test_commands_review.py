@@ -121,3 +121,19 @@ def test_verbose_detail_goes_to_stderr_and_is_not_a_warning(project: Path) -> No
     assert result.returncode == 0, result.stderr
     assert "debug:" in result.stderr
     assert '"event": "warning"' not in result.stdout
+
+
+def test_a_password_in_the_server_url_is_never_printed(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from helpers import free_port
+
+    from assetbuild.swarm.credentials import shown_url
+
+    assert shown_url("http://ann:hunter2@gpu:7801/x") == "http://ann:****@gpu:7801/x"
+    assert shown_url("http://gpu:7801") == "http://gpu:7801"
+    url = f"http://ann:hunter2@127.0.0.1:{free_port()}"
+    code, out, err = cli(capsys, "server", "status", "--server", url)
+    assert code == 1 and "hunter2" not in out + err and "ann:****@" in out + err
+    write_manifest(project, '[server]\nurl = "placeholder"\n[assets."a.png"]\nprompt = "x"\nmodel = "m"\n'
+                            'width = 64\nheight = 64\n')
+    result = run_cli(project, "--server", url)
+    assert result.returncode == 1 and "hunter2" not in result.stdout + result.stderr

@@ -320,7 +320,7 @@ def _swarmui(target: Target, opts: GenerateOptions, per_image: list[dict[str, An
                 requested if isinstance(requested, int) and requested >= 0 else None)
             result.inline = reference.startswith("data:")
             if not result.inline:
-                result.url = absolute_url(client.base_url, reference)
+                result.url = absolute_url(client.shown_url, reference)
             if folder is not None:
                 _save(result, image.data, folder, str(params["prompt"]))
         except SwarmError as exc:

@@ -17,7 +17,7 @@ from .. import userconfig
 from ..errors import UsageError
 from ..manifest import ServerSettings
 from ..swarm.client import SwarmClient
-from ..swarm.credentials import Credentials
+from ..swarm.credentials import Credentials, shown_url
 from ..swarm.sync import ServerCommandError, new_session, run
 from ..workspace import find_manifest, manifest_server, server_url
 
@@ -107,11 +107,11 @@ _COUNTER_WORDS = (("waiting_gens", "queued"), ("waiting_backends", "waiting for 
 
 def _status_text(s: ServerStatus) -> str:
     if not s.reachable:
-        lines = [f"SwarmUI at {s.url}: NOT reachable", f"  {s.error}"]
+        lines = [f"SwarmUI at {shown_url(s.url)}: NOT reachable", f"  {s.error}"]
         if s.hint:
             lines.append(f"  hint: {s.hint}")
         return "\n".join(lines) + "\n"
-    lines = [f"SwarmUI at {s.url}: reachable"]
+    lines = [f"SwarmUI at {shown_url(s.url)}: reachable"]
     lines.append(f"  version:   {s.version}")
     if s.user:
         lines.append(f"  user:      {s.user}")
@@ -145,7 +145,7 @@ def cancel(target: Target, out: TextIO) -> int:
         return 0
     info = run(target.url, interrupt_user, credentials=target.credentials)
     user = info.get("user_id") or "this user"
-    out.write(f"asked SwarmUI at {target.url} to interrupt every queued and running generation of user "
+    out.write(f"asked SwarmUI at {shown_url(target.url)} to interrupt every queued and running generation of user "
               f"{user!r}, in all of its sessions (InterruptAll, other_sessions=true)\n"
               "other users' work is not affected; interrupted `assetbuild run`s report those assets as failed\n")
     return 0

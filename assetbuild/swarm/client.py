@@ -32,7 +32,7 @@ from websockets.frames import CloseCode
 
 from ..generators.base import Progress
 from . import messages
-from .credentials import Credentials
+from .credentials import Credentials, shown_url
 from .errors import (
     SessionInvalid,
     SwarmAPIError,
@@ -114,6 +114,7 @@ class SwarmClient:
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         split = parse_server_url(base_url)
         self.base_url = f"{split.scheme}://{split.netloc}{split.path}"
+        self.shown_url = shown_url(self.base_url)  # for messages: never a password from the URL
         self.origin = (split.scheme, split.netloc)
         self.credentials = credentials or Credentials()
         self.timeout = timeout
@@ -211,7 +212,7 @@ class SwarmClient:
                     raise SwarmAPIError(f"{route} got no answer within {timeout or 60:.0f} s") from None
                 # A server that accepts connections but cannot answer a trivial call is down for us:
                 # say so now instead of making every asset wait for its own timeout.
-                self._down = SwarmUnreachable(f"SwarmUI at {self.base_url} accepted the connection but did not "
+                self._down = SwarmUnreachable(f"SwarmUI at {self.shown_url} accepted the connection but did not "
                                               f"answer {route} within {timeout or self.control_timeout:g} s")
                 raise self._down from None
             except httpx.TransportError as exc:
@@ -223,7 +224,7 @@ class SwarmClient:
                 continue
             log.debug("%s: HTTP %d, %d bytes", route, response.status_code, len(body))
             return _checked(response.status_code, body)
-        self._down = SwarmUnreachable(f"cannot reach SwarmUI at {self.base_url} ({last}, "
+        self._down = SwarmUnreachable(f"cannot reach SwarmUI at {self.shown_url} ({last}, "
                                       f"{self.retries + 1} attempts)")
         raise self._down
 
@@ -285,7 +286,7 @@ class SwarmClient:
                 log.warning("connection lost during generation (%s); stopping the server's job and retrying",
                             exc)
                 await self._interrupt(slot)
-        raise SwarmUnreachable(f"the connection to {self.base_url} kept dropping during generation "
+        raise SwarmUnreachable(f"the connection to {self.shown_url} kept dropping during generation "
                                f"({self.retries + 1} attempts)")
 
     async def _generate_http(self, slot: _Slot, payload: dict[str, Any],
@@ -428,7 +429,7 @@ class SwarmClient:
                     return await self._read_limited(response)
             except httpx.TransportError as exc:
                 last = type(exc).__name__
-        raise SwarmUnreachable(f"cannot download {reference} from {self.base_url} ({last})")
+        raise SwarmUnreachable(f"cannot download {reference} from {self.shown_url} ({last})")
 
     async def _read_limited(self, response: httpx.Response, limit: int | None = None,
                             what: str = "image") -> bytes:

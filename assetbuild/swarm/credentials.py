@@ -13,6 +13,15 @@ API_KEY_ENV = "ASSETBUILD_API_KEY"
 TOKEN_ENV = "ASSETBUILD_TOKEN"
 
 
+def shown_url(url: str) -> str:
+    """``url`` as it may be printed: a password in it (``http://user:pass@host``) is masked."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.partition("@")
+    if not sep or not at or ":" not in userinfo or "/" in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:****@{host}"
+
+
 def mask(secret: str | None) -> str:
     """A secret as it may be shown: its presence and length class, never its characters."""
     if not secret:

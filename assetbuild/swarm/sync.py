@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from ..errors import AssetbuildError, UsageError
 from .client import SwarmClient, parse_server_url
-from .credentials import Credentials
+from .credentials import Credentials, shown_url
 from .errors import SwarmAuthError, SwarmError, SwarmUnreachable
 
 T = TypeVar("T")
@@ -65,6 +65,7 @@ def run(url: str, work: Callable[[SwarmClient], Awaitable[T]], *, credentials: C
 
 def as_command_error(exc: SwarmError, url: str, credentials: Credentials) -> ServerCommandError:
     message = credentials.redact(exc.message)
+    url = shown_url(url)
     if isinstance(exc, SwarmUnreachable) and url not in message:
         message = f"{message} ({url})"
     if isinstance(exc, SwarmAuthError):
