@@ -37,13 +37,8 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: 
     path.parent.mkdir(parents=True, exist_ok=True)
     if tmp_dir is not None:
         tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=tmp_dir or path.parent)
+    tmp = write_temporary(tmp_dir or path.parent, path.name, data, mode)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _FILE_MODE if mode is None else mode)
         try:
             os.replace(tmp, path)
         except OSError as exc:
@@ -57,6 +52,23 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: 
             os.unlink(tmp)
         raise
     _sync_dir(path.parent)
+
+
+def write_temporary(folder: Path, name: str, data: bytes, mode: int | None = None) -> str:
+    """A new temporary file in ``folder`` holding ``data``, flushed to disk, with the mode a new file
+    would get (or ``mode``); its path. The caller places it (rename or link) or removes it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, _FILE_MODE if mode is None else mode)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
 
 
 def _sync_dir(folder: Path) -> None:

@@ -12,15 +12,10 @@ import contextlib
 import errno
 import itertools
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-
-def _file_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
+from ..fsutil import write_temporary
 
 
 def create_new(path: Path, data: bytes) -> bool:
@@ -38,13 +33,8 @@ def create_first_free(candidates: Iterable[Path], data: bytes) -> Path | None:
     if first is None:
         return None
     first.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{first.name}.", suffix=".tmp", dir=first.parent)
+    tmp = write_temporary(first.parent, first.name, data)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, _file_mode())
         for path in itertools.chain([first], names):
             if _place(tmp, path):
                 return path
