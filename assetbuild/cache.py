@@ -12,12 +12,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fsutil import atomic_write
+from .fsutil import abandoned_files, atomic_write
 from .keys import hash_bytes
 
 
@@ -86,15 +85,7 @@ class Cache:
 
     def stale_temporaries(self, older_than: float = 3600.0) -> list[Path]:
         """Temporary files left by writers that were killed mid-write (old enough not to be in use)."""
-        if not self.folder.is_dir():
-            return []
-        cutoff = time.time() - older_than
-        found = []
-        for path in self.folder.glob("*/.*.tmp"):
-            with contextlib.suppress(FileNotFoundError):
-                if path.stat().st_mtime < cutoff:
-                    found.append(path)
-        return found
+        return abandoned_files(self.folder, "*/.*.tmp", older_than)
 
     @staticmethod
     def remove(path: Path) -> None:

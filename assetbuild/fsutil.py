@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import xxhash
@@ -69,6 +70,20 @@ def write_temporary(folder: Path, name: str, data: bytes, mode: int | None = Non
             os.unlink(tmp)
         raise
     return tmp
+
+
+def abandoned_files(folder: Path, pattern: str, older_than: float = 3600.0) -> list[Path]:
+    """Files in ``folder`` matching ``pattern`` untouched for ``older_than`` seconds: temporary files of
+    writers killed mid-write (old enough that no live writer still uses them)."""
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - older_than
+    found = []
+    for path in folder.glob(pattern):
+        with contextlib.suppress(FileNotFoundError):
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                found.append(path)
+    return found
 
 
 def _sync_dir(folder: Path) -> None:

@@ -272,3 +272,19 @@ def test_gc_keep_ref_keeps_another_branch_lock(proj: Project) -> None:
     assert proj.run("gc").returncode == 0
     assert cache_keys(proj.root) == lock_keys(proj.root)
 
+
+
+def test_gc_removes_abandoned_temporary_files_but_not_fresh_ones(proj: Project) -> None:
+    state = proj.root / ".assetbuild"
+    shard = next(p for p in (state / "cache").iterdir() if p.is_dir())
+    (state / "tmp").mkdir(exist_ok=True)
+    old = [shard / ".abc.img.x1.tmp", state / "tmp" / ".hero.png.x2.tmp"]
+    new = [shard / ".def.img.x3.tmp", state / "tmp" / ".hero.png.x4.tmp"]
+    long_ago = time.time() - 2 * 3600
+    for path in old + new:
+        path.write_bytes(b"partial")
+    for path in old:
+        os.utime(path, (long_ago, long_ago))
+    assert proj.run("gc").returncode == 0
+    assert [p.exists() for p in old] == [False, False]
+    assert [p.exists() for p in new] == [True, True]  # a live writer may still be using them

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..errors import UsageError
+from ..fsutil import abandoned_files
 from ..workspace import Workspace
 
 
@@ -33,7 +34,7 @@ def gc(ws: Workspace, out: TextIO, *, keep_days: float | None, keep_refs: list[s
         removed += 1
         freed += entry.size
     # Temporary files of writers killed mid-write (cache entries, images and the lock).
-    leftovers = ws.cache.stale_temporaries() + _old_files(ws.project.state_dir / "tmp")
+    leftovers = ws.cache.stale_temporaries() + abandoned_files(ws.project.state_dir / "tmp", "*")
     for tmp in leftovers:
         if not dry_run:
             ws.cache.remove(tmp)
@@ -73,9 +74,3 @@ def _size(count: int) -> str:
         size /= 1024
     return f"{count} B"
 
-
-def _old_files(folder: Path, older_than: float = 3600.0) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    cutoff = time.time() - older_than
-    return [p for p in folder.iterdir() if p.is_file() and p.stat().st_mtime < cutoff]

@@ -98,7 +98,7 @@ def with_model_suggestion(error: AssetbuildError, model: Any, client: SwarmClien
                           loop: asyncio.AbstractEventLoop | None) -> AssetbuildError:
     """``error`` with a "did you mean" hint when it is SwarmUI refusing ``model``; otherwise unchanged.
 
-    Meant for ``SwarmUIGenerator.generate``'s error path (see the hook in the issue report).
+    Used on ``SwarmUIGenerator.generate``'s error path.
     """
     if not isinstance(model, str) or not model or not is_unknown_model_error(error.message):
         return error
