@@ -28,6 +28,10 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     statuses = ws.planner.plan(targets)
     summary = Summary(orphans=[s.target for s in ws.planner.orphans()] if not patterns else [])
     pending = [s for s in statuses if s.state is not State.FRESH]
+    # Made before anything is reported (it contacts nothing until its first generation) so that bad
+    # settings, such as a server URL without a scheme or unusable credentials, stop the run with exit 2
+    # before any work rather than failing inside a task.
+    generator = generators.create(project.server) if pending else None
     events.run_started(len(targets), len(pending))
 
     missing = _must_generate(ws, pending) if frozen else []
@@ -47,12 +51,11 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
             noop.record(project, memo_context, summary.orphans)
         return code
 
-    # Made now (it contacts nothing until its first generation) so that bad settings, such as unusable
-    # credentials, stop the run with exit 2 before any work rather than failing inside a task.
     # Generations in flight stay capped by server.concurrency (the load agreed with the server, issue 3);
     # -n/--jobs only sets how many assets doit processes at once (restores and derivations included).
-    generator = generators.create(project.server)
-    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events, frozen=frozen)
+    assert generator is not None
+    made = generator
+    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: made, events, frozen=frozen)
     try:
         with on_interrupt(builder.cancel) as interrupted:
             run_doit(builder, targets, jobs=jobs or project.server.concurrency, keep_going=keep_going,

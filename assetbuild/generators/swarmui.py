@@ -13,9 +13,9 @@ import contextlib
 import threading
 from typing import Any
 
-from ..errors import AssetError, AuthError, GenerationError, ImageError, ServerError, ServerUnreachable
+from ..errors import AssetError, AuthError, GenerationError, ImageError, ServerError, ServerUnreachable, UsageError
 from ..manifest import ServerSettings
-from ..swarm.client import SwarmClient
+from ..swarm.client import SwarmClient, parse_server_url
 from ..swarm.credentials import Credentials
 from ..swarm.errors import SwarmAPIError, SwarmAuthError, SwarmBadImage, SwarmError, SwarmUnreachable
 from ..swarm.models import with_model_suggestion
@@ -27,6 +27,10 @@ class SwarmUIGenerator:
 
     def __init__(self, server: ServerSettings, credentials: Credentials | None = None,
                  **client_options: Any) -> None:
+        try:  # a bad URL (``localhost:7801``, no scheme) is bad usage: stop before any work, exit 2
+            parse_server_url(server.url)
+        except SwarmError as exc:
+            raise UsageError(exc.message, hint=exc.hint) from None
         self.server = server
         self.credentials = credentials if credentials is not None else Credentials.from_environment()
         self._client_options = client_options

@@ -60,8 +60,10 @@ def parse_server_url(url: str) -> SplitResult:
     except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 bracket)
         valid = False
     if not valid:
-        raise SwarmError(f"server URL {url!r} is not an http(s) URL",
-                         hint="use e.g. http://localhost:7801, or 'placeholder' for offline images")
+        hint = "use e.g. http://localhost:7801, or 'placeholder' for offline images"
+        if "://" not in url and "@" not in url:  # host:port without a scheme: say what was meant
+            hint = f"add the scheme: http://{url} (or https://), or use 'placeholder' for offline images"
+        raise SwarmError(f"server URL {url!r} is not an http(s) URL", hint=hint)
     return split
 
 
