@@ -165,6 +165,7 @@ class Builder:
             raise ImageError(target, f"{origin} is unusable: {exc}") from None
         model = result.model or asset.params.get("model")
         self._write(target, asset, final, status, result.seed, model, cache=True)
+        self.planner.rebuild.discard(target)  # rebuilt once: fresh from now on
         return outcome
 
     def _read(self, path: Path, target: str) -> bytes:

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="assets processed at once (default: server.concurrency); SwarmUI generations in "
                           "flight stay capped at server.concurrency")
     run.add_argument("--force", action="store_true", help="replace files assetbuild did not write or that were edited")
+    run.add_argument("--rebuild", action="store_true",
+                     help="generate the named TARGETs again even if fresh, bypassing the cache (like make -B); "
+                          "hand-made or edited files still need --force")
     run.add_argument("--keep-going", action="store_true", help="build the others when one asset fails")
     run.add_argument("--frozen", action="store_true",
                      help="fail, generating nothing, if an asset is stale and not in the cache (for CI)")
@@ -165,7 +168,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     out = sys.stdout
     memo_context = None
-    if args.command == "run" and not (args.targets or args.dry_run or args.force):
+    if args.command == "run" and not (args.targets or args.dry_run or args.force or args.rebuild):
         manifest = find_manifest(args.file)
         memo_context = noop.context(manifest, args.server)
         memo = noop.check(manifest, memo_context)
@@ -177,6 +180,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command == "run":
         ws = open_workspace(args.file, server=args.server, force=args.force)
+        if args.rebuild:
+            ws.planner.rebuild.update(run.rebuild_targets(ws.project, args.targets))
         if args.dry_run:
             return status.show_status(ws, args.targets, out, as_json=args.json)
         jobs = args.jobs or ws.project.server.concurrency

@@ -51,7 +51,8 @@ class Planner:
     """Decides the state of assets from the manifest, the lock, the cache and the files on disk."""
 
     def __init__(self, project: Project, lock: Lock, cache: Cache, hashes: HashCache, kind: str,
-                 *, force: bool = False, intents: Intents | None = None) -> None:
+                 *, force: bool = False, intents: Intents | None = None,
+                 rebuild: Iterable[str] = ()) -> None:
         self.project = project
         self.intents = intents if intents is not None else Intents(project.state_dir / "intents.jsonl")
         self.lock = lock
@@ -59,6 +60,9 @@ class Planner:
         self.hashes = hashes
         self.kind = kind
         self.force = force
+        # Targets to generate again even when fresh or cached (``run --rebuild``, like ``make -B``). The
+        # builder removes a target once it is rebuilt, so it is fresh again within the same run.
+        self.rebuild: set[str] = set(rebuild)
 
     def input_hashes(self, asset: Asset) -> dict[str, str] | None:
         """Hashes of the asset's image inputs as they are on disk now (None if one is missing)."""
@@ -98,6 +102,14 @@ class Planner:
         def stale(reason: str) -> Status:
             state = State.RESTORE if self.cache.has(key) else State.GENERATE
             return Status(target, state, reason, key, form, entry, on_disk)
+
+        if target in self.rebuild:
+            # Generated again, bypassing the cache; a hand-made or edited file is still only replaced with
+            # --force (the checks below decide MODIFIED first).
+            ours = (on_disk is None or (entry is not None and on_disk == entry.hash)
+                    or self._cached_hash(key) == on_disk or self.intents.ours(target, on_disk) or self.force)
+            if ours:
+                return Status(target, State.GENERATE, "--rebuild requested", key, form, entry, on_disk)
 
         if on_disk is None:
             if entry is None:

@@ -6,7 +6,9 @@ import time
 
 from .. import generators, noop
 from ..build import Builder
+from ..errors import UsageError
 from ..events import BuildEvents, Failure, Summary
+from ..manifest import Project
 from ..plan import State, Status, closure, explain
 from ..tasks import run as run_doit
 from ..workspace import Workspace
@@ -69,6 +71,15 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     if memo_context is not None and code == 0:
         noop.record(project, memo_context, summary.orphans)
     return code
+
+
+def rebuild_targets(project: Project, patterns: list[str]) -> list[str]:
+    """The targets ``run --rebuild`` generates again: those named (all of them must be named, so that a
+    stray flag never regenerates a whole project)."""
+    if not patterns:
+        raise UsageError("--rebuild generates the named targets again: name them",
+                         hint="e.g. assetbuild run --rebuild sprites/hero.png (globs work: 'sprites/*.png')")
+    return select(project, patterns)
 
 
 def _must_generate(ws: Workspace, pending: list[Status]) -> list[Status]:

@@ -1,7 +1,8 @@
 """The built-in placeholder generator: a deterministic image of the requested size, offline.
 
 It draws the asset's name and prompt on a background whose colours come from the prompt and seed, so
-different assets look different and the same request always gives the same pixels. It lets the
+different assets look different and the same request always gives the same pixels (``seed = -1``, or
+no seed, picks a random seed as SwarmUI does; the seed used is returned and recorded in the lock). It lets the
 quickstart, offline work and CI smoke tests run the whole pipeline (keys, lock, cache,
 post-processing) without a GPU or a server.
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import textwrap
 import threading
 
@@ -40,6 +42,8 @@ class PlaceholderGenerator:
             raise GenerationError(request.asset, f"placeholder cannot draw {width}x{height}")
         progress(Progress("generating", 0.0))
         seed = int(request.params.get("seed", -1))
+        if seed < 0:  # like SwarmUI: -1 is a random seed, and the one used is what the lock records
+            seed = random.randint(0, 2**31 - 1)
         prompt = str(request.params.get("prompt", ""))
         image = render(request.asset, prompt, seed, width, height, request.images.get("initimage"))
         progress(Progress("generating", 1.0))
