@@ -37,12 +37,26 @@ class Summary:
     failed: int = 0
     skipped: int = 0
     modified: int = 0
+    not_built: int = 0  # never attempted: the run stopped first (a failure without --keep-going, Ctrl-C)
+    not_built_reason: str | None = None  # why, with what to do: "stopped after the first failure; ..."
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
 
     def count(self, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
+
+    @property
+    def accounted(self) -> int:
+        """Assets whose fate is known: built, fresh, failed or skipped."""
+        return (self.generated + self.restored + self.fresh + self.derived + self.recorded + self.failed
+                + self.skipped)
+
+    def not_built_text(self) -> str | None:
+        """``8 not built (stopped after the first failure; --keep-going builds the rest)``, or None."""
+        if not self.not_built:
+            return None
+        return f"{self.not_built} not built" + (f" ({self.not_built_reason})" if self.not_built_reason else "")
 
     @property
     def ok(self) -> bool:

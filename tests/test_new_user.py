@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import run_cli, write_manifest
-from helpers import generations
+from helpers import free_port, generations
 
 from assetbuild.keys import hash_bytes
 from assetbuild.testing import FakeSwarm
@@ -139,3 +144,69 @@ def test_rebuild_records_the_seed_the_server_used(project: Path) -> None:
     assert first["seed"] >= 0 and second["seed"] >= 0
     assert first["seed"] != second["seed"]
     assert first["key"] == second["key"] and first["hash"] != second["hash"]
+
+
+# --- 2. assets never attempted are counted, with why ----------------------------------------------------
+
+STOPS = """
+[server]
+url = "placeholder"
+
+[defaults]
+width = 64
+height = 64
+
+[assets."broken.png"]
+prompt = "cropped outside the image"
+crop = [0, 0, 500, 500]
+
+[assets."a.png"]
+prompt = "a"
+
+[assets."b.png"]
+prompt = "b"
+"""
+
+
+def test_stopping_at_the_first_failure_counts_what_was_not_built(project: Path, tmp_path: Path) -> None:
+    write_manifest(project, STOPS)
+    result = _cli(project, tmp_path / "log", "-n", "1")
+    assert result.returncode == 1
+    assert "2 not built (stopped after the first failure; --keep-going builds the rest)" in result.stdout
+    as_json = _cli(project, tmp_path / "log", "-n", "1", "--json")
+    finished = json.loads(as_json.stdout.splitlines()[-1])
+    assert finished["event"] == "run_finished"
+    assert (finished["failed"], finished["not_built"]) == (1, 2)
+    assert "--keep-going" in finished["not_built_reason"]
+    kept_going = _cli(project, tmp_path / "log", "--keep-going", "--json")
+    assert json.loads(kept_going.stdout.splitlines()[-1])["not_built"] == 0
+
+
+def test_server_down_counts_what_was_not_built(project: Path) -> None:
+    write_manifest(project, STOPS.replace('url = "placeholder"', 'url = "http://127.0.0.1:9"'))
+    result = run_cli(project, "-n", "1", "--server", f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert "2 not built (stopped after the first failure" in result.stdout
+
+
+def test_interrupt_counts_what_was_not_built(project: Path) -> None:
+    with FakeSwarm(backends=1, latency=1.5, steps=6, close_delay=0.05, model_load_delay=0.01) as fake:
+        body = '[defaults]\nmodel = "sd_xl_base_1.0"\nwidth = 64\nheight = 64\nsteps = 4\n'
+        body += "".join(f'[assets."a{n}.png"]\nprompt = "asset {n}"\nseed = {n + 1}\n' for n in range(4))
+        write_manifest(project, body)
+        process = subprocess.Popen([sys.executable, "-m", "assetbuild", "run", "-n", "1", "--server", fake.url],
+                                   cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   env={**os.environ})
+        try:
+            deadline = time.monotonic() + 60
+            while not fake.active_jobs() and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert process.poll() is None
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 130, out + err
+    assert re.search(r"[1-4] not built \(interrupted; run again to build the rest\)", out), out

@@ -44,6 +44,8 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
             summary.failures.append(failure)
             summary.failed += 1
             events.asset_failed(status.target, failure)
+        summary.fresh = sum(1 for s in statuses if s.state is State.FRESH)
+        _count_not_built(summary, len(targets), "--frozen builds nothing while an asset must be generated")
         return _finish(ws, events, summary, started)
 
     if not pending:
@@ -64,6 +66,8 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
                      summary=summary)
     finally:
         builder.close()
+    _count_not_built(summary, len(targets), "interrupted; run again to build the rest" if interrupted.is_set()
+                     else "stopped after the first failure; --keep-going builds the rest")
     code = _finish(ws, events, summary, started)
     if interrupted.is_set():
         events.warning("interrupted: finished assets are kept; run again to build the rest")
@@ -80,6 +84,12 @@ def rebuild_targets(project: Project, patterns: list[str]) -> list[str]:
         raise UsageError("--rebuild generates the named targets again: name them",
                          hint="e.g. assetbuild run --rebuild sprites/hero.png (globs work: 'sprites/*.png')")
     return select(project, patterns)
+
+
+def _count_not_built(summary: Summary, total: int, reason: str) -> None:
+    """Assets the run never reached (doit reports nothing for them) are counted, with why and what to do."""
+    summary.not_built = max(0, total - summary.accounted)
+    summary.not_built_reason = reason if summary.not_built else None
 
 
 def _must_generate(ws: Workspace, pending: list[Status]) -> list[Status]:

@@ -12,7 +12,9 @@ Schema (every object has ``event`` and ``time``, seconds since the run started):
 - ``{"event": "asset_failed", "target": str, "message": str, "hint": str | null, "skipped": bool}``
 - ``{"event": "warning", "message": str}``
 - ``{"event": "run_finished", "generated": int, "restored": int, "fresh": int, "derived": int,
-  "recorded": int, "failed": int, "modified": int, "skipped": int, "seconds": float, "orphans": [str]}``
+  "recorded": int, "failed": int, "modified": int, "skipped": int, "not_built": int,
+  "not_built_reason": str | null, "seconds": float, "orphans": [str]}`` -- not_built counts the assets the
+  run never reached (it stopped at a failure without --keep-going, or was interrupted), and says why
 """
 
 from __future__ import annotations
@@ -73,5 +75,6 @@ class JsonDisplay:
     def run_finished(self, summary: Summary) -> None:
         self._emit("run_finished", generated=summary.generated, restored=summary.restored, fresh=summary.fresh,
                    derived=summary.derived, recorded=summary.recorded, failed=summary.failed,
-                   modified=summary.modified, skipped=summary.skipped, seconds=round(summary.seconds, 3),
+                   modified=summary.modified, skipped=summary.skipped, not_built=summary.not_built,
+                   not_built_reason=summary.not_built_reason, seconds=round(summary.seconds, 3),
                    orphans=summary.orphans)

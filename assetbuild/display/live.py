@@ -132,6 +132,9 @@ class LiveDisplay:
             self.console.print(Text.assemble((f"{mark}: ", "red"), (failure.target, "bold"), f": {failure.message}"))
             if failure.hint:
                 self.console.print(Text(f"  try: {failure.hint}", style="dim"))
+        not_built = summary.not_built_text()
+        if not_built:
+            self.console.print(Text(not_built, style="yellow"))
         if summary.orphans:
             self.console.print(Text(f"{len(summary.orphans)} orphaned file(s) from removed entries: "
                                     "`assetbuild clean` removes them", style="dim"))
@@ -194,6 +197,8 @@ def summary_table(summary: Summary) -> Table:
     columns += [("modified", summary.modified), ("failed", summary.failed - summary.modified)]
     if summary.skipped:
         columns.append(("skipped", summary.skipped))
+    if summary.not_built:
+        columns.append(("not built", summary.not_built))
     columns.append(("time", format_seconds(summary.seconds) if summary.seconds >= 1 else f"{summary.seconds:.2f}s"))
     for name, _ in columns:
         table.add_column(name, justify="right")

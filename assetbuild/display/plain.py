@@ -79,6 +79,9 @@ class PlainDisplay:
             parts.append(f"{summary.failed} failed")
         if summary.skipped:
             parts.append(f"{summary.skipped} skipped")
+        not_built = summary.not_built_text()
+        if not_built:
+            parts.append(not_built)
         self._line(f"done: {', '.join(parts)} in {summary.seconds:.2f}s")
         if summary.orphans:
             self._line(f"note: {len(summary.orphans)} orphaned file(s) from removed entries; "
