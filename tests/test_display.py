@@ -167,7 +167,7 @@ JSON_FIELDS = {
     "asset_failed": {"target", "message", "hint", "skipped"},
     "warning": {"message"},
     "run_finished": {"generated", "restored", "fresh", "derived", "recorded", "failed", "modified", "skipped",
-                     "seconds", "orphans"},
+                     "not_built", "not_built_reason", "seconds", "orphans"},
 }
 
 
