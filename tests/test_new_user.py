@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pty
 import re
 import signal
 import subprocess
@@ -15,7 +17,10 @@ from typing import Any
 import pytest
 from conftest import run_cli, write_manifest
 from helpers import free_port, generations
+from rich.console import Console
 
+from assetbuild.display.live import LiveDisplay
+from assetbuild.events import Failure, Summary
 from assetbuild.keys import hash_bytes
 from assetbuild.testing import FakeSwarm
 
@@ -210,3 +215,86 @@ def test_interrupt_counts_what_was_not_built(project: Path) -> None:
                 process.communicate()
     assert process.returncode == 130, out + err
     assert re.search(r"[1-4] not built \(interrupted; run again to build the rest\)", out), out
+
+
+# --- 6. failures sharing a cause are grouped, listed once -----------------------------------------------
+
+BAD_MODEL_VARIANTS = '[defaults]\nmodel = "bad"\nwidth = 64\nheight = 64\nsteps = 4\n' + "".join(
+    f'[assets."variants/v{n:02d}.png"]\nprompt = "variant {n}"\nseed = {n + 1}\n' for n in range(16))
+VARIANTS = [f"variants/v{n:02d}.png" for n in range(16)]
+BAD_MODEL = "Invalid model value for param Model - 'bad'"
+
+
+def fast_fake() -> FakeSwarm:
+    return FakeSwarm(backends=1, latency=0.05, steps=4, close_delay=0.05, model_load_delay=0.01)
+
+
+def run_in_terminal(root: Path, *args: str, columns: int = 60) -> str:
+    """The CLI with a pseudo-terminal as stdout and stderr (the live display), ``columns`` wide."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "NO_COLOR", "TERM")}
+    env.update(TERM="xterm", COLUMNS=str(columns), LINES="40")
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "assetbuild", *args], cwd=root, stdout=slave, stderr=slave,
+                               stdin=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        process.wait(timeout=60)
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = b"".join(chunks).decode("utf-8", errors="replace")
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "")
+
+
+def test_plain_output_states_a_shared_failure_once(project: Path) -> None:
+    write_manifest(project, BAD_MODEL_VARIANTS)
+    with fast_fake() as fake:
+        result = run_cli(project, "--keep-going", "--server", fake.url)
+        quiet = run_cli(project, "--keep-going", "-q", "--server", fake.url)
+    assert result.returncode == 1
+    assert result.stdout.count(BAD_MODEL) == 1, result.stdout
+    failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    assert sorted(line.split()[1].rstrip(":") for line in failed) == VARIANTS  # one line per asset, for CI
+    # -q: the message once, then the group with a short list
+    assert quiet.returncode == 1
+    assert quiet.stdout.count(BAD_MODEL) == 2, quiet.stdout  # the first failure, and the group's line
+    assert "16 assets failed: " in quiet.stdout
+    assert "and 13 more" in quiet.stdout
+    assert sum(1 for line in quiet.stdout.splitlines() if line.startswith("FAILED")) == 1
+
+
+def test_terminal_groups_failures_and_never_repeats_the_list(project: Path) -> None:
+    write_manifest(project, BAD_MODEL_VARIANTS)
+    with fast_fake() as fake:
+        text = run_in_terminal(project, "--keep-going", "--server", fake.url, columns=100)
+    assert text.count("16 assets failed: ") == 1, text
+    assert text.count("are you sure that model name is correct?") == 2, text  # the first FAILED line, the group
+    assert len(re.findall(r"FAILED variants/v\d\d\.png", text)) == 1, text  # repeats of the cause: no line
+    grouped = text[text.index("16 assets failed: "):]
+    assert [grouped.count(target) for target in VARIANTS[:12]] == [1] * 12, grouped  # listed once, compactly
+    assert "and 4 more" in grouped
+    assert "try: `assetbuild models`" in text
+
+
+def test_terminal_after_interrupt_lists_skipped_assets_once() -> None:
+    console = Console(record=True, width=100, file=io.StringIO(), force_terminal=True, color_system=None)
+    display = LiveDisplay(console, auto_refresh=False)
+    display.run_started(3, 3)
+    failures = [Failure(t, "interrupted", skipped=True) for t in ("a.png", "b.png", "c.png")]
+    for failure in failures:
+        display.asset_failed(failure.target, failure)
+    display.run_finished(Summary(skipped=3, failures=failures))
+    text = console.export_text()
+    assert "3 assets skipped: interrupted" in text
+    assert text.count("a.png") == 1 and text.count("c.png") == 1, text

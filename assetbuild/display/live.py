@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.padding import Padding
 from rich.progress_bar import ProgressBar
 from rich.spinner import Spinner
 from rich.table import Table
@@ -23,6 +24,7 @@ from rich.text import Text
 
 from ..events import GENERATED, Failure, Summary
 from ..generators.base import Progress
+from .failures import RepeatFilter, group
 
 PHASE_LABELS = {
     "starting": "starting",
@@ -77,6 +79,7 @@ class LiveDisplay:
         self._live = Live(self, console=self.console, refresh_per_second=8, transient=True,
                           auto_refresh=auto_refresh, redirect_stdout=False, redirect_stderr=False)
         self._running = False
+        self._repeats = RepeatFilter()
 
     # --- events (any thread) ---
 
@@ -116,8 +119,11 @@ class LiveDisplay:
         with self._lock:
             self._flight.pop(target, None)
             self._done += 1
-        word, style = ("skipped", "yellow") if failure.skipped else ("FAILED", "bold red")
-        self.console.print(Text.assemble((f"{word:>9} ", style), target, f": {failure.message}"))
+            self._counts["failed"] = self._counts.get("failed", 0) + (not failure.skipped)
+            repeated = failure.skipped or self._repeats.first_with_same_cause(failure) is not None
+        if repeated:  # skipped assets and repeats of a cause are listed once, grouped, after the summary
+            return
+        self.console.print(Text.assemble((f"{'FAILED':>9} ", "bold red"), target, f": {failure.message}"))
 
     def warning(self, text: str) -> None:
         self.console.print(Text.assemble(("warning: ", "yellow"), text))
@@ -126,12 +132,15 @@ class LiveDisplay:
         if self._running:
             self._live.stop()
             self._running = False
-        self.console.print(summary_table(summary))
-        for failure in summary.failures:
-            mark = "skipped" if failure.skipped else "failed"
-            self.console.print(Text.assemble((f"{mark}: ", "red"), (failure.target, "bold"), f": {failure.message}"))
-            if failure.hint:
-                self.console.print(Text(f"  try: {failure.hint}", style="dim"))
+        self.console.print(summary_view(summary, self.console.width))
+        for cause in group(summary.failures):
+            lead, text = cause.headline()
+            self.console.print(Text.assemble((lead, "yellow" if cause.skipped else "red"), text))
+            names = cause.target_list(quiet=self.quiet)
+            if names:  # indented, also where a long list wraps
+                self.console.print(Padding(Text(names), (0, 0, 0, 2)))
+            if cause.hint:
+                self.console.print(Padding(Text(f"try: {cause.hint}", style="dim"), (0, 0, 0, 2)))
         not_built = summary.not_built_text()
         if not_built:
             self.console.print(Text(not_built, style="yellow"))
@@ -168,7 +177,7 @@ class LiveDisplay:
             rows.add_row(state.spinner, Text(target), _phase_text(state))  # Text: brackets are not markup
         eta = self.eta()
         parts = [f"{done}/{to_build}"]
-        parts += [f"{counts[k]} {k}" for k in ("generated", "restored", "derived", "fresh") if counts.get(k)]
+        parts += [f"{counts[k]} {k}" for k in ("generated", "restored", "derived", "fresh", "failed") if counts.get(k)]
         parts.append(f"elapsed {format_seconds(elapsed)}")
         if eta is not None and done < to_build:
             parts.append(f"ETA {format_seconds(eta)}")
@@ -184,6 +193,16 @@ def _phase_text(state: _InFlight) -> Text:
     if state.phase == "generating" and state.fraction is not None:
         return Text(f"{label} {state.fraction * 100:3.0f}%", style="green")
     return Text(label, style="yellow" if state.phase in ("queued", "waiting", "loading") else "")
+
+
+def summary_view(summary: Summary, width: int) -> RenderableType:
+    """The summary table, or the same counts on one line where the table's headers would not fit."""
+    table = summary_table(summary)
+    needed = sum(max(len(str(c.header)), *(len(str(cell)) for cell in c.cells)) + 4 for c in table.columns)
+    if needed <= width:
+        return table
+    values = [f"{cell} {column.header}" for column in table.columns[:-1] for cell in column.cells]
+    return Text(f"done: {', '.join(values)} in {next(iter(table.columns[-1].cells))}")
 
 
 def summary_table(summary: Summary) -> Table:

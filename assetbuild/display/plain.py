@@ -11,6 +11,7 @@ from typing import TextIO
 from ..events import Failure, Summary
 from ..generators.base import Progress
 from ._stream import LineWriter
+from .failures import RepeatFilter, group
 
 
 class PlainDisplay:
@@ -26,6 +27,7 @@ class PlainDisplay:
         self._lock = threading.Lock()
         self._last_progress: dict[str, float] = {}
         self._last_phase: dict[str, str] = {}
+        self._repeats = RepeatFilter()
 
     def _line(self, text: str) -> None:
         with self._lock:
@@ -62,6 +64,12 @@ class PlainDisplay:
 
     def asset_failed(self, target: str, failure: Failure) -> None:
         word = "skipped" if failure.skipped else "FAILED"
+        with self._lock:
+            earlier = self._repeats.first_with_same_cause(failure)
+        if earlier is not None:  # one line per asset for CI logs, but the message only once (-q: not even that)
+            if not self.quiet:
+                self._line(f"{word:<9} {target}: same as {earlier}")
+            return
         self._line(f"{word:<9} {target}: {failure.message}")
         if failure.hint:
             self._line(f"          hint: {failure.hint}")
@@ -83,6 +91,13 @@ class PlainDisplay:
         if not_built:
             parts.append(not_built)
         self._line(f"done: {', '.join(parts)} in {summary.seconds:.2f}s")
+        if self.quiet:  # repeats were not printed as they happened: the groups, compactly, once
+            for cause in group(summary.failures):
+                names = cause.target_list(quiet=True)
+                if names:
+                    lead, text = cause.headline()
+                    self._line(f"{lead}{text}")
+                    self._line(f"          {names}")
         if summary.orphans:
             self._line(f"note: {len(summary.orphans)} orphaned file(s) from removed entries; "
                        "`assetbuild clean` removes them")
