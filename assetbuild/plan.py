@@ -114,11 +114,11 @@ class Planner:
         if on_disk is None:
             if entry is None:
                 return stale("new")
-            return stale("file missing" if entry.key == key else "inputs changed")
+            return stale("file missing" if entry.key == key else _inputs_changed(entry, form))
         if entry is not None and on_disk == entry.hash:
             if entry.key == key:
                 return Status(target, State.FRESH, "", key, form, entry, on_disk)
-            return stale("inputs changed")
+            return stale(_inputs_changed(entry, form))
         # Our bytes for the current key with no (or an older) lock entry: a run was stopped between
         # writing the file and committing the lock. Only the entry needs recording.
         if self._cached_hash(key) == on_disk:
@@ -184,6 +184,15 @@ class Planner:
         if normalised != target:
             raise ManifestError(lock_name, f"entry {target!r} is not a normalised target path (expected "
                                 f"{normalised!r})", hint="restore assets.lock from git, or remove that entry")
+
+
+def _inputs_changed(entry: LockEntry, form: dict[str, Any]) -> str:
+    """Why a built asset's key changed; a switch of generator (``--server placeholder`` once, SwarmUI now)
+    is named, since it makes every asset stale at once and the fields alone do not show it."""
+    before, after = entry.inputs.get("generator"), form.get("generator")
+    if before != after:
+        return f"built by the {before} generator; the server setting now selects {after}"
+    return "inputs changed"
 
 
 def closure(project: Project, targets: Iterable[str]) -> list[str]:

@@ -18,11 +18,11 @@ from assetbuild.manifest import load
 def test_init_writes_a_starter_that_builds_with_the_placeholder(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "init")
     assert result.returncode == 0, result.stderr
-    assert "wrote assets.toml" in result.stdout and "--server placeholder" in result.stdout
+    assert "wrote assets.toml" in result.stdout and "offline with placeholder images" in result.stdout
     manifest = tmp_path / "assets.toml"
     assert manifest.read_text(encoding="utf-8") == STARTER
 
-    build = run_cli(tmp_path, "--server", "placeholder")
+    build = run_cli(tmp_path)  # the starter sets url = "placeholder": a plain `assetbuild` works offline
     assert build.returncode == 0, build.stdout + build.stderr
     assert "warning" not in build.stdout  # no unknown parameter in the starter
     project = load(manifest)
@@ -31,13 +31,14 @@ def test_init_writes_a_starter_that_builds_with_the_placeholder(tmp_path: Path) 
         assert asset.path.is_file(), target
         assert lock.get(target) is not None, target
     assert png_size((tmp_path / "assets" / "ui" / "icon_sword_small.png").read_bytes()) == (32, 32)
-    again = run_cli(tmp_path, "--server", "placeholder")
+    again = run_cli(tmp_path)
     assert again.returncode == 0 and "0 generated" in again.stdout
 
 
 def test_starter_is_commented_and_shows_the_main_features() -> None:
     data = tomllib.loads(STARTER)
-    assert "url" not in data["server"]  # left to --server / ASSETBUILD_SERVER / the user config
+    assert data["server"]["url"] == "placeholder"  # builds at once; the comment says how to switch
+    assert "config set\n" in STARTER or "`assetbuild config set" in STARTER
     assets = data["assets"]
     assert any("initimage" in a for a in assets.values())
     assert any("source" in a for a in assets.values())
@@ -68,8 +69,8 @@ def test_init_with_a_file_or_a_folder(tmp_path: Path, monkeypatch: pytest.Monkey
     assert main(["init", "-f", "game"]) == 0  # a folder: assets.toml inside it
     assert (tmp_path / "game" / "assets.toml").is_file()
     assert main(["init", "-f", "game/art.toml"]) == 2
-    assert main(["init", "-f", "missing/assets.toml"]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert main(["init", "-f", "missing/sub/assets.toml"]) == 0  # missing folders are created
+    assert (tmp_path / "missing" / "sub" / "assets.toml").read_text(encoding="utf-8") == STARTER
 
 
 def test_refusal_in_a_real_process_exits_2(tmp_path: Path) -> None:

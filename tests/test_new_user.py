@@ -298,3 +298,27 @@ def test_terminal_after_interrupt_lists_skipped_assets_once() -> None:
     text = console.export_text()
     assert "3 assets skipped: interrupted" in text
     assert text.count("a.png") == 1 and text.count("c.png") == 1, text
+
+
+# --- 4. the generator that built an asset, and a starter that builds offline -----------------------------
+
+
+def test_status_names_the_generator_when_that_is_why_an_asset_is_stale(project: Path) -> None:
+    write_manifest(project, ONE_ASSET)
+    assert run_cli(project, "--server", "placeholder").returncode == 0
+    status = run_cli(project, "status")  # no --server now: SwarmUI at the default URL
+    assert status.returncode == 0
+    assert "built by the placeholder generator; the server setting now selects swarmui" in status.stdout
+    dry = run_cli(project, "run", "--dry-run")
+    assert "built by the placeholder generator" in dry.stdout
+
+
+def test_init_then_plain_assetbuild_builds_offline(tmp_path: Path) -> None:
+    assert run_cli(tmp_path, "init").returncode == 0
+    text = (tmp_path / "assets.toml").read_text(encoding="utf-8")
+    assert '\nurl = "placeholder"' in text and "http://localhost:7801" in text  # and how to switch
+    build = run_cli(tmp_path)
+    assert build.returncode == 0, build.stdout + build.stderr
+    assert "7801" not in build.stdout + build.stderr
+    status = run_cli(tmp_path, "status")
+    assert "stale" not in status.stdout

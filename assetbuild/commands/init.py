@@ -12,9 +12,8 @@ from .newfile import create_new
 STARTER = '''\
 # assets.toml: the images this project generates, and how. Build with `assetbuild`.
 #
-#   assetbuild --server placeholder   # offline placeholder images: try the pipeline without a GPU
-#   assetbuild                        # real images from SwarmUI (server below, ASSETBUILD_SERVER, or
-#                                     # `assetbuild config set server URL`)
+#   assetbuild                        # builds everything; with url = "placeholder" below: offline
+#                                     # placeholder images, to try the pipeline without a GPU
 #   assetbuild status                 # what is fresh, stale or modified
 #
 # Commit this file, assets.lock and the images. Credentials never go here: use ASSETBUILD_API_KEY /
@@ -24,7 +23,9 @@ STARTER = '''\
 output_dir = "assets"            # targets below are relative to this folder (next to this file)
 
 [server]
-# url = "http://localhost:7801"  # SwarmUI base URL, or "placeholder". Unset: your user config decides.
+url = "placeholder"              # offline images. For SwarmUI put its base URL here ("http://localhost:7801"),
+                                 # or delete this line to use ASSETBUILD_SERVER / `assetbuild config set
+                                 # server URL`. Switching rebuilds every asset (the generator is in its key).
 websocket = true                 # live progress over SwarmUI's WebSocket; falls back to HTTP
 concurrency = 2                  # images in flight at once (the server queues the rest)
 timeout = 900                    # seconds allowed for one image
@@ -78,8 +79,10 @@ def init(file: str | None, out: TextIO) -> int:
     if path.exists() or path.is_symlink():
         raise UsageError(f"{path} already exists; not overwriting it",
                          hint="edit it, move it away, or pass another file with -f FILE")
-    if not path.parent.is_dir():
-        raise UsageError(f"folder {path.parent} does not exist", hint="create it first, or pass -f FILE")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # `init -f game/art/assets.toml` in a fresh checkout
+    except OSError as exc:
+        raise UsageError(f"cannot create folder {path.parent}: {exc.strerror or exc}") from None
     try:
         # Atomic, and even a file created between the check and now is never overwritten.
         created = create_new(path, STARTER.encode("utf-8"))
@@ -90,8 +93,8 @@ def init(file: str | None, out: TextIO) -> int:
     shown = _shown(path)
     flag = "" if path.name == MANIFEST_NAME and path.parent == Path.cwd() else f" -f {shown}"
     out.write(f"wrote {shown}\n"
-              f"next: `assetbuild{flag} --server placeholder` builds it offline; "
-              f"`assetbuild{flag}` builds it on SwarmUI\n")
+              f"next: `assetbuild{flag}` builds it offline with placeholder images; to use SwarmUI, set "
+              f"[server] url in {shown} to your server (e.g. http://localhost:7801)\n")
     return 0
 
 
