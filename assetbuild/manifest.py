@@ -15,7 +15,7 @@ import os
 import posixpath
 import re
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,6 +178,42 @@ def _line_from_message(message: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+class _KeyOrigin:
+    """Where an asset's merged parameter was written: its own table, else its style, else [defaults].
+
+    Errors about a value point at the line of the key that set it (a bad ``steps`` in [defaults] is
+    reported there, not at some asset that inherits it), and say which table it came from.
+    """
+
+    def __init__(self, locator: _Locator, asset: str, own: dict[str, Any], style: str | None,
+                 styles: dict[str, dict[str, Any]], defaults: dict[str, Any]) -> None:
+        self.locator = locator
+        self.asset = asset
+        self.tables: list[tuple[tuple[str, ...], dict[str, Any]]] = [(("assets", asset), own)]
+        if style is not None and style in styles:
+            self.tables.append((("styles", style), styles[style]))
+        self.tables.append((("defaults",), defaults))
+
+    def _find(self, key: str) -> tuple[tuple[str, ...], str] | None:
+        for path, table in self.tables:
+            for written in table:
+                if P.normalise(written) == key:
+                    return path, written
+        return None
+
+    def where(self, key: str) -> str:
+        """``file:line`` of the key that set ``key`` (a normalised name), else of the asset's table."""
+        found = self._find(key)
+        return self.locator.where(*found[0], found[1]) if found else self.locator.where("assets", self.asset)
+
+    def table(self, key: str) -> str:
+        """`` (set in [defaults])`` or `` (set in [styles.NAME])`` when the asset inherits ``key``, else ''."""
+        found = self._find(key)
+        if found is None or found[0][0] == "assets":
+            return ""
+        return " (set in [defaults])" if found[0][0] == "defaults" else f" (set in [styles.{found[0][1]}])"
+
+
 class _Locator:
     """Finds the line of a table or key in the manifest text, for messages (best effort).
 
@@ -300,14 +336,22 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
     lines: dict[str, int | None] = {}
     declared: dict[str, str] = {}  # normalised target -> as written
     by_case: dict[str, str] = {}  # lower-cased target -> target
+    origins: dict[str, _KeyOrigin] = {}
     for written, table in shape.assets.items():
         where = locator.where("assets", written)
         own = _normalised_table(table, locator, ("assets", written))
-        merged = _merge(defaults, styles, own, written, where)
+        style_name = own.get("style", defaults.get("style"))
+        origin = _KeyOrigin(locator, written, table, style_name if isinstance(style_name, str) else None,
+                            shape.styles, shape.defaults)
+        merged = _merge(defaults, styles, own, written, origin)
         for target, values in _expand_variants(written, merged, where):
             norm = inside(output_dir, target, where, "target", root=root)
             if norm in declared:
-                raise ManifestError(where, f"duplicate target {norm!r}: also declared as {declared[norm]!r}",
+                # TOML forbids repeated keys: a duplicate is written differently (x/../r.png) or a variant.
+                first = declared[norm]
+                same = f" (both are {norm!r})" if norm not in (target, first) else ""
+                raise ManifestError(where, f"duplicate target: {target!r} is the same file as {first!r}, "
+                                    f"declared at {locator.where('assets', _written_of(first, shape))}{same}",
                                     hint="each target path may be declared once")
             if norm in (LOCK_NAME,) or norm.startswith(STATE_DIR + "/"):
                 raise ManifestError(where, f"target {norm!r} is reserved for assetbuild's own files")
@@ -318,12 +362,13 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
             declared[norm] = target
             drafts[norm] = values
             lines[norm] = locator.line("assets", written)
+            origins[norm] = origin
 
     assets: dict[str, Asset] = {}
     for target, values in drafts.items():
         where = locator.where("assets", declared[target])
         assets[target] = _make_asset(target, values, drafts, root, output_dir, where, lines[target], warnings,
-                                     functools.partial(locator.where, "assets", declared[target]))
+                                     origins[target])
     ordered = _topological(assets, lambda t: locator.where("assets", declared[t]))
     explicit = frozenset([f"server.{name}" for name in shape.server.model_fields_set]
                          + [f"project.{name}" for name in shape.project.model_fields_set])
@@ -346,11 +391,25 @@ def _normalised_table(table: dict[str, Any], locator: _Locator, path: tuple[str,
     return out
 
 
+def _written_of(target: str, shape: ManifestFile) -> str:
+    """The [assets."..."] name as written that declared ``target`` (its first match: a ``{n}`` entry or
+    a path written another way, such as ``x/../r.png``)."""
+    for written in shape.assets:
+        if written == target:
+            return written
+    for written in shape.assets:
+        pattern = re.escape(written).replace(re.escape("{n}"), r"\d+")
+        if re.fullmatch(pattern, target) or posixpath.normpath(written) == posixpath.normpath(target):
+            return written
+    return target
+
+
 def _merge(defaults: dict[str, Any], styles: dict[str, dict[str, Any]], own: dict[str, Any],
-           asset: str, where: str) -> dict[str, Any]:
+           asset: str, origin: _KeyOrigin) -> dict[str, Any]:
     """defaults < style < asset, with ``{prompt}`` templates in a style's prompts."""
     style_name = own.get("style", defaults.get("style"))
     style: dict[str, Any] = {}
+    where = origin.where("style")
     if style_name is not None:
         if not isinstance(style_name, str):
             raise ManifestError(where, f"style must be a string naming a [styles.NAME] table, not {style_name!r}")
@@ -366,7 +425,7 @@ def _merge(defaults: dict[str, Any], styles: dict[str, dict[str, Any]], own: dic
         if isinstance(template, str) and "{prompt}" in template:
             inner = own.get(key, defaults.get(key, ""))
             if not isinstance(inner, str):
-                raise ManifestError(where, f"{key} must be a string, not {inner!r}")
+                raise ManifestError(origin.where(key), f"{key} must be a string, not {inner!r}")
             merged[key] = template.replace("{prompt}", inner.strip())
     merged.pop("style", None)
     return merged
@@ -401,16 +460,23 @@ def inside(base: Path, relative: str, where: str, what: str, root: Path | None =
     ``base`` must itself be inside ``root`` (it is the root or the checked output folder).
     """
     root = root or base
+    # Paths are relative to ``base``: the output folder (output_dir) for targets, else the project folder.
+    relative_to = "the project folder (where assets.toml is)" if base == root else (
+        f"the output folder {os.path.relpath(base, root)!r} (output_dir)")
     text = relative.replace("\\", "/")
     if not text or text.startswith("/") or re.match(r"^[A-Za-z]:", text) or text.startswith("~"):
         raise ManifestError(where, f"{what} must be a relative path inside the project, not {relative!r}",
-                            hint="write paths relative to the folder of assets.toml, e.g. \"sprites/hero.png\"")
+                            hint=f"write paths relative to {relative_to}, e.g. \"sprites/hero.png\"")
     norm = posixpath.normpath(text)
     # Plain strings, not pathlib: this runs for every target, and a manifest may have 10,000 of them.
     candidate = os.path.normpath(os.path.join(base, norm))
-    if norm == ".." or norm.startswith("../") or not _within(candidate, str(root)):
+    if not _within(candidate, str(root)):
         raise ManifestError(where, f"{what} {relative!r} leaves the project folder {root}",
-                            hint="paths are relative to the project and may not use .. to escape it")
+                            hint=f"paths are relative to {relative_to} and may not use .. to leave the project")
+    if norm == ".." or norm.startswith("../"):  # inside the project, but outside the output folder
+        raise ManifestError(where, f"{what} {relative!r} leaves {relative_to}",
+                            hint=f"{what}s are relative to {relative_to}; to write there, move output_dir up "
+                                 "or use a path inside it")
     if not _within(_real(candidate), _real_dir(str(root))):
         raise ManifestError(where, f"{what} {relative!r} goes through a symlink that leaves the project",
                             hint="point the symlink inside the project or use a real folder")
@@ -437,21 +503,29 @@ def _real(path: str) -> str:
 
 def _make_asset(target: str, values: dict[str, Any], drafts: dict[str, dict[str, Any]], root: Path,
                 output_dir: Path, where: str, line: int | None, warnings: list[str],
-                where_key: Callable[[str], str] | None = None) -> Asset:
+                origin: _KeyOrigin | None = None) -> Asset:
+    def where_key(key: str) -> str:  # the line of the key that set ``key``: own table, style or [defaults]
+        return origin.where(key) if origin else where
+
+    def set_in(key: str) -> str:
+        return origin.table(key) if origin else ""
+
     post_settings = {k: values.pop(k) for k in POST_KEYS if k in values}
     source = values.pop("source", None)
     variant = values.pop(_VARIANT, None)
     try:
         post = parse_post(post_settings, posixpath.splitext(target)[1])
     except PostprocessSpecError as exc:
-        raise ManifestError(where, f"asset {target!r}: {exc}") from None
+        key = next((k for k in post_settings if str(exc).startswith(k)), None)  # messages name the setting
+        at = where_key(key) if key else where
+        raise ManifestError(at, f"asset {target!r}: {exc}{set_in(key) if key else ''}") from None
 
     if source is not None:
         if not isinstance(source, str):
-            raise ManifestError(where, f"asset {target!r}: source must name another asset's target")
+            raise ManifestError(where_key("source"), f"asset {target!r}: source must name another asset's target")
         norm_source = posixpath.normpath(source.replace("\\", "/"))
         if norm_source not in drafts:
-            raise ManifestError(where, f"asset {target!r}: source {source!r} is not an asset target",
+            raise ManifestError(where_key("source"), f"asset {target!r}: source {source!r} is not an asset target",
                                 hint="`source` derives an image from another asset's output")
         return Asset(target, output_dir / target, {}, (), post, source=norm_source, line=line)
 
@@ -459,24 +533,24 @@ def _make_asset(target: str, values: dict[str, Any], drafts: dict[str, dict[str,
     params: dict[str, Any] = {}
     for key, value in sorted(values.items()):
         if key in P.RESERVED:
-            raise ManifestError(where, f"asset {target!r}: `{key}` cannot be set in a manifest",
+            raise ManifestError(where_key(key), f"asset {target!r}: `{key}` cannot be set in a manifest{set_in(key)}",
                                 hint=P.RESERVED[key])
         spec = P.KNOWN.get(key)
         if spec is None:
             if isinstance(value, dict):
-                raise ManifestError(where, f"asset {target!r}: `{key}` is a table; parameters take values")
+                raise ManifestError(where_key(key),
+                                    f"asset {target!r}: `{key}` is a table; parameters take values{set_in(key)}")
             guess = P.closest(key) or P.closest(key, list(BUILD_KEYS))
             hint = f" (did you mean {guess!r}?)" if guess else ""
-            at = where_key(key) if where_key else where  # the key's own line when it is in the asset's table
-            warnings.append(f"{at}: asset {target!r}: unknown parameter {key!r}{hint}; "
+            warnings.append(f"{where_key(key)}: asset {target!r}: unknown parameter {key!r}{hint}{set_in(key)}; "
                             "passed to the server as-is")
             params[key] = value
             continue
         problem = P.check_value(spec, value)
         if problem:
-            raise ManifestError(where, f"asset {target!r}: {key} {problem}")
+            raise ManifestError(where_key(key), f"asset {target!r}: {key} {problem}{set_in(key)}")
         if spec.type == "image":
-            inputs.append(_image_input(key, value, drafts, root, output_dir, where, target))
+            inputs.append(_image_input(key, value, drafts, root, output_dir, where_key(key), target))
         elif spec.type in ("text",) and key in ("prompt", "negativeprompt"):
             params[key] = value.strip()
         else:

@@ -483,7 +483,7 @@ def test_why_a_file_names_the_asset_that_made_it(cli: Cli, tmp_path: Path) -> No
     ("body", "where"),
     [
         ('[server]\nurl = "placeholder"\n[assets."a.png"]\nprompt = a knight\n', "assets.toml:4"),
-        ('[server]\nurl = "placeholder"\n[assets."a.png"]\nprompt = "p"\nstyle = "pixl"\n', "assets.toml:3"),
+        ('[server]\nurl = "placeholder"\n[assets."a.png"]\nprompt = "p"\nstyle = "pixl"\n', "assets.toml:5"),
         ('[server]\nurl = "placeholder"\n[assets."b.png"]\nprompt = "p"\n[assets."a/../b.png"]\nprompt = "q"\n',
          "assets.toml:5"),
         ('[server]\nurl = "placeholder"\n[assets."/tmp/a.png"]\nprompt = "p"\n', "assets.toml:3"),

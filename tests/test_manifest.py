@@ -213,7 +213,7 @@ def test_unknown_parameter_is_passed_through_with_a_warning_naming_the_closest(p
     warning = p.warnings[0]
     assert "ui/a.png" in warning
     assert "'cfgscale'" in warning
-    assert warning.startswith("assets.toml:1: ")
+    assert warning.startswith("assets.toml:3: ")  # the key's own line (issue 11)
 
 
 def test_unknown_parameter_without_close_match_still_warns(project: Path) -> None:
@@ -256,11 +256,11 @@ def test_unknown_key_in_server_table_is_an_error(project: Path) -> None:
         ("[project]\noutput_dir = 3\n", "assets.toml:2", ["project.output_dir"]),
         ("defaults = 5\n", "assets.toml", ["defaults"]),
         ('[assets]\n"a.png" = "a prompt"\n', "assets.toml:2", ["assets.a.png"]),
-        ('[assets."a.png"]\nprompt = "p"\nwidth = "big"\n', "assets.toml:1", ["a.png", "width", "whole number"]),
-        ('[assets."a.png"]\nprompt = "p"\nsteps = 2.5\n', "assets.toml:1", ["a.png", "steps"]),
-        ('[assets."a.png"]\nprompt = 5\n', "assets.toml:1", ["a.png", "prompt", "string"]),
-        ('[assets."a.png"]\nprompt = "p"\nwidth = 8\n', "assets.toml:1", ["a.png", "width", "between"]),
-        ('[assets."a.png"]\nprompt = "p"\nresize = "small"\n', "assets.toml:1", ["a.png", "resize"]),
+        ('[assets."a.png"]\nprompt = "p"\nwidth = "big"\n', "assets.toml:3", ["a.png", "width", "whole number"]),
+        ('[assets."a.png"]\nprompt = "p"\nsteps = 2.5\n', "assets.toml:3", ["a.png", "steps"]),
+        ('[assets."a.png"]\nprompt = 5\n', "assets.toml:2", ["a.png", "prompt", "string"]),
+        ('[assets."a.png"]\nprompt = "p"\nwidth = 8\n', "assets.toml:3", ["a.png", "width", "between"]),
+        ('[assets."a.png"]\nprompt = "p"\nresize = "small"\n', "assets.toml:3", ["a.png", "resize"]),
     ],
 )
 def test_wrong_types_are_errors(project: Path, body: str, where: str, words: list[str]) -> None:
@@ -290,7 +290,7 @@ def test_unknown_style_suggests_the_closest(project: Path) -> None:
     prompt = "p"
     style = "pixl"
     """)
-    assert err.where == "assets.toml:4"
+    assert err.where == "assets.toml:6"  # the line of `style = ` (issue 11)
     assert "hero.png" in str(err) and "pixl" in str(err)
     assert err.hint and "pixel" in err.hint
 
@@ -364,7 +364,7 @@ def test_image_input_through_a_symlink_out_of_the_project_is_refused(project: Pa
     (project / "ref.png").symlink_to(secret)
     err = error_of(project, '[assets."a.png"]\nprompt = "p"\ninitimage = "ref.png"\n')
     assert "symlink" in str(err)
-    assert err.where == "assets.toml:1"
+    assert err.where == "assets.toml:3"  # the line of `initimage = ` (issue 11)
 
 
 @pytest.mark.parametrize("value", ["/etc/passwd", "../secret.png"])

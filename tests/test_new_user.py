@@ -322,3 +322,40 @@ def test_init_then_plain_assetbuild_builds_offline(tmp_path: Path) -> None:
     assert "7801" not in build.stdout + build.stderr
     status = run_cli(tmp_path, "status")
     assert "stale" not in status.stdout
+
+
+# --- 5. manifest errors name the line of the offending key and the text the user wrote -------------------
+
+
+@pytest.mark.parametrize(("body", "where", "words"), [
+    # a bad value in [defaults] is reported at its own line, not at an asset that does not set it
+    ('[defaults]\nwidth = 64\nsteps = "many"\n\n[assets."a.png"]\nprompt = "a"\nheight = 64\n', "assets.toml:3",
+     ["steps", "(set in [defaults])"]),
+    ('[styles.s]\nprompt = "x {prompt}"\ncfgscale = "high"\n\n[assets."a.png"]\nprompt = "a"\nstyle = "s"\n',
+     "assets.toml:3", ["cfgscale", "(set in [styles.s])"]),
+    ('[assets."a.png"]\nprompt = "a"\nwidth = 64\nstyle = "pixl"\n', "assets.toml:4", ["unknown style 'pixl'"]),
+    ('[assets."a.png"]\nprompt = "a"\nwidth = 64\nresize = [1]\n', "assets.toml:4", ["resize must be"]),
+    ('[assets."r.png"]\nprompt = "a"\n\n[assets."x/../r.png"]\nprompt = "b"\n', "assets.toml:4",
+     ["'x/../r.png' is the same file as 'r.png', declared at assets.toml:1"]),
+])
+def test_manifest_errors_point_at_the_key_that_is_wrong(project: Path, body: str, where: str,
+                                                        words: list[str]) -> None:
+    write_manifest(project, body)
+    result = run_cli(project, "status")
+    assert result.returncode == 2
+    assert f"assetbuild: error: {where}: " in result.stderr, result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+def test_a_target_leaving_output_dir_is_not_said_to_leave_the_project(project: Path) -> None:
+    write_manifest(project, '[project]\noutput_dir = "out"\n\n[assets."../escape.png"]\nprompt = "a"\n')
+    result = run_cli(project, "status")
+    assert result.returncode == 2
+    assert "leaves the output folder 'out' (output_dir)" in result.stderr, result.stderr
+    assert "project folder" not in result.stderr
+    assert "relative to the output folder 'out'" in result.stderr  # the hint says what paths are relative to
+    write_manifest(project, '[project]\noutput_dir = "out"\n\n[assets."../../escape.png"]\nprompt = "a"\n')
+    outside = run_cli(project, "status")
+    assert "leaves the project folder" in outside.stderr
+    assert "relative to the output folder 'out'" in outside.stderr
