@@ -359,3 +359,32 @@ def test_a_target_leaving_output_dir_is_not_said_to_leave_the_project(project: P
     outside = run_cli(project, "status")
     assert "leaves the project folder" in outside.stderr
     assert "relative to the output folder 'out'" in outside.stderr
+
+
+# --- 7. retry warnings name the asset and say what happened ---------------------------------------------
+
+
+def test_retry_warnings_name_the_asset_and_what_happened(project: Path) -> None:
+    body = '[defaults]\nmodel = "sd_xl_base_1.0"\nwidth = 64\nheight = 64\nsteps = 4\n'
+    body += '[assets."sprites/hero.png"]\nprompt = "a hero"\nseed = 1\n'
+    write_manifest(project, body)
+    with fast_fake() as fake:
+        fake.fail_next(1, status=500, route="GenerateText2ImageWS")
+        result = run_cli(project, "--server", fake.url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: sprites/hero.png: the server answered the WebSocket upgrade with HTTP 500; "
+                        "retrying (attempt 2 of 5)"], result.stdout
+    assert "connection lost" not in result.stdout
+
+
+def test_a_dropped_generation_names_the_asset(project: Path) -> None:
+    body = '[defaults]\nmodel = "sd_xl_base_1.0"\nwidth = 64\nheight = 64\nsteps = 4\n'
+    body += '[assets."sprites/hero.png"]\nprompt = "a hero"\nseed = 1\n'
+    write_manifest(project, body)
+    with FakeSwarm(backends=1, latency=0.4, steps=4, close_delay=0.05, model_load_delay=0.01) as fake:
+        fake.drop_websockets_after(progress_messages=1, count=1)
+        result = run_cli(project, "--server", fake.url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"warning: sprites/hero\.png: connection lost during generation \(.*\); stopping the "
+                     r"server's job, retrying \(attempt 2 of 5\)", result.stdout), result.stdout

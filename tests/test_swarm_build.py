@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -104,10 +105,12 @@ def targets(count: int) -> list[str]:
 
 
 def failure_line(output: str, asset: str) -> str:
-    """The first output line that names ``asset`` as failed."""
+    """The first output line that names ``asset`` as failed (following ``same as OTHER``: a cause shared
+    by several assets is printed once)."""
     for line in output.splitlines():
         if asset in line and ("FAIL" in line.upper() or "error" in line.lower()):
-            return line
+            same = re.search(r"FAILED\s+\S+: same as (\S+)$", line)
+            return failure_line(output, same.group(1)) if same else line
     raise AssertionError(f"no failure line for {asset}:\n{output}")
 
 

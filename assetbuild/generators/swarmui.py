@@ -71,7 +71,7 @@ class SwarmUIGenerator:
             if self._interrupted:
                 raise GenerationError(request.asset, "interrupted")
             future = asyncio.run_coroutine_threadsafe(
-                client.generate(dict(request.params), dict(request.images), progress), loop)
+                client.generate(dict(request.params), dict(request.images), progress, label=request.asset), loop)
             self._futures.add(future)
         try:
             image = future.result()

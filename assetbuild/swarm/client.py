@@ -93,7 +93,13 @@ class _Slot:
 
 
 class _Dropped(Exception):
-    """The connection was lost while the server may still be generating for us."""
+    """A generation attempt failed in a way worth retrying. ``started``: the request reached the server
+    (the connection was lost while it may still be generating for us); False when the server refused
+    the attempt up front (an HTTP 5xx answer), so nothing of ours runs there."""
+
+    def __init__(self, message: str, *, started: bool = True) -> None:
+        super().__init__(message)
+        self.started = started
 
 
 class _ConnectFailed(Exception):
@@ -204,7 +210,7 @@ class SwarmClient:
                     if response.status_code >= 500:
                         last = f"HTTP {response.status_code}"
                         if not idempotent:
-                            raise _Dropped(last)
+                            raise _Dropped(f"the server answered {route} with {last}", started=False)
                         log.debug("%s attempt %d: HTTP %d", route, attempt + 1, response.status_code)
                         continue
                     # A generation's answer can carry the image as a data URL: bounded like a download.
@@ -241,8 +247,9 @@ class SwarmClient:
             self._slots.put_nowait(slot)
 
     async def generate(self, params: dict[str, Any], images: dict[str, bytes],
-                       on_progress: Callable[[Progress], None]) -> GeneratedImage:
-        """Generate one image with ``params`` (SwarmUI ids); image params given as bytes."""
+                       on_progress: Callable[[Progress], None], *, label: str = "") -> GeneratedImage:
+        """Generate one image with ``params`` (SwarmUI ids); image params given as bytes. ``label`` (the
+        asset) names the image in retry warnings."""
         payload: dict[str, Any] = dict(params)
         payload.update({name: data_url(data) for name, data in images.items()})
         payload["images"] = 1
@@ -252,7 +259,7 @@ class SwarmClient:
         async with self._slot() as slot:
             try:
                 async with asyncio.timeout(self.timeout):
-                    message = await self._generate_in_slot(slot, payload, on_progress)
+                    message = await self._generate_in_slot(slot, payload, on_progress, label)
                     on_progress(Progress("downloading"))
                     data = await self.fetch_image(message.image, expected)
             except TimeoutError:
@@ -266,7 +273,8 @@ class SwarmClient:
         return GeneratedImage(data, message.seed())
 
     async def _generate_in_slot(self, slot: _Slot, payload: dict[str, Any],
-                                on_progress: Callable[[Progress], None]) -> messages.ImageMessage:
+                                on_progress: Callable[[Progress], None], label: str = "") -> messages.ImageMessage:
+        who = f"{label}: " if label else ""
         for attempt in range(self.retries + 1):
             if attempt:
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
@@ -277,18 +285,23 @@ class SwarmClient:
                     except WebSocketUnavailable as exc:
                         self.websocket = False
                         self.stats["ws_fallbacks"] += 1
-                        log.warning("WebSocket generation unavailable (%s); using HTTP without live progress",
-                                    exc.message)
+                        log.warning("%sWebSocket generation unavailable (%s); using HTTP without live progress",
+                                    who, exc.message)
                     except _ConnectFailed as exc:
                         self.stats["ws_fallbacks"] += 1
                         log.debug("WebSocket connect failed (%s); trying HTTP for this image", exc)
                 return await self._generate_http(slot, payload, on_progress)
             except _Dropped as exc:
                 self.stats["drops"] += 1
-                log.warning("connection lost during generation (%s); stopping the server's job and retrying",
-                            exc)
-                await self._interrupt(slot)
-        raise SwarmUnreachable(f"the connection to {self.shown_url} kept dropping during generation "
+                again = (f"retrying (attempt {attempt + 2} of {self.retries + 1})" if attempt < self.retries
+                         else "giving up")
+                if exc.started:  # our job may still run on the server: stop it before trying again
+                    log.warning("%sconnection lost during generation (%s); stopping the server's job, %s",
+                                who, exc, again)
+                    await self._interrupt(slot)
+                else:
+                    log.warning("%s%s; %s", who, exc, again)
+        raise SwarmUnreachable(f"the connection to {self.shown_url} kept failing during generation "
                                f"({self.retries + 1} attempts)")
 
     async def _generate_http(self, slot: _Slot, payload: dict[str, Any],
@@ -321,7 +334,8 @@ class SwarmClient:
                 if status == 401:
                     raise SwarmAuthError("the server refused the WebSocket connection (HTTP 401)") from None
                 if status >= 500:
-                    raise _Dropped(f"WebSocket upgrade answered HTTP {status}") from None
+                    raise _Dropped(f"the server answered the WebSocket upgrade with HTTP {status}",
+                                   started=False) from None
                 raise WebSocketUnavailable(f"WebSocket upgrade answered HTTP {status}") from None
             except InvalidHandshake as exc:
                 raise WebSocketUnavailable(f"WebSocket handshake failed: {exc}") from None
