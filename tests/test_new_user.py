@@ -388,3 +388,59 @@ def test_a_dropped_generation_names_the_asset(project: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"warning: sprites/hero\.png: connection lost during generation \(.*\); stopping the "
                      r"server's job, retrying \(attempt 2 of 5\)", result.stdout), result.stdout
+
+
+# --- 8. generate inside a project uses its [defaults] and styles -----------------------------------------
+
+PROJECT_DEFAULTS = """
+[defaults]
+model = "sd_xl_base_1.0"
+width = 64
+height = 64
+steps = 4
+resize = [32, 32]
+
+[styles.pixel]
+prompt = "pixel art of {prompt}"
+
+[assets."a.png"]
+prompt = "a"
+"""
+
+
+def test_generate_in_a_project_uses_its_defaults_and_styles(project: Path) -> None:
+    write_manifest(project, PROJECT_DEFAULTS)
+    (project / "sub").mkdir()
+    with fast_fake() as fake:
+        plain = run_cli(project / "sub", "generate", "--prompt", "a cat", "--server", fake.url)
+        styled = run_cli(project, "generate", "--prompt", "a dog", "--style", "pixel", "--width", "96",
+                         "--server", fake.url)
+        ignored = run_cli(project, "generate", "--prompt", "a cow", "--no-manifest", "--server", fake.url)
+        log = fake.generation_log
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert styled.returncode == 0, styled.stdout + styled.stderr
+    made = {record.prompt: record for record in log}
+    assert "sd_xl_base_1.0" in str(made["a cat"].model) and made["a cat"].width == 64
+    assert "sd_xl_base_1.0" in str(made["pixel art of a dog"].model) and made["pixel art of a dog"].width == 96
+    assert ignored.returncode == 1  # no model without the manifest: the server refuses
+    assert "No model input given" in ignored.stderr
+    for result in (plain, styled):  # one-off images, not a build
+        assert "to build" not in result.stderr and "restored" not in result.stderr
+        assert "assets" not in result.stderr
+        assert "generating 1 image" in result.stderr and "done: 1 generated in" in result.stderr
+
+
+def test_generate_with_an_unknown_style_is_bad_usage(project: Path) -> None:
+    write_manifest(project, PROJECT_DEFAULTS)
+    result = run_cli(project, "generate", "--prompt", "x", "--style", "pixl", "--server", "placeholder")
+    assert result.returncode == 2
+    assert "unknown style 'pixl'" in result.stderr and "did you mean 'pixel'?" in result.stderr
+
+
+# --- 11. smaller ones ----------------------------------------------------------------------------------
+
+
+def test_one_asset_is_not_one_assets(project: Path) -> None:
+    write_manifest(project, '[server]\nurl = "placeholder"\n' + ONE_ASSET)
+    result = run_cli(project)
+    assert "assetbuild: 1 asset, 1 to build" in result.stdout

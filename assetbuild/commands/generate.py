@@ -13,6 +13,12 @@ carries only the results, one per line:
   history). Files are written atomically and never over an existing file: ``name.png`` is taken, so
   ``name-2.png`` is used.
 
+Inside a project (assets.toml here or above, or ``-f FILE``) the images start from the manifest's
+``[defaults]`` and a style (``--style NAME``, else the defaults' own ``style``), like an asset would;
+the options override them, and a ``{prompt}`` in the style's prompts takes ``--prompt``.
+``--no-manifest`` ignores the manifest (its parameters and its server). Post-processing settings
+(``resize``...) and image inputs do not apply to one-off images.
+
 ``--server placeholder`` renders placeholder images locally (written with ``--save-images``).
 ``--batch N`` makes N images (N requests of one image each, up to ``server.concurrency`` at once); with
 ``--seed S`` they get seeds S, S+1, ..., like SwarmUI's own seed increment.
@@ -67,6 +73,10 @@ class GenerateOptions:
     batch: int = 1
     extra: dict[str, Any] = field(default_factory=dict)  # --param KEY=VALUE, normalised ids
     websocket: bool | None = None  # None: the manifest's server.websocket (default true)
+    # The project's [defaults] and style (normalised ids); the options above override them. ``base_from``
+    # names where they came from, for messages ("assets.toml [defaults] / [styles.pixel]").
+    base: dict[str, Any] = field(default_factory=dict)
+    base_from: str = ""
     save_images: bool = False
     output_dir: Path | None = None
 
@@ -126,11 +136,21 @@ def request_params(opts: GenerateOptions, warn: Callable[[str], None] | None = N
         raise UsageError("--prompt is empty")
     if not 1 <= opts.batch <= MAX_BATCH:
         raise UsageError(f"--batch must be between 1 and {MAX_BATCH}, not {opts.batch}")
-    base: dict[str, Any] = dict(opts.extra)
+    for key, value in opts.base.items():
+        spec = P.KNOWN.get(key)
+        problem = P.check_value(spec, value) if spec else None
+        if problem:
+            raise UsageError(f"{opts.base_from}: {key} {problem}",
+                             hint="fix the manifest, or pass --no-manifest to ignore it")
+    base: dict[str, Any] = {**opts.base, **opts.extra}
     given = {"prompt": opts.prompt.strip(), "negativeprompt": opts.negative_prompt, "model": opts.model,
              "width": opts.width, "height": opts.height, "steps": opts.steps, "seed": opts.seed,
              "cfgscale": opts.cfg_scale}
     base.update({key: value for key, value in given.items() if value is not None})
+    for key, own in (("prompt", opts.prompt), ("negativeprompt", opts.negative_prompt)):
+        template = opts.base.get(key)  # a style's "pixel art of {prompt}" wraps the option's text
+        if isinstance(template, str) and "{prompt}" in template:
+            base[key] = template.replace("{prompt}", (own or "").strip())
     for key, value in base.items():
         spec = P.KNOWN.get(key)
         if spec is None and warn is not None:  # SwarmUI ignores unknown names silently: a typo must not pass
@@ -149,6 +169,52 @@ def request_params(opts: GenerateOptions, warn: Callable[[str], None] | None = N
             image["seed"] = seed + i
         out.append(image)
     return out
+
+
+def project_params(manifest: str | None, style: str | None, *, ignore: bool = False) -> tuple[dict[str, Any], str]:
+    """The manifest's ``[defaults]`` merged with a style (``style``, else the defaults' ``style``), as
+    SwarmUI ids, and a label saying where they came from. Nothing outside a project or with ``ignore``."""
+    import tomllib
+
+    from ..errors import ManifestError
+    from ..manifest import BUILD_KEYS
+    from ..workspace import find_manifest
+
+    if ignore:
+        if style:
+            raise UsageError("--style and --no-manifest exclude each other: styles live in the manifest")
+        return {}, ""
+    try:
+        path = find_manifest(manifest)
+    except UsageError:
+        if manifest or style:
+            raise
+        return {}, ""  # not in a project: the options alone
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ManifestError(str(path), f"cannot read: {exc}", hint="fix it, or pass --no-manifest") from None
+
+    def table(value: Any) -> dict[str, Any]:
+        return {P.normalise(k): v for k, v in value.items()} if isinstance(value, dict) else {}
+
+    defaults = table(raw.get("defaults"))
+    found = raw.get("styles")
+    styles: dict[str, Any] = found if isinstance(found, dict) else {}
+    name = style or defaults.get("style")
+    chosen: dict[str, Any] = {}
+    source = f"{path.name} [defaults]"
+    if name is not None:
+        if not isinstance(name, str) or name not in styles:
+            guess = P.closest(str(name), list(styles))
+            hint = f"did you mean {guess!r}?" if guess else (
+                f"styles in {path.name}: {', '.join(styles)}" if styles else f"{path.name} defines no [styles.NAME]")
+            raise UsageError(f"unknown style {name!r}", hint=hint)
+        chosen = table(styles[name])
+        source += f" / [styles.{name}]"
+    merged = {**defaults, **chosen}
+    skipped = set(BUILD_KEYS) | P.IMAGE_PARAMS  # post-processing and image inputs are build-only
+    return {k: v for k, v in merged.items() if k not in skipped}, source
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -192,7 +258,7 @@ def generate(target: Target, opts: GenerateOptions, *, out: TextIO, err: TextIO,
     results = [ImageResult(i + 1, label) for i, label in enumerate(labels)]
     jobs = max(1, min(len(per_image), target.settings.concurrency))
     events = make_display(json_output=as_json, quiet=quiet, verbose=verbose, stream=out if as_json else err,
-                          jobs=jobs)
+                          jobs=jobs, one_off=True)
     summary = Summary()
     started = time.monotonic()
     finished = False

@@ -60,6 +60,9 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     gen.add_argument("--seed", type=int, metavar="N", help="seed; -1 random (default); images of a batch get "
                                                            "seed, seed+1, ...")
     gen.add_argument("--cfg-scale", type=_number, metavar="X", help="CFG scale (SwarmUI default 7)")
+    gen.add_argument("--style", metavar="NAME", help="a [styles.NAME] of the project's manifest")
+    gen.add_argument("--no-manifest", action="store_true",
+                     help="ignore the project's manifest (its [defaults], styles and server)")
     gen.add_argument("--batch", type=_int_range(1, 100), default=1, metavar="N", help="how many images (1..100)")
     gen.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                      help="any other SwarmUI parameter, e.g. sampler=dpmpp_2m (repeatable)")
@@ -134,15 +137,21 @@ def dispatch(args: argparse.Namespace) -> int:
 
     from .server import resolve
 
-    target = resolve(args.file, args.server)
+    if command == "generate" and args.no_manifest:
+        target = resolve(None, args.server, use_manifest=False)
+    else:
+        target = resolve(args.file, args.server)
     if command == "generate":
-        from .generate import GenerateOptions, generate, parse_param
+        from .generate import GenerateOptions, generate, parse_param, project_params
+
+        base, base_from = project_params(args.file, args.style, ignore=args.no_manifest)
 
         opts = GenerateOptions(
             prompt=args.prompt, negative_prompt=args.negative_prompt, model=args.model, width=args.width,
             height=args.height, steps=args.steps, seed=args.seed, cfg_scale=args.cfg_scale, batch=args.batch,
             extra=dict(parse_param(p) for p in args.param), websocket=args.websocket,
-            save_images=args.save_images, output_dir=Path(args.output_dir) if args.output_dir else None)
+            save_images=args.save_images, output_dir=Path(args.output_dir) if args.output_dir else None,
+            base=base, base_from=base_from)
         return generate(target, opts, out=out, err=err, as_json=args.json, quiet=args.quiet, verbose=args.verbose)
     if command == "models":
         from .models import models

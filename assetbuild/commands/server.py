@@ -38,11 +38,11 @@ class Target:
         return self.settings.is_placeholder
 
 
-def resolve(manifest: str | None, server: str | None) -> Target:
+def resolve(manifest: str | None, server: str | None, *, use_manifest: bool = True) -> Target:
     """The server for ``-f manifest`` / ``--server server`` (see the module docstring)."""
     path: Path | None
     try:
-        path = find_manifest(manifest)
+        path = find_manifest(manifest) if use_manifest else None
     except UsageError:
         path = None  # no manifest: fine for these commands
     settings, explicit = manifest_server(path) if path is not None else (ServerSettings(), set())

@@ -20,7 +20,8 @@ def wants_plain(stream: TextIO) -> bool:
 
 
 def make_display(*, json_output: bool = False, quiet: bool = False, verbose: bool = False,
-                 stream: TextIO | None = None, jobs: int = 1) -> BuildEvents:
+                 stream: TextIO | None = None, jobs: int = 1, one_off: bool = False) -> BuildEvents:
+    """``one_off``: images made by ``generate``, not a build: no build wording (to build, restored, fresh)."""
     stream = stream or sys.stdout
     if json_output:
         from .jsonl import JsonDisplay
@@ -29,12 +30,17 @@ def make_display(*, json_output: bool = False, quiet: bool = False, verbose: boo
     if wants_plain(stream):
         from .plain import PlainDisplay
 
-        return PlainDisplay(stream, quiet=quiet, verbose=verbose)
+        return PlainDisplay(stream, quiet=quiet, verbose=verbose, one_off=one_off)
     from rich.console import Console
 
     from .live import LiveDisplay
 
-    return LiveDisplay(Console(file=stream), quiet=quiet, verbose=verbose, jobs=jobs)
+    return LiveDisplay(Console(file=stream), quiet=quiet, verbose=verbose, jobs=jobs, one_off=one_off)
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 asset``, ``2 assets``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 class _ToDisplay(logging.Handler):

@@ -62,8 +62,10 @@ def format_seconds(seconds: float) -> str:
 
 class LiveDisplay:
     def __init__(self, console: Console | None = None, *, quiet: bool = False, verbose: bool = False,
-                 clock: Callable[[], float] = time.monotonic, jobs: int = 1, auto_refresh: bool = True) -> None:
+                 clock: Callable[[], float] = time.monotonic, jobs: int = 1, auto_refresh: bool = True,
+                 one_off: bool = False) -> None:
         self.console = console or Console()
+        self.one_off = one_off  # `generate`: images, not a build (no restored/fresh columns)
         self.quiet = quiet
         self.verbose = verbose
         self.clock = clock
@@ -132,7 +134,7 @@ class LiveDisplay:
         if self._running:
             self._live.stop()
             self._running = False
-        self.console.print(summary_view(summary, self.console.width))
+        self.console.print(summary_view(summary, self.console.width, one_off=self.one_off))
         for cause in group(summary.failures):
             lead, text = cause.headline()
             self.console.print(Text.assemble((lead, "yellow" if cause.skipped else "red"), text))
@@ -195,9 +197,9 @@ def _phase_text(state: _InFlight) -> Text:
     return Text(label, style="yellow" if state.phase in ("queued", "waiting", "loading") else "")
 
 
-def summary_view(summary: Summary, width: int) -> RenderableType:
+def summary_view(summary: Summary, width: int, *, one_off: bool = False) -> RenderableType:
     """The summary table, or the same counts on one line where the table's headers would not fit."""
-    table = summary_table(summary)
+    table = summary_table(summary, one_off=one_off)
     needed = sum(max(len(str(c.header)), *(len(str(cell)) for cell in c.cells)) + 4 for c in table.columns)
     if needed <= width:
         return table
@@ -205,10 +207,23 @@ def summary_view(summary: Summary, width: int) -> RenderableType:
     return Text(f"done: {', '.join(values)} in {next(iter(table.columns[-1].cells))}")
 
 
-def summary_table(summary: Summary) -> Table:
+def summary_table(summary: Summary, *, one_off: bool = False) -> Table:
     table = Table(title=None, show_header=True, header_style="bold", box=None, padding=(0, 2))
-    columns: list[tuple[str, int | str]] = [
-        ("generated", summary.generated), ("restored", summary.restored), ("fresh", summary.fresh)]
+    columns: list[tuple[str, int | str]] = [("generated", summary.generated)]
+    if one_off:  # `generate`: nothing is restored, fresh or modified
+        if summary.failed:
+            columns.append(("failed", summary.failed))
+    else:
+        columns += _build_columns(summary)
+    columns.append(("time", format_seconds(summary.seconds) if summary.seconds >= 1 else f"{summary.seconds:.2f}s"))
+    for name, _ in columns:
+        table.add_column(name, justify="right")
+    table.add_row(*[str(value) for _, value in columns])
+    return table
+
+
+def _build_columns(summary: Summary) -> list[tuple[str, int | str]]:
+    columns: list[tuple[str, int | str]] = [("restored", summary.restored), ("fresh", summary.fresh)]
     if summary.derived:
         columns.append(("derived", summary.derived))
     if summary.recorded:
@@ -218,8 +233,4 @@ def summary_table(summary: Summary) -> Table:
         columns.append(("skipped", summary.skipped))
     if summary.not_built:
         columns.append(("not built", summary.not_built))
-    columns.append(("time", format_seconds(summary.seconds) if summary.seconds >= 1 else f"{summary.seconds:.2f}s"))
-    for name, _ in columns:
-        table.add_column(name, justify="right")
-    table.add_row(*[str(value) for _, value in columns])
-    return table
+    return columns

@@ -10,6 +10,7 @@ from typing import TextIO
 
 from ..events import Failure, Summary
 from ..generators.base import Progress
+from . import plural
 from ._stream import LineWriter
 from .failures import RepeatFilter, group
 
@@ -18,8 +19,10 @@ class PlainDisplay:
     """One line per event. Progress lines at most every ``progress_interval`` seconds per asset."""
 
     def __init__(self, stream: TextIO | None = None, *, quiet: bool = False, verbose: bool = False,
-                 progress_interval: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 progress_interval: float = 10.0, clock: Callable[[], float] = time.monotonic,
+                 one_off: bool = False) -> None:
         self.out = LineWriter(stream or sys.stdout)
+        self.one_off = one_off  # `generate`: images, not a build
         self.quiet = quiet
         self.verbose = verbose
         self.progress_interval = progress_interval
@@ -34,8 +37,12 @@ class PlainDisplay:
             self.out.line(text)
 
     def run_started(self, total: int, to_build: int) -> None:
-        if not self.quiet:
-            self._line(f"assetbuild: {total} assets, {to_build} to build")
+        if self.quiet:
+            return
+        if self.one_off:
+            self._line(f"assetbuild: generating {plural(total, 'image')}")
+        else:
+            self._line(f"assetbuild: {plural(total, 'asset')}, {to_build} to build")
 
     def asset_started(self, target: str) -> None:
         if not self.quiet:
@@ -78,6 +85,10 @@ class PlainDisplay:
         self._line(f"warning: {text}")
 
     def run_finished(self, summary: Summary) -> None:
+        if self.one_off:
+            parts = [f"{summary.generated} generated"] + ([f"{summary.failed} failed"] if summary.failed else [])
+            self._line(f"done: {', '.join(parts)} in {summary.seconds:.2f}s")
+            return
         parts = [f"{summary.generated} generated", f"{summary.restored} restored", f"{summary.fresh} fresh"]
         if summary.derived:
             parts.append(f"{summary.derived} derived")
