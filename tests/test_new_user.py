@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from conftest import run_cli, write_manifest
 from helpers import free_port, generations
+from PIL import Image
 from rich.console import Console
 
 from assetbuild.display.live import LiveDisplay
@@ -444,3 +445,37 @@ def test_one_asset_is_not_one_assets(project: Path) -> None:
     write_manifest(project, '[server]\nurl = "placeholder"\n' + ONE_ASSET)
     result = run_cli(project)
     assert "assetbuild: 1 asset, 1 to build" in result.stdout
+
+
+# --- 9. placeholder icons stay readable after a resize ---------------------------------------------------
+
+
+def test_placeholder_icon_shows_its_name_after_resize_and_assets_differ_in_colour(project: Path) -> None:
+    write_manifest(project, """
+    [server]
+    url = "placeholder"
+
+    [defaults]
+    width = 1024
+    height = 1024
+    seed = 1
+    resize = [64, 64]
+
+    [assets."ui/icon_sword.png"]
+    prompt = "an icon"
+
+    [assets."ui/icon_shield.png"]
+    prompt = "an icon"
+    """)
+    assert run_cli(project).returncode == 0
+    ui = project / "ui"
+    with Image.open(ui / "icon_sword.png") as sword, Image.open(ui / "icon_shield.png") as shield:
+        sword_rgb, shield_rgb = sword.convert("RGB"), shield.convert("RGB")
+    assert sword_rgb.size == (64, 64)
+    # Glyph fill survives the 16x downscale: white pixels across most of the width (the short name).
+    rgb = [sword_rgb.getpixel((i % 64, i // 64)) for i in range(64 * 64)]
+    white = [(i % 64, i // 64) for i, pixel in enumerate(rgb) if min(pixel) > 200]
+    columns = {x for x, _ in white}
+    assert len(white) >= 30 and max(columns) - min(columns) >= 40, white
+    # The same prompt and seed, another asset: another colour.
+    assert sword_rgb.getpixel((0, 0)) != shield_rgb.getpixel((0, 0))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import posixpath
 import random
 import textwrap
 import threading
@@ -74,8 +75,12 @@ def _colour(digest: bytes, offset: int) -> tuple[int, int, int]:
 
 
 def render(name: str, prompt: str, seed: int, width: int, height: int, init: bytes | None = None) -> Image.Image:
-    """Draw the placeholder image. Pure: the same arguments give the same pixels."""
-    digest = xxhash.xxh3_128_digest(f"{prompt}\0{seed}".encode())
+    """Draw the placeholder image. Pure: the same arguments give the same pixels.
+
+    The asset's short name is drawn large (it must stay readable after a ``resize`` to an icon) and the
+    colours come from the name too, so that assets sharing a prompt still look different.
+    """
+    digest = xxhash.xxh3_128_digest(f"{name}\0{prompt}\0{seed}".encode())
     top, bottom, accent = _colour(digest, 0), _colour(digest, 3), _colour(digest, 6)
     image = Image.new("RGB", (width, height), top)
     draw = ImageDraw.Draw(image)
@@ -92,7 +97,29 @@ def render(name: str, prompt: str, seed: int, width: int, height: int, init: byt
     border = max(1, min(width, height) // 32)
     draw.rectangle([border, border, width - 1 - border, height - 1 - border], outline=accent, width=border)
     _draw_text(draw, name, prompt, width, height)
+    _draw_label(draw, short_name(name), width, height)
     return image
+
+
+def short_name(target: str) -> str:
+    """``ui/icon_sword.png`` -> ``icon_sword`` (at most 12 characters: it is drawn large)."""
+    stem = posixpath.splitext(posixpath.basename(target))[0] or target
+    return stem if len(stem) <= 12 else stem[:11] + "~"
+
+
+def _draw_label(draw: ImageDraw.ImageDraw, label: str, width: int, height: int) -> None:
+    """The short name as large as fits 90 % of the width and a third of the height, in the lower half,
+    with a thick outline: still legible when a 1024 px placeholder is resized to a 64 px icon."""
+    size = max(8, height // 3)
+    font = ImageFont.load_default(size)
+    length = draw.textlength(label, font=font)
+    if length > width * 0.9:
+        size = max(6, int(size * width * 0.9 / length))
+        font = ImageFont.load_default(size)
+    left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+    x = (width - (right - left)) / 2 - left
+    y = height * 0.72 - (bottom - top) / 2 - top
+    draw.text((x, y), label, fill=(255, 255, 255), font=font, stroke_width=max(1, size // 8), stroke_fill=(0, 0, 0))
 
 
 def _blend_init(image: Image.Image, init: bytes) -> None:
@@ -107,7 +134,8 @@ def _draw_text(draw: ImageDraw.ImageDraw, name: str, prompt: str, width: int, he
     size = max(8, min(width, height) // 14)
     font = ImageFont.load_default(size)
     chars = max(8, int(width / (size * 0.55)))
-    lines = [name, ""] + textwrap.wrap(prompt, chars)[: max(1, height // (size * 2) - 2)]
+    # The upper half: the lower one holds the large short name.
+    lines = [name, ""] + textwrap.wrap(prompt, chars)[: max(1, int(height * 0.45 / (size * 1.3)) - 2)]
     y = size
     for line in lines:
         draw.text((size, y), line, fill=(255, 255, 255), font=font, stroke_width=max(1, size // 12),
