@@ -58,7 +58,7 @@ def test_status_as_json(fake: FakeSwarm, capsys: pytest.CaptureFixture[str]) -> 
 def test_status_without_backends_shows_the_servers_message(capsys: pytest.CaptureFixture[str]) -> None:
     with FakeSwarm(backends=0, close_delay=0.05) as empty:
         code, out, _ = cli(capsys, "server", "status", "--server", empty.url)
-    assert code == 0  # reachable: the server answers, it just cannot generate
+    assert code == 1  # reachable, but it cannot generate (issue 11)
     assert "backends:  empty (No backends present." in out
 
 

@@ -479,3 +479,48 @@ def test_placeholder_icon_shows_its_name_after_resize_and_assets_differ_in_colou
     assert len(white) >= 30 and max(columns) - min(columns) >= 40, white
     # The same prompt and seed, another asset: another colour.
     assert sword_rgb.getpixel((0, 0)) != shield_rgb.getpixel((0, 0))
+
+
+# --- 10. server status ---------------------------------------------------------------------------------
+
+
+def test_server_status_without_backends_exits_1(tmp_path: Path) -> None:
+    with FakeSwarm(backends=0, close_delay=0.05) as empty:
+        result = run_cli(tmp_path, "server", "status", "--server", empty.url)
+    assert result.returncode == 1
+    assert "backends:  empty" in result.stdout and "cannot generate" in result.stdout
+
+
+def test_server_status_counts_the_whole_servers_queue(project: Path) -> None:
+    with FakeSwarm(backends=1, latency=3.0, steps=6, close_delay=0.05, model_load_delay=0.01) as fake:
+        write_manifest(project, '[defaults]\nmodel = "sd_xl_base_1.0"\nwidth = 64\nheight = 64\n'
+                       + "".join(f'[assets."a{n}.png"]\nprompt = "asset {n}"\nseed = {n + 1}\n' for n in range(3)))
+        build = subprocess.Popen([sys.executable, "-m", "assetbuild", "run", "--server", fake.url, "-n", "3"],
+                                 cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while fake.live_gens < 1 and time.monotonic() < deadline:  # wait for the build's work to run
+                time.sleep(0.05)
+            status = run_cli(project, "server", "status", "--server", fake.url, "--json")
+        finally:
+            build.kill()
+            build.wait()
+    data = json.loads(status.stdout)
+    assert data["counters_scope"] == "server"
+    assert data["counters"]["live_gens"] + data["counters"]["waiting_gens"] >= 1, data
+    with FakeSwarm(backends=1, close_delay=0.05, global_status=False) as no_admin:
+        text = run_cli(project, "server", "status", "--server", no_admin.url).stdout
+    assert "this command's own session only" in text
+
+
+def test_server_status_with_refused_credentials_says_it_is_reachable(tmp_path: Path) -> None:
+    with FakeSwarm(required_authorization="Bearer sk-right-key-0123456789", close_delay=0.05) as locked:
+        result = run_cli(tmp_path, "server", "status", "--server", locked.url,
+                         env={"ASSETBUILD_API_KEY": "sk-wrong-key-0123456789"})
+        as_json = run_cli(tmp_path, "server", "status", "--server", locked.url, "--json")
+    assert result.returncode == 1
+    assert "reachable, but the credentials were refused" in result.stdout
+    assert "NOT reachable" not in result.stdout
+    assert "sk-wrong-key" not in result.stdout + result.stderr
+    data = json.loads(as_json.stdout)
+    assert data["reachable"] is True and data["credentials_refused"] is True and data["can_generate"] is False

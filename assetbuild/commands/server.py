@@ -8,6 +8,7 @@ config's ``server`` > ``http://localhost:7801``. Credentials come from ``ASSETBU
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from ..errors import UsageError
 from ..manifest import ServerSettings
 from ..swarm.client import SwarmClient
 from ..swarm.credentials import Credentials, shown_url
+from ..swarm.errors import SwarmAPIError
 from ..swarm.sync import ServerCommandError, new_session, run
 from ..workspace import find_manifest, manifest_server, server_url
 
@@ -64,22 +66,38 @@ class ServerStatus:
     backend_status: str | None = None
     backend_message: str | None = None
     counters: dict[str, int] | None = None
+    counters_scope: str | None = None  # "server" (GetGlobalStatus) or "session" (this command's own)
     features: list[str] | None = None
+    credentials_refused: bool | None = None  # the server answered but refused our credentials
+
+    @property
+    def can_generate(self) -> bool:
+        """Reachable, accepted, and with backends that can take work."""
+        return (self.reachable and not self.credentials_refused
+                and self.backend_status not in UNUSABLE_BACKENDS)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        return {**{k: v for k, v in self.__dict__.items() if v is not None}, "can_generate": self.can_generate}
+
+
+# backend_status values with which no generation can run (SwarmUI BackendHandler): exit 1.
+UNUSABLE_BACKENDS = ("empty", "all_disabled", "errored")
 
 
 async def fetch_status(client: SwarmClient) -> ServerStatus:
-    """GetNewSession (version, user) then GetCurrentStatus (backends, this session's counters)."""
+    """GetNewSession (version, user), GetCurrentStatus (backends), and GetGlobalStatus for the queue of the
+    whole server: GetCurrentStatus counts only this command's new session, which is always idle.
+    GetGlobalStatus needs an admin permission; without it the session's counters are shown, and said so."""
     info = await new_session(client)
     current = await client.call("GetCurrentStatus", {})
     backend = current.get("backend_status") or {}
-    counters = current.get("status") or {}
+    counters, scope = current.get("status") or {}, "session"
+    with contextlib.suppress(SwarmAPIError):  # refused without the read_server_info_panels permission
+        counters, scope = (await client.call("GetGlobalStatus", {})).get("status") or {}, "server"
     return ServerStatus(
         client.base_url, True, version=str(info.get("version") or "unknown"), user=info.get("user_id"),
         backend_status=backend.get("status"), backend_message=backend.get("message") or None,
-        counters={k: int(v) for k, v in counters.items() if isinstance(v, int | float)},
+        counters={k: int(v) for k, v in counters.items() if isinstance(v, int | float)}, counters_scope=scope,
         features=list(current.get("supported_features") or []),
     )
 
@@ -92,13 +110,14 @@ def status(target: Target, out: TextIO, *, as_json: bool = False) -> int:
     else:
         try:
             result = run(target.url, fetch_status, credentials=target.credentials)
-        except ServerCommandError as exc:
-            result = ServerStatus(target.url, False, error=exc.message, hint=exc.hint)
+        except ServerCommandError as exc:  # a refusal is an answer: the server is reachable
+            result = ServerStatus(target.url, exc.refused, error=exc.message, hint=exc.hint,
+                                  credentials_refused=exc.refused or None)
     if as_json:
         out.write(json.dumps(result.as_dict()) + "\n")
     else:
         out.write(_status_text(result))
-    return 0 if result.reachable else 1
+    return 0 if result.can_generate else 1
 
 
 _COUNTER_WORDS = (("waiting_gens", "queued"), ("waiting_backends", "waiting for a backend"),
@@ -106,8 +125,9 @@ _COUNTER_WORDS = (("waiting_gens", "queued"), ("waiting_backends", "waiting for 
 
 
 def _status_text(s: ServerStatus) -> str:
-    if not s.reachable:
-        lines = [f"SwarmUI at {shown_url(s.url)}: NOT reachable", f"  {s.error}"]
+    if not s.reachable or s.credentials_refused:
+        state = "reachable, but the credentials were refused" if s.credentials_refused else "NOT reachable"
+        lines = [f"SwarmUI at {shown_url(s.url)}: {state}", f"  {s.error}"]
         if s.hint:
             lines.append(f"  hint: {s.hint}")
         return "\n".join(lines) + "\n"
@@ -121,9 +141,13 @@ def _status_text(s: ServerStatus) -> str:
     lines.append(f"  backends:  {backend}")
     if s.counters is not None:
         queue = ", ".join(f"{s.counters.get(key, 0)} {word}" for key, word in _COUNTER_WORDS)
-        lines.append(f"  queue:     {queue} (SwarmUI counts per session: this command's own session)")
+        scope = ("whole server" if s.counters_scope == "server" else
+                 "this command's own session only: the server refused GetGlobalStatus, an admin route")
+        lines.append(f"  queue:     {queue} ({scope})")
     if s.features:
         lines.append(f"  features:  {', '.join(s.features)}")
+    if not s.can_generate:
+        lines.append("  it cannot generate: configure a backend in SwarmUI (Server > Backends)")
     return "\n".join(lines) + "\n"
 
 

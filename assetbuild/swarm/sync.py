@@ -24,9 +24,11 @@ QUICK = {"retries": 1, "backoff": 0.2, "connect_timeout": 5.0}
 
 
 class ServerCommandError(AssetbuildError):
-    """A server command failed: unreachable, refused, or the server answered with an error."""
+    """A server command failed: unreachable, refused, or the server answered with an error.
+    ``refused``: the server answered, but refused our credentials."""
 
     exit_code = 1
+    refused = False
 
 
 def check_url(url: str) -> None:
@@ -69,7 +71,9 @@ def as_command_error(exc: SwarmError, url: str, credentials: Credentials) -> Ser
     if isinstance(exc, SwarmUnreachable) and url not in message:
         message = f"{message} ({url})"
     if isinstance(exc, SwarmAuthError):
-        return ServerCommandError(f"{url}: {message}", hint=credentials.refused_hint(exc.hint))
+        error = ServerCommandError(f"{url}: {message}", hint=credentials.refused_hint(exc.hint))
+        error.refused = True
+        return error
     return ServerCommandError(message, hint=exc.hint)
 
 

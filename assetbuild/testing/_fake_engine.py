@@ -154,8 +154,16 @@ class Engine:
         self.tokens[token] = username
         return token
 
-    def status_payload(self, session: Session) -> dict[str, Any]:
-        return {"status": session.counters(), "backend_status": self.scheduler.backend_status(),
+    def status_payload(self, session: Session | None) -> dict[str, Any]:
+        """GetCurrentStatus for ``session``; with None, GetGlobalStatus (the counters of every session)."""
+        if session is not None:
+            counters = session.counters()
+        else:
+            counters = {"waiting_gens": 0, "loading_models": 0, "waiting_backends": 0, "live_gens": 0}
+            for each in self.sessions.values():
+                for name, value in each.counters().items():
+                    counters[name] += value
+        return {"status": counters, "backend_status": self.scheduler.backend_status(),
                 "supported_features": self.scheduler.features()}
 
     # -- generation

@@ -172,6 +172,7 @@ class FakeServer:
             Route("ListLoadedModels", self.list_loaded_models),
             Route("ListT2IParams", self.list_t2i_params),
             Route("GetCurrentStatus", self.get_current_status),
+            Route("GetGlobalStatus", self.get_global_status),
             Route("InterruptAll", self.interrupt_all),
             Route("ServerDebugMessage", self.server_debug_message),
         ]}
@@ -501,6 +502,12 @@ class FakeServer:
     async def get_current_status(self, call: ApiCall) -> dict[str, Any]:
         assert call.session is not None
         return self.engine.status_payload(call.session)
+
+    async def get_global_status(self, call: ApiCall) -> dict[str, Any]:
+        """Server-wide counters (SwarmUI: needs the admin permission read_server_info_panels)."""
+        if not self.config.global_status:
+            return {"error": "You do not have permission to use this API route.", "error_id": "permission_denied"}
+        return self.engine.status_payload(None)
 
     async def interrupt_all(self, call: ApiCall) -> dict[str, Any]:
         assert call.session is not None

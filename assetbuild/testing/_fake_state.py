@@ -40,6 +40,7 @@ class FakeSwarmConfig:
     max_receive_bytes: int = 200 * 1024 * 1024
     max_t2i_simultaneous: int = 32  # role limit in min(32, 2 x sum(MaxUsages))
     version: str = "0.9.7.2.GIT-fakeswar"
+    global_status: bool = True  # False: GetGlobalStatus refused (no read_server_info_panels permission)
 
 
 class RecordedRequest(NamedTuple):

@@ -31,6 +31,8 @@ Fault injection:
 * ``fail_next(count=1, status=503, route=None)``: the next ``count`` requests (optionally only one API
   route) get a plain-text 5xx before any other processing, like a proxy in front of the server.
 * ``set_backends(n)``, ``set_loading(flag)``: change the backend pool while requests wait.
+* ``global_status=False`` (an option): GetGlobalStatus (server-wide counters, an admin route) answers
+  a permission error, as SwarmUI does for users without ``read_server_info_panels``.
 * ``websocket=False`` (an option): every WebSocket upgrade is answered HTTP 400 ``{"error_id":
   "bad_request_method", ...}``, like a reverse proxy that does not pass upgrades (clients fall back to HTTP).
 
