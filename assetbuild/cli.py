@@ -192,11 +192,11 @@ def _dispatch(args: argparse.Namespace) -> int:
                            memo_context=memo_context)
     ws = open_workspace(args.file, server=args.server)
     if args.command in ("status", "list"):
-        return status.show_status(ws, args.targets, out, as_json=args.json)
+        return status.show_status(ws, args.targets, out, as_json=args.json, quiet=args.quiet)
     if args.command == "why":
         return status.why(ws, args.name, out)
     if args.command == "clean":
-        return clean.clean(ws, args.targets, out, dry_run=args.dry_run)
+        return clean.clean(ws, args.targets, out, dry_run=args.dry_run, quiet=args.quiet)
     if args.command == "gc":
         return gc.gc(ws, out, keep_days=args.keep_days, keep_refs=args.keep_ref, dry_run=args.dry_run)
     raise AssertionError(f"unhandled command {args.command}")

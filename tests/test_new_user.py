@@ -524,3 +524,18 @@ def test_server_status_with_refused_credentials_says_it_is_reachable(tmp_path: P
     assert "sk-wrong-key" not in result.stdout + result.stderr
     data = json.loads(as_json.stdout)
     assert data["reachable"] is True and data["credentials_refused"] is True and data["can_generate"] is False
+
+
+def test_quiet_status_and_clean(project: Path, tmp_path: Path) -> None:
+    write_manifest(project, REBUILD)
+    log = tmp_path / "log"
+    assert _cli(project, log).returncode == 0
+    write_manifest(project, REBUILD.replace('prompt = "a fixed seed"', 'prompt = "another fixed seed"'))
+    loud, quiet = _cli(project, log, "status"), _cli(project, log, "status", "-q")
+    assert "roll.png" in loud.stdout
+    assert quiet.stdout.splitlines() == ["stale (generate)  fixed.png  (inputs changed)",
+                                      "2 fresh, 1 stale (generate)"]
+    cleaned = _cli(project, log, "clean", "-q")
+    assert cleaned.returncode == 0
+    assert cleaned.stdout.splitlines() == ["removed 3 files; kept 0 edited files; the cache is kept"]
+    assert not (project / "roll.png").exists()

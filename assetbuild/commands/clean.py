@@ -6,13 +6,15 @@ import contextlib
 from pathlib import Path
 from typing import TextIO
 
+from ..display import plural
 from ..plan import State
 from ..workspace import Workspace
 from .select import select
 
 
-def clean(ws: Workspace, patterns: list[str], out: TextIO, *, dry_run: bool) -> int:
-    """Remove what assetbuild wrote (and orphans when no TARGET is given). The cache stays."""
+def clean(ws: Workspace, patterns: list[str], out: TextIO, *, dry_run: bool, quiet: bool = False) -> int:
+    """Remove what assetbuild wrote (and orphans when no TARGET is given). The cache stays.
+    ``quiet``: no line per removed file (kept files and the summary still show)."""
     selected = select(ws.project, patterns)
     candidates = [s for s in ws.planner.plan(selected)]
     if not patterns:
@@ -42,10 +44,11 @@ def clean(ws: Workspace, patterns: list[str], out: TextIO, *, dry_run: bool) -> 
             ws.lock.commit(status.target, None)
         if on_disk is not None:
             label = "orphan " if status.state is State.ORPHAN else ""
-            out.write(f"{verb:<9} {label}{status.target}\n")
+            if not quiet:
+                out.write(f"{verb:<9} {label}{status.target}\n")
             removed += 1
     ws.settle()
-    out.write(f"{verb} {removed} file(s); kept {kept} edited file(s); the cache is kept\n")
+    out.write(f"{verb} {plural(removed, 'file')}; kept {plural(kept, 'edited file')}; the cache is kept\n")
     return 0
 
 

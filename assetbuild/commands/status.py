@@ -21,7 +21,8 @@ def statuses(ws: Workspace, patterns: list[str]) -> list[Status]:
     return result
 
 
-def show_status(ws: Workspace, patterns: list[str], out: TextIO, *, as_json: bool) -> int:
+def show_status(ws: Workspace, patterns: list[str], out: TextIO, *, as_json: bool, quiet: bool = False) -> int:
+    """One line per asset and a count per state. ``quiet``: only the assets that are not fresh."""
     result = statuses(ws, patterns)
     ws.hashes.save()
     if as_json:
@@ -32,6 +33,8 @@ def show_status(ws: Workspace, patterns: list[str], out: TextIO, *, as_json: boo
         return 0
     width = max((len(s.state.value) for s in result), default=5)
     for status in result:
+        if quiet and status.state is State.FRESH:
+            continue
         reason = f"  ({status.reason})" if status.reason else ""
         out.write(f"{status.state.value:<{width}}  {status.target}{reason}\n")
     counts: dict[str, int] = {}
