@@ -151,10 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("assetbuild: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # The reader went away (`assetbuild --json | head`): stop quietly, like other command-line tools.
+        # The reader went away (`assetbuild status | head -1`): it has what it wanted, so stop quietly and
+        # successfully, like other command-line tools (not exit 1, which scripts with pipefail take for a
+        # failure). Builds never get here: their displays drop output once the reader is gone.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 1
+        return 0
 
 
 def _dispatch(args: argparse.Namespace) -> int:

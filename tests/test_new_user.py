@@ -539,3 +539,18 @@ def test_quiet_status_and_clean(project: Path, tmp_path: Path) -> None:
     assert cleaned.returncode == 0
     assert cleaned.stdout.splitlines() == ["removed 3 files; kept 0 edited files; the cache is kept"]
     assert not (project / "roll.png").exists()
+
+
+def test_a_reader_that_goes_away_is_not_a_failure(project: Path) -> None:
+    body = '[server]\nurl = "placeholder"\n' + "".join(f'[assets."a{n}.png"]\nprompt = "a"\n' for n in range(3000))
+    write_manifest(project, body)
+    process = subprocess.Popen([sys.executable, "-m", "assetbuild", "status"], cwd=project,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()  # like `assetbuild status | head -1`
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=60) == 0, err
+    assert first.startswith(b"stale (generate)")
+    assert "Traceback" not in err and "BrokenPipe" not in err
