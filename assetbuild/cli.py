@@ -192,7 +192,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         with forward_logs(events, verbose=args.verbose):
             return run.run(ws, args.targets, events, jobs=jobs, keep_going=args.keep_going, frozen=args.frozen,
                            memo_context=memo_context)
-    ws = open_workspace(args.file, server=args.server)
+    file = status.manifest_for(args.name, args.file) if args.command == "why" else args.file
+    ws = open_workspace(file, server=args.server)
     if args.command in ("status", "list"):
         return status.show_status(ws, args.targets, out, as_json=args.json, quiet=args.quiet)
     if args.command == "why":

@@ -14,14 +14,20 @@ LOCK_NAME = "assets.lock"
 STATE_DIR = ".assetbuild"
 
 
-def find_manifest(explicit: str | None) -> Path:
-    """``-f FILE``, else assets.toml in this folder or the nearest parent (like git finds .git)."""
+def find_manifest(explicit: str | None, *, near: Path | None = None) -> Path:
+    """``-f FILE``, else assets.toml in this folder or the nearest parent (like git finds .git).
+
+    ``near`` (a file the command is about, e.g. ``why examples/game/art/x.png``): the nearest assets.toml
+    above that file is looked for first, so the command works from anywhere, such as a repository's root.
+    """
     if explicit:
         return Path(explicit)
     here = Path.cwd()
-    for folder in (here, *here.parents):
-        candidate = folder / MANIFEST_NAME
-        if candidate.is_file():
-            return candidate
+    starts = ([near.absolute().parent] if near is not None else []) + [here]
+    for start in starts:
+        for folder in (start, *start.parents):
+            candidate = folder / MANIFEST_NAME
+            if candidate.is_file():
+                return candidate
     raise UsageError(f"no {MANIFEST_NAME} in {here} or any parent folder",
                      hint="run `assetbuild init` to write one, or pass -f FILE")

@@ -554,3 +554,26 @@ def test_a_reader_that_goes_away_is_not_a_failure(project: Path) -> None:
     assert process.wait(timeout=60) == 0, err
     assert first.startswith(b"stale (generate)")
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_why_a_copy_names_the_asset_even_without_its_lock_entry(project: Path, tmp_path: Path) -> None:
+    write_manifest(project, REBUILD)
+    log = tmp_path / "log"
+    assert _cli(project, log).returncode == 0
+    copy = tmp_path / "copy.png"
+    copy.write_bytes((project / "fixed.png").read_bytes())
+    assert _cli(project, log, "clean", "fixed.png").returncode == 0  # the lock entry is gone
+    result = _cli(project, log, "why", str(copy))
+    assert result.returncode == 0, result.stderr
+    assert "made by asset 'fixed.png' as it is declared now" in result.stdout
+    assert "which no entry" not in result.stdout
+
+
+def test_why_a_file_from_outside_the_project_finds_its_manifest(tmp_path: Path) -> None:
+    game = tmp_path / "repo" / "examples" / "game"
+    game.mkdir(parents=True)
+    write_manifest(game, '[server]\nurl = "placeholder"\n' + ONE_ASSET.replace('"a.png"', '"art/x.png"'))
+    assert run_cli(game).returncode == 0
+    result = run_cli(tmp_path / "repo", "why", "examples/game/art/x.png")  # from the repository's root
+    assert result.returncode == 0, result.stderr
+    assert "art/x.png: fresh" in result.stdout

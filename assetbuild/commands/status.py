@@ -44,6 +44,15 @@ def show_status(ws: Workspace, patterns: list[str], out: TextIO, *, as_json: boo
     return 0
 
 
+def manifest_for(name: str, explicit: str | None) -> str:
+    """The manifest ``why NAME`` reads: ``-f FILE``, else for an existing file the nearest assets.toml
+    above it (then above the current folder)."""
+    from ..layout import find_manifest
+
+    path = Path(name)
+    return str(find_manifest(explicit, near=path if not explicit and path.is_file() else None))
+
+
 def why(ws: Workspace, name: str, out: TextIO) -> int:
     """Explain the state of one asset (by target, glob of one, or a file written by assetbuild)."""
     project = ws.project
@@ -94,13 +103,32 @@ def _explain_status(ws: Workspace, status: Status, out: TextIO) -> None:
 
 
 def _why_file(ws: Workspace, path: Path, out: TextIO) -> int:
-    key = postprocess.read_key(path.read_bytes())
-    if key is None:
-        raise UsageError(f"{path} was not written by assetbuild (it has no assetbuild key)")
-    owners = [t for t in ws.lock.targets() if (e := ws.lock.get(t)) is not None and e.key == key]
-    if not owners:
-        out.write(f"{path}: written by assetbuild with key {key}, which no entry of assets.lock has\n")
+    """Which asset made ``path``: by the key embedded in it (PNG), else by its bytes (any format), in
+    assets.lock first, then among the manifest's assets as declared now (not built here, or cleaned)."""
+    from ..keys import hash_bytes
+
+    data = path.read_bytes()
+    key = postprocess.read_key(data)
+    digest = hash_bytes(data)
+    entries = [(t, e) for t in ws.lock.targets() if (e := ws.lock.get(t)) is not None]
+    owners = [t for t, e in entries if (key is not None and e.key == key) or e.hash == digest]
+    if not owners and key is not None:
+        declared = [s.target for s in ws.planner.plan() if s.key == key]
+        if declared:
+            for target in declared:
+                out.write(f"{path}: made by asset {target!r} as it is declared now (key {key}); assets.lock "
+                          "has no entry for it (never built here, or cleaned)\n")
+                prompt = ws.project.assets[target].params.get("prompt")
+                if prompt:
+                    out.write(f"  prompt: {prompt}\n")
+            return 0
+        out.write(f"{path}: written by assetbuild with key {key}, which neither assets.lock nor the manifest's "
+                  "assets have (made from an older manifest?)\n")
         return 0
+    if not owners:
+        raise UsageError(f"{path} was not written by assetbuild (it has no assetbuild key, and its bytes match "
+                         "no image in assets.lock)")
+    key = key or next(e.key for t, e in entries if t == owners[0])
     for target in owners:
         entry = ws.lock.get(target)
         assert entry is not None
