@@ -577,3 +577,15 @@ def test_why_a_file_from_outside_the_project_finds_its_manifest(tmp_path: Path) 
     result = run_cli(tmp_path / "repo", "why", "examples/game/art/x.png")  # from the repository's root
     assert result.returncode == 0, result.stderr
     assert "art/x.png: fresh" in result.stdout
+
+
+def test_config_view_shows_the_manifests_server_where_it_wins(project: Path) -> None:
+    write_manifest(project, '[server]\nurl = "placeholder"\n' + ONE_ASSET)
+    set_ = run_cli(project, "config", "set", "server", "http://gpu-box:7801")
+    assert set_.returncode == 0 and "takes precedence over the config file" in set_.stderr
+    view = run_cli(project, "config", "view")
+    line = next(line for line in view.stdout.splitlines() if line.startswith("server"))
+    assert line.split("#")[0].split("=")[1].strip() == "placeholder"
+    assert "manifest" in line and "'http://gpu-box:7801' applies outside this project" in line
+    outside = run_cli(project.parent, "config", "view")
+    assert "http://gpu-box:7801" in outside.stdout.splitlines()[1]

@@ -13,7 +13,7 @@ from typing import TextIO
 
 from .. import userconfig
 from ..errors import ConfigError, UsageError
-from ..swarm.credentials import mask
+from ..swarm.credentials import mask, shown_url
 
 ACTIONS = ("set", "get", "view", "unset", "path")
 
@@ -72,12 +72,43 @@ def get_value(name: str, out: TextIO, err: TextIO, *, show_secret: bool = False)
 
 
 def view(out: TextIO) -> int:
+    """Every key's value in force here and where it comes from: the environment, else this project's
+    manifest (for ``server`` and ``cache-dir``, which it may set), else the config file."""
     path = userconfig.config_path()
     exists = path.is_file()
     out.write(f"# {path}{'' if exists else ' (does not exist yet)'}\n")
+    overrides = manifest_overrides()
     for name, setting in userconfig.effective().items():
-        out.write(f"{name:<9} = {setting.shown():<40}  # {setting.source}\n")
+        shown, source = setting.shown(), setting.source
+        if name in overrides and not source.startswith("environment"):
+            value, where = overrides[name]
+            if setting.value is not None:
+                where += f"; the config file's {setting.shown()!r} applies outside this project"
+            shown, source = value, where
+        out.write(f"{name:<9} = {shown:<40}  # {source}\n")
     return 0
+
+
+def manifest_overrides() -> dict[str, tuple[str, str]]:
+    """``server`` / ``cache-dir`` set by the manifest of the project here (it beats the config file):
+    key -> (value, where). Nothing outside a project or when the manifest cannot be read."""
+    import tomllib
+
+    from ..layout import find_manifest
+
+    try:
+        manifest = find_manifest(None)
+        raw = tomllib.loads(manifest.read_text(encoding="utf-8"))
+    except (UsageError, OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+    found: dict[str, tuple[str, str]] = {}
+    for name, table, field in (("server", "server", "url"), ("cache-dir", "project", "cache_dir")):
+        section = raw.get(table)
+        value = section.get(field) if isinstance(section, dict) else None
+        if isinstance(value, str):
+            shown = shown_url(value) if name == "server" else value
+            found[name] = (shown, f"manifest {manifest} ([{table}] {field})")
+    return found
 
 
 def unset_value(name: str, out: TextIO) -> int:
@@ -114,3 +145,5 @@ def _note_override(key: userconfig.Key, err: TextIO) -> None:
 
     if os.environ.get(key.env):
         err.write(f"note: {key.env} is set in the environment and takes precedence over the config file\n")
+    elif key.name in (overrides := manifest_overrides()):
+        err.write(f"note: here the {overrides[key.name][1]} takes precedence over the config file\n")
