@@ -22,6 +22,7 @@ from rich.console import Console
 
 from assetbuild.display.live import LiveDisplay
 from assetbuild.events import Failure, Summary
+from assetbuild.generators.base import Progress
 from assetbuild.keys import hash_bytes
 from assetbuild.testing import FakeSwarm
 
@@ -589,3 +590,48 @@ def test_config_view_shows_the_manifests_server_where_it_wins(project: Path) -> 
     assert "manifest" in line and "'http://gpu-box:7801' applies outside this project" in line
     outside = run_cli(project.parent, "config", "view")
     assert "http://gpu-box:7801" in outside.stdout.splitlines()[1]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_eta_accounts_for_the_servers_queue() -> None:
+    """16 assets, 4 in flight, a server that generates one image at a time (1 s each): at 4/16 the
+    honest estimate is 12 s (the old one said about 6 s: it took the queue wait for work)."""
+    clock = _Clock()
+    console = Console(record=True, width=100, file=io.StringIO(), force_terminal=True, color_system=None)
+    display = LiveDisplay(console, clock=clock, jobs=4, auto_refresh=False)
+    display.run_started(16, 16)
+    names = [f"a{n:02d}.png" for n in range(16)]
+    for name in names[:4]:
+        display.asset_started(name)
+        display.asset_progress(name, Progress("queued"))
+    for n in range(4):  # a00..a03 generate one after the other; a freed slot starts the next asset
+        display.asset_progress(names[n], Progress("generating", 0.1))
+        clock.now += 1
+        display.asset_finished(names[n], "generated", clock.now)
+        display.asset_started(names[n + 4])
+        display.asset_progress(names[n + 4], Progress("queued"))
+    display.asset_progress(names[4], Progress("generating", 0.1))
+    assert display.eta() == pytest.approx(12.0)
+    display._live.stop()
+
+
+def test_summary_headers_are_not_cut_in_a_narrow_terminal(project: Path) -> None:
+    write_manifest(project, STOPS)
+    text = run_in_terminal(project, "-n", "1", columns=60)
+    assert "…" not in text, text  # rich's ellipsis: a header cut short
+    flowing = " ".join(text.split())  # the terminal wraps long lines at 60 columns
+    assert "done: 0 generated, 0 restored, 0 fresh, 0 modified, 1 failed, 2 not built" in flowing, text
+
+
+def test_init_creates_missing_folders(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "init", "-f", "game/art/assets.toml")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "game" / "art" / "assets.toml").is_file()
+    assert "-f game/art/assets.toml" in result.stdout

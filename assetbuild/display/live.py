@@ -44,6 +44,7 @@ class _InFlight:
     started: float
     phase: str = "starting"
     fraction: float | None = None
+    generating_since: float | None = None  # first real progress: the server is working on it (not queued)
     # One spinner per asset for its whole life: a spinner animates from its own start time, so one made
     # afresh at each refresh would always show its first frame.
     spinner: Spinner = field(default_factory=lambda: Spinner("dots"))
@@ -77,6 +78,7 @@ class LiveDisplay:
         self._done = 0
         self._counts: dict[str, int] = {}
         self._generation_times: list[float] = []
+        self._peak_generating = 0  # most assets seen generating at once: the server's real parallelism
         self._started = clock()
         self._live = Live(self, console=self.console, refresh_per_second=8, transient=True,
                           auto_refresh=auto_refresh, redirect_stdout=False, redirect_stderr=False)
@@ -104,14 +106,20 @@ class LiveDisplay:
                 state = self._flight[target] = _InFlight(self.clock())
             state.phase = progress.phase
             state.fraction = progress.fraction
+            if state.generating_since is None and progress.phase == "generating" and (progress.fraction or 0) > 0:
+                state.generating_since = self.clock()
+                now_generating = sum(1 for s in self._flight.values() if s.generating_since is not None
+                                     and s.phase == "generating")
+                self._peak_generating = max(self._peak_generating, now_generating)
 
     def asset_finished(self, target: str, outcome: str, seconds: float) -> None:
         with self._lock:
-            self._flight.pop(target, None)
+            state = self._flight.pop(target, None)
             self._done += 1
             self._counts[outcome] = self._counts.get(outcome, 0) + 1
-            if outcome == GENERATED:
-                self._generation_times.append(seconds)
+            if outcome == GENERATED:  # the server's working time, without the wait in its queue
+                since = state.generating_since if state is not None else None
+                self._generation_times.append(self.clock() - since if since is not None else seconds)
         if not self.quiet:
             style = OUTCOME_STYLES.get(outcome, "")
             line = Text.assemble((f"{outcome:>9} ", style), target, (f"  {format_seconds(seconds)}", "dim"))
@@ -153,17 +161,29 @@ class LiveDisplay:
     # --- rendering (rich's refresh thread) ---
 
     def eta(self) -> float | None:
-        """Seconds left, from the mean observed generation time, or None before any generation."""
+        """Seconds left, or None before any generation. Accounts for the server's queue: the mean time
+        the server worked on one image, times the images it has not started (unstarted, or waiting in
+        its queue), plus the rest of those it is working on, over the parallelism the server really
+        showed (not the number of assets assetbuild keeps in flight, which may only be queued there)."""
         with self._lock:
             if not self._generation_times:
                 return None
             mean = sum(self._generation_times) / len(self._generation_times)
             left = max(0, self._to_build - self._done)
-            in_flight = [self.clock() - s.started for s in self._flight.values()]
-        # Work left: unstarted assets plus the remainder of those in flight, spread over the slots.
-        unstarted = max(0, left - len(in_flight))
-        remaining = unstarted * mean + sum(max(0.0, mean - spent) for spent in in_flight)
-        return remaining / min(self.jobs, max(1, left))
+            now = self.clock()
+            waiting = 0
+            working: list[float] = []
+            for state in self._flight.values():
+                if state.generating_since is not None:
+                    working.append(now - state.generating_since)
+                elif state.phase in ("queued", "waiting", "loading"):
+                    waiting += 1
+                else:  # no phase reported (e.g. a derived asset): count it as working since it started
+                    working.append(now - state.started)
+            parallel = self._peak_generating or self.jobs
+        unstarted = max(0, left - waiting - len(working))
+        remaining = (unstarted + waiting) * mean + sum(max(0.0, mean - spent) for spent in working)
+        return remaining / max(1, min(self.jobs, parallel, left))
 
     def __rich__(self) -> RenderableType:
         with self._lock:
