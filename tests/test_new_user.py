@@ -635,3 +635,37 @@ def test_init_creates_missing_folders(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "game" / "art" / "assets.toml").is_file()
     assert "-f game/art/assets.toml" in result.stdout
+
+
+# --- 12. installing: the package is not on any index -----------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/ci.md", "examples/game/README.md", "examples/ci/assetbuild.yml"])
+def test_docs_install_from_the_repository_not_an_index(doc: str) -> None:
+    text = (REPO / doc).read_text(encoding="utf-8")
+    installs = re.findall(r"pip install [^\n]*", text)
+    assert installs, doc
+    for line in installs:  # a path (./..., '.[...]') or a git URL, never a bare index name
+        assert not re.match(r"pip install ['\"]?assetbuild(\[\w+\])?['\"]?\s*(#.*)?$", line), line
+    assert "not published on PyPI" in text or "not on PyPI" in text, doc
+
+
+def test_installing_from_a_path_works(tmp_path: Path) -> None:
+    """What the docs say: `pip install ./assetbuild` from a clone works (offline: no index involved)."""
+    pytest.importorskip("hatchling", reason="the build backend comes with the dev extra")
+    clone = tmp_path / "assetbuild"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, capture_output=True)
+    site = tmp_path / "site"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                          "--no-index", "--target", str(site), "./assetbuild"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert pip.returncode == 0, pip.stderr
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    check = subprocess.run([sys.executable, "-c", "import assetbuild; print(assetbuild.__file__)"], env=env,
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert check.stdout.startswith(str(site)), check.stdout + check.stderr  # the installed copy, not ours
+    version = subprocess.run([sys.executable, "-m", "assetbuild", "--version"], env=env, capture_output=True,
+                             text=True, cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("assetbuild "), version.stderr
