@@ -5,8 +5,9 @@ Each command lives in ``assetbuild/commands/<module>.py`` and declares ``HELP`` 
 ``OPTIONS`` (which shared options it takes, see ``commands._args``; default -f, --server, -v, -q). Command
 modules import their heavy dependencies inside ``main``: building the parser imports every one of them.
 
-Exit codes: 0 success, 1 an asset failed, 2 bad usage or manifest, 130 interrupted. A user error prints
-one line (and a hint); anything unexpected is a bug and prints a traceback only with ``--verbose``.
+Exit codes: 0 success, 1 an asset failed, 2 bad usage or manifest, 3 a bug, 130 interrupted. A user error
+prints one line (and a hint); anything unexpected is a bug (exit 3): one line says where its traceback
+was written (``assetbuild.crash``), and the traceback is shown only with ``--verbose``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ it can. assets.lock records what was built; commit it with the images.
 
 EPILOG = """\
 `assetbuild TARGET...` is `assetbuild run TARGET...`; TARGET is a target path or glob (sprites/*.png).
-exit codes: 0 success, 1 an asset failed, 2 bad usage or manifest, 130 interrupted.
+exit codes: 0 success, 1 an asset failed, 2 bad usage or manifest, 3 a bug (see crash.log), 130 interrupted.
 Run `assetbuild COMMAND --help` for a command's options.
 """
 
@@ -149,3 +150,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+    except Exception as exc:  # anything else is a bug in assetbuild
+        return _report_bug(exc, args)
+
+
+def _report_bug(exc: Exception, args: argparse.Namespace) -> int:
+    """One line naming the bug and where its traceback was written; the traceback itself only with -v."""
+    from . import crash
+
+    text, log = crash.report(exc, manifest=getattr(args, "file", None), command=args.command)
+    if getattr(args, "verbose", False):
+        sys.stderr.write(text)
+    summary = crash.redact(f"{type(exc).__name__}: {exc}".splitlines()[0])
+    where = f"the traceback is in {log}" if log is not None else "the traceback could not be written (run with -v)"
+    print(f"assetbuild: bug: {summary}. This is a bug in assetbuild: {where}; please report it with that file.",
+          file=sys.stderr)
+    return crash.BUG_EXIT
