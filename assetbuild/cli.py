@@ -179,7 +179,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         ws = open_workspace(args.file, server=args.server, force=args.force)
         if args.dry_run:
             return status.show_status(ws, args.targets, out, as_json=args.json)
-        jobs = args.jobs or ws.project.server.concurrency
+        jobs = args.jobs or ws.project.server.default_jobs
         events = make_display(json_output=args.json, quiet=args.quiet, verbose=args.verbose, stream=out,
                               jobs=jobs)
         with forward_logs(events, verbose=args.verbose):

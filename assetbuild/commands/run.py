@@ -49,13 +49,14 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
 
     # Made now (it contacts nothing until its first generation) so that bad settings, such as unusable
     # credentials, stop the run with exit 2 before any work rather than failing inside a task.
-    # Generations in flight stay capped by server.concurrency (the load agreed with the server, issue 3);
-    # -n/--jobs only sets how many assets doit processes at once (restores and derivations included).
+    # Generations in flight are capped by server.concurrency when it is set, else they follow the server's
+    # capacity (swarm/capacity.py); -n/--jobs sets how many assets doit processes at once (restores and
+    # derivations included), so it bounds generations in flight too.
     generator = generators.create(project.server)
     builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events, frozen=frozen)
     try:
         with on_interrupt(builder.cancel) as interrupted:
-            run_doit(builder, targets, jobs=jobs or project.server.concurrency, keep_going=keep_going,
+            run_doit(builder, targets, jobs=jobs or project.server.default_jobs, keep_going=keep_going,
                      summary=summary)
     finally:
         builder.close()
