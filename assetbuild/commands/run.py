@@ -114,8 +114,11 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events, frozen=frozen)
     try:
         with on_interrupt(builder.cancel) as interrupted:
-            run_doit(builder, targets, jobs=jobs or project.server.default_jobs, keep_going=keep_going,
-                     summary=summary)
+            # Only the stale assets become doit tasks: after one edit in a big manifest, doit handles
+            # one task, not every asset, and nothing is planned twice.
+            summary.fresh += len(targets) - len(pending)
+            run_doit(builder, [s.target for s in pending], jobs=jobs or project.server.default_jobs,
+                     keep_going=keep_going, summary=summary)
     finally:
         builder.close()
     code = _finish(ws, events, summary, started)
