@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import threading
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ from .keys import hash_bytes
 from .layout import STATE_DIR
 
 LOCK_VERSION = 1
-REWRITE_BUDGET = 0.01  # seconds: a lock that rewrites faster than this is rewritten on every commit
+REWRITE_ALWAYS_BYTES = 64 * 1024  # a lock smaller than this (~100 assets) is rewritten on every commit
 COMPACT_RATIO = 0.5  # a big lock is rewritten once its journal holds this share of the file's size
 
 
@@ -57,7 +56,7 @@ class Lock:
     """The lock file in memory, with per-asset durable commits. Safe to use from several threads.
 
     A commit rewrites the file atomically. But a rewrite costs O(N), so for a big lock that would be
-    O(N^2) per build (minutes at 10,000 assets): once a rewrite takes longer than ``REWRITE_BUDGET``,
+    O(N^2) per build (minutes at 10,000 assets): once the file is larger than ``REWRITE_ALWAYS_BYTES``,
     each commit instead appends one fsynced line to a journal (``.assetbuild/lock.journal``: durable at
     once), and the file is rewritten when the journal has grown to ``COMPACT_RATIO`` of the file's size,
     and on ``flush()`` (the end of every run). Rewrites are thus spaced by a share of the lock's size, so
@@ -84,7 +83,6 @@ class Lock:
         self._dirty = False
         self._changes = 0  # how many changes were made in memory (under _state)
         self._written = 0  # how many of them the file on disk holds (set after a rewrite)
-        self._last_cost = 0.0  # seconds the last rewrite took
         self._file_bytes = 0  # size of the file as last written
         self._journal_bytes = 0  # size of the journal since that rewrite
 
@@ -109,6 +107,7 @@ class Lock:
                                          "it to rebuild everything") from None
         lock = cls(path, entries, tmp_dir=tmp_dir)
         lock._base = hash_bytes(raw) if raw is not None else ""
+        lock._file_bytes = len(raw) if raw is not None else 0
         lock._replay_journal()
         return lock
 
@@ -169,10 +168,11 @@ class Lock:
         with self._writer:
             if self._written >= mine:
                 return
-            # Small locks (the common case) are rewritten on every commit; big ones, whose rewrite costs
-            # more than REWRITE_BUDGET, go through the journal and are compacted into the file when the
-            # journal reaches COMPACT_RATIO of the file's size.
-            if self._last_cost < REWRITE_BUDGET or self._journal_bytes >= COMPACT_RATIO * self._file_bytes:
+            # Small locks (the common case) are rewritten on every commit; big ones, whose rewrite cost
+            # grows with their size, go through the journal and are compacted into the file when the
+            # journal reaches COMPACT_RATIO of the file's size. (By size, not by time, so a busy machine
+            # does not change when the file is written.)
+            if self._file_bytes < REWRITE_ALWAYS_BYTES or self._journal_bytes >= COMPACT_RATIO * self._file_bytes:
                 self._rewrite()
                 return
             self._append_journal(target, self.get(target))  # the latest entry, whoever set it
@@ -203,7 +203,6 @@ class Lock:
 
     def _rewrite(self) -> None:
         """Called with the writer lock held: write the file, then retire the journal it covers."""
-        began = time.monotonic()
         with self._state:
             for target, entry in self._entries.items():
                 if target not in self._chunks:
@@ -214,7 +213,6 @@ class Lock:
         atomic_write(self.path, data, tmp_dir=self.tmp_dir)
         self._written = covered
         self._base = hash_bytes(data)
-        self._last_cost = time.monotonic() - began
         self._file_bytes = len(data)
         self._journal_bytes = 0
         self._journal_started = False

@@ -320,7 +320,7 @@ def test_a_big_locks_rewrites_grow_geometrically_and_a_kill_loses_nothing(
         real_write(target, data, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(lock_module, "atomic_write", counting_write)
-    monkeypatch.setattr(lock_module, "REWRITE_BUDGET", 0.0)  # as if every rewrite were slow: journal mode
+    monkeypatch.setattr(lock_module, "REWRITE_ALWAYS_BYTES", 0)  # as if the lock were big: journal mode
     lock = Lock.load(path)
     for n in range(2000):
         lock.commit(f"new/{n:04d}.png", entry(n, prompt=f"new {n}"))
