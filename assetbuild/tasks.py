@@ -19,7 +19,7 @@ from doit.exceptions import TaskFailed, UnmetDependency
 from doit.loader import generate_tasks
 
 from . import events as ev
-from .build import Builder, Cancelled
+from .builder import Builder, Cancelled
 from .errors import AssetError, ModifiedFileError
 from .events import BuildEvents, Failure, Summary
 from .fsutil import make_state_dir

@@ -15,7 +15,8 @@ import pytest
 from conftest import write_manifest
 from helpers import QUICKSTART, TARGETS, png_size
 
-from assetbuild import fsutil, generators
+import assetbuild
+from assetbuild import fsutil
 from assetbuild import lock as lock_module
 from assetbuild.cli import main
 from assetbuild.errors import ManifestError
@@ -238,7 +239,7 @@ def test_atomic_write_failure_keeps_the_old_file_and_cleans_up(tmp_path: Path,
     assert list((tmp_path / "state").iterdir()) == []
 
 
-def test_lock_grows_while_the_run_goes_on(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lock_grows_while_the_run_goes_on(project: Path) -> None:
     # Serial run: when each generation starts, every asset finished before it is already in the lock file.
     write_manifest(project, QUICKSTART)
     seen: list[list[str]] = []
@@ -258,8 +259,8 @@ def test_lock_grows_while_the_run_goes_on(project: Path, monkeypatch: pytest.Mon
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(generators, "create", lambda server: Watching())
-    assert build(project, monkeypatch, "-n", "1") == 0
+    summary = assetbuild.build(project / "assets.toml", generator=Watching(), jobs=1)
+    assert summary.exit_code == 0
     assert seen == [[], [TARGETS[0]], [TARGETS[0], TARGETS[1]]]
 
 
