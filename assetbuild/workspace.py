@@ -45,16 +45,18 @@ class Workspace:
 
 
 def open_workspace(manifest: str | None, *, server: str | None = None, force: bool = False,
-                   rebuild: Iterable[str] = ()) -> Workspace:
+                   kind: str | None = None, rebuild: Iterable[str] = ()) -> Workspace:
     """Load the project and its state. ``server`` (from --server) beats ASSETBUILD_SERVER beats the file's
-    explicit ``server.url`` beats the user config (see ``server_url``). ``rebuild``: targets the planner
-    sends to generation even when fresh or cached (``run --rebuild``)."""
+    explicit ``server.url`` beats the user config (see ``server_url``). ``kind``: the generator kind that
+    keys are computed for, when a generator is passed in (default: the one the server settings select).
+    ``rebuild``: targets the planner sends to generation even when fresh or cached (``run --rebuild``)."""
     project = load(find_manifest(manifest), cache_dir_override=os.environ.get(CACHE_ENV) or None)
     apply_user_settings(project, server)
     lock = Lock.load(project.lock_path)
     hashes = HashCache(project.state_dir / "hashes.json")
     cache = Cache(project.cache_dir)
-    planner = Planner(project, lock, cache, hashes, kind_for(project.server), force=force, rebuild=rebuild)
+    planner = Planner(project, lock, cache, hashes, kind or kind_for(project.server), force=force,
+                      rebuild=rebuild)
     return Workspace(project, lock, cache, hashes, planner)
 
 

@@ -173,6 +173,7 @@ class FakeServer:
             Route("ListT2IParams", self.list_t2i_params),
             Route("GetCurrentStatus", self.get_current_status),
             Route("GetGlobalStatus", self.get_global_status),
+            Route("ListBackends", self.list_backends),
             Route("InterruptAll", self.interrupt_all),
             Route("ServerDebugMessage", self.server_debug_message),
         ]}
@@ -508,6 +509,18 @@ class FakeServer:
         if not self.config.global_status:
             return {"error": "You do not have permission to use this API route.", "error_id": "permission_denied"}
         return self.engine.status_payload(None)
+
+    async def list_backends(self, call: ApiCall) -> Any:
+        """BackendAPI.ListBackends: ``{"<id>": {id, type, status, enabled, max_usages, ...}}``."""
+        if not self.config.list_backends_allowed:
+            return api_error(400, "bad_permissions", "You lack permissions for this route.")
+        scheduler = self.engine.scheduler
+        status = "loading" if scheduler.loading else "running"
+        return {str(b.id): {"type": "comfyui_selfstart", "status": status, "id": b.id, "settings": {},
+                            "modcount": 0, "features": scheduler.features(), "enabled": True,
+                            "title": f"Fake ComfyUI {b.id}", "max_usages": b.max_usages,
+                            "seconds_since_used": 0, "time_since_used": "Never", "can_load_models": True}
+                for b in scheduler.backends}
 
     async def interrupt_all(self, call: ApiCall) -> dict[str, Any]:
         assert call.session is not None

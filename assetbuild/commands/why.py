@@ -1,0 +1,21 @@
+"""``assetbuild why TARGET|FILE``: which fields changed since an asset was built (see ``status.why``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "explain why an asset is stale"
+DESCRIPTION = "Which fields changed since TARGET was built (or which asset made FILE)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="TARGET|FILE")
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..workspace import open_workspace
+    from .status import manifest_for, why
+
+    # A FILE's own project first (`why examples/game/art/x.png` from a repository's root).
+    return why(open_workspace(manifest_for(args.name, args.file), server=args.server), args.name, sys.stdout)
