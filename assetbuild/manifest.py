@@ -219,6 +219,11 @@ class _KeyOrigin:
         found = self._find(key)
         return self.locator.where(*found[0], found[1]) if found else self.locator.where("assets", self.asset)
 
+    def written(self, key: str) -> str:
+        """The key as the user wrote it (``cfg_scale`` for ``cfgscale``)."""
+        found = self._find(key)
+        return found[1] if found else key
+
     def table(self, key: str) -> str:
         """`` (set in [defaults])`` or `` (set in [styles.NAME])`` when the asset inherits ``key``, else ''."""
         found = self._find(key)
@@ -523,6 +528,9 @@ def _make_asset(target: str, values: dict[str, Any], drafts: dict[str, dict[str,
     def set_in(key: str) -> str:
         return origin.table(key) if origin else ""
 
+    def written(key: str) -> str:  # as the user wrote it: `cfg_scale = "high"`, not the normalised cfgscale
+        return origin.written(key) if origin else key
+
     post_settings = {k: values.pop(k) for k in POST_KEYS if k in values}
     source = values.pop("source", None)
     variant = values.pop(_VARIANT, None)
@@ -561,7 +569,7 @@ def _make_asset(target: str, values: dict[str, Any], drafts: dict[str, dict[str,
             continue
         problem = P.check_value(spec, value)
         if problem:
-            raise ManifestError(where_key(key), f"asset {target!r}: {key} {problem}{set_in(key)}")
+            raise ManifestError(where_key(key), f"asset {target!r}: {written(key)} {problem}{set_in(key)}")
         if spec.type == "image":
             inputs.append(_image_input(key, value, drafts, root, output_dir, where_key(key), target))
         elif spec.type in ("text",) and key in ("prompt", "negativeprompt"):

@@ -335,6 +335,8 @@ def test_init_then_plain_assetbuild_builds_offline(tmp_path: Path) -> None:
      ["steps", "(set in [defaults])"]),
     ('[styles.s]\nprompt = "x {prompt}"\ncfgscale = "high"\n\n[assets."a.png"]\nprompt = "a"\nstyle = "s"\n',
      "assets.toml:3", ["cfgscale", "(set in [styles.s])"]),
+    ('[defaults]\ncfg_scale = "high"\n\n[assets."a.png"]\nprompt = "a"\n', "assets.toml:2",
+     ["cfg_scale must be a number", "(set in [defaults])"]),  # the key as written, not its normalised id
     ('[assets."a.png"]\nprompt = "a"\nwidth = 64\nstyle = "pixl"\n', "assets.toml:4", ["unknown style 'pixl'"]),
     ('[assets."a.png"]\nprompt = "a"\nwidth = 64\nresize = [1]\n', "assets.toml:4", ["resize must be"]),
     ('[assets."r.png"]\nprompt = "a"\n\n[assets."x/../r.png"]\nprompt = "b"\n', "assets.toml:4",
