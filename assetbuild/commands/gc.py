@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -67,6 +66,8 @@ def gc(ws: Workspace, out: TextIO, *, keep_days: float | None, keep_refs: list[s
 
 def _keys_at_ref(lock_path: Path, ref: str) -> set[str]:
     """Keys recorded in ``assets.lock`` as it is at git ``ref``."""
+    import subprocess
+
     folder = lock_path.parent
     if ref.startswith("-"):  # it would be read as a git option
         raise UsageError(f"--keep-ref {ref}: not a git ref", hint="use a branch, tag or commit, e.g. origin/main")
