@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ..errors import UsageError
-from ..fsutil import abandoned_files
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -55,6 +54,8 @@ def gc(ws: Workspace, out: TextIO, *, keep_days: float | None, keep_refs: list[s
         removed += 1
         freed += entry.size
     # Temporary files of writers killed mid-write (cache entries, images and the lock).
+    from ..fsutil import abandoned_files
+
     leftovers = ws.cache.stale_temporaries() + abandoned_files(ws.project.state_dir / "tmp", "*")
     for tmp in leftovers:
         if not dry_run:
