@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from .. import generators, noop
 from ..build import Builder
@@ -10,6 +11,9 @@ from ..events import BuildEvents, Failure, Summary
 from ..plan import State, Status, closure, explain
 from ..tasks import run as run_doit
 from ..workspace import Workspace
+
+if TYPE_CHECKING:
+    from ..remote.remote import Remote
 from .interrupt import INTERRUPTED_EXIT, on_interrupt
 from .select import select
 
@@ -30,7 +34,9 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     pending = [s for s in statuses if s.state is not State.FRESH]
     events.run_started(len(targets), len(pending))
 
-    missing = _must_generate(ws, pending) if frozen else []
+    # The team store is opened only when there is work: a misconfigured one stops the run here (exit 2).
+    remote = ws.open_remote(events.warning) if pending else None
+    missing = _must_generate(ws, pending, remote) if frozen else []
     if missing:  # --frozen: fail before doing anything, naming every asset that would be generated
         for status in missing:
             failure = Failure(status.target, f"stale ({_why_stale(status)}) and not in the cache",
@@ -52,13 +58,16 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     # Generations in flight stay capped by server.concurrency (the load agreed with the server, issue 3);
     # -n/--jobs only sets how many assets doit processes at once (restores and derivations included).
     generator = generators.create(project.server)
-    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events, frozen=frozen)
+    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events, frozen=frozen,
+                      remote=remote)
     try:
         with on_interrupt(builder.cancel) as interrupted:
             run_doit(builder, targets, jobs=jobs or project.server.concurrency, keep_going=keep_going,
                      summary=summary)
     finally:
         builder.close()
+        if remote is not None:  # the run ends when its uploads have (Ctrl-C: those in flight; `push` resumes)
+            remote.finish(interrupted=builder.cancelled.is_set())
     code = _finish(ws, events, summary, started)
     if interrupted.is_set():
         events.warning("interrupted: finished assets are kept; run again to build the rest")
@@ -68,9 +77,15 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     return code
 
 
-def _must_generate(ws: Workspace, pending: list[Status]) -> list[Status]:
-    """Pending assets that cannot be restored: stale and not cached, or downstream of such an asset."""
+def _must_generate(ws: Workspace, pending: list[Status], remote: Remote | None = None) -> list[Status]:
+    """Pending assets that cannot be restored: stale and not cached (here or in the team store), or downstream
+    of such an asset."""
     missing = [s for s in pending if s.state is State.GENERATE]
+    if remote is not None and missing:
+        from ..remote.remote import bounded_map
+
+        in_store = {s.target for s, has in bounded_map(lambda s: remote.has(s.key or ""), missing) if has}
+        missing = [s for s in missing if s.target not in in_store]
     blocked = {s.target for s in missing}
     for status in pending:  # dependency order, so upstream assets were seen first
         if status.state is State.UPSTREAM and blocked & set(ws.project.assets[status.target].upstream):
