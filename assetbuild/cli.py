@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from . import __version__
 from .errors import AssetbuildError
 
-COMMANDS = ("run", "clean", "list", "status", "why", "gc",
+COMMANDS = ("run", "clean", "list", "status", "why", "gc", "push", "pull",
             "generate", "models", "config", "server", "cancel", "init", "completion")
 
 DESCRIPTION = """\
@@ -33,6 +33,8 @@ commands:
   why TARGET|FILE      which fields changed since the asset was built
   clean [TARGET...]    delete generated images and orphans (never hand-made or edited files)
   gc                   prune the cache to what assets.lock (and --keep-ref REFs) need
+  push [TARGET...]     upload the images assets.lock references to the team store
+  pull [TARGET...]     download them from the team store and restore missing targets
   init                 write a commented starter assets.toml
   generate --prompt T  one-off images: prints their URLs, or writes them with --save-images
   models               the server's models (name, architecture, resolution, loaded)
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, parents=[common], help=text, description=text.capitalize() + ".")
         cmd.add_argument("targets", nargs="*", metavar="TARGET")
         cmd.add_argument("--json", action="store_true", help="one JSON object per asset")
+        cmd.add_argument("--remote", action="store_true", help="whether the team store holds each asset's image")
 
     why = sub.add_parser("why", parents=[common], help="explain why an asset is stale",
                          description="Which fields changed since TARGET was built (or which asset made FILE).")
@@ -102,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--keep-ref", action="append", default=[], metavar="REF",
                     help="also keep what assets.lock needs at git REF (repeatable), e.g. origin/main")
     gc.add_argument("--dry-run", action="store_true", help="say what would be removed, with sizes")
+    gc.add_argument("--remote", action="store_true",
+                    help="prune the team store instead; needs --keep-ref REF... or --all-refs")
+    gc.add_argument("--all-refs", action="store_true",
+                    help="with --remote: keep what assets.lock needs at every branch and tag")
+    gc.add_argument("--grace-days", type=float, metavar="N",
+                    help="with --remote: keep objects newer than N days (default 30)")
+    gc.add_argument("--json", action="store_true", help="with --remote: one JSON object per event")
+
+    from .commands import pull, push
+
+    for module, name in ((push, "push"), (pull, "pull")):
+        transfer = sub.add_parser(name, parents=[common], help=module.HELP, description=module.HELP.capitalize() + ".")
+        module.add_arguments(transfer)
 
     from .commands.parsers import add_commands
 
@@ -159,6 +175,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command in parsers.COMMANDS:
         return parsers.dispatch(args)
+    if args.command in ("push", "pull"):
+        from .commands import pull, push
+
+        return (push if args.command == "push" else pull).main(args)
     from . import noop
     from .display import forward_logs, make_display
     from .layout import find_manifest
@@ -186,12 +206,25 @@ def _dispatch(args: argparse.Namespace) -> int:
             return run.run(ws, args.targets, events, jobs=jobs, keep_going=args.keep_going, frozen=args.frozen,
                            memo_context=memo_context)
     ws = open_workspace(args.file, server=args.server)
+    if args.command in ("status", "list") and args.remote:
+        from .commands.remote_status import remote_status
+
+        return remote_status(ws, args.targets, out, as_json=args.json)
     if args.command in ("status", "list"):
         return status.show_status(ws, args.targets, out, as_json=args.json)
     if args.command == "why":
         return status.why(ws, args.name, out)
     if args.command == "clean":
         return clean.clean(ws, args.targets, out, dry_run=args.dry_run)
+    if args.command == "gc" and args.remote:
+        from .remote.gc import gc_remote
+
+        return gc_remote(ws, out, keep_refs=args.keep_ref, all_refs=args.all_refs, grace_days=args.grace_days,
+                         dry_run=args.dry_run, as_json=args.json)
     if args.command == "gc":
+        if args.all_refs or args.grace_days is not None or args.json:
+            from .errors import UsageError
+
+            raise UsageError("--all-refs, --grace-days and --json go with gc --remote")
         return gc.gc(ws, out, keep_days=args.keep_days, keep_refs=args.keep_ref, dry_run=args.dry_run)
     raise AssertionError(f"unhandled command {args.command}")
