@@ -10,9 +10,11 @@ random bytes (incompressible, like PNGs) uploaded to the store beforehand. Measu
   downloads every object, verifies it (hash, lock), writes it to the local cache and restores the
   target file (both atomic, fsynced);
 - ``bare obstore``: a Python subprocess that only downloads the same N objects with ``obstore.get`` on
-  as many threads as pull uses (``TRANSFER_JOBS``), keeping nothing.
+  as many threads as pull uses (``TRANSFER_JOBS``), keeping nothing (the issue's baseline);
+- ``bare obstore + files``: the same loop writing each object's bytes to a file (plain open/write), the
+  least any pull must do; on a slow disk the disk, not the network, sets the pace.
 
-Both are whole-process wall times (interpreter start-up included). Target (issue 14): pull's images
+All are whole-process wall times (interpreter start-up included). Target (issue 14): pull's images
 per second >= 0.8 x the bare loop's. Peak RSS of pull is reported for N and N / 4: memory must not grow
 with the number of objects.
 """
@@ -38,13 +40,17 @@ from assetbuild.testing.seaweedfs import BUCKET, SeaweedFS, skip_reason
 TARGET_RATIO = 0.8
 
 BARE = """
-import sys, obstore
+import os, sys, obstore
 from concurrent.futures import ThreadPoolExecutor
 from obstore.store import from_url
-url, jobs, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+url, jobs, folder, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 store = from_url(url, client_options={"allow_http": True})
 def get(path):
-    return len(obstore.get(store, path).bytes())
+    data = obstore.get(store, path).bytes()
+    if folder != "-":
+        with open(os.path.join(folder, path.replace("/", "_")), "wb") as out:
+            out.write(data)
+    return len(data)
 with ThreadPoolExecutor(jobs) as pool:
     total = sum(pool.map(get, paths))
 print(total)
@@ -94,14 +100,17 @@ def main() -> None:
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
-    ratio = results["ratio"]
-    rows = [["bare obstore loop", results["bare"]["median_s"], results["bare_ips"], "", ""],
-            ["assetbuild pull", results["pull"]["median_s"], results["pull_ips"], results["pull"]["peak_rss_mib"],
+    ratio, ratio_files = results["ratio"], results["ratio_files"]
+    rows = [["bare obstore loop (download only)", results["bare"]["median_s"], results["bare_ips"], "",
              f"{ratio:.2f} ({verdict(ratio >= TARGET_RATIO)}; target >= {TARGET_RATIO})"],
+            ["bare obstore loop + a file per image", results["bare_files"]["median_s"], results["bare_files_ips"], "",
+             f"{ratio_files:.2f} ({verdict(ratio_files >= TARGET_RATIO)})"],
+            ["assetbuild pull", results["pull"]["median_s"], results["pull_ips"], results["pull"]["peak_rss_mib"], ""],
             [f"assetbuild pull, N/4 = {max(1, count // 4)}", results["pull_quarter"]["median_s"], "",
              results["pull_quarter"]["peak_rss_mib"], ""]]
     text = (f"{count} images of {args.size_kib} KiB from SeaweedFS on loopback, {TRANSFER_JOBS} transfers at once, "
-            f"median of {repeat}\n\n" + table(["case", "wall s", "images/s", "peak RSS MiB", "pull / bare"], rows))
+            f"median of {repeat}\n\n" + table(["case", "wall s", "images/s", "peak RSS MiB",
+                                                "pull's images/s over this baseline's"], rows))
     emit(args, "remote", results, text)
 
 
@@ -134,17 +143,21 @@ def measure(server: SeaweedFS, base: Path, count: int, size: int, repeat: int) -
         shutil.rmtree(root)
         return run
 
-    def bare() -> Any:
-        return run_timed([sys.executable, "-c", BARE, url, str(TRANSFER_JOBS), *paths], env=env)
+    def bare(write: bool) -> Any:
+        folder = base / "bare-files"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        return run_timed([sys.executable, "-c", BARE, url, str(TRANSFER_JOBS), str(folder) if write else "-", *paths],
+                         env=env)
 
-    s_pull, s_bare, s_quarter = Samples("pull"), Samples("bare"), Samples("pull_quarter")
-    interleaved([(s_bare, bare), (s_pull, lambda: pull(origin)), (s_quarter, lambda: pull(quarter_origin))],
-                repeat)
-    bare_ips = count / s_bare.median
-    pull_ips = count / s_pull.median
+    s_pull, s_bare, s_files, s_quarter = Samples("pull"), Samples("bare"), Samples("files"), Samples("pull_quarter")
+    interleaved([(s_bare, lambda: bare(False)), (s_files, lambda: bare(True)), (s_pull, lambda: pull(origin)),
+                 (s_quarter, lambda: pull(quarter_origin))], repeat)
+    bare_ips, files_ips, pull_ips = count / s_bare.median, count / s_files.median, count / s_pull.median
     return {"images": count, "size_bytes": size, "jobs": TRANSFER_JOBS, "pull": s_pull.as_dict(),
-            "bare": s_bare.as_dict(), "pull_quarter": s_quarter.as_dict(), "bare_ips": round(bare_ips, 1),
-            "pull_ips": round(pull_ips, 1), "ratio": round(pull_ips / bare_ips, 3)}
+            "bare": s_bare.as_dict(), "bare_files": s_files.as_dict(), "pull_quarter": s_quarter.as_dict(),
+            "bare_ips": round(bare_ips, 1), "bare_files_ips": round(files_ips, 1), "pull_ips": round(pull_ips, 1),
+            "ratio": round(pull_ips / bare_ips, 3), "ratio_files": round(pull_ips / files_ips, 3)}
 
 
 if __name__ == "__main__":

@@ -2,12 +2,19 @@
 
 For checkouts where the images are not committed. A target that exists with other bytes than the
 lock records (edited, or hand-made) is never overwritten: it is reported (exit 1).
+
+Each image is verified against the lock and written once, to its target (atomically, but without a
+flush per file: the store keeps the durable copy, and one ``sync`` at the end makes them all durable).
+The local cache is not filled: the restored target is itself the image the lock records, and
+writing each image twice would halve the speed of a pull, which is bounded by the disk.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 import time
 
 HELP = "download the images assets.lock needs from the team store and restore missing targets"
@@ -42,9 +49,16 @@ def main(args: argparse.Namespace) -> int:
     report = TransferReport(events, out, as_json=args.json, command="pull")
     report.start(len(chosen))
     tmp_dir = ws.project.state_dir / "tmp"
+    wrote = threading.Event()
 
     def restore(target: str) -> tuple[str, str | None, float]:
-        """(outcome, problem) for one target; problem is None when it went well."""
+        """(outcome, problem, seconds) for one target; problem is None when it went well."""
+        try:
+            return restore_one(target)
+        except OSError as exc:  # a folder where the image should be, a read-only folder, a full disk...
+            return "", f"{exc.strerror or exc} ({exc.filename or ws.project.target_path(target)})", 0.0
+
+    def restore_one(target: str) -> tuple[str, str | None, float]:
         started = time.monotonic()
         entry: LockEntry = entries[target]
         path = ws.project.target_path(target)
@@ -59,17 +73,20 @@ def main(args: argparse.Namespace) -> int:
             events.warning(str(exc))
             hit = None
         outcome = RESTORED
-        if hit is None or hit.hash != entry.hash:
-            hit = remote.restore(entry.key, entry.hash)
+        data = hit.data if hit is not None and hit.hash == entry.hash else None
+        if data is None:
+            fetched = remote.fetch(entry.key, entry.hash)
+            data = fetched.data if fetched is not None else None
             outcome = PULLED
-        if hit is None:
+        if data is None:
             down = remote.breaker.is_open or remote.breaker.warned
             return "", (f"the team store {remote.name} is unavailable" if down
                         else "not in the team store (nor in the local cache)"), 0.0
         if ws.hashes.hash(path) is not None:  # appeared while we downloaded: the user's now
             return "", f"{path} appeared meanwhile; not overwriting it", 0.0
-        atomic_write(path, hit.data, tmp_dir=tmp_dir)
-        ws.hashes.remember(path, hit.hash)
+        atomic_write(path, data, tmp_dir=tmp_dir, sync=False)
+        ws.hashes.remember(path, entry.hash)
+        wrote.set()
         return outcome, None, time.monotonic() - started
 
     try:
@@ -79,5 +96,7 @@ def main(args: argparse.Namespace) -> int:
             else:
                 report.failure(target, problem)
     finally:
+        if wrote.is_set():
+            os.sync()  # one flush for every file written (each was renamed into place whole)
         ws.hashes.save()
     return report.finish(remote.name)

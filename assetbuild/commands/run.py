@@ -32,10 +32,15 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     statuses = ws.planner.plan(targets)
     summary = Summary(orphans=[s.target for s in ws.planner.orphans()] if not patterns else [])
     pending = [s for s in statuses if s.state is not State.FRESH]
+    # The team store is opened only when there is work: a misconfigured one stops the run here (exit 2),
+    # before the display starts; an outage's warning is shown once it has.
+    early: list[str] = []
+    remote = ws.open_remote(early.append) if pending else None
     events.run_started(len(targets), len(pending))
-
-    # The team store is opened only when there is work: a misconfigured one stops the run here (exit 2).
-    remote = ws.open_remote(events.warning) if pending else None
+    if remote is not None:
+        remote.set_warn(events.warning)
+    for text in early:
+        events.warning(text)
     missing = _must_generate(ws, pending, remote) if frozen else []
     if missing:  # --frozen: fail before doing anything, naming every asset that would be generated
         for status in missing:

@@ -64,6 +64,9 @@ class Breaker:
         self._warn(f"team store {self.name} {kind} ({detail}); going on without it: local cache, then "
                    f"generation{self.advice}")
 
+    def set_warn(self, warn: Callable[[str], None]) -> None:
+        self._warn = warn
+
     def succeeded(self) -> None:
         with self._lock:
             self._in_a_row = 0
@@ -89,6 +92,11 @@ class Remote:
     @property
     def name(self) -> str:
         return self.settings.shown
+
+    def set_warn(self, warn: Callable[[str], None]) -> None:
+        """Send warnings to ``warn`` from now on (e.g. the display, once it has started)."""
+        self.warn = warn
+        self.breaker.set_warn(warn)
 
     @property
     def push(self) -> bool:
