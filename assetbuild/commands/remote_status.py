@@ -28,7 +28,7 @@ def remote_status(ws: Workspace, patterns: list[str], out: TextIO, *, as_json: b
         if status.state is State.ORPHAN:
             continue
         key = status.key or (status.entry.key if status.entry else None)
-        rows.append((status.target, key, status.state.value))
+        rows.append((status.target, key, status.state.name.lower()))
     found = dict(bounded_map(lambda row: remote.has(row[1]) if row[1] else False, rows))
     for text in warnings:
         out.write(json.dumps({"event": "warning", "message": text}) + "\n" if as_json else f"warning: {text}\n")
