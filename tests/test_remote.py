@@ -185,3 +185,62 @@ def test_the_no_op_path_does_not_import_obstore(project: Path) -> None:
     write_manifest(project, '[server]\nurl = "placeholder"\n[cache]\nremote = "s3://team/x"\n')
     out = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "False False", out.stderr
+
+
+# --- the background uploader --------------------------------------------------------------------------
+
+
+def _folder_remote(tmp_path: Path, threads: int = 1):  # type: ignore[no-untyped-def]
+    from assetbuild.cache import Cache
+    from assetbuild.remote.remote import Remote
+
+    cache = Cache(tmp_path / "cache")
+    keys = [f"{n:02x}" * 16 for n in range(5)]
+    for n, key in enumerate(keys):
+        cache.put(key, bytes([n]) * 1000, seed=n, model=None)
+    settings = resolve(str(tmp_path / "store"), True, tmp_path)
+    assert settings is not None
+    warnings: list[str] = []
+    return Remote(settings, cache, warnings.append, upload_threads=threads), keys, warnings
+
+
+def test_uploads_run_in_the_background_and_finish_waits_for_them(tmp_path: Path) -> None:
+    remote, keys, warnings = _folder_remote(tmp_path, threads=2)
+    for key in keys:
+        remote.push_later(key)
+    remote.finish()
+    assert remote.uploaded == 5 and warnings == []
+    assert sorted(p.stem for p in (tmp_path / "store").rglob("*.img")) == sorted(keys)
+
+
+def test_after_ctrl_c_only_the_upload_in_flight_finishes(tmp_path: Path) -> None:
+    remote, keys, _ = _folder_remote(tmp_path, threads=1)
+    started, release = threading.Event(), threading.Event()
+    create = remote.store.create
+
+    def slow_create(path: str, data: bytes) -> bool:
+        started.set()
+        release.wait(10)
+        return create(path, data)
+
+    remote.store.create = slow_create  # type: ignore[method-assign]
+    for key in keys:
+        remote.push_later(key)
+    assert started.wait(10)  # the first upload is in flight, four are queued
+    finisher = threading.Thread(target=remote.finish, kwargs={"interrupted": True})
+    finisher.start()
+    assert remote._abandon.wait(10)  # Ctrl-C is known before the upload in flight ends
+    release.set()
+    finisher.join(10)
+    assert not finisher.is_alive()
+    assert remote.uploaded == 1  # the one in flight completed (whole); `assetbuild push` does the rest
+    assert len(list((tmp_path / "store").rglob("*.img"))) == 1
+
+
+def test_push_off_queues_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSETBUILD_REMOTE_PUSH", "0")
+    remote, keys, _ = _folder_remote(tmp_path)
+    remote.push_later(keys[0])
+    remote.finish()
+    assert remote.uploaded == 0
+    assert list((tmp_path / "store").rglob("*.img")) == []
