@@ -98,6 +98,7 @@ class ParamSpec:
     view_type: str = "small"
     always_retain: bool = False
     hide_from_metadata: bool = False
+    feature_flag: str | None = None  # the backend feature an extension's parameter needs
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -113,9 +114,9 @@ class ParamSpec:
             "values": list(self.values) if self.values is not None else None,
             "value_names": list(self.values) if self.values is not None else None,
             "examples": list(self.examples) if self.examples is not None else None,
-            "visible": self.visible, "advanced": self.advanced, "feature_flag": None,
+            "visible": self.visible, "advanced": self.advanced, "feature_flag": self.feature_flag,
             "toggleable": self.toggleable, "priority": self.priority,
-            "group": self.group.to_json() if self.group else None, "always_retain": self.always_retain,
+            "group": self.group.id if self.group else None, "always_retain": self.always_retain,
             "do_not_save": False, "do_not_preview": False, "view_type": self.view_type, "extra_hidden": False,
             "can_sectionalize": False, "nonreusable": False, "depend_non_default": None,
         }
@@ -180,6 +181,19 @@ PARAM_SPECS: list[ParamSpec] = [
               toggleable=True, always_retain=True, priority=1),
 ]
 PARAMS: dict[str, ParamSpec] = {spec.id: spec for spec in PARAM_SPECS}
+
+# Parameters an extension registers (here: the "Dynamic Thresholding" extension). assetbuild's built-in
+# table does not know them: only the server's ListT2IParams does. ``FakeSwarmConfig.extensions`` turns
+# them on (default) or off (a server without that extension installed).
+DYNAMIC_THRESHOLDING = Group("Dynamic Thresholding", toggles=True, priority=9, advanced=True)
+EXTENSION_SPECS: list[ParamSpec] = [
+    ParamSpec("Dynamic Thresholding Mimic Scale", "decimal", "7", min=0, max=100, step=0.5,
+              group=DYNAMIC_THRESHOLDING, advanced=True, feature_flag="dynamic_thresholding"),
+    ParamSpec("Dynamic Thresholding Mode", "dropdown", "Constant",
+              values=("Constant", "Linear Down", "Cosine Down", "Half Cosine Down", "Linear Up"),
+              group=DYNAMIC_THRESHOLDING, advanced=True, feature_flag="dynamic_thresholding"),
+]
+WITH_EXTENSIONS: dict[str, ParamSpec] = {**PARAMS, **{spec.id: spec for spec in EXTENSION_SPECS}}
 # Legacy/renamed ids that SwarmUI maps onto a current parameter (T2IParamTypes.cs:226-232).
 _LEGACY = {"outputintermediateimages": "saveintermediateimages"}
 
@@ -241,6 +255,7 @@ class ParamContext:
     vaes: list[str] = field(default_factory=list)
     loras: list[str] = field(default_factory=list)
     file_exists: Callable[[str], bool] = lambda _path: False
+    specs: Mapping[str, ParamSpec] = field(default_factory=lambda: PARAMS)  # with extensions' parameters
 
 
 @dataclass
@@ -270,7 +285,7 @@ def parse_params(raw: Mapping[str, Any], ctx: ParamContext) -> ParsedParams:
         if key in ("session_id", "presets", "extra_metadata"):
             continue
         param_id = _LEGACY.get(clean_key(key), clean_key(key))
-        spec = PARAMS.get(param_id)
+        spec = ctx.specs.get(param_id)
         if spec is None:
             unused.append(key)  # SwarmUI logs a warning and carries on
             continue
@@ -338,7 +353,8 @@ def _validate_text(spec: ParamSpec, text: str, _ctx: ParamContext) -> str:
 
 
 def _validate_list(spec: ParamSpec, text: str, ctx: ParamContext) -> list[str]:
-    items = [part.strip() for part in text.split(",") if part.strip()]
+    splitter = "\n|||\n" if "\n|||\n" in text else ","  # a JSON array arrives joined with \n|||\n
+    items = [part.strip() for part in text.split(splitter) if part.strip()]
     if spec.id != "loras":
         return items
     resolved = []
@@ -369,6 +385,8 @@ def _validate_image(spec: ParamSpec, text: str, ctx: ParamContext) -> str:
 
 def _validate_model(spec: ParamSpec, text: str, ctx: ParamContext) -> str:
     options = ctx.models if spec.subtype == "Stable-Diffusion" else ctx.vaes
+    if spec.subtype == "VAE" and text in ("Automatic", "None"):
+        return text
     match = best_model(text, options)
     if match is None:
         raise ParamError(f"Invalid model value for param {spec.name} - '{text}' - are you sure that model "
@@ -418,15 +436,30 @@ def route_param(body: Mapping[str, Any], name: str, kind: type, default: Any = _
     raise TypeError(f"unsupported route parameter type {kind!r}")
 
 
-def params_listing(models: list[str], architecture: Callable[[str], str]) -> dict[str, Any]:
-    """The ``ListT2IParams`` response body."""
-    model_lists: dict[str, list[list[str]]] = {
-        sub: [] for sub in ("Stable-Diffusion", "VAE", "LoRA", "Embedding", "ControlNet", "Clip", "ClipVision")
-    }
-    model_lists["Stable-Diffusion"] = [[name, architecture(name)] for name in models]
+def params_listing(models: Mapping[str, list[str]], architecture: Callable[[str], str],
+                   specs: Iterable[ParamSpec]) -> dict[str, Any]:
+    """The ``ListT2IParams`` response body. ``models`` maps a sub-type to its model names (with extension).
+
+    As in SwarmUI, ``models`` holds ``[name, architecture id]`` pairs sorted by name, each parameter's
+    ``group`` is the group's id (the group objects are listed under ``groups``), and the VAE parameter's
+    values are ``Automatic``, ``None`` and the VAE names without ``.safetensors``.
+    """
+    model_lists: dict[str, list[list[str]]] = {}
+    for sub in ("Stable-Diffusion", "VAE", "LoRA", "Embedding", "ControlNet", "Clip", "ClipVision"):
+        model_lists[sub] = [[name, architecture(name)] for name in sorted(models.get(sub, []))]
+    listed = []
+    groups: dict[str, Group] = {}
+    for spec in specs:
+        item = spec.to_json()
+        if spec.id == "vae":
+            values = ["Automatic", "None", *(clean_model_name(n) for n in sorted(models.get("VAE", [])))]
+            item["values"] = item["value_names"] = values
+        listed.append(item)
+        if spec.group is not None:
+            groups[spec.group.id] = spec.group
     return {
-        "list": [spec.to_json() for spec in PARAM_SPECS],
-        "groups": [group.to_json() for group in GROUPS],
+        "list": listed,
+        "groups": [group.to_json() for group in sorted(groups.values(), key=lambda g: g.priority)],
         "models": model_lists,
         "model_compat_classes": {},
         "model_classes": {},
