@@ -22,10 +22,25 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     """
     started = time.monotonic()
     project = ws.project
-    for warning in project.warnings:
-        events.warning(warning)
     targets = closure(project, select(project, patterns))
     statuses = ws.planner.plan(targets)
+    # Made now (it contacts nothing until it is used) so that bad settings, such as unusable credentials,
+    # stop the run with exit 2 before any work rather than failing inside a task.
+    generator = generators.create(project.server)
+    truth = None
+    run_on_client = getattr(generator, "run_on_client", None)  # only a SwarmUI generator has a server
+    if not frozen and run_on_client is not None:
+        # The server's own truth before any generation: parameters, exact model names, model hashes.
+        from ..servercheck import verify
+
+        try:
+            statuses, truth = verify(ws, targets, statuses, events, run_on_client)
+        except BaseException:
+            generator.close()
+            raise
+    for warning in project.warnings:
+        if truth is None or not _server_knows(warning, truth):
+            events.warning(warning)
     summary = Summary(orphans=[s.target for s in ws.planner.orphans()] if not patterns else [])
     pending = [s for s in statuses if s.state is not State.FRESH]
     events.run_started(len(targets), len(pending))
@@ -38,20 +53,23 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
             summary.failures.append(failure)
             summary.failed += 1
             events.asset_failed(status.target, failure)
+        generator.close()
         return _finish(ws, events, summary, started)
 
+    # With model hashes in the lock, only the server can say that nothing changed: no memo then, so the
+    # next run asks it again (servercheck.verify).
+    memo_allowed = memo_context is not None and not (run_on_client is not None and _hashed(ws, targets))
     if not pending:
+        generator.close()
         summary.fresh = len(targets)
         code = _finish(ws, events, summary, started)
-        if memo_context is not None:  # the memo was missing or stale (else cli would not be here)
+        if memo_allowed:  # the memo was missing or stale (else cli would not be here)
+            assert memo_context is not None
             noop.record(project, memo_context, summary.orphans)
         return code
 
-    # Made now (it contacts nothing until its first generation) so that bad settings, such as unusable
-    # credentials, stop the run with exit 2 before any work rather than failing inside a task.
     # Generations in flight stay capped by server.concurrency (the load agreed with the server, issue 3);
     # -n/--jobs only sets how many assets doit processes at once (restores and derivations included).
-    generator = generators.create(project.server)
     builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events, frozen=frozen)
     try:
         with on_interrupt(builder.cancel) as interrupted:
@@ -63,9 +81,22 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     if interrupted.is_set():
         events.warning("interrupted: finished assets are kept; run again to build the rest")
         return INTERRUPTED_EXIT
-    if memo_context is not None and code == 0:
+    if memo_allowed and code == 0 and not (run_on_client is not None and _hashed(ws, targets)):
+        assert memo_context is not None
         noop.record(project, memo_context, summary.orphans)
     return code
+
+
+def _hashed(ws: Workspace, targets: list[str]) -> bool:
+    from ..servercheck import lock_has_hashes
+
+    return lock_has_hashes(ws, targets)
+
+
+def _server_knows(warning: str, truth: object) -> bool:
+    from ..servercheck import ServerTruth, server_knows
+
+    return isinstance(truth, ServerTruth) and server_knows(warning, truth)
 
 
 def _must_generate(ws: Workspace, pending: list[Status]) -> list[Status]:
