@@ -15,7 +15,9 @@ from .select import select
 
 def statuses(ws: Workspace, patterns: list[str]) -> list[Status]:
     """Selected assets in dependency order, then orphans (only when nothing was selected)."""
-    result = ws.planner.plan(select(ws.project, patterns))
+    chosen = select(ws.project, patterns)
+    _server_hashes(ws, chosen)
+    result = ws.planner.plan(chosen)
     if not patterns:
         result += ws.planner.orphans()
     return result
@@ -51,10 +53,19 @@ def why(ws: Workspace, name: str, out: TextIO) -> int:
     if len(targets) != 1:
         raise UsageError(f"{name!r} matches {len(targets)} assets; `why` explains one")
     target = targets[0]
+    _server_hashes(ws, [target])
     [status] = ws.planner.plan([target])
     _explain_status(ws, status, out)
     ws.hashes.save()
     return 0
+
+
+def _server_hashes(ws: Workspace, targets: list[str]) -> None:
+    """Ask the server for its model hashes when the lock has some to compare (a replaced model makes an
+    asset stale); offline, the lock is trusted."""
+    from ..servercheck import attach
+
+    attach(ws, targets)
 
 
 def _by_path(ws: Workspace, path: Path) -> str | None:
@@ -84,6 +95,9 @@ def _explain_status(ws: Workspace, status: Status, out: TextIO) -> None:
         return
     assert status.form is not None
     changes = explain(entry.inputs, status.form)
+    model_change = ws.planner.model_change(ws.project.assets[target], entry)
+    if model_change and changes:
+        changes.append(model_change)
     if not changes:
         out.write(f"  {status.reason}\n")
     for line in changes:
