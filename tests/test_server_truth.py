@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -240,6 +242,34 @@ def test_model_replaced_on_the_server_makes_its_assets_stale(project: Path, fake
     assert lock(project)["a.png"]["model_hashes"] == {"model:sd_xl_base_1.0": new}
     assert build(project, fake)[0] == 0
     assert fake.generations == 3
+
+
+def test_model_replaced_while_a_build_runs(project: Path) -> None:
+    with FakeSwarm(backends=1, **dict(FAST, latency=0.25)) as fake:
+        write_manifest(project, manifest("".join(asset(f"a{n}.png", f"asset {n}") for n in range(4))))
+        process = subprocess.Popen([sys.executable, "-m", "assetbuild", "run", "--server", fake.url], cwd=project,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while fake.generations < 1 and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            old = fake.model_hash(XL)
+            fake.replace_model(XL)
+            output, _ = process.communicate(timeout=90)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        assert process.returncode == 0, output
+        new = fake.model_hash(XL)
+        recorded = {t: e["model_hashes"]["model:sd_xl_base_1.0"] for t, e in lock(project).items()}
+        assert set(recorded.values()) <= {old, new} and old in recorded.values()  # each image says what made it
+        made_with_old = sum(1 for value in recorded.values() if value == old)
+
+        code, output = build(project, fake)
+        assert code == 0, output
+        assert fake.generations == 4 + made_with_old  # exactly the images made with the old file
+        assert {e["model_hashes"]["model:sd_xl_base_1.0"] for e in lock(project).values()} == {new}
 
 
 def test_model_changes_warn_keeps_the_images(project: Path, fake: FakeSwarm) -> None:
