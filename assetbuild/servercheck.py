@@ -193,8 +193,15 @@ def check(project: Project, assets: Iterable[Asset], server: ServerParams) -> li
 
 
 def _unknown(key: str, server: ServerParams) -> str:
+    from .params import KNOWN
+
     guess = difflib.get_close_matches(key, list(server.params), n=1, cutoff=0.6)
-    hint = f"; did you mean {guess[0]!r}?" if guess else "; is the extension that adds it installed?"
+    if guess:
+        hint = f"; did you mean {guess[0]!r}?"
+    elif key in KNOWN:  # a standard parameter this server does not offer (to this user)
+        hint = "; it needs a permission this user lacks, or a backend or extension the server does not run"
+    else:
+        hint = "; is the extension that adds it installed?"
     return f"the server does not know parameter {key!r} (SwarmUI would skip it silently){hint}"
 
 
@@ -433,6 +440,11 @@ def hashes_for(asset: Asset, used: Iterable[Any], truth: dict[str, str | None] |
     """The model hashes to record for a freshly generated ``asset``: from the image's own metadata
     (``sui_models``) where it names the model, else the server's answer to DescribeModel."""
     refs = model_refs(asset.params)
+    # Model parameters only the server knows (an extension's) are in ``truth`` under their reference.
+    known = {ref for ref, _subtype, _name in refs}
+    for key, value in sorted(asset.params.items()):
+        if isinstance(value, str) and truth and f"{key}:{value}" in truth and f"{key}:{value}" not in known:
+            refs.append((f"{key}:{value}", "", value))
     by_param: dict[str, list[Any]] = {}
     for item in used:
         by_param.setdefault("lora" if item.param == "loras" else item.param, []).append(item)
