@@ -73,9 +73,6 @@ class ServerTruth:
     hashes: dict[str, str | None] = field(default_factory=dict)  # model ref -> hash (None: not computed yet)
     from_cache: bool = False
 
-    def known(self) -> dict[str, str]:
-        return {ref: value for ref, value in self.hashes.items() if value}
-
 
 # --- model references ---------------------------------------------------------------------------------
 
@@ -120,9 +117,9 @@ def load_cached(state_dir: Path, server_id: str, version: str) -> ServerParams |
 
 def store(state_dir: Path, params: ServerParams) -> None:
     """Write the listing (through the temporary-file helper), replacing the listings of other versions."""
-    make_state_dir(state_dir)
     path = _cache_path(state_dir, params.server_id, params.version)
     try:
+        make_state_dir(state_dir)
         atomic_write(path, params.model_dump_json().encode(), tmp_dir=state_dir / "tmp")
         for old in path.parent.glob("t2iparams-*.json"):
             if old != path:
@@ -384,21 +381,17 @@ def verify(ws: Workspace, targets: list[str], statuses: list[Status], events: Bu
         return statuses, None
     try:
         truth = ask_with(run_on_client, ws, assets)
-        problems = check(project, assets, truth.params)
+        statuses, problems = _plan_and_check(ws, targets, statuses, truth)
         if truth.from_cache and any(p.about_models for p in problems):
             # Models may have been added since the list was cached.
             truth = ask_with(run_on_client, ws, assets, refresh=True)
-            problems = check(project, assets, truth.params)
+            statuses, problems = _plan_and_check(ws, targets, statuses, truth)
     except SwarmError as exc:
+        ws.planner.model_hashes = None
         if any(s.state.needs_work for s in statuses):
             events.warning(f"cannot check the assets against the server ({_redacted(exc.message)}); "
                            "the lock's model hashes are trusted")
         return statuses, None
-    ws.planner.model_hashes = truth.hashes
-    ws.planner.model_changes = project.server.model_changes
-    statuses = ws.planner.plan(targets)
-    generate = {s.target for s in statuses if s.state in (State.GENERATE, State.UPSTREAM)}
-    problems = [p for p in problems if p.target in generate]
     if problems:
         raise ServerCheckError(
             f"{len(problems)} problem(s) against the server at {_shown_url(project.server.url)}; nothing was "
@@ -415,6 +408,21 @@ def verify(ws: Workspace, targets: list[str], statuses: list[Status], events: Bu
     if to_generate:
         adopt_hashes(ws, statuses, truth)
     return statuses, truth
+
+
+def _plan_and_check(ws: Workspace, targets: list[str], statuses: list[Status],
+                    truth: ServerTruth) -> tuple[list[Status], list[Problem]]:
+    """Give the planner the server's hashes (planning again only if a model changed), then check the
+    assets that will be generated."""
+    from .plan import State
+
+    project = ws.project
+    ws.planner.model_hashes = truth.hashes
+    ws.planner.model_changes = project.server.model_changes
+    if any(ws.planner.model_change(project.assets[s.target], s.entry) for s in statuses):
+        statuses = ws.planner.plan(targets)
+    generate = [project.assets[s.target] for s in statuses if s.state in (State.GENERATE, State.UPSTREAM)]
+    return statuses, check(project, generate, truth.params)
 
 
 def adopt_hashes(ws: Workspace, statuses: list[Status], truth: ServerTruth) -> None:
