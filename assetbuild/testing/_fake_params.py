@@ -71,8 +71,9 @@ RESOLUTION = Group("Resolution", priority=-11)
 SAMPLING = Group("Sampling", priority=-8)
 INIT_IMAGE = Group("Init Image", toggles=True, priority=-5)
 ADDONS = Group("Advanced Model Addons", advanced=True)
+REFINE = Group("Refine / Upscale", toggles=True, priority=-3)
 INTERNAL = Group("Swarm Internal", priority=0, advanced=True)
-GROUPS = [CORE, VARIATION, RESOLUTION, SAMPLING, INIT_IMAGE, ADDONS, INTERNAL]
+GROUPS = [CORE, VARIATION, RESOLUTION, SAMPLING, INIT_IMAGE, REFINE, ADDONS, INTERNAL]
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,30 @@ PARAM_SPECS: list[ParamSpec] = [
     ParamSpec("Init Image Creativity", "decimal", "0.6", min=0, max=1, step=0.05, group=INIT_IMAGE,
               priority=-4.5, view_type="slider"),
     ParamSpec("Mask Image", "image", None, group=INIT_IMAGE, priority=-4, hide_from_metadata=True),
+    ParamSpec("Side Length", "integer", "1024", min=64, max=16384, view_max=4096, step=32, group=RESOLUTION,
+              priority=-8, toggleable=True, view_type="pot_slider"),
+    ParamSpec("Seamless Tileable", "dropdown", "false", ignore_if="false", values=("false", "true", "X-Only", "Y-Only"),
+              group=SAMPLING, priority=15, feature_flag="seamless"),
+    ParamSpec("Init Image Reset To Norm", "decimal", "0", ignore_if="0", min=0, max=1, step=0.05, group=INIT_IMAGE,
+              priority=-4.5, advanced=True, view_type="slider"),
+    ParamSpec("Init Image Noise", "decimal", "0", ignore_if="0", min=0, max=10, step=0.05, group=INIT_IMAGE,
+              priority=-4.2, advanced=True, view_type="slider"),
+    ParamSpec("Mask Blur", "integer", "4", ignore_if="0", min=0, max=64, group=INIT_IMAGE, priority=-3.6),
+    ParamSpec("Mask Grow", "integer", "0", ignore_if="0", min=0, max=256, group=INIT_IMAGE, priority=-3.5,
+              advanced=True),
+    ParamSpec("Mask Shrink Grow", "integer", "8", min=0, max=512, group=INIT_IMAGE, priority=-3.7, toggleable=True),
+    ParamSpec("Refiner Model", "model", "(Use Base)", ignore_if="(Use Base)", subtype="Stable-Diffusion",
+              group=REFINE, priority=-10, feature_flag="refiners"),
+    ParamSpec("Refiner Control Percentage", "decimal", "0.2", min=0, max=1, step=0.05, group=REFINE, priority=-4,
+              feature_flag="refiners", view_type="slider"),
+    ParamSpec("Refiner Method", "dropdown", "PostApply", values=("PostApply", "StepSwap", "StepSwapNoisy"),
+              group=REFINE, priority=-3, advanced=True, feature_flag="refiners"),
+    ParamSpec("Refiner Upscale", "decimal", "1", ignore_if="1", min=0.25, max=8, view_max=4, step=0.25,
+              group=REFINE, priority=-2, feature_flag="refiners", view_type="slider"),
+    ParamSpec("Refiner Steps", "integer", "40", min=1, max=200, view_max=60, group=REFINE, priority=-5,
+              toggleable=True, advanced=True, view_type="slider"),
+    ParamSpec("Refiner CFG Scale", "decimal", "7", min=0, max=100, view_max=20, step=0.5, group=REFINE,
+              priority=-4, toggleable=True, advanced=True, view_type="slider"),
     ParamSpec("Model", "model", "", subtype="Stable-Diffusion", visible=False),
     ParamSpec("VAE", "model", "None", ignore_if="None", subtype="VAE", group=ADDONS, advanced=True,
               toggleable=True),

@@ -38,7 +38,8 @@ Fault injection:
 
 Recording (snapshots, safe to read any time): ``requests`` (route, body without session_id),
 ``generations``, ``generation_log``, ``interrupts``, ``injected_failures``, ``live_gens``, ``peak_live_gens``,
-``downloads``, ``debug_messages``, ``active_jobs()``; ``wait_idle()`` blocks until no job is running.
+``peak_in_flight``, ``downloads``, ``debug_messages``, ``active_jobs()``; ``wait_idle()`` blocks until no job
+is running.
 
 Server truth (issue 15): ``ListT2IParams`` lists every parameter with SwarmUI's fields plus the
 "Dynamic Thresholding" extension's parameters (``extensions=False``: not installed), and ``models`` as
@@ -348,6 +349,12 @@ class FakeSwarm:
         """The most images that held backend slots at the same time."""
         with self._recorder.lock:
             return self._recorder.peak_live
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most generation requests the server held at once (running or waiting for a backend)."""
+        with self._recorder.lock:
+            return self._recorder.peak_in_flight
 
     @property
     def downloads(self) -> list[str]:
