@@ -16,6 +16,7 @@ from .interrupt import INTERRUPTED_EXIT, on_interrupt
 
 if TYPE_CHECKING:
     from ..events import BuildEvents, Summary
+    from ..generators.base import Generator
     from ..plan import Status
     from ..workspace import Workspace
 
@@ -66,13 +67,15 @@ def main(args: argparse.Namespace) -> int:
 
 
 def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | None, keep_going: bool,
-        frozen: bool, memo_context: str | None = None) -> int:
-    """Build the selected assets. Returns the exit code (0 ok, 1 an asset failed).
+        frozen: bool, memo_context: str | None = None, generator: Generator | None = None) -> int:
+    """Build the selected assets. Returns the exit code (0 ok, 1 an asset failed, 130 interrupted).
 
-    ``memo_context`` (full builds only): record the no-op memo when everything ends fresh.
+    ``memo_context`` (full builds only): record the no-op memo when everything ends fresh. ``generator``
+    (the Python API's): make images with it instead of the one the server settings select; it is closed
+    at the end. The workspace's planner must have been opened with its ``kind``.
     """
     from .. import generators, noop
-    from ..build import Builder
+    from ..builder import Builder
     from ..events import Failure, Summary
     from ..plan import State, closure
     from ..tasks import run as run_doit
@@ -84,9 +87,9 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     statuses = ws.planner.plan(targets)
     # Made now (it contacts nothing until it is used) so that bad settings, such as unusable credentials,
     # stop the run with exit 2 before any work rather than failing inside a task.
-    generator = generators.create(project.server)
+    chosen = generator if generator is not None else generators.create(project.server)
     truth = None
-    run_on_client = getattr(generator, "run_on_client", None)  # only a SwarmUI generator has a server
+    run_on_client = getattr(chosen, "run_on_client", None)  # only a SwarmUI generator has a server
     if not frozen and run_on_client is not None:
         # The server's own truth before any generation: parameters, exact model names, model hashes.
         from ..servercheck import verify
@@ -94,7 +97,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
         try:
             statuses, truth = verify(ws, targets, statuses, events, run_on_client)
         except BaseException:
-            generator.close()
+            chosen.close()
             raise
     for warning in project.warnings:
         if truth is None or not _server_knows(warning, truth):
@@ -111,14 +114,14 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
             summary.failures.append(failure)
             summary.failed += 1
             events.asset_failed(status.target, failure)
-        generator.close()
+        chosen.close()
         return _finish(ws, events, summary, started)
 
     # With model hashes in the lock, only the server can say that nothing changed: no memo then, so the
     # next run asks it again (servercheck.verify).
     memo_allowed = memo_context is not None and not (run_on_client is not None and _hashed(ws, targets))
     if not pending:
-        generator.close()
+        chosen.close()
         summary.fresh = len(targets)
         code = _finish(ws, events, summary, started)
         if memo_allowed:  # the memo was missing or stale (else cli would not be here)
@@ -128,12 +131,15 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
 
     # Generations in flight are capped by server.concurrency when it is set, else they follow the server's
     # capacity (swarm/capacity.py); -n/--jobs sets how many assets doit processes at once (restores and
-    # derivations included), so it bounds generations in flight too. (The generator was made above.)
-    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events, frozen=frozen)
+    # derivations included), so it bounds generations in flight too. (``chosen`` was made above.)
+    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: chosen, events, frozen=frozen)
     try:
         with on_interrupt(builder.cancel) as interrupted:
-            run_doit(builder, targets, jobs=jobs or project.server.default_jobs, keep_going=keep_going,
-                     summary=summary)
+            # Only the stale assets become doit tasks: after one edit in a big manifest, doit handles
+            # one task, not every asset, and nothing is planned twice.
+            summary.fresh += len(targets) - len(pending)
+            run_doit(builder, [s.target for s in pending], jobs=jobs or project.server.default_jobs,
+                     keep_going=keep_going, summary=summary)
     finally:
         builder.close()
     code = _finish(ws, events, summary, started)
