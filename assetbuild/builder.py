@@ -177,10 +177,11 @@ class Builder:
         if self.project.server.unused_params == "warn":
             self.events.warning(f"{target}: the server did not use {names} (sui_extra_data.unused_parameters)")
             return
-        raise GenerationError(target, f"the server did not use {names} (its image metadata lists them as "
+        raise GenerationError(target, f"the server did not use {names} (the image's metadata lists it as "
                               "unused), so the image would not match the manifest; it was not kept",
-                              hint="remove those parameters from the asset (or what they depend on is "
-                                   "missing), or set [server] unused_params = \"warn\"")
+                              hint="remove it from the asset, or add what it works with (initimagecreativity "
+                                   "needs an initimage, refiner settings a refiner model); [server] unused_params "
+                                   "= \"warn\" keeps such images")
 
     def _model_hashes(self, asset: Asset, result: GenerationResult) -> dict[str, str]:
         from .servercheck import hashes_for

@@ -215,7 +215,7 @@ def _check_value(spec: ServerParam, key: str, value: Any, params: dict[str, Any]
         return _range(spec, key, value)
     if kind == "boolean":
         return None if isinstance(value, bool) else (f"{key} must be true or false, not {value!r}", False)
-    if kind == "dropdown":
+    if kind == "dropdown" and spec.values:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             return f"{key} must be one of the server's values, not {value!r}", False
         return _choice(key, match_value(str(value), spec.values or []), spec.values or [], "value")
@@ -258,34 +258,37 @@ def _lora_weights(params: dict[str, Any], server: ServerParams) -> tuple[str, bo
 
 
 def _choice(key: str, found: Match, options: list[str], what: str, *, models: bool = False) -> tuple[str, bool] | None:
+    """None when ``found`` is exact; else the message: what SwarmUI would pick, or a guess, and the choices."""
     if found.exact is not None:
         return None
     label = f"{key} {found.name!r}" if key != what else f"{what} {found.name!r}"
     shown = [_display(o) if models else o for o in options]
+    kind = f"{what} name" if models else what
     if found.picked is not None:
         picked = _display(found.picked) if models else found.picked
-        return (f"{label} is not an exact {what} name: SwarmUI would pick {picked!r} (it matches names loosely); "
-                f"exact names: {_listing(shown)}", models)
+        return (f"{label} is not an exact {kind}: SwarmUI would pick {picked!r} (it matches {kind}s loosely); "
+                f"exact {kind}s: {_listing(shown, models)}", models)
     guess = difflib.get_close_matches(_display(found.name) if models else found.name, shown, n=1, cutoff=0.5)
     if not guess and models:
         base = {s.rsplit("/", 1)[-1]: s for s in shown}
         near = difflib.get_close_matches(found.name, list(base), n=1, cutoff=0.5)
         guess = [base[near[0]]] if near else []
     hint = f"did you mean {guess[0]!r}? " if guess else ""
-    where = "on the server" if models else "among the server's values"
-    return f"{label} is not a {what} {where}; {hint}choices: {_listing(shown)}", models
+    where = f"a {what} on the server" if models else "one of the server's values"
+    return f"{label} is not {where}; {hint}choices: {_listing(shown, models)}", models
 
 
 def _display(name: str) -> str:
     return name[: -len(".safetensors")] if name.endswith(".safetensors") else name
 
 
-def _listing(names: list[str]) -> str:
+def _listing(names: list[str], models: bool = False) -> str:
     if not names:
         return "(none)"
     listed = ", ".join(repr(n) for n in names[:MAX_LISTED])
     more = len(names) - MAX_LISTED
-    return listed + (f" ... and {more} more (`assetbuild models` lists them)" if more > 0 else "")
+    where = " (`assetbuild models` lists them)" if models else ""
+    return listed + (f" ... and {more} more{where}" if more > 0 else "")
 
 
 def _num(value: float) -> str:

@@ -88,7 +88,7 @@ def test_partial_model_name_says_what_swarmui_would_pick(project: Path, fake: Fa
     assert fake.generations == 0
     assert ("model 'xl' is not an exact model name: SwarmUI would pick 'OfficialStableDiffusion/sd_xl_base_1.0'"
             in output)
-    assert "exact names: 'OfficialStableDiffusion/sd_xl_base_1.0', 'sd15/v1-5-pruned-emaonly'" in output
+    assert "exact model names: 'OfficialStableDiffusion/sd_xl_base_1.0', 'sd15/v1-5-pruned-emaonly'" in output
 
 
 def test_exact_names_accepted_and_an_ambiguous_file_name_refused(project: Path) -> None:
@@ -150,9 +150,9 @@ def test_types_ranges_and_dropdown_values(project: Path, fake: FakeSwarm) -> Non
     assert fake.generations == 0
     assert "asset 'ext-range.png': dynamicthresholdingmimicscale must be between 0 and 100" in output
     assert "asset 'type.png': dynamicthresholdingmimicscale must be a number, not 'high'" in output
-    assert "asset 'loose.png': sampler 'dpmpp_2m_sd' is not an exact value name: SwarmUI would pick " \
+    assert "asset 'loose.png': sampler 'dpmpp_2m_sd' is not an exact value: SwarmUI would pick " \
            "'dpmpp_2m_sde'" in output
-    assert "asset 'typo.png': sampler 'eulr' is not a value among the server's values; did you mean 'euler'?" \
+    assert "asset 'typo.png': sampler 'eulr' is not one of the server's values; did you mean 'euler'?" \
         in output
     assert "mode.png" not in output  # an exact (cleaned) dropdown value of an extension
 
