@@ -232,6 +232,10 @@ def test_model_replaced_on_the_server_makes_its_assets_stale(project: Path, fake
     code, output = cli(project, fake, "why", "a.png")
     assert code == 0 and change in output, output
 
+    requests = len(fake.requests)
+    code, output = build(project, fake, "--dry-run")  # contacts no server: the lock's hashes are trusted
+    assert code == 0 and re.search(r"fresh\s+a\.png", output) and len(fake.requests) == requests, output
+
     code, output = build(project, fake, "--frozen")  # offline rules: the lock's hashes are trusted
     assert code == 0, output
     assert fake.generations == 2

@@ -57,7 +57,7 @@ def main(args: argparse.Namespace) -> int:
 
     ws = open_workspace(args.file, server=args.server, force=args.force)
     if args.dry_run:
-        return show_status(ws, args.targets, out, as_json=args.json)
+        return show_status(ws, args.targets, out, as_json=args.json, ask_server=False)
     jobs = args.jobs or ws.project.server.default_jobs
     events = make_display(json_output=args.json, quiet=args.quiet, verbose=args.verbose, stream=out, jobs=jobs)
     with forward_logs(events, verbose=args.verbose):

@@ -31,20 +31,22 @@ def main(args: argparse.Namespace) -> int:
     return show_status(open_workspace(args.file, server=args.server), args.targets, sys.stdout, as_json=args.json)
 
 
-def statuses(ws: Workspace, patterns: list[str]) -> list[Status]:
-    """Selected assets in dependency order, then orphans (only when nothing was selected)."""
+def statuses(ws: Workspace, patterns: list[str], *, ask_server: bool = True) -> list[Status]:
+    """Selected assets in dependency order, then orphans (only when nothing was selected). ``ask_server``
+    False: the lock's model hashes are trusted (``run --dry-run`` contacts no server)."""
     from .select import select
 
     chosen = select(ws.project, patterns)
-    _server_hashes(ws, chosen)
+    if ask_server:
+        _server_hashes(ws, chosen)
     result = ws.planner.plan(chosen)
     if not patterns:
         result += ws.planner.orphans()
     return result
 
 
-def show_status(ws: Workspace, patterns: list[str], out: TextIO, *, as_json: bool) -> int:
-    result = statuses(ws, patterns)
+def show_status(ws: Workspace, patterns: list[str], out: TextIO, *, as_json: bool, ask_server: bool = True) -> int:
+    result = statuses(ws, patterns, ask_server=ask_server)
     ws.hashes.save()
     if as_json:
         for status in result:
