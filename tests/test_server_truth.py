@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -355,3 +356,20 @@ def test_random_seed_is_recorded(project: Path, websocket: bool) -> None:
         [record] = fake.generation_log
         assert record.transport == ("ws" if websocket else "http")
         assert record.seed >= 0 and lock(project)["r.png"]["seed"] == record.seed
+
+
+def test_a_replaced_model_is_not_restored_from_the_team_store(project: Path, fake: FakeSwarm,
+                                                              tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    env = {"ASSETBUILD_REMOTE": str(store)}
+    write_manifest(project, manifest(asset("a.png", "one")))
+    result = run_cli(project, "run", "--server", fake.url, env=env, timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any(path.is_file() for path in store.rglob("*"))  # pushed
+    fake.replace_model(XL)
+    shutil.rmtree(project / ".assetbuild" / "cache")  # only the store has the old image now
+    result = run_cli(project, "run", "--server", fake.url, env=env, timeout=90)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert fake.generations == 2 and "restored" not in output.replace("0 restored", "")
