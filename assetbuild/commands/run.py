@@ -64,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
     if args.rebuild:
         ws.planner.rebuild.update(rebuild_targets(ws.project, args.targets))
     if args.dry_run:
-        return show_status(ws, args.targets, out, as_json=args.json)
+        return show_status(ws, args.targets, out, as_json=args.json, ask_server=False)
     jobs = args.jobs or ws.project.server.default_jobs
     events = make_display(json_output=args.json, quiet=args.quiet, verbose=args.verbose, stream=out, jobs=jobs)
     with forward_logs(events, verbose=args.verbose):
@@ -90,17 +90,27 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
 
     started = time.monotonic()
     project = ws.project
-    for warning in project.warnings:
-        events.warning(warning)
     targets = closure(project, select(project, patterns))
     statuses = ws.planner.plan(targets)
+    # Made now (it contacts nothing until it is used) so that bad settings, such as unusable credentials,
+    # stop the run with exit 2 before any work rather than failing inside a task.
+    chosen = generator if generator is not None else generators.create(project.server)
+    truth = None
+    run_on_client = getattr(chosen, "run_on_client", None)  # only a SwarmUI generator has a server
+    if not frozen and run_on_client is not None:
+        # The server's own truth before any generation: parameters, exact model names, model hashes.
+        from ..servercheck import verify
+
+        try:
+            statuses, truth = verify(ws, targets, statuses, events, run_on_client)
+        except BaseException:
+            chosen.close()
+            raise
+    for warning in project.warnings:
+        if truth is None or not _server_knows(warning, truth):
+            events.warning(warning)
     summary = Summary(orphans=[s.target for s in ws.planner.orphans()] if not patterns else [])
     pending = [s for s in statuses if s.state is not State.FRESH]
-    # Made before anything is reported (it contacts nothing until its first generation) so that bad
-    # settings, such as a server URL without a scheme or unusable credentials, stop the run with exit 2
-    # before any work rather than failing inside a task.
-    if generator is None and pending:
-        generator = generators.create(project.server)
     # The team store is opened only when there is work: a misconfigured one stops the run here (exit 2),
     # before the display starts; an outage's warning is shown once it has.
     early: list[str] = []
@@ -118,22 +128,26 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
             summary.failures.append(failure)
             summary.failed += 1
             events.asset_failed(status.target, failure)
+        chosen.close()
         summary.fresh = sum(1 for s in statuses if s.state is State.FRESH)
         _count_not_built(summary, len(targets), "--frozen builds nothing while an asset must be generated")
         return _finish(ws, events, summary, started)
 
+    # With model hashes in the lock, only the server can say that nothing changed: no memo then, so the
+    # next run asks it again (servercheck.verify).
+    memo_allowed = memo_context is not None and not (run_on_client is not None and _hashed(ws, targets))
     if not pending:
+        chosen.close()
         summary.fresh = len(targets)
         code = _finish(ws, events, summary, started)
-        if memo_context is not None:  # the memo was missing or stale (else cli would not be here)
+        if memo_allowed:  # the memo was missing or stale (else cli would not be here)
+            assert memo_context is not None
             noop.record(project, memo_context, summary.orphans)
         return code
 
     # Generations in flight are capped by server.concurrency when it is set, else they follow the server's
     # capacity (swarm/capacity.py); -n/--jobs sets how many assets doit processes at once (restores and
-    # derivations included), so it bounds generations in flight too.
-    assert generator is not None
-    chosen = generator
+    # derivations included), so it bounds generations in flight too. (``chosen`` was made above.)
     builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: chosen, events, frozen=frozen,
                       remote=remote)
     try:
@@ -153,7 +167,8 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     if interrupted.is_set():
         events.warning("interrupted: finished assets are kept; run again to build the rest")
         return INTERRUPTED_EXIT
-    if memo_context is not None and code == 0:
+    if memo_allowed and code == 0 and not (run_on_client is not None and _hashed(ws, targets)):
+        assert memo_context is not None
         noop.record(project, memo_context, summary.orphans)
     return code
 
@@ -174,6 +189,18 @@ def _count_not_built(summary: Summary, total: int, reason: str) -> None:
     """Assets the run never reached (doit reports nothing for them) are counted, with why and what to do."""
     summary.not_built = max(0, total - summary.accounted)
     summary.not_built_reason = reason if summary.not_built else None
+
+
+def _hashed(ws: Workspace, targets: list[str]) -> bool:
+    from ..servercheck import lock_has_hashes
+
+    return lock_has_hashes(ws, targets)
+
+
+def _server_knows(warning: str, truth: object) -> bool:
+    from ..servercheck import ServerTruth, server_knows
+
+    return isinstance(truth, ServerTruth) and server_knows(warning, truth)
 
 
 def _must_generate(ws: Workspace, pending: list[Status], remote: Remote | None = None) -> list[Status]:
