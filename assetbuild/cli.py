@@ -11,9 +11,13 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import AssetbuildError
+
+if TYPE_CHECKING:
+    from .workspace import Workspace
 
 COMMANDS = ("run", "clean", "list", "status", "why", "gc",
             "generate", "models", "config", "server", "cancel", "init", "completion")
@@ -79,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="show what would happen to each asset, without building or contacting the server")
     run.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
+    _add_no_wait(run)
 
     for name, text in (("status", "show the state of each asset"), ("list", "same as status")):
         cmd = sub.add_parser(name, parents=[common], help=text, description=text.capitalize() + ".")
@@ -94,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "orphans of removed entries. The cache is kept.")
     clean.add_argument("targets", nargs="*", metavar="TARGET")
     clean.add_argument("--dry-run", action="store_true", help="say what would be removed")
+    _add_no_wait(clean)
 
     gc = sub.add_parser("gc", parents=[common], help="prune the cache",
                         description="Remove cache entries that assets.lock does not need (the cache folder may "
@@ -102,11 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument("--keep-ref", action="append", default=[], metavar="REF",
                     help="also keep what assets.lock needs at git REF (repeatable), e.g. origin/main")
     gc.add_argument("--dry-run", action="store_true", help="say what would be removed, with sizes")
+    _add_no_wait(gc)
 
     from .commands.parsers import add_commands
 
     add_commands(sub, common)  # generate, models, config, server, cancel, init, completion
     return parser
+
+
+def _add_no_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-wait", action="store_true",
+                        help="exit 1 at once if another assetbuild is working in this project (default: wait)")
 
 
 def _positive(text: str) -> int:
@@ -160,23 +172,39 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in parsers.COMMANDS:
         return parsers.dispatch(args)
     from . import noop
-    from .display import forward_logs, make_display
+    from .display import make_display
     from .layout import find_manifest
 
     out = sys.stdout
     memo_context = None
-    if args.command == "run" and not (args.targets or args.dry_run or args.force):
+    # --frozen (CI) always plans in full: it must prove every asset fresh, not trust a memo.
+    if args.command == "run" and not (args.targets or args.dry_run or args.force or args.frozen):
         manifest = find_manifest(args.file)
         memo_context = noop.context(manifest, args.server)
         memo = noop.check(manifest, memo_context)
         if memo is not None:  # nothing changed since everything was last fresh: skip planning
             return noop.report(make_display(json_output=args.json, quiet=args.quiet, stream=out), memo)
     # Imported only now: a no-op answered by the memo never pays for pydantic, doit or Pillow.
-    from .commands import clean, gc, run, status
-    from .workspace import open_workspace
+    from .workspace import load_project, workspace_of
 
+    project = load_project(args.file, server=args.server)  # a bad manifest stops here, before any write
+    read_only = args.command not in ("run", "clean", "gc") or getattr(args, "dry_run", False)
+    if read_only:  # never waits for a writer
+        return _dispatch_project(args, workspace_of(project, force=args.command == "run" and args.force),
+                                 memo_context)
+    from . import projectlock
+
+    with projectlock.hold(project.state_dir, args.command, wait=not args.no_wait):  # one writer per project
+        ws = workspace_of(project, force=args.command == "run" and args.force)  # read under the lock
+        return _dispatch_project(args, ws, memo_context)
+
+
+def _dispatch_project(args: argparse.Namespace, ws: Workspace, memo_context: str | None) -> int:
+    from .commands import clean, gc, run, status
+    from .display import forward_logs, make_display
+
+    out = sys.stdout
     if args.command == "run":
-        ws = open_workspace(args.file, server=args.server, force=args.force)
         if args.dry_run:
             return status.show_status(ws, args.targets, out, as_json=args.json)
         jobs = args.jobs or ws.project.server.concurrency
@@ -185,7 +213,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         with forward_logs(events, verbose=args.verbose):
             return run.run(ws, args.targets, events, jobs=jobs, keep_going=args.keep_going, frozen=args.frozen,
                            memo_context=memo_context)
-    ws = open_workspace(args.file, server=args.server)
     if args.command in ("status", "list"):
         return status.show_status(ws, args.targets, out, as_json=args.json)
     if args.command == "why":

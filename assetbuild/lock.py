@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ManifestError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, make_state_dir, open_nofollow
 from .keys import hash_bytes
 from .layout import STATE_DIR
 
@@ -189,8 +189,10 @@ class Lock:
 
     def _append_journal(self, target: str, entry: LockEntry | None) -> None:
         if self._journal is None:
-            self.journal_path.parent.mkdir(parents=True, exist_ok=True)
-            self._journal = open(self.journal_path, "wb")  # noqa: SIM115 (kept open across commits)
+            make_state_dir(self.journal_path.parent)
+            # Never through a symlink planted at the journal's name (kept open across commits).
+            fd = open_nofollow(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            self._journal = os.fdopen(fd, "wb")
             self._journal.write(json.dumps({"base": self._base}).encode() + b"\n")
         record = {"t": target, "e": entry.to_json() if entry is not None else None}
         self._journal.write(json.dumps(record, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .cache import Cache
-from .fsutil import HashCache
+from .fsutil import HashCache, check_state_dir, refuse_tracked_state
 from .generators import kind_for
 from .layout import MANIFEST_NAME, find_manifest  # noqa: F401  (re-exported for commands)
 from .lock import Lock
@@ -46,8 +46,22 @@ class Workspace:
 def open_workspace(manifest: str | None, *, server: str | None = None, force: bool = False) -> Workspace:
     """Load the project and its state. ``server`` (from --server) beats ASSETBUILD_SERVER beats the file's
     explicit ``server.url`` beats the user config (see ``server_url``)."""
+    return workspace_of(load_project(manifest, server=server), force=force)
+
+
+def load_project(manifest: str | None, *, server: str | None = None) -> Project:
+    """The validated manifest with the user's settings applied; reads nothing else, writes nothing."""
     project = load(find_manifest(manifest), cache_dir_override=os.environ.get(CACHE_ENV) or None)
     apply_user_settings(project, server)
+    return project
+
+
+def workspace_of(project: Project, *, force: bool = False) -> Workspace:
+    """The project's state: lock, cache, file hashes, planner. Commands that write call this while
+    holding the project lock (``projectlock``), so the lock file they read is not being rewritten."""
+    # Before anything reads or writes there: a cloned repository may have planted the state folder.
+    check_state_dir(project.state_dir)
+    refuse_tracked_state(project.state_dir)
     lock = Lock.load(project.lock_path)
     hashes = HashCache(project.state_dir / "hashes.json")
     cache = Cache(project.cache_dir)
