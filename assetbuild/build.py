@@ -193,6 +193,6 @@ class Builder:
         self._check_target_unchanged(target, asset, status)
         self.planner.intents.record(target, digest)
         # The temporary file lives in the state folder: a kill mid-write leaves nothing among the assets.
-        atomic_write(asset.path, data, tmp_dir=self.project.state_dir / "tmp")
-        self.hashes.remember(asset.path, digest)
+        written = atomic_write(asset.path, data, tmp_dir=self.project.state_dir / "tmp")
+        self.hashes.remember(asset.path, digest, written)  # the stamp of our bytes, not of a later edit
         self.lock.commit(target, LockEntry(status.key, digest, seed, model, status.form))

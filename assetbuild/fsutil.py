@@ -251,6 +251,7 @@ class HashCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._entries: dict[str, list[object]] = {}
+        self._verified: dict[str, list[int]] = {}  # stamps of files hashed (or written) in this process
         self._dirty = False
         self._lock = threading.Lock()
         try:
@@ -270,8 +271,9 @@ class HashCache:
         stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         with self._lock:
             entry = self._entries.get(name)
-        if entry is not None and entry[:3] == stamp:
-            return str(entry[3])
+            if entry is not None and entry[:3] == stamp:
+                self._verified[name] = stamp
+                return str(entry[3])
         digest = hash_file(path)
         self.remember(path, digest, st)
         return digest
@@ -279,12 +281,21 @@ class HashCache:
     def remember(self, path: Path, digest: str, st: os.stat_result | None = None) -> None:
         """Record the hash of a file we just wrote (saves reading it again)."""
         st = st or path.stat()
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         with self._lock:
-            self._entries[str(path)] = [st.st_size, st.st_mtime_ns, st.st_ino, digest]
+            self._entries[str(path)] = [*stamp, digest]
+            self._verified[str(path)] = stamp
             self._dirty = True
+
+    def verified_stamp(self, path: Path) -> list[int] | None:
+        """(size, mtime_ns, inode) of ``path`` when this process last hashed or wrote it; None if it did not.
+        A file whose stamp differs now was changed after it was checked."""
+        with self._lock:
+            return self._verified.get(str(path))
 
     def forget(self, path: Path) -> None:
         with self._lock:
+            self._verified.pop(str(path), None)
             if self._entries.pop(str(path), None) is not None:
                 self._dirty = True
 

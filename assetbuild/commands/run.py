@@ -44,7 +44,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
         summary.fresh = len(targets)
         code = _finish(ws, events, summary, started)
         if memo_context is not None:  # the memo was missing or stale (else cli would not be here)
-            noop.record(project, memo_context, summary.orphans)
+            noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamp)
         return code
 
     # Made now (it contacts nothing until its first generation) so that bad settings, such as unusable
@@ -64,7 +64,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
         events.warning("interrupted: finished assets are kept; run again to build the rest")
         return INTERRUPTED_EXIT
     if memo_context is not None and code == 0:
-        noop.record(project, memo_context, summary.orphans)
+        noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamp)
     return code
 
 
