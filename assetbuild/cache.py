@@ -74,6 +74,14 @@ class Cache:
             os.utime(path, follow_symlinks=False)
         return CacheHit(data, header["hash"], header.get("seed"), header.get("model"))
 
+    def header_hash(self, key: str) -> str | None:
+        """The image hash an entry's header records (the entry is not verified, nor marked used)."""
+        try:
+            with open(self.path_of(key), "rb") as handle:
+                return str(json.loads(handle.readline())["hash"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def entries(self) -> Iterator[CacheEntry]:
         """Every entry (not verified), for gc."""
         if not self.folder.is_dir():

@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     gc = sub.add_parser("gc", parents=[common], help="prune the cache",
                         description="Remove cache entries that assets.lock does not need (the cache folder may "
                                     "be shared: see [project] cache_dir and ASSETBUILD_CACHE_DIR).")
-    gc.add_argument("--keep-days", type=float, metavar="N", help="also keep entries used in the last N days")
+    gc.add_argument("--keep-days", type=float, metavar="N",
+                    help="also keep entries used in the last N days (default 14; 0: keep only what a project needs)")
     gc.add_argument("--keep-ref", action="append", default=[], metavar="REF",
                     help="also keep what assets.lock needs at git REF (repeatable), e.g. origin/main")
     gc.add_argument("--dry-run", action="store_true", help="say what would be removed, with sizes")

@@ -1,4 +1,10 @@
-"""``assetbuild gc``: prune the cache to what the lock (and optionally other refs) needs."""
+"""``assetbuild gc``: prune the cache to what the projects using it need.
+
+Never removed: an entry this project's lock or manifest needs (also after ``clean``), one another
+project registered with the same cache folder needs (see ``cacheusers``), one in ``assets.lock`` at a
+``--keep-ref``, or one used within the grace period (``--keep-days``, 14 by default, like git's gc
+keeps recent objects). ``--dry-run`` says what would go and why the rest stays.
+"""
 
 from __future__ import annotations
 
@@ -8,31 +14,64 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from .. import cacheusers
 from ..errors import UsageError
 from ..fsutil import abandoned_files
 from ..workspace import Workspace
 
+DEFAULT_KEEP_DAYS = 14.0
+
 
 def gc(ws: Workspace, out: TextIO, *, keep_days: float | None, keep_refs: list[str], dry_run: bool) -> int:
-    """Remove cache entries no lock needs. Kept: keys in assets.lock, in assets.lock at each of
-    ``keep_refs`` (git refs, e.g. ``origin/main``), and entries used within ``keep_days``."""
-    needed = {entry.key for entry in ws.lock.entries().values()}
+    """Remove cache entries no project needs and unused for ``keep_days`` (default 14; 0: no grace)."""
+    keep_days = DEFAULT_KEEP_DAYS if keep_days is None else keep_days
+    if keep_days < 0:
+        raise UsageError(f"--keep-days {keep_days:g}: must be 0 or more", hint="0 removes unneeded entries at once")
+    why: dict[str, str] = {}  # key -> why it is kept (the first reason found)
+    for locked in ws.lock.entries().values():
+        why.setdefault(locked.key, "in assets.lock")
+    for key in cacheusers.wanted_keys(ws.project, ws.hashes, ws.cache, ws.kind):
+        why.setdefault(key, "used by assets.toml")
     for ref in keep_refs:
-        needed |= _keys_at_ref(ws.project.lock_path, ref)
-    cutoff = time.time() - keep_days * 86400 if keep_days is not None else None
+        for key in _keys_at_ref(ws.project.lock_path, ref):
+            why.setdefault(key, f"in assets.lock at {ref}")
+    gone = []
+    projects = 1
+    for other in cacheusers.others(ws.cache, ws.project.manifest):
+        if isinstance(other, Path):
+            gone.append(other)
+            continue
+        projects += 1
+        if other.note:
+            out.write(f"note: registered project {other.manifest}: {other.note}\n")
+        for key in other.keys:
+            why.setdefault(key, f"needed by {other.manifest.parent}")
+    cutoff = time.time() - keep_days * 86400
     removed = kept = 0
     freed = kept_bytes = 0
+    kept_for: dict[str, int] = {}
     verb = "would remove" if dry_run else "removed"
     for entry in ws.cache.entries():
-        if entry.key in needed or (cutoff is not None and entry.last_used >= cutoff):
+        reason = why.get(entry.key)
+        if reason is None and keep_days > 0 and entry.last_used >= cutoff:
+            reason = f"used in the last {keep_days:g} days"
+        if reason is not None:
             kept += 1
             kept_bytes += entry.size
+            kept_for[reason] = kept_for.get(reason, 0) + 1
             continue
-        out.write(f"{verb} {entry.key} ({_size(entry.size)})\n")
+        idle = (time.time() - entry.last_used) / 86400
+        detail = f"unused for {idle:.0f} days, needed by none of {projects} project{'s' if projects > 1 else ''}"
+        out.write(f"{verb} {entry.key} ({_size(entry.size)}): {detail}\n")
         if not dry_run:
             ws.cache.remove(entry.path)
         removed += 1
         freed += entry.size
+    for registration in gone:
+        out.write(f"{'would forget' if dry_run else 'forgot'} a project that no longer exists "
+                  f"(registered in {registration.name})\n")
+        if not dry_run:
+            cacheusers.unregister(registration)
     # Temporary files of writers killed mid-write (cache entries, images and the lock).
     leftovers = ws.cache.stale_temporaries() + abandoned_files(ws.project.state_dir / "tmp", "*")
     for tmp in leftovers:
@@ -40,6 +79,8 @@ def gc(ws: Workspace, out: TextIO, *, keep_days: float | None, keep_refs: list[s
             ws.cache.remove(tmp)
     out.write(f"{verb} {removed} entr{'y' if removed == 1 else 'ies'} ({_size(freed)}); kept {kept} "
               f"({_size(kept_bytes)}) in {ws.cache.folder}\n")
+    for reason, count in sorted(kept_for.items(), key=lambda item: -item[1]):
+        out.write(f"  kept {count}: {reason}\n")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .. import generators, noop
+from .. import cacheusers, generators, noop
 from ..build import Builder
 from ..events import BuildEvents, Failure, Summary
 from ..plan import State, Status, closure, explain
@@ -51,6 +51,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     # credentials, stop the run with exit 2 before any work rather than failing inside a task.
     # Generations in flight stay capped by server.concurrency (the load agreed with the server, issue 3);
     # -n/--jobs only sets how many assets doit processes at once (restores and derivations included).
+    cacheusers.register(project)  # so gc run from any project sharing the cache keeps what this one needs
     generator = generators.create(project.server)
     builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events, frozen=frozen)
     try:
