@@ -43,13 +43,21 @@ class LockEntry:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LockEntry:
-        return cls(
-            key=str(data["key"]),
-            hash=str(data["hash"]),
-            seed=data.get("seed"),
-            model=data.get("model"),
-            inputs=dict(data.get("inputs") or {}),
-        )
+        """An entry from its JSON; ``TypeError``/``KeyError`` for a malformed one (the caller says where)."""
+        if not isinstance(data, dict):
+            raise TypeError(f"an entry must be an object, not {type(data).__name__}")
+        key, digest, seed, model = data["key"], data["hash"], data.get("seed"), data.get("model")
+        inputs = data.get("inputs") or {}
+        if not isinstance(key, str) or not isinstance(digest, str):
+            raise TypeError("`key` and `hash` must be strings")
+        if not (seed is None or (isinstance(seed, int) and not isinstance(seed, bool))):
+            raise TypeError("`seed` must be a whole number")
+        if not (model is None or isinstance(model, str)):
+            raise TypeError("`model` must be a string")
+        if not isinstance(inputs, dict) or not all(isinstance(inputs.get(part, {}), dict)
+                                                   for part in ("params", "inputs", "post")):
+            raise TypeError("`inputs` and its `params`, `inputs` and `post` must be objects")
+        return cls(key=key, hash=digest, seed=seed, model=model, inputs=dict(inputs))
 
 
 class Lock:
@@ -98,13 +106,7 @@ class Lock:
             raw = None
         entries: dict[str, LockEntry] = {}
         if raw is not None:
-            try:
-                data = json.loads(raw.decode("utf-8"))
-                entries = {t: LockEntry.from_json(e) for t, e in data.get("assets", {}).items()}
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise ManifestError(str(path), f"the lock file is not valid ({exc})",
-                                    hint="restore it from git (e.g. `git checkout -- assets.lock`) or delete "
-                                         "it to rebuild everything") from None
+            entries = _parse(path, raw)
         lock = cls(path, entries, tmp_dir=tmp_dir)
         lock._base = hash_bytes(raw) if raw is not None else ""
         lock._replay_journal()
@@ -221,8 +223,35 @@ class Lock:
             os.unlink(self.journal_path)
 
 
+def _parse(path: Path, raw: bytes) -> dict[str, LockEntry]:
+    """The entries of a lock file's bytes; ManifestError (exit 2) naming the file for anything else."""
+    target = None
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        if not isinstance(data, dict) or not isinstance(data.get("assets", {}), dict):
+            raise TypeError("not an object with an `assets` object")
+        entries = {}
+        for target, entry in data.get("assets", {}).items():
+            entries[target] = LockEntry.from_json(entry)
+        return entries
+    except RecursionError:
+        problem = "nested too deeply"
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        problem = f"{exc!s}" if not isinstance(exc, KeyError) else f"missing field {exc}"
+        problem = f"entry {target!r}: {problem}" if target is not None else problem
+    raise ManifestError(str(path), f"the lock file is not valid ({problem})",
+                        hint="restore it from git (e.g. `git checkout -- assets.lock`) or delete it to rebuild "
+                             "everything")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 def _chunk(target: str, entry: LockEntry) -> str:
-    body = json.dumps(entry.to_json(), indent=2, sort_keys=True, ensure_ascii=False).replace("\n", "\n    ")
+    # allow_nan=False: NaN is not JSON; the manifest refuses it, and this refuses any that slips through.
+    text = json.dumps(entry.to_json(), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    body = text.replace("\n", "\n    ")
     return f"    {json.dumps(target, ensure_ascii=False)}: {body}"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import posixpath
 import re
@@ -152,18 +153,47 @@ def load(manifest: Path, *, cache_dir_override: str | None = None) -> Project:
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(shown, f"cannot read: {exc}") from None
     try:
-        raw = tomllib.loads(text)
+        raw = tomllib.loads(text, parse_float=_finite_float)
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None) or _line_from_message(str(exc))
         where = f"{shown}:{line}" if line else shown
         raise ManifestError(where, f"TOML syntax error: {exc}",
                             hint="see https://toml.io for the syntax; strings need quotes") from None
+    except _NotFinite as exc:
+        line = _line_of_value(text, exc.text)
+        raise ManifestError(f"{shown}:{line}" if line else shown, f"{exc.text} is not a usable number",
+                            hint="write a finite number (nan and inf cannot be stored in assets.lock)") from None
+    except RecursionError:
+        raise ManifestError(shown, "nested too deeply to read (arrays or tables inside each other hundreds of "
+                            "levels deep)", hint="a manifest needs at most a few levels of nesting") from None
     locator = _Locator(shown, text)
     try:
         shape = ManifestFile.model_validate(raw)
     except ValidationError as exc:
         raise _from_validation(exc, locator) from None
     return _resolve(manifest, shape, locator, cache_dir_override)
+
+
+class _NotFinite(Exception):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _finite_float(text: str) -> float:
+    """TOML floats, refusing nan and inf: they are not JSON, so they could not be written to the lock."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text)
+    return value
+
+
+def _line_of_value(text: str, value: str) -> int | None:
+    pattern = re.compile(rf"=\s*{re.escape(value)}\b")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.search(line):
+            return number
+    return None
 
 
 def _shown(path: Path) -> str:
@@ -305,6 +335,7 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
         own = _normalised_table(table, locator, ("assets", written))
         merged = _merge(defaults, styles, own, written, where)
         for target, values in _expand_variants(written, merged, where):
+            _check_name(target, where)
             norm = inside(output_dir, target, where, "target", root=root)
             if norm in declared:
                 raise ManifestError(where, f"duplicate target {norm!r}: also declared as {declared[norm]!r}",
@@ -395,12 +426,26 @@ def _expand_variants(target: str, values: dict[str, Any], where: str) -> Iterabl
 _VARIANT = "_variant"  # not a normalised name (those are letters only), so it cannot clash with a parameter
 
 
+NAME_MAX = 255  # bytes in one file or folder name: the limit of every common file system
+
+
+def _check_name(target: str, where: str) -> None:
+    """Refuse target names no file system can hold: a NUL byte, or a part longer than NAME_MAX bytes."""
+    for part in target.replace("\\", "/").split("/"):
+        size = len(part.encode("utf-8", "surrogateescape"))
+        if size > NAME_MAX:
+            raise ManifestError(where, f"name too long: {part[:40]!r}… is {size} bytes; file systems allow "
+                                f"{NAME_MAX} bytes per file or folder name", hint="shorten the target's name")
+
+
 def inside(base: Path, relative: str, where: str, what: str, root: Path | None = None) -> str:
     """Normalise ``relative`` (posix) and check it stays inside ``root`` (default ``base``), symlinks too.
 
     ``base`` must itself be inside ``root`` (it is the root or the checked output folder).
     """
     root = root or base
+    if "\0" in relative:
+        raise ManifestError(where, f"{what} {relative!r} contains a NUL byte", hint="file names cannot contain one")
     text = relative.replace("\\", "/")
     if not text or text.startswith("/") or re.match(r"^[A-Za-z]:", text) or text.startswith("~"):
         raise ManifestError(where, f"{what} must be a relative path inside the project, not {relative!r}",

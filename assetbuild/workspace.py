@@ -99,6 +99,8 @@ def manifest_server(path: Path) -> tuple[ServerSettings, set[str]]:
         raise ManifestError(str(path), "no such file", hint="pass the manifest with -f FILE") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ManifestError(str(path), f"cannot read: {exc}") from None
+    except RecursionError:
+        raise ManifestError(str(path), "cannot read: nested too deeply") from None
     table = raw.get("server", {})
     try:
         server = ServerTable.model_validate(table if isinstance(table, dict) else {})
