@@ -148,6 +148,14 @@ def _with_default_command(argv: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # also while modules are still being imported: never a traceback
+        print("assetbuild: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args_list = _with_default_command(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(args_list)
     try:

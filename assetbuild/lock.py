@@ -93,6 +93,8 @@ class Lock:
         self._last_write = 0.0
         self._last_cost = 0.0  # seconds the last rewrite took
         self._timer: threading.Timer | None = None
+        self._alternatives: dict[str, list[LockEntry]] = {}  # both sides of a merge conflict, per target
+        self.merged = False  # read from a merge conflict (both sides): rewritten clean by the next flush
 
     @classmethod
     def load(cls, path: Path, *, tmp_dir: Path | None = None) -> Lock:
@@ -105,9 +107,14 @@ class Lock:
         except FileNotFoundError:
             raw = None
         entries: dict[str, LockEntry] = {}
+        alternatives: dict[str, list[LockEntry]] | None = None
         if raw is not None:
-            entries = _parse(path, raw)
+            entries, alternatives = _parse(path, raw)
         lock = cls(path, entries, tmp_dir=tmp_dir)
+        if alternatives is not None:  # both sides of a merge were kept: the next flush writes clean JSON
+            lock._alternatives = alternatives
+            lock._dirty = True
+            lock.merged = True
         lock._base = hash_bytes(raw) if raw is not None else ""
         lock._replay_journal()
         return lock
@@ -131,6 +138,18 @@ class Lock:
                 break  # a line cut by the kill: everything after it is unusable too
             self._set(record["t"], entry)
             self._dirty = True
+
+    def choose(self, target: str, on_disk: str) -> LockEntry | None:
+        """For a target whose merge conflict kept both sides: the candidate entry whose hash is ``on_disk``
+        (it becomes the entry, in memory; ``flush`` writes it). None when there is none."""
+        with self._state:
+            for candidate in self._alternatives.get(target, ()):
+                if candidate.hash == on_disk:
+                    del self._alternatives[target]
+                    self._set(target, candidate)
+                    self._dirty = True
+                    return candidate
+        return None
 
     def get(self, target: str) -> LockEntry | None:
         with self._state:
@@ -223,17 +242,62 @@ class Lock:
             os.unlink(self.journal_path)
 
 
-def _parse(path: Path, raw: bytes) -> dict[str, LockEntry]:
-    """The entries of a lock file's bytes; ManifestError (exit 2) naming the file for anything else."""
+CONFLICT_HINT = ("resolve the conflicted images first (`git checkout --ours IMAGE` or `--theirs IMAGE`), then keep "
+                 "both sides of assets.lock (leave git's markers in it) and run `assetbuild`: for each asset it "
+                 "keeps the entry whose hash matches the image on disk and rewrites the lock; then `git add "
+                 "assets.lock`. Do not delete it: every committed image would look modified")
+
+
+class _Duplicate(ValueError):
+    """A name appears twice in one JSON object (both sides of a merge conflict were kept)."""
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _Duplicate("a name appears twice")
+    return result
+
+
+def _parse(path: Path, raw: bytes) -> tuple[dict[str, LockEntry], dict[str, list[LockEntry]] | None]:
+    """The entries of a lock file's bytes, and (None for a plain valid file) for targets whose merge
+    conflict was resolved by keeping both sides, every candidate entry. ManifestError (exit 2) naming the
+    file for anything unusable."""
+    from . import lockmerge
+
     target = None
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        text = raw.decode("utf-8")
+        line = lockmerge.conflict_line(text)
+        if line is not None:  # git's markers: both whole sides are in the text
+            try:
+                sides = [_strict(side) for side in lockmerge.sides_of_conflict(text)]
+            except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+                raise ManifestError(f"{path}:{line}", f"unresolved merge conflict that cannot be read ({exc})",
+                                    hint=CONFLICT_HINT) from None
+            both: dict[str, list[dict[str, Any]]] = {}
+            for side in sides:
+                for target, candidate in side.get("assets", {}).items():
+                    known = both.setdefault(target, [])
+                    if candidate not in known:
+                        known.append(candidate)
+            return _candidates(both)
+        try:
+            data = _strict(text)
+        except ValueError as strict:  # invalid JSON, or a duplicate: maybe both sides of a conflict were kept
+            try:
+                entries, alternatives = _candidates(lockmerge.read_both_sides(text), skip_partial=True)
+            except (ValueError, RecursionError):
+                raise strict from None
+            if not alternatives:  # no sign of two sides (e.g. a truncated file): not ours to guess at
+                raise strict from None
+            return entries, alternatives
         if not isinstance(data, dict) or not isinstance(data.get("assets", {}), dict):
             raise TypeError("not an object with an `assets` object")
         entries = {}
         for target, entry in data.get("assets", {}).items():
             entries[target] = LockEntry.from_json(entry)
-        return entries
+        return entries, None
     except RecursionError:
         problem = "nested too deeply"
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -242,6 +306,30 @@ def _parse(path: Path, raw: bytes) -> dict[str, LockEntry]:
     raise ManifestError(str(path), f"the lock file is not valid ({problem})",
                         hint="restore it from git (e.g. `git checkout -- assets.lock`) or delete it to rebuild "
                              "everything")
+
+
+def _strict(text: str) -> Any:
+    data = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_pairs)
+    if not isinstance(data, dict) or not isinstance(data.get("assets", {}), dict):
+        raise TypeError("not an object with an `assets` object")
+    return data
+
+
+def _candidates(both: dict[str, list[dict[str, Any]]], *, skip_partial: bool = False
+                ) -> tuple[dict[str, LockEntry], dict[str, list[LockEntry]]]:
+    """Entries (the first candidate of each target) and every candidate of targets that have several.
+    ``skip_partial``: a candidate missing fields (cut by a hunk boundary) is left out, not an error."""
+    alternatives: dict[str, list[LockEntry]] = {}
+    for target, candidates in both.items():
+        for candidate in candidates:
+            try:
+                alternatives.setdefault(target, []).append(LockEntry.from_json(candidate))
+            except (KeyError, TypeError):
+                if not skip_partial:
+                    raise
+        if not alternatives.get(target):
+            alternatives.pop(target, None)
+    return {t: c[0] for t, c in alternatives.items()}, {t: c for t, c in alternatives.items() if len(c) > 1}
 
 
 def _no_constant(name: str) -> Any:

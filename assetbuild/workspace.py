@@ -14,6 +14,8 @@ from .lock import Lock
 from .manifest import Project, ServerSettings, load
 from .plan import Planner
 
+MERGED_LOCK = ("assets.lock holds both sides of a git merge conflict: for each asset, the entry whose hash matches "
+               "its image on disk is used; `assetbuild` rewrites the lock (then `git add assets.lock`)")
 SERVER_ENV = "ASSETBUILD_SERVER"
 CACHE_ENV = "ASSETBUILD_CACHE_DIR"
 
@@ -63,6 +65,8 @@ def workspace_of(project: Project, *, force: bool = False) -> Workspace:
     check_state_dir(project.state_dir)
     refuse_tracked_state(project.state_dir)
     lock = Lock.load(project.lock_path)
+    if lock.merged:
+        project.warnings.append(MERGED_LOCK)
     hashes = HashCache(project.state_dir / "hashes.json")
     cache = Cache(project.cache_dir)
     planner = Planner(project, lock, cache, hashes, kind_for(project.server), force=force)

@@ -30,8 +30,8 @@ def test_an_image_edited_during_a_build_is_never_reported_fresh(project: Path) -
         write_manifest(project, manifest(fake.url, " v2"))  # a12 must be generated again
         fake.set_loading(True)  # its generation waits until the edit below is made
         before = len(fake.requests)
-        process = subprocess.Popen([sys.executable, "-m", "assetbuild", "-q", "-n", "1"], cwd=project, env=dict(os.environ),
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen([sys.executable, "-m", "assetbuild", "-q", "-n", "1"], cwd=project,
+                                   env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 30
             while not any("Generate" in r.route for r in fake.requests[before:]):  # a00..a11 were found fresh

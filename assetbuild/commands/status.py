@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TextIO
 
 from .. import postprocess
 from ..errors import UsageError
-from ..plan import State, Status, explain
+from ..plan import State, Status, explain, modified_hint
 from ..workspace import Workspace
 from .select import select
 
@@ -24,6 +25,10 @@ def statuses(ws: Workspace, patterns: list[str]) -> list[Status]:
 def show_status(ws: Workspace, patterns: list[str], out: TextIO, *, as_json: bool) -> int:
     result = statuses(ws, patterns)
     ws.hashes.save()
+    if ws.lock.merged:
+        from ..workspace import MERGED_LOCK
+
+        print(f"assetbuild: warning: {MERGED_LOCK}", file=sys.stderr)
     if as_json:
         for status in result:
             out.write(json.dumps({"target": status.target, "state": status.state.name.lower(),
@@ -72,7 +77,10 @@ def _explain_status(ws: Workspace, status: Status, out: TextIO) -> None:
         out.write(f"  nothing changed since it was built (key {status.key})\n")
         return
     if status.state is State.MODIFIED:
-        out.write(f"  the file was {status.reason}; `assetbuild run --force {target}` replaces it\n")
+        if ws.project.assets[target].path.is_dir():
+            out.write(f"  {status.reason}; {modified_hint(ws.project.assets[target].path)}\n")
+        else:
+            out.write(f"  the file was {status.reason}; `assetbuild run --force {target}` replaces it\n")
         return
     if status.state is State.UPSTREAM:
         asset = ws.project.assets[target]
