@@ -8,20 +8,27 @@ It is an OS file lock (``flock``) on ``.assetbuild/project.lock``: released by t
 holder exits or is killed, so a lock left by a killed process is simply taken over. The holder writes
 its pid and command into the file, so a waiting process can say whom it waits for.
 
-    with projectlock.hold(project.state_dir, "run", wait=not args.no_wait, notify=print_to_stderr):
+    with projectlock.workspace(args, writes=not args.dry_run) as ws:   # in a command's main()
+        ...
+    with projectlock.hold(project.state_dir, "pull", wait=True):         # or directly
         ...
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import BusyError
 from .fsutil import make_state_dir, open_nofollow
+
+if TYPE_CHECKING:
+    from .workspace import Workspace
 
 LOCK_NAME = "project.lock"
 
@@ -98,3 +105,27 @@ else:
 
     def _lock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+# --- for commands ---------------------------------------------------------------------------------------
+
+
+def add_no_wait(parser: argparse.ArgumentParser) -> None:
+    """The ``--no-wait`` option of every command that takes the lock."""
+    parser.add_argument("--no-wait", action="store_true",
+                        help="exit 1 at once if another assetbuild is working in this project (default: wait)")
+
+
+@contextlib.contextmanager
+def workspace(args: argparse.Namespace, *, writes: bool, force: bool = False) -> Iterator[Workspace]:
+    """The command's workspace. The manifest is checked first (a bad one stops before anything is
+    written); a command that ``writes`` then holds the project lock and reads the lock file under it.
+    Read-only ones (status, why, a --dry-run) never wait."""
+    from .workspace import load_project, workspace_of
+
+    project = load_project(args.file, server=args.server)
+    if not writes:
+        yield workspace_of(project, force=force)
+        return
+    with hold(project.state_dir, args.command, wait=not getattr(args, "no_wait", False)):
+        yield workspace_of(project, force=force)

@@ -45,10 +45,12 @@ class Workspace:
             return None
 
 
-def open_workspace(manifest: str | None, *, server: str | None = None, force: bool = False) -> Workspace:
+def open_workspace(manifest: str | None, *, server: str | None = None, force: bool = False,
+                   kind: str | None = None) -> Workspace:
     """Load the project and its state. ``server`` (from --server) beats ASSETBUILD_SERVER beats the file's
-    explicit ``server.url`` beats the user config (see ``server_url``)."""
-    return workspace_of(load_project(manifest, server=server), force=force)
+    explicit ``server.url`` beats the user config (see ``server_url``). ``kind``: the generator kind that
+    keys are computed for, when a generator is passed in (default: the one the server settings select)."""
+    return workspace_of(load_project(manifest, server=server), force=force, kind=kind)
 
 
 def load_project(manifest: str | None, *, server: str | None = None) -> Project:
@@ -58,7 +60,7 @@ def load_project(manifest: str | None, *, server: str | None = None) -> Project:
     return project
 
 
-def workspace_of(project: Project, *, force: bool = False) -> Workspace:
+def workspace_of(project: Project, *, force: bool = False, kind: str | None = None) -> Workspace:
     """The project's state: lock, cache, file hashes, planner. Commands that write call this while
     holding the project lock (``projectlock``), so the lock file they read is not being rewritten."""
     # Before anything reads or writes there: a cloned repository may have planted the state folder.
@@ -69,7 +71,7 @@ def workspace_of(project: Project, *, force: bool = False) -> Workspace:
         project.warnings.append(MERGED_LOCK)
     hashes = HashCache(project.state_dir / "hashes.json")
     cache = Cache(project.cache_dir)
-    planner = Planner(project, lock, cache, hashes, kind_for(project.server), force=force)
+    planner = Planner(project, lock, cache, hashes, kind or kind_for(project.server), force=force)
     return Workspace(project, lock, cache, hashes, planner)
 
 

@@ -8,22 +8,49 @@ keeps recent objects). ``--dry-run`` says what would go and why the rest stays.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from .. import cacheusers
 from ..errors import UsageError
 from ..fsutil import abandoned_files
-from ..workspace import Workspace
+from ..projectlock import add_no_wait
 
+if TYPE_CHECKING:
+    from ..workspace import Workspace
+
+HELP = "prune the cache"
+DESCRIPTION = ("Remove cache entries that no project using the cache needs (its assets.lock or assets.toml), "
+               "unused for --keep-days (the cache folder may be shared: see [project] cache_dir and "
+               "ASSETBUILD_CACHE_DIR).")
 DEFAULT_KEEP_DAYS = 14.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep-days", type=float, metavar="N",
+                        help="also keep entries used in the last N days (default 14; 0: keep only what a project "
+                             "needs)")
+    parser.add_argument("--keep-ref", action="append", default=[], metavar="REF",
+                        help="also keep what assets.lock needs at git REF (repeatable), e.g. origin/main")
+    parser.add_argument("--dry-run", action="store_true", help="say what would be removed and why, with sizes")
+    add_no_wait(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..projectlock import workspace
+
+    with workspace(args, writes=not args.dry_run) as ws:  # one writer per project
+        return gc(ws, sys.stdout, keep_days=args.keep_days, keep_refs=args.keep_ref, dry_run=args.dry_run)
 
 
 def gc(ws: Workspace, out: TextIO, *, keep_days: float | None, keep_refs: list[str], dry_run: bool) -> int:
     """Remove cache entries no project needs and unused for ``keep_days`` (default 14; 0: no grace)."""
+    from .. import cacheusers
+
     keep_days = DEFAULT_KEEP_DAYS if keep_days is None else keep_days
     if keep_days < 0:
         raise UsageError(f"--keep-days {keep_days:g}: must be 0 or more", hint="0 removes unneeded entries at once")
