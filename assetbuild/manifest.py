@@ -166,20 +166,17 @@ def load(manifest: Path, *, cache_dir_override: str | None = None) -> Project:
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(shown, f"cannot read: {exc}") from None
     try:
-        raw = tomllib.loads(text, parse_float=_finite_float)
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None) or _line_from_message(str(exc))
         where = f"{shown}:{line}" if line else shown
         raise ManifestError(where, f"TOML syntax error: {exc}",
                             hint="see https://toml.io for the syntax; strings need quotes") from None
-    except _NotFinite as exc:
-        line = _line_of_value(text, exc.text)
-        raise ManifestError(f"{shown}:{line}" if line else shown, f"{exc.text} is not a usable number",
-                            hint="write a finite number (nan and inf cannot be stored in assets.lock)") from None
     except RecursionError:
         raise ManifestError(shown, "nested too deeply to read (arrays or tables inside each other hundreds of "
                             "levels deep)", hint="a manifest needs at most a few levels of nesting") from None
     locator = _Locator(shown, text)
+    _refuse_non_finite(raw, locator)
     try:
         shape = ManifestFile.model_validate(raw)
     except ValidationError as exc:
@@ -187,26 +184,23 @@ def load(manifest: Path, *, cache_dir_override: str | None = None) -> Project:
     return _resolve(manifest, shape, locator, cache_dir_override)
 
 
-class _NotFinite(Exception):
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-
-def _finite_float(text: str) -> float:
-    """TOML floats, refusing nan and inf: they are not JSON, so they could not be written to the lock."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise _NotFinite(text)
-    return value
-
-
-def _line_of_value(text: str, value: str) -> int | None:
-    pattern = re.compile(rf"=\s*{re.escape(value)}\b")
-    for number, line in enumerate(text.splitlines(), start=1):
-        if pattern.search(line):
-            return number
-    return None
+def _refuse_non_finite(raw: dict[str, Any], locator: _Locator) -> None:
+    """Refuse nan and inf anywhere (known parameter or not): they are not JSON, so they could not be
+    written to assets.lock. Iterative: the parsed TOML may be nested hundreds of levels deep."""
+    stack: list[tuple[tuple[str, ...], Any]] = [((), raw)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(((*path, str(key)), item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((path, item) for item in value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            table = path[:2] if path[:1] in (("assets",), ("styles",)) else path[:1]
+            name = path[len(table)] if len(path) > len(table) else path[-1]
+            where = locator.where(*path[:len(table) + 1]) if path else locator.shown
+            owner = f"asset {table[1]!r}: " if table[:1] == ("assets",) and len(table) > 1 else ""
+            raise ManifestError(where, f"{owner}{name} must be a finite number, not {value}",
+                                hint="nan and inf cannot be stored in assets.lock; write a number")
 
 
 def _shown(path: Path) -> str:

@@ -20,9 +20,9 @@ height = 64
 
 @pytest.mark.parametrize(("extra", "expected"), [
     ("foo = " + "[" * 600 + "]" * 600, "nested too deeply"),
-    ("foo = nan", "nan is not a usable number"),
-    ("foo = -inf", "-inf is not a usable number"),
-    ("foo = [1.5, +inf]", "+inf is not a usable number"),
+    ("foo = nan", "assets.toml:7: asset 'a.png': foo must be a finite number, not nan"),
+    ("foo = -inf", "foo must be a finite number, not -inf"),
+    ("foo = [1.5, +inf]", "foo must be a finite number, not inf"),
 ])
 def test_manifest_values_that_crashed_exit_2(project: Path, extra: str, expected: str) -> None:
     write_manifest(project, ONE + extra + "\n")

@@ -126,8 +126,7 @@ def test_the_write_helpers_never_write_through_a_symlink(tmp_path: Path) -> None
     (state / "tmp").unlink()
     (state / "lock.journal").symlink_to(victim)
     lock = Lock(tmp_path / "assets.lock")
-    lock._last_cost = 1.0  # as for a big lock: commits go through the journal
-    lock._last_write = time.monotonic()
+    lock._file_bytes = 1 << 30  # as for a big lock: commits go through the journal
     with pytest.raises(StateError):
         lock.commit("a.png", LockEntry("k", "h", 1, "m", {}))
     (state / "doit.json").symlink_to(tmp_path / "nowhere.json")  # dangling
