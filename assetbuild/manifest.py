@@ -333,6 +333,7 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
         if "style" in style:
             raise ManifestError(locator.where("styles", name), f"style {name!r} sets `style`; styles do not nest")
 
+    state_real = _real_dir(str(root / STATE_DIR))  # no target may land in the state folder, symlinks too
     drafts: dict[str, dict[str, Any]] = {}
     lines: dict[str, int | None] = {}
     declared: dict[str, str] = {}  # normalised target -> as written
@@ -347,8 +348,10 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
             if norm in declared:
                 raise ManifestError(where, f"duplicate target {norm!r}: also declared as {declared[norm]!r}",
                                     hint="each target path may be declared once")
-            if norm in (LOCK_NAME,) or norm.startswith(STATE_DIR + "/"):
-                raise ManifestError(where, f"target {norm!r} is reserved for assetbuild's own files")
+            if norm in (LOCK_NAME,) or norm.startswith(STATE_DIR + "/") or _within(
+                    _real(os.path.join(output_dir, norm)), state_real):
+                raise ManifestError(where, f"target {norm!r} is reserved for assetbuild's own files",
+                                    hint="a target may not be (or go through a symlink into) .assetbuild/")
             folded = by_case.setdefault(norm.lower(), norm)
             if folded != norm:
                 raise ManifestError(where, f"target {norm!r} differs from {folded!r} only in letter case",

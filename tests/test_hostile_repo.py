@@ -133,3 +133,20 @@ def test_the_write_helpers_never_write_through_a_symlink(tmp_path: Path) -> None
     atomic_write(state / "doit.json", b"{}", tmp_dir=state / "tmp")  # replaces the link, never follows it
     assert not (tmp_path / "nowhere.json").exists() and not (state / "doit.json").is_symlink()
     assert victim.read_text() == "keep"
+
+
+def test_a_target_through_a_symlink_into_the_state_folder_is_refused(tmp_path: Path) -> None:
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    write_manifest(origin, MANIFEST.replace('"$(touch PWNED).png"', '"art/intents.jsonl"'))
+    (origin / "art").symlink_to(".assetbuild")  # inside the project, but into assetbuild's own files
+    git(origin, "init", "-q")
+    git(origin, "add", "-A")
+    git(origin, "commit", "-q", "-m", "art")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(origin), str(clone))
+    (clone / ".assetbuild").mkdir()
+    result = run_cli(clone)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "reserved for assetbuild's own files" in result.stderr
+    assert not (clone / ".assetbuild" / "intents.jsonl").exists()
