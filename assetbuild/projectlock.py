@@ -8,8 +8,8 @@ It is an OS file lock (``flock``) on ``.assetbuild/project.lock``: released by t
 holder exits or is killed, so a lock left by a killed process is simply taken over. The holder writes
 its pid and command into the file, so a waiting process can say whom it waits for.
 
-    with projectlock.workspace(args, writes=not args.dry_run) as ws:   # in a command's main()
-        ...
+    with projectlock.workspace(args, writes=not args.dry_run) as ws:   # in a command's main(); the
+        ...                                                              # option: commands._args.add_no_wait
     with projectlock.hold(project.state_dir, "pull", wait=True):         # or directly
         ...
 """
@@ -108,12 +108,6 @@ else:
 
 
 # --- for commands ---------------------------------------------------------------------------------------
-
-
-def add_no_wait(parser: argparse.ArgumentParser) -> None:
-    """The ``--no-wait`` option of every command that takes the lock."""
-    parser.add_argument("--no-wait", action="store_true",
-                        help="exit 1 at once if another assetbuild is working in this project (default: wait)")
 
 
 @contextlib.contextmanager

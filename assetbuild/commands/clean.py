@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ..projectlock import add_no_wait
+from ._args import add_no_wait
 
 if TYPE_CHECKING:
     from ..workspace import Workspace

@@ -11,9 +11,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from ..projectlock import add_no_wait
-from ._args import whole_number
-from .interrupt import INTERRUPTED_EXIT, on_interrupt
+from ._args import add_no_wait, whole_number
 
 if TYPE_CHECKING:
     from ..events import BuildEvents, Summary
@@ -83,6 +81,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     from ..events import Failure, Summary
     from ..plan import State, closure
     from ..tasks import run as run_doit
+    from .interrupt import INTERRUPTED_EXIT, on_interrupt
     from .select import select
 
     started = time.monotonic()
