@@ -39,7 +39,8 @@ def _umask_mode() -> int:
 _FILE_MODE = _umask_mode()
 
 
-def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: int | None = None) -> os.stat_result:
+def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: int | None = None,
+                 sync: bool = True) -> os.stat_result:
     """Write ``data`` to ``path`` so that readers (and crashes) see the old file or the new, never half.
 
     The bytes go to a temporary file, are flushed to disk, and the file is renamed over the target; the
@@ -47,6 +48,8 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: 
     ``tmp_dir`` when given (assetbuild's state folder, so a killed run leaves no stray file among the
     user's assets), else next to ``path``; it falls back to next to ``path`` when ``tmp_dir`` is on
     another filesystem. ``mode`` defaults to what the umask allows (pass 0o600 for secrets).
+    ``sync=False`` skips the flushes, for copies of data that is durable elsewhere (``pull``, which syncs
+    once at the end): readers still never see half a file.
 
     The rename replaces a symlink at ``path`` itself (it never writes through one). Returns the stat of
     the file as written (the same inode, size and mtime the renamed file has), so callers can record
@@ -55,7 +58,7 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: 
     path.parent.mkdir(parents=True, exist_ok=True)
     if tmp_dir is not None:
         real_dir(tmp_dir)
-    tmp, written = _write_temporary(tmp_dir or path.parent, path.name, data, mode)
+    tmp, written = _write_temporary(tmp_dir or path.parent, path.name, data, mode, sync=sync)
     try:
         try:
             os.replace(tmp, path)
@@ -63,19 +66,20 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: 
             if tmp_dir is None or exc.errno != errno.EXDEV:
                 raise
             os.unlink(tmp)
-            return atomic_write(path, data, mode=mode)
+            return atomic_write(path, data, mode=mode, sync=sync)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _sync_dir(path.parent)
+    if sync:
+        _sync_dir(path.parent)
     return written
 
 
-def write_temporary(folder: Path, name: str, data: bytes, mode: int | None = None) -> str:
+def write_temporary(folder: Path, name: str, data: bytes, mode: int | None = None, *, sync: bool = True) -> str:
     """A new temporary file in ``folder`` holding ``data``, flushed to disk, with the mode a new file
     would get (or ``mode``); its path. The caller places it (rename or link) or removes it."""
-    return _write_temporary(folder, name, data, mode)[0]
+    return _write_temporary(folder, name, data, mode, sync=sync)[0]
 
 
 # The temporary name holds only the start of the final name: a target of 255 bytes (the file system's
@@ -83,13 +87,15 @@ def write_temporary(folder: Path, name: str, data: bytes, mode: int | None = Non
 _TMP_NAME_CHARS = 24
 
 
-def _write_temporary(folder: Path, name: str, data: bytes, mode: int | None) -> tuple[str, os.stat_result]:
+def _write_temporary(folder: Path, name: str, data: bytes, mode: int | None, *,
+                     sync: bool = True) -> tuple[str, os.stat_result]:
     fd, tmp = tempfile.mkstemp(prefix=f".{name[:_TMP_NAME_CHARS]}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.chmod(tmp, _FILE_MODE if mode is None else mode)
         written = os.stat(tmp)
     except BaseException:

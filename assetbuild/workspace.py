@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .cache import Cache
 from .fsutil import HashCache, check_state_dir, refuse_tracked_state
@@ -16,6 +18,10 @@ from .plan import Planner
 
 MERGED_LOCK = ("assets.lock holds both sides of a git merge conflict: for each asset, the entry whose hash matches "
                "its image on disk is used; `assetbuild` rewrites the lock (then `git add assets.lock`)")
+
+if TYPE_CHECKING:
+    from .remote.remote import Remote
+
 SERVER_ENV = "ASSETBUILD_SERVER"
 CACHE_ENV = "ASSETBUILD_CACHE_DIR"
 
@@ -31,6 +37,14 @@ class Workspace:
     @property
     def kind(self) -> str:
         return self.planner.kind
+
+    def open_remote(self, warn: Callable[[str], None], *, probe: bool = True) -> Remote | None:
+        """The team store (None without one). Raises ``RemoteConfigError`` (exit 2) when misconfigured."""
+        from .remote.remote import open_remote
+        from .remote.settings import resolve
+
+        settings = resolve(self.project.remote, self.project.push, self.project.root, self.project.manifest.name)
+        return open_remote(settings, self.cache, warn, probe=probe)
 
     def settle(self) -> None:
         """End-of-run bookkeeping: write the lock, drop the intents it now covers, keep file hashes."""
