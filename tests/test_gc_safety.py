@@ -71,6 +71,23 @@ def test_gc_in_one_project_keeps_what_another_project_sharing_the_cache_needs(tm
     assert len(keys(shared)) == 6
 
 
+def test_a_project_that_only_finds_everything_fresh_registers_too(tmp_path: Path) -> None:
+    shared = tmp_path / "shared-cache"
+    env = {"ASSETBUILD_CACHE_DIR": str(shared)}
+    one, two = tmp_path / "one", tmp_path / "two"
+    for root, word in ((one, "red"), (two, "blue")):
+        root.mkdir()
+        write_manifest(root, manifest(word))
+        assert run_cli(root, "-q", env=env).returncode == 0
+    for registration in (shared / "projects").iterdir():  # as if built by a version without registration
+        registration.unlink()
+    (two / ".assetbuild" / "noop.json").unlink()
+    assert run_cli(two, "-q", env=env).returncode == 0  # nothing to build: it still registers
+    age(shared, 30)
+    assert run_cli(one, "gc", "--keep-days", "0", env=env).returncode == 0
+    assert len(keys(shared)) == 6
+
+
 def test_a_registered_project_that_is_gone_is_forgotten(tmp_path: Path) -> None:
     shared = tmp_path / "shared-cache"
     env = {"ASSETBUILD_CACHE_DIR": str(shared)}

@@ -115,6 +115,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     if not pending:
         summary.fresh = len(targets)
         code = _finish(ws, events, summary, started)
+        cacheusers.register(project)  # also when nothing was built: a project fresh since before registration
         if memo_context is not None:  # the memo was missing or stale (else cli would not be here)
             noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamp)
         return code
