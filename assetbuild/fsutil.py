@@ -199,8 +199,9 @@ def refuse_tracked_state(state: Path) -> None:
     if not state.is_dir() or shutil.which("git") is None:
         return
     try:
-        listed = subprocess.run(["git", "ls-files", "-z", "--", state.name], cwd=state.parent, capture_output=True,
-                                timeout=30, stdin=subprocess.DEVNULL)
+        # No fsmonitor: a repository from an archive may carry a .git/config whose fsmonitor runs a command.
+        listed = subprocess.run(["git", "-c", "core.fsmonitor=false", "ls-files", "-z", "--", state.name],
+                                cwd=state.parent, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         return
     if listed.returncode != 0 or not listed.stdout:
