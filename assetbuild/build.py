@@ -97,9 +97,7 @@ class Builder:
         try:
             return self._build(target)
         except OSError as exc:  # disk full, read-only folder, a folder where the image should go...
-            where = f" ({exc.filename})" if exc.filename else ""
-            raise AssetError(target, f"{exc.strerror or exc}{where}",
-                             hint="check the disk and the permissions of the output folder") from None
+            raise _os_error(target, exc) from None
 
     def _build(self, target: str) -> str:
         self.started[target] = time.monotonic()
@@ -137,6 +135,34 @@ class Builder:
 
     def _generate(self, target: str, asset: Asset, status: Status) -> str:
         assert status.key is not None
+        final, seed, model, outcome = self._produce(target, asset, status.key)
+        self._write(target, asset, final, status, seed, model, cache=True)
+        return outcome
+
+    def make_candidate(self, label: str, asset: Asset, key: str) -> str:
+        """Make ``asset`` (a variation of a manifest asset, e.g. with another seed, whose key is ``key``)
+        into the cache only: no target is written and the lock is not touched. ``label`` names it in
+        events and errors. Returns FRESH when the cache already holds it, else GENERATED.
+
+        Crash safety is the cache's: an entry is written atomically once the final bytes exist, so a kill
+        at any instant leaves either no entry or a whole one.
+        """
+        self.started[label] = time.monotonic()
+        try:
+            self._check_cancel(label)
+            if self._cache_get(label, key) is not None:
+                return ev.FRESH
+            if self.frozen:
+                raise FrozenError(label, "not in the cache; --frozen forbids generating")
+            final, seed, model, outcome = self._produce(label, asset, key)
+            self._check_cancel(label)
+            self.cache.put(key, final, seed=seed, model=model)
+        except OSError as exc:
+            raise _os_error(label, exc) from None
+        return outcome
+
+    def _produce(self, target: str, asset: Asset, key: str) -> tuple[bytes, int | None, str | None, str]:
+        """Generate (or derive) and post-process: the final bytes, the seed and model used, the outcome."""
         if asset.source:
             data = self._read(self.project.target_path(asset.source), target)
             result = GenerationResult(data, None, None)
@@ -159,13 +185,12 @@ class Builder:
         self._check_cancel(target)
         self.events.asset_progress(target, Progress("postprocessing"))
         try:
-            final = postprocess.apply(result.data, asset.post, key=status.key, prompt=asset.params.get("prompt"))
+            final = postprocess.apply(result.data, asset.post, key=key, prompt=asset.params.get("prompt"))
         except ValueError as exc:
             origin = f"its source {asset.source}" if asset.source else "the generator's image"
             raise ImageError(target, f"{origin} is unusable: {exc}") from None
         model = result.model or asset.params.get("model")
-        self._write(target, asset, final, status, result.seed, model, cache=True)
-        return outcome
+        return final, result.seed, model, outcome
 
     def _read(self, path: Path, target: str) -> bytes:
         try:
@@ -196,3 +221,9 @@ class Builder:
         atomic_write(asset.path, data, tmp_dir=self.project.state_dir / "tmp")
         self.hashes.remember(asset.path, digest)
         self.lock.commit(target, LockEntry(status.key, digest, seed, model, status.form))
+
+
+def _os_error(target: str, exc: OSError) -> AssetError:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return AssetError(target, f"{exc.strerror or exc}{where}",
+                      hint="check the disk and the permissions of the output folder")

@@ -11,12 +11,15 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
 from .errors import AssetbuildError
 
+# Commands in their own module (assetbuild/commands/<name>.py: HELP, add_arguments, main).
+MODULE_COMMANDS = ("explore",)
 COMMANDS = ("run", "clean", "list", "status", "why", "gc",
-            "generate", "models", "config", "server", "cancel", "init", "completion")
+            "generate", "models", "config", "server", "cancel", "init", "completion", *MODULE_COMMANDS)
 
 DESCRIPTION = """\
 Declarative, incremental builds of generated image assets.
@@ -33,6 +36,7 @@ commands:
   why TARGET|FILE      which fields changed since the asset was built
   clean [TARGET...]    delete generated images and orphans (never hand-made or edited files)
   gc                   prune the cache to what assets.lock (and --keep-ref REFs) need
+  explore TARGET       N candidates of an asset (distinct seeds) into the cache and a contact sheet
   init                 write a commented starter assets.toml
   generate --prompt T  one-off images: prints their URLs, or writes them with --save-images
   models               the server's models (name, architecture, resolution, loaded)
@@ -106,7 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
     from .commands.parsers import add_commands
 
     add_commands(sub, common)  # generate, models, config, server, cancel, init, completion
+    for name in MODULE_COMMANDS:
+        module = _command_module(name)
+        module.add_arguments(sub.add_parser(name, parents=[common], help=module.HELP, description=module.HELP))
     return parser
+
+
+def _command_module(name: str) -> Any:
+    import importlib
+
+    return importlib.import_module(f".commands.{name}", __package__)
 
 
 def _positive(text: str) -> int:
@@ -159,6 +172,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command in parsers.COMMANDS:
         return parsers.dispatch(args)
+    if args.command in MODULE_COMMANDS:
+        return int(_command_module(args.command).main(args))
     from . import noop
     from .display import forward_logs, make_display
     from .layout import find_manifest
