@@ -17,7 +17,7 @@ from . import __version__
 from .errors import AssetbuildError
 
 # Commands in their own module (assetbuild/commands/<name>.py: HELP, add_arguments, main).
-MODULE_COMMANDS = ("explore",)
+MODULE_COMMANDS = ("explore", "pick")
 COMMANDS = ("run", "clean", "list", "status", "why", "gc",
             "generate", "models", "config", "server", "cancel", "init", "completion", *MODULE_COMMANDS)
 
@@ -37,6 +37,7 @@ commands:
   clean [TARGET...]    delete generated images and orphans (never hand-made or edited files)
   gc                   prune the cache to what assets.lock (and --keep-ref REFs) need
   explore TARGET       N candidates of an asset (distinct seeds) into the cache and a contact sheet
+  pick TARGET SEED     pin a candidate (seed = SEED in assets.toml) and restore it from the cache
   init                 write a commented starter assets.toml
   generate --prompt T  one-off images: prints their URLs, or writes them with --save-images
   models               the server's models (name, architecture, resolution, loaded)
