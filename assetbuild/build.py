@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from . import events as ev
@@ -135,14 +135,15 @@ class Builder:
 
     def _generate(self, target: str, asset: Asset, status: Status) -> str:
         assert status.key is not None
-        final, seed, model, outcome = self._produce(target, asset, status.key)
+        final, seed, model, outcome = self._produce(target, asset, status.key, (status.form or {}).get("inputs"))
         self._write(target, asset, final, status, seed, model, cache=True)
         return outcome
 
-    def make_candidate(self, label: str, asset: Asset, key: str) -> str:
+    def make_candidate(self, label: str, asset: Asset, key: str, inputs: Mapping[str, str] | None = None) -> str:
         """Make ``asset`` (a variation of a manifest asset, e.g. with another seed, whose key is ``key``)
         into the cache only: no target is written and the lock is not touched. ``label`` names it in
-        events and errors. Returns FRESH when the cache already holds it, else GENERATED.
+        events and errors; ``inputs`` are the input hashes ``key`` was computed from. Returns FRESH when the
+        cache already holds it, else GENERATED.
 
         Crash safety is the cache's: an entry is written atomically once the final bytes exist, so a kill
         at any instant leaves either no entry or a whole one.
@@ -154,21 +155,27 @@ class Builder:
                 return ev.FRESH
             if self.frozen:
                 raise FrozenError(label, "not in the cache; --frozen forbids generating")
-            final, seed, model, outcome = self._produce(label, asset, key)
+            final, seed, model, outcome = self._produce(label, asset, key, inputs)
             self._check_cancel(label)
             self.cache.put(key, final, seed=seed, model=model)
         except OSError as exc:
             raise _os_error(label, exc) from None
         return outcome
 
-    def _produce(self, target: str, asset: Asset, key: str) -> tuple[bytes, int | None, str | None, str]:
-        """Generate (or derive) and post-process: the final bytes, the seed and model used, the outcome."""
+    def _produce(self, target: str, asset: Asset, key: str,
+                 planned: Mapping[str, str] | None) -> tuple[bytes, int | None, str | None, str]:
+        """Generate (or derive) and post-process: the final bytes, the seed and model used, the outcome.
+
+        ``planned`` holds the hashes of the input images the key was computed from: an input that changed
+        since (an edit during a build, e.g. under ``watch``) must not produce an image filed under the old
+        key, so the asset fails and the next build makes it from the new input.
+        """
         if asset.source:
-            data = self._read(self.project.target_path(asset.source), target)
+            data = self._input(self.project.target_path(asset.source), target, "source", planned)
             result = GenerationResult(data, None, None)
             outcome = ev.DERIVED
         else:
-            images = {image.param: self._read(image.path, target) for image in asset.inputs}
+            images = {image.param: self._input(image.path, target, image.param, planned) for image in asset.inputs}
             request = GenerationRequest(target, dict(asset.params), images)
             self._check_cancel(target)
 
@@ -191,6 +198,13 @@ class Builder:
             raise ImageError(target, f"{origin} is unusable: {exc}") from None
         model = result.model or asset.params.get("model")
         return final, result.seed, model, outcome
+
+    def _input(self, path: Path, target: str, param: str, planned: Mapping[str, str] | None) -> bytes:
+        data = self._read(path, target)
+        if planned is not None and param in planned and hash_bytes(data) != planned[param]:
+            raise AssetError(target, f"its input {path.name} changed since the build started; not using it",
+                             hint="build again: the asset will be made from the new input")
+        return data
 
     def _read(self, path: Path, target: str) -> bytes:
         try:

@@ -39,6 +39,12 @@ def candidate_key(planner: Planner, asset: Asset, seed: int) -> str | None:
     return identity[0] if identity else None
 
 
+def candidate_identity(planner: Planner, asset: Asset, seed: int) -> tuple[str, dict[str, str]] | None:
+    """The key of ``asset`` with ``seed`` and the input hashes it was computed from (None: one is missing)."""
+    identity = planner.identity(with_seed(asset, seed))
+    return (identity[0], dict(identity[1]["inputs"])) if identity else None
+
+
 def random_seeds(count: int) -> list[int]:
     """``count`` distinct random seeds."""
     seeds: list[int] = []

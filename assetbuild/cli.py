@@ -17,7 +17,7 @@ from . import __version__
 from .errors import AssetbuildError
 
 # Commands in their own module (assetbuild/commands/<name>.py: HELP, add_arguments, main).
-MODULE_COMMANDS = ("explore", "pick")
+MODULE_COMMANDS = ("explore", "pick", "watch")
 COMMANDS = ("run", "clean", "list", "status", "why", "gc",
             "generate", "models", "config", "server", "cancel", "init", "completion", *MODULE_COMMANDS)
 
@@ -38,6 +38,7 @@ commands:
   gc                   prune the cache to what assets.lock (and --keep-ref REFs) need
   explore TARGET       N candidates of an asset (distinct seeds) into the cache and a contact sheet
   pick TARGET SEED     pin a candidate (seed = SEED in assets.toml) and restore it from the cache
+  watch [TARGET...]    build, then rebuild whenever assets.toml or an input file changes
   init                 write a commented starter assets.toml
   generate --prompt T  one-off images: prints their URLs, or writes them with --save-images
   models               the server's models (name, architecture, resolution, loaded)

@@ -91,17 +91,17 @@ def explore(ws: Workspace, patterns: list[str], events: BuildEvents, out: TextIO
     for target in chosen:
         out.write(f"exploring {target}: {len(seeds)} candidate(s), seeds {', '.join(map(str, seeds))}\n")
     out.flush()
-    work: list[tuple[str, Asset, str]] = []  # label, candidate asset, key
+    work: list[tuple[str, Asset, str, dict[str, str]]] = []  # label, candidate asset, key, input hashes
     for target in chosen:
         asset = project.assets[target]
         for seed in seeds:
-            key = cand.candidate_key(ws.planner, asset, seed)
-            if key is None:
+            identity = cand.candidate_identity(ws.planner, asset, seed)
+            if identity is None:
                 raise UsageError(f"{target}: an input image is missing; its candidates cannot be made",
                                  hint="build its input assets first: `assetbuild run` (or create the file)")
-            work.append((cand.label(target, seed), cand.with_seed(asset, seed), key))
+            work.append((cand.label(target, seed), cand.with_seed(asset, seed), *identity))
     summary = Summary()
-    events.run_started(len(work), sum(1 for _, _, key in work if not ws.cache.has(key)))
+    events.run_started(len(work), sum(1 for _, _, key, _ in work if not ws.cache.has(key)))
     interrupted = _make_all(ws, work, events, summary)
     summary.seconds = time.monotonic() - started
     events.run_finished(summary)
@@ -122,7 +122,8 @@ def _upstream(project: Project, targets: list[str]) -> list[str]:
     return closure(project, targets)
 
 
-def _make_all(ws: Workspace, work: list[tuple[str, Asset, str]], events: BuildEvents, summary: Summary) -> bool:
+def _make_all(ws: Workspace, work: list[tuple[str, Asset, str, dict[str, str]]], events: BuildEvents,
+              summary: Summary) -> bool:
     """Make every candidate, ``server.concurrency`` at once. Returns whether the run was interrupted."""
     import time
     from concurrent.futures import ThreadPoolExecutor
@@ -137,10 +138,10 @@ def _make_all(ws: Workspace, work: list[tuple[str, Asset, str]], events: BuildEv
     generator = generators.create(project.server)
     builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events)
 
-    def make(label: str, asset: Asset, key: str) -> None:
+    def make(label: str, asset: Asset, key: str, inputs: dict[str, str]) -> None:
         events.asset_started(label)
         try:
-            outcome = builder.make_candidate(label, asset, key)
+            outcome = builder.make_candidate(label, asset, key, inputs)
         except Cancelled:
             summary.skipped += 1
             failure = Failure(label, "interrupted", skipped=True)
