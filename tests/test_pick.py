@@ -215,3 +215,15 @@ def test_crlf_manifest_stays_crlf(project: Path, fake: FakeSwarm) -> None:
     after = (project / "assets.toml").read_bytes().decode()
     assert after.count("\r\n") == after.count("\n") == body.count("\n") + 1
     assert fake.generations == 1
+
+
+def test_a_hand_edited_target_is_not_pinned_over(commented: Path, fake: FakeSwarm) -> None:
+    project = commented
+    assert cli(project, fake.url, "explore", "sprites/hero.png", "--seeds", "5")[0] == 0
+    (project / "sprites").mkdir()
+    (project / "sprites/hero.png").write_bytes(b"painted by hand")
+    code, out = cli(project, fake.url, "pick", "sprites/hero.png", "5")
+    assert code == 1, out
+    assert "not pinning over it" in out
+    assert (project / "assets.toml").read_text(encoding="utf-8") == COMMENTED
+    assert (project / "sprites/hero.png").read_bytes() == b"painted by hand"

@@ -57,7 +57,8 @@ def pin(ws: Workspace, name: str, seed: int | None, *, current: bool, generate: 
     manifest. Returns the pinned seed. Raises ``UsageError`` (nothing written) when the pick is refused."""
     from .. import candidates as cand
     from .. import manifest_edit
-    from ..errors import UsageError
+    from ..errors import ModifiedFileError, UsageError
+    from ..plan import State
     from .select import select
 
     project = ws.project
@@ -81,6 +82,10 @@ def pin(ws: Workspace, name: str, seed: int | None, *, current: bool, generate: 
         raise UsageError(f"{target}: an input image is missing, so its candidates cannot be matched",
                          hint="build its input assets first (`assetbuild run`)")
     edit = manifest_edit.set_seed(project, target, seed)  # refuses variants etc. before anything is written
+    status = ws.planner.status(asset)
+    if status.state is State.MODIFIED:  # the build would refuse to replace it: say so before editing
+        raise ModifiedFileError(target, f"{asset.path.name} was {status.reason}; not pinning over it",
+                                hint="move the file away first (its seed stays as it is)")
     if not ws.cache.has(key):
         _adopt_recorded_image(ws, target, seed, key)
     if not ws.cache.has(key) and not generate:
