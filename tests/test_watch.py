@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -146,8 +147,20 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "co
         time.sleep(0.01)
 
 
+def save(path: Path, data: bytes) -> None:
+    """Save like most editors do (a temporary file renamed over the old one), so the watch never sees the
+    half-written file an in-place write shows for a moment (which a loaded machine can make last long)."""
+    tmp = path.with_name(f".{path.name}.swp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def save_manifest(project: Path, body: str) -> None:
+    save(project / "assets.toml", textwrap.dedent(body).lstrip().encode())
+
+
 def set_prompt(project: Path, prompt: str, body: str = MANIFEST) -> None:
-    write_manifest(project, body.replace("{prompt}", prompt))
+    save_manifest(project, body.replace("{prompt}", prompt))
 
 
 def png(color: tuple[int, int, int]) -> bytes:
@@ -180,7 +193,7 @@ def test_rebuilds_when_the_manifest_or_an_input_file_changes(project: Path, fake
     assert lock(project)["sprites/hero.png"]["inputs"]["params"]["prompt"] == "a paladin"
 
     before = lock(project)["sprites/from_sketch.png"]["inputs"]["inputs"]["initimage"]
-    (project / "refs/sketch.png").write_bytes(png((0, 0, 200)))
+    save(project / "refs/sketch.png", png((0, 0, 200)))
     watch.expect(r"^watch: changed: refs/sketch.png$")
     watch.expect(r"^done: 1 generated, 0 restored, 1 fresh", count=2)
     assert fake.generations == 4
@@ -189,7 +202,7 @@ def test_rebuilds_when_the_manifest_or_an_input_file_changes(project: Path, fake
     # Files nobody watches (the lock, images, state) do not start builds: the next build is the edit's.
     set_prompt(project, "a knight", WITH_INPUT)
     watch.expect(r"^done: 0 generated, 1 restored, 1 fresh")  # the first prompt's image, from the cache
-    assert watch.count(r"^done:") == 4
+    assert watch.count(r"^done:") == 4, watch.output
     assert fake.generations == 4
 
     assert watch.stop(signal.SIGINT) == 130
@@ -208,7 +221,7 @@ def test_a_broken_manifest_prints_the_error_and_waits(project: Path, fake: FakeS
     watch.expect(r"^done: 1 generated")
     assert prompts(fake) == ["a knight"]
 
-    write_manifest(project, MANIFEST.replace("{prompt}", "a knight") + '\n[assets."x.png"]\nstyle = "nope"\n')
+    save_manifest(project, MANIFEST.replace("{prompt}", "a knight") + '\n[assets."x.png"]\nstyle = "nope"\n')
     watch.expect(r"error: .*unknown style 'nope'")
     watch.expect(r"^watch: waiting for the next change", count=2)
     assert watch.process.poll() is None  # still watching

@@ -44,7 +44,7 @@ def main(args: argparse.Namespace) -> int:
 
     ws = open_workspace(args.file, server=args.server)
     events = make_display(quiet=args.quiet, verbose=args.verbose, stream=sys.stdout,
-                          jobs=ws.project.server.concurrency)
+                          jobs=ws.project.server.default_jobs)
     with forward_logs(events, verbose=args.verbose):
         return explore(ws, args.targets, events, sys.stdout, count=args.count, seeds_text=args.seeds,
                        max_assets=args.max_assets)
@@ -124,7 +124,7 @@ def _upstream(project: Project, targets: list[str]) -> list[str]:
 
 def _make_all(ws: Workspace, work: list[tuple[str, Asset, str, dict[str, str]]], events: BuildEvents,
               summary: Summary) -> bool:
-    """Make every candidate, ``server.concurrency`` at once. Returns whether the run was interrupted."""
+    """Make every candidate, as many at once as a build would. Returns whether the run was interrupted."""
     import time
     from concurrent.futures import ThreadPoolExecutor
 
@@ -159,7 +159,7 @@ def _make_all(ws: Workspace, work: list[tuple[str, Asset, str, dict[str, str]]],
 
     try:
         with on_interrupt(builder.cancel) as interrupted, \
-                ThreadPoolExecutor(max_workers=project.server.concurrency) as pool:
+                ThreadPoolExecutor(max_workers=max(1, min(len(work), project.server.default_jobs))) as pool:
             for future in [pool.submit(make, *item) for item in work]:
                 future.result()
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:  # the heavy modules are imported when the command runs, not w
 
 HELP = "build, then rebuild whenever assets.toml or an input file changes (Ctrl-C stops)"
 POLL_MS = 500  # how often the wait wakes up (to notice a change made while the watcher was starting)
+SETTLE_MS = 200  # a change is acted on once its files have been quiet this long (editors write in steps)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +46,7 @@ class Watch:
         self.err = err
         self.manifest = find_manifest(args.file).absolute()
         self.files: set[str] = {str(self.manifest)}  # absolute paths whose changes start a build
+        self.stamps: dict[str, Stamp] = {}  # those files as the last build read them
 
     def run(self) -> int:
         import signal
@@ -66,24 +69,23 @@ class Watch:
     def _loop(self) -> int:
         import watchfiles
 
-        stamps = self._stamps()
         code = self._build()
         if code == 130:
             return code
         while True:
             folders = self._folders()
             announced = False
-            for changes in watchfiles.watch(*folders, watch_filter=self._wanted, recursive=False,
+            for changes in watchfiles.watch(*folders, watch_filter=self._wanted, recursive=False, step=SETTLE_MS,
                                             rust_timeout=POLL_MS, yield_on_timeout=True):
-                changed = sorted({path for _change, path in changes})
-                if not announced:  # the watcher is live now; catch what changed while it was starting
+                changed = {path for _change, path in changes}
+                if not announced:  # the watcher is live now; catch what changed since the build read it
                     announced = True
-                    changed = sorted(set(changed) | {p for p, s in self._stamps().items() if stamps.get(p) != s})
+                    now = self._stamps(self.files)
+                    changed |= {path for path, stamp in now.items() if self.stamps.get(path, stamp) != stamp}
                     self._say(f"watching {len(self.files)} file(s) for changes; Ctrl-C to stop")
                 if not changed:
                     continue
-                self._say("changed: " + ", ".join(_shown(path) for path in changed))
-                stamps = self._stamps()
+                self._say("changed: " + ", ".join(_shown(path) for path in sorted(changed)))
                 code = self._build()
                 if code == 130:
                     return code
@@ -99,11 +101,13 @@ class Watch:
         from .run import run
         from .select import select
 
+        self.stamps = self._stamps([str(self.manifest)])  # before the manifest is read
         try:
             ws = open_workspace(self.args.file, server=self.args.server)
             self._follow(ws, closure(ws.project, select(ws.project, self.args.targets)))
+            self.stamps.update(self._stamps(self.files - {str(self.manifest)}))  # before planning reads them
             events = make_display(quiet=self.args.quiet, verbose=self.args.verbose, stream=self.out,
-                                  jobs=ws.project.server.concurrency)
+                                  jobs=ws.project.server.default_jobs)
             with forward_logs(events, verbose=self.args.verbose):
                 code = run(ws, self.args.targets, events, jobs=None, keep_going=True, frozen=False)
         except AssetbuildError as exc:
@@ -126,9 +130,10 @@ class Watch:
     def _wanted(self, change: object, path: str) -> bool:
         return os.path.abspath(path) in self.files
 
-    def _stamps(self) -> dict[str, Stamp]:
+    @staticmethod
+    def _stamps(paths: Iterable[str]) -> dict[str, Stamp]:
         stamps: dict[str, Stamp] = {}
-        for path in self.files:
+        for path in paths:
             try:
                 st = os.stat(path)
             except OSError:
