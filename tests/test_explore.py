@@ -161,3 +161,45 @@ def test_a_candidate_key_is_the_key_of_the_asset_with_that_seed(project: Path, f
     assert "restored  sprites/hero.png" in result.stdout
     candidate = project / ".assetbuild/explore/sprites/hero.png/seed-22.png"
     assert (project / "sprites/hero.png").read_bytes() == candidate.read_bytes()
+
+
+def test_input_assets_are_built_first_and_the_explored_target_is_not(project: Path, fake: FakeSwarm) -> None:
+    write_manifest(project, MANIFEST + '\n[assets."sprites/hero_attack.png"]\nprompt = "attacking"\n'
+                                       'initimage = "sprites/hero.png"\ninitimagecreativity = 0.5\n')
+    code, out = explore(project, fake.url, "sprites/hero_attack.png", "--seeds", "1,2")
+    assert code == 0, out
+    assert fake.generations == 3  # the input asset (a normal build) and two candidates
+    assert (project / "sprites/hero.png").is_file()
+    assert not (project / "sprites/hero_attack.png").exists()
+    lock = json.loads((project / "assets.lock").read_text(encoding="utf-8"))["assets"]
+    assert sorted(lock) == ["sprites/hero.png"]
+
+
+def test_ctrl_c_stops_the_candidates_and_keeps_no_partial_entry(project: Path, fake: FakeSwarm) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    fake.configure(latency=30)
+    write_manifest(project, MANIFEST)
+    process = subprocess.Popen([sys.executable, "-m", "assetbuild", "explore", "--server", fake.url,
+                                "sprites/hero.png", "--seeds", "1,2"], cwd=project, env=dict(os.environ),
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while fake.live_gens < 1:
+            assert time.monotonic() < deadline, "no generation started"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, out
+    assert "interrupted" in out
+    assert fake.interrupts >= 1
+    assert list((project / ".assetbuild/cache").rglob("*.img")) == []
+    assert temp_files(project) == []
+    assert not (project / "sprites/hero.png").exists()
