@@ -280,7 +280,7 @@ def test_an_input_changed_after_planning_is_not_filed_under_the_old_key(project:
     """The builder reads input images after deciding the key: bytes that changed in between (an edit
     during a build) must not produce an image recorded or cached under the old key."""
     from assetbuild import generators
-    from assetbuild.build import Builder
+    from assetbuild.builder import Builder
     from assetbuild.display.plain import PlainDisplay
     from assetbuild.errors import AssetError
     from assetbuild.workspace import open_workspace

@@ -129,7 +129,7 @@ def _make_all(ws: Workspace, work: list[tuple[str, Asset, str, dict[str, str]]],
     from concurrent.futures import ThreadPoolExecutor
 
     from .. import generators
-    from ..build import Builder, Cancelled
+    from ..builder import Builder, Cancelled
     from ..errors import AssetError
     from ..events import Failure
     from .interrupt import on_interrupt
