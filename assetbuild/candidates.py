@@ -20,6 +20,7 @@ from .manifest import Asset, Project
 from .plan import Planner
 
 SEED_MAX = 2**31 - 1  # random seeds stay in the range every backend (and every other tool) accepts
+SEED_LIMIT = 2**63 - 1  # the largest seed SwarmUI takes (a C# long)
 EXPLORE_DIR = "explore"
 
 
@@ -64,8 +65,8 @@ def parse_seeds(text: str) -> list[int]:
             seed = int(part)
         except ValueError:
             raise UsageError(f"--seeds: {part!r} is not a whole number", hint="e.g. --seeds 7,42,1234") from None
-        if seed < 0:
-            raise UsageError(f"--seeds: {seed} is negative; a candidate needs a fixed seed (0 or more)")
+        if not 0 <= seed <= SEED_LIMIT:
+            raise UsageError(f"--seeds: {seed} is out of range; a candidate needs a fixed seed from 0 to {SEED_LIMIT}")
         if seed in seeds:
             raise UsageError(f"--seeds: {seed} is given twice; candidates need distinct seeds")
         seeds.append(seed)

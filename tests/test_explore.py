@@ -136,6 +136,8 @@ def test_glob_explores_a_few_assets_within_the_limit(project: Path, fake: FakeSw
     (["sprites/hero_glow.png"], "derived from sprites/hero.png"),
     (["sprites/hero.png", "--seeds", "1,1"], "given twice"),
     (["sprites/hero.png", "--seeds", "x"], "not a whole number"),
+    (["sprites/hero.png", "--seeds", "-3"], "out of range"),
+    (["sprites/hero.png", "--seeds", str(2**63)], "out of range"),
     (["sprites/hero.png", "--seeds", "1,2", "-k", "3"], "-k 3 but 2 seeds"),
     (["sprites/nope.png"], "no asset matches"),
 ])

@@ -18,8 +18,8 @@ def _seed(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("a pinned seed is 0 or more (-1 means random)")
+    if not 0 <= value <= 2**63 - 1:
+        raise argparse.ArgumentTypeError("a pinned seed is from 0 to 2**63-1 (-1 would mean random)")
     return value
 
 
