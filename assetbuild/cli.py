@@ -38,6 +38,8 @@ COMMANDS: dict[str, str] = {
     "explore": "explore",
     "pick": "pick",
     "watch": "watch",
+    "push": "push",
+    "pull": "pull",
     "generate": "generate",
     "models": "models",
     "config": "config",
