@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import events as ev
 from . import postprocess
@@ -31,6 +31,16 @@ from .plan import Planner, State, Status
 
 if TYPE_CHECKING:
     from .remote.remote import Remote
+
+
+class Made(NamedTuple):
+    """An image made for an asset (generated or derived, post-processed), not yet stored anywhere."""
+
+    data: bytes
+    seed: int | None
+    model: str | None
+    outcome: str  # GENERATED or DERIVED
+    model_hashes: dict[str, str]
 
 
 class Cancelled(AssetError):
@@ -146,14 +156,17 @@ class Builder:
         """The team store's verified entry for a stale asset not in the local cache (now cached locally)."""
         if self.remote is None or status.state not in (State.GENERATE, State.RESTORE) or status.key is None:
             return None
+        if self.planner.model_change(self.project.assets[status.target], status.entry) is not None:
+            return None  # the store has images by key, and a model replaced on the server keeps keys
         expected = status.entry.hash if status.entry is not None and status.entry.key == status.key else None
         return self.remote.restore(status.key, expected)
 
     def _generate(self, target: str, asset: Asset, status: Status) -> str:
         assert status.key is not None
-        final, seed, model, outcome = self._produce(target, asset, status.key, (status.form or {}).get("inputs"))
-        self._write(target, asset, final, status, seed, model, cache=True)
-        return outcome
+        made = self._produce(target, asset, status.key, (status.form or {}).get("inputs"))
+        self._write(target, asset, made.data, status, made.seed, made.model, cache=True,
+                    model_hashes=made.model_hashes)
+        return made.outcome
 
     def make_candidate(self, label: str, asset: Asset, key: str, inputs: Mapping[str, str] | None = None) -> str:
         """Make ``asset`` (a variation of a manifest asset, e.g. with another seed, whose key is ``key``)
@@ -171,15 +184,15 @@ class Builder:
                 return ev.FRESH
             if self.frozen:
                 raise FrozenError(label, "not in the cache; --frozen forbids generating")
-            final, seed, model, outcome = self._produce(label, asset, key, inputs)
+            made = self._produce(label, asset, key, inputs)
             self._check_cancel(label)
-            self.cache.put(key, final, seed=seed, model=model)
+            self.cache.put(key, made.data, seed=made.seed, model=made.model)
         except OSError as exc:
             raise _os_error(label, exc) from None
-        return outcome
+        return made.outcome
 
     def _produce(self, target: str, asset: Asset, key: str,
-                 planned: Mapping[str, str] | None) -> tuple[bytes, int | None, str | None, str]:
+                 planned: Mapping[str, str] | None) -> Made:
         """Generate (or derive) and post-process: the final bytes, the seed and model used, the outcome.
 
         ``planned`` holds the hashes of the input images the key was computed from: an input that changed
@@ -204,6 +217,7 @@ class Builder:
                 # After Ctrl-C the server may answer "Generation session interrupted." first: that is us.
                 self._check_cancel(target)
                 raise
+            self._check_unused(target, result)
             outcome = ev.GENERATED
         self._check_cancel(target)
         self.events.asset_progress(target, Progress("postprocessing"))
@@ -213,7 +227,8 @@ class Builder:
             origin = f"its source {asset.source}" if asset.source else "the generator's image"
             raise ImageError(target, f"{origin} is unusable: {exc}") from None
         model = result.model or asset.params.get("model")
-        return final, result.seed, model, outcome
+        hashes = self._model_hashes(asset, result) if not asset.source else {}
+        return Made(final, result.seed, model, outcome, hashes)
 
     def _input(self, path: Path, target: str, param: str, planned: Mapping[str, str] | None) -> bytes:
         data = self._read(path, target)
@@ -221,6 +236,25 @@ class Builder:
             raise AssetError(target, f"its input {path.name} changed since the build started; not using it",
                              hint="build again: the asset will be made from the new input")
         return data
+
+    def _check_unused(self, target: str, result: GenerationResult) -> None:
+        """The server's metadata lists parameters it did not use: the image does not match the manifest."""
+        if not result.unused:
+            return
+        names = ", ".join(result.unused)
+        if self.project.server.unused_params == "warn":
+            self.events.warning(f"{target}: the server did not use {names} (sui_extra_data.unused_parameters)")
+            return
+        raise GenerationError(target, f"the server did not use {names} (the image's metadata lists it as "
+                              "unused), so the image would not match the manifest; it was not kept",
+                              hint="remove it from the asset, or add what it works with (initimagecreativity "
+                                   "needs an initimage, refiner settings a refiner model); [server] unused_params "
+                                   "= \"warn\" keeps such images")
+
+    def _model_hashes(self, asset: Asset, result: GenerationResult) -> dict[str, str]:
+        from .servercheck import hashes_for
+
+        return hashes_for(asset, result.models, self.planner.model_hashes)
 
     def _read(self, path: Path, target: str) -> bytes:
         try:
@@ -241,7 +275,7 @@ class Builder:
             raise Cancelled(target, "interrupted")
 
     def _write(self, target: str, asset: Asset, data: bytes, status: Status, seed: int | None,
-               model: str | None, *, cache: bool) -> None:
+               model: str | None, *, cache: bool, model_hashes: dict[str, str] | None = None) -> None:
         assert status.key is not None and status.form is not None
         self._check_cancel(target)
         digest = self.cache.put(status.key, data, seed=seed, model=model) if cache else hash_bytes(data)
@@ -250,7 +284,7 @@ class Builder:
         # The temporary file lives in the state folder: a kill mid-write leaves nothing among the assets.
         atomic_write(asset.path, data, tmp_dir=self.project.state_dir / "tmp")
         self.hashes.remember(asset.path, digest)
-        self.lock.commit(target, LockEntry(status.key, digest, seed, model, status.form))
+        self.lock.commit(target, LockEntry(status.key, digest, seed, model, status.form, model_hashes or {}))
         if cache and self.remote is not None:
             self.remote.push_later(status.key)  # in the background: generation never waits for uploads
 
