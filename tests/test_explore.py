@@ -205,3 +205,12 @@ def test_ctrl_c_stops_the_candidates_and_keeps_no_partial_entry(project: Path, f
     assert list((project / ".assetbuild/cache").rglob("*.img")) == []
     assert temp_files(project) == []
     assert not (project / "sprites/hero.png").exists()
+
+
+def test_candidates_are_checked_against_the_server_before_any_generation(project: Path, fake: FakeSwarm) -> None:
+    write_manifest(project, MANIFEST.replace('model = "sd_xl_base_1.0"', 'model = "sd_xl_base_1.1"'))
+    code, out = explore(project, fake.url, "sprites/hero.png", "--seeds", "1,2")
+    assert code == 2, out
+    assert "problem(s) against the server" in out and "sd_xl_base_1.1" in out
+    assert fake.generations == 0
+    assert list((project / ".assetbuild/cache").rglob("*.img")) == []

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # the heavy modules are imported when the command runs, not when the parser is built
     from ..events import BuildEvents, Summary
+    from ..generators import Generator
     from ..manifest import Asset, Project
     from ..workspace import Workspace
 
@@ -56,6 +57,7 @@ def explore(ws: Workspace, patterns: list[str], events: BuildEvents, out: TextIO
     import time
 
     from .. import candidates as cand
+    from .. import generators
     from ..errors import UsageError
     from ..events import Summary
     from ..fsutil import make_state_dir
@@ -101,8 +103,15 @@ def explore(ws: Workspace, patterns: list[str], events: BuildEvents, out: TextIO
                                  hint="build its input assets first: `assetbuild run` (or create the file)")
             work.append((cand.label(target, seed), cand.with_seed(asset, seed), *identity))
     summary = Summary()
-    events.run_started(len(work), sum(1 for _, _, key, _ in work if not ws.cache.has(key)))
-    interrupted = _make_all(ws, work, events, summary)
+    to_make = [asset for _, asset, key, _ in work if not ws.cache.has(key)]
+    generator = generators.create(project.server)
+    try:
+        _check_server(ws, generator, to_make, events)
+    except BaseException:
+        generator.close()
+        raise
+    events.run_started(len(work), len(to_make))
+    interrupted = _make_all(ws, work, events, summary, generator)
     summary.seconds = time.monotonic() - started
     events.run_finished(summary)
     for target in chosen:
@@ -122,20 +131,42 @@ def _upstream(project: Project, targets: list[str]) -> list[str]:
     return closure(project, targets)
 
 
+def _check_server(ws: Workspace, generator: Generator, assets: list[Asset], events: BuildEvents) -> None:
+    """Before the first generation, as `run` does: the candidates' parameters and model names against the
+    server's own lists (``ServerCheckError``, exit 2, nothing generated). Offline generators skip it."""
+    run_on_client = getattr(generator, "run_on_client", None)
+    if run_on_client is None or not assets:
+        return
+    from ..servercheck import ServerCheckError, ask_with, check
+    from ..swarm.errors import SwarmError
+
+    try:
+        truth = ask_with(run_on_client, ws, assets)
+        problems = check(ws.project, assets, truth.params)
+        if truth.from_cache and any(p.about_models for p in problems):  # models may have been added since
+            truth = ask_with(run_on_client, ws, assets, refresh=True)
+            problems = check(ws.project, assets, truth.params)
+    except SwarmError:
+        events.warning("cannot check the candidates against the server; generating them unchecked")
+        return
+    if problems:
+        raise ServerCheckError(f"{len(problems)} problem(s) against the server; nothing was generated:\n  "
+                               + "\n  ".join(str(p) for p in problems),
+                               hint="use the exact names the server lists (`assetbuild models`)")
+
+
 def _make_all(ws: Workspace, work: list[tuple[str, Asset, str, dict[str, str]]], events: BuildEvents,
-              summary: Summary) -> bool:
+              summary: Summary, generator: Generator) -> bool:
     """Make every candidate, as many at once as a build would. Returns whether the run was interrupted."""
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from .. import generators
     from ..builder import Builder, Cancelled
     from ..errors import AssetError
     from ..events import Failure
     from .interrupt import on_interrupt
 
     project = ws.project
-    generator = generators.create(project.server)
     builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events)
 
     def make(label: str, asset: Asset, key: str, inputs: dict[str, str]) -> None:
