@@ -227,3 +227,15 @@ def test_a_hand_edited_target_is_not_pinned_over(commented: Path, fake: FakeSwar
     assert "not pinning over it" in out
     assert (project / "assets.toml").read_text(encoding="utf-8") == COMMENTED
     assert (project / "sprites/hero.png").read_bytes() == b"painted by hand"
+
+
+def test_pick_takes_the_project_lock(commented: Path, fake: FakeSwarm) -> None:
+    from assetbuild.projectlock import hold
+
+    project = commented
+    assert cli(project, fake.url, "explore", "sprites/hero.png", "--seeds", "5")[0] == 0
+    with hold(project / ".assetbuild", "run"):
+        code, out = cli(project, fake.url, "pick", "sprites/hero.png", "5", "--no-wait")
+    assert code == 1, out
+    assert "not waiting" in out
+    assert (project / "assets.toml").read_text(encoding="utf-8") == COMMENTED

@@ -299,3 +299,19 @@ def test_an_input_changed_after_planning_is_not_filed_under_the_old_key(project:
     assert planned.key is not None and not ws.cache.has(planned.key)
     assert not (project / "sprites/from_sketch.png").exists()
     assert ws.lock.get("sprites/from_sketch.png") is None
+
+
+def test_each_build_waits_for_another_assetbuild_in_the_project(project: Path, fake: FakeSwarm,
+                                                               watchers: list[Watcher]) -> None:
+    from assetbuild.projectlock import hold
+
+    set_prompt(project, "a knight")
+    watch = start(watchers, project, fake.url)
+    watch.expect(r"^watch: watching")
+    with hold(project / ".assetbuild", "run"):  # a build in a terminal, as far as the watch can tell
+        set_prompt(project, "a paladin")
+        watch.expect(r"waiting for assetbuild \(pid \d+, run\)")
+        assert prompts(fake) == ["a knight"]
+    watch.expect(r"^done: 1 generated", count=2)
+    assert prompts(fake) == ["a knight", "a paladin"]
+    assert watch.stop() == 130

@@ -13,6 +13,8 @@ if TYPE_CHECKING:  # the heavy modules are imported when the command runs, not w
     from ..manifest import Asset, Project
     from ..workspace import Workspace
 
+from ._args import add_no_wait
+
 HELP = "make N candidates of an asset (distinct seeds) and a contact sheet; never touches the target"
 DEFAULT_COUNT = 4
 DEFAULT_MAX_ASSETS = 8
@@ -35,20 +37,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", metavar="S1,S2,...", help="the candidates' seeds (instead of random ones)")
     parser.add_argument("--max-assets", type=_count, default=DEFAULT_MAX_ASSETS, metavar="N",
                         help=f"refuse globs matching more assets than this (default {DEFAULT_MAX_ASSETS})")
+    add_no_wait(parser)
 
 
 def main(args: argparse.Namespace) -> int:
     import sys
 
     from ..display import forward_logs, make_display
-    from ..workspace import open_workspace
+    from ..projectlock import workspace
 
-    ws = open_workspace(args.file, server=args.server)
-    events = make_display(quiet=args.quiet, verbose=args.verbose, stream=sys.stdout,
-                          jobs=ws.project.server.default_jobs)
-    with forward_logs(events, verbose=args.verbose):
-        return explore(ws, args.targets, events, sys.stdout, count=args.count, seeds_text=args.seeds,
-                       max_assets=args.max_assets)
+    with workspace(args, writes=True) as ws:  # one writer per project (it may build input assets)
+        events = make_display(quiet=args.quiet, verbose=args.verbose, stream=sys.stdout,
+                              jobs=ws.project.server.default_jobs)
+        with forward_logs(events, verbose=args.verbose):
+            return explore(ws, args.targets, events, sys.stdout, count=args.count, seeds_text=args.seeds,
+                           max_assets=args.max_assets)
 
 
 def explore(ws: Workspace, patterns: list[str], events: BuildEvents, out: TextIO, *, count: int | None = None,

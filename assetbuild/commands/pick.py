@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:  # the heavy modules are imported when the command runs, not when the parser is built
     from ..workspace import Workspace
 
+from ._args import add_no_wait
+
 HELP = "pin a candidate: write seed = SEED into the asset's table, then restore it from the cache"
 
 
@@ -30,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pin the seed assets.lock records as actually used for the current image")
     parser.add_argument("--generate", action="store_true",
                         help="accept a seed that was not explored (no cached candidate): generate it")
+    add_no_wait(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -37,19 +40,19 @@ def main(args: argparse.Namespace) -> int:
 
     from ..display import forward_logs, make_display
     from ..errors import UsageError
-    from ..workspace import open_workspace
+    from ..projectlock import workspace
+    from ..workspace import load_project, workspace_of
+    from .run import run
 
     if (args.seed is None) == (not args.current):
         raise UsageError("give either SEED or --current", hint="e.g. `assetbuild pick sprites/hero.png 42`")
-    ws = open_workspace(args.file, server=args.server)
-    pin(ws, args.target, args.seed, current=args.current, generate=args.generate, out=sys.stdout)
-    # The build goes through the same entry as `assetbuild run TARGET`, on the manifest as now written.
-    from .run import run
-
-    ws = open_workspace(args.file, server=args.server)
-    events = make_display(quiet=args.quiet, verbose=args.verbose, stream=sys.stdout, jobs=1)
-    with forward_logs(events, verbose=args.verbose):
-        return run(ws, [args.target], events, jobs=None, keep_going=False, frozen=False)
+    with workspace(args, writes=True) as ws:  # the edit and the build under one hold of the project lock
+        pin(ws, args.target, args.seed, current=args.current, generate=args.generate, out=sys.stdout)
+        # The build is `assetbuild run TARGET`'s, on the manifest as now written.
+        ws = workspace_of(load_project(args.file, server=args.server))
+        events = make_display(quiet=args.quiet, verbose=args.verbose, stream=sys.stdout, jobs=1)
+        with forward_logs(events, verbose=args.verbose):
+            return run(ws, [args.target], events, jobs=None, keep_going=False, frozen=False)
 
 
 def pin(ws: Workspace, name: str, seed: int | None, *, current: bool, generate: bool, out: TextIO) -> int:

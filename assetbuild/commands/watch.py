@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # the heavy modules are imported when the command runs, not when the parser is built
-    from ..workspace import Workspace
+    from ..manifest import Project
+
+from ._args import add_no_wait
 
 HELP = "build, then rebuild whenever assets.toml or an input file changes (Ctrl-C stops)"
 POLL_MS = 500  # how often the wait wakes up (to notice a change made while the watcher was starting)
@@ -26,6 +28,7 @@ SETTLE_MS = 200  # a change is acted on once its files have been quiet this long
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", nargs="*", metavar="TARGET", help="target paths or globs (default: all)")
+    add_no_wait(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -97,19 +100,23 @@ class Watch:
         from ..display import forward_logs, make_display
         from ..errors import AssetbuildError
         from ..plan import closure
-        from ..workspace import open_workspace
+        from ..projectlock import hold
+        from ..workspace import load_project, workspace_of
         from .run import run
         from .select import select
 
         self.stamps = self._stamps([str(self.manifest)])  # before the manifest is read
         try:
-            ws = open_workspace(self.args.file, server=self.args.server)
-            self._follow(ws, closure(ws.project, select(ws.project, self.args.targets)))
+            project = load_project(self.args.file, server=self.args.server)
+            self._follow(project, closure(project, select(project, self.args.targets)))
             self.stamps.update(self._stamps(self.files - {str(self.manifest)}))  # before planning reads them
-            events = make_display(quiet=self.args.quiet, verbose=self.args.verbose, stream=self.out,
-                                  jobs=ws.project.server.default_jobs)
-            with forward_logs(events, verbose=self.args.verbose):
-                code = run(ws, self.args.targets, events, jobs=None, keep_going=True, frozen=False)
+            # Each build holds the project lock (not the whole watch: a build in a terminal may run between).
+            with hold(project.state_dir, "watch", wait=not self.args.no_wait):
+                ws = workspace_of(project)
+                events = make_display(quiet=self.args.quiet, verbose=self.args.verbose, stream=self.out,
+                                      jobs=ws.project.server.default_jobs)
+                with forward_logs(events, verbose=self.args.verbose):
+                    code = run(ws, self.args.targets, events, jobs=None, keep_going=True, frozen=False)
         except AssetbuildError as exc:
             self.err.write(f"assetbuild: error: {exc}\n")
             self.err.flush()
@@ -117,11 +124,11 @@ class Watch:
             return None
         return code
 
-    def _follow(self, ws: Workspace, targets: list[str]) -> None:
+    def _follow(self, project: Project, targets: list[str]) -> None:
         """Watch the manifest and every input file of ``targets`` that is not itself an asset."""
         files = {str(self.manifest)}
         for target in targets:
-            files.update(os.path.abspath(i.path) for i in ws.project.assets[target].inputs if i.asset is None)
+            files.update(os.path.abspath(i.path) for i in project.assets[target].inputs if i.asset is None)
         self.files = files
 
     def _folders(self) -> list[str]:
