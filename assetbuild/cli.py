@@ -16,7 +16,7 @@ from . import __version__
 from .errors import AssetbuildError
 
 COMMANDS = ("run", "clean", "list", "status", "why", "gc",
-            "generate", "models", "config", "server", "cancel", "init", "completion")
+            "generate", "models", "config", "server", "cancel", "init", "completion", "review")
 
 DESCRIPTION = """\
 Declarative, incremental builds of generated image assets.
@@ -33,6 +33,7 @@ commands:
   why TARGET|FILE      which fields changed since the asset was built
   clean [TARGET...]    delete generated images and orphans (never hand-made or edited files)
   gc                   prune the cache to what assets.lock (and --keep-ref REFs) need
+  review [TARGET...]   a static review page (before/after with --since REF) and a markdown summary
   init                 write a commented starter assets.toml
   generate --prompt T  one-off images: prints their URLs, or writes them with --save-images
   models               the server's models (name, architecture, resolution, loaded)
@@ -103,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also keep what assets.lock needs at git REF (repeatable), e.g. origin/main")
     gc.add_argument("--dry-run", action="store_true", help="say what would be removed, with sizes")
 
+    from .commands import review
+
+    review_parser = sub.add_parser("review", parents=[common], help=review.HELP,
+                                   description=review.HELP[0].upper() + review.HELP[1:] + ".")
+    review.add_arguments(review_parser)
+
     from .commands.parsers import add_commands
 
     add_commands(sub, common)  # generate, models, config, server, cancel, init, completion
@@ -159,6 +166,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command in parsers.COMMANDS:
         return parsers.dispatch(args)
+    if args.command == "review":
+        from .commands import review
+
+        return review.main(args)
     from . import noop
     from .display import forward_logs, make_display
     from .layout import find_manifest
