@@ -14,7 +14,8 @@ from PIL import Image
 from review_project import EXPECTED, SCRIPT_PROMPT, git, make_project
 
 from assetbuild.keys import hash_bytes
-from assetbuild.review import data, git as review_git, html, markdown, site
+from assetbuild.review import data, html, markdown, site
+from assetbuild.review import git as review_git
 from assetbuild.review.thumbs import changed_share
 from assetbuild.workspace import open_workspace
 
