@@ -1,0 +1,116 @@
+"""The review page of 1,000 assets: first run (every thumbnail made), second run (all reused), and after 10
+assets changed (with --since: only theirs made), against `assetbuild status` on the same project.
+
+    /tmp/venv/bin/python benchmarks/review.py [--count 1000] [--size 512] [--repeat 3] [--json] [--quick]
+
+The project is built once with the placeholder generator (``--size`` x ``--size`` PNGs, so every image
+needs a real thumbnail) and committed to git. The first run writes a fresh site; the second run, on an
+unchanged project, must reuse every thumbnail; then 10 prompts change, the project is rebuilt, and
+``review --since main`` makes only the 10 new thumbnails (the before images are already on the site).
+Baseline: ``assetbuild status`` of the same project (planning and hashing, no images), measured
+interleaved with the second run. Target (issue 17): a review of 1,000 assets takes seconds; a second run
+only redoes what changed.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import ASSETBUILD, Samples, emit, interleaved, parser, run_timed, table
+
+GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "-c", "commit.gpgsign=false"]
+CHANGED = 10
+
+
+def write_project(root: Path, count: int, size: int, changed: int = 0) -> None:
+    lines = ["[server]", 'url = "placeholder"', "concurrency = 4", "",
+             "[defaults]", f"width = {size}", f"height = {size}", ""]
+    for i in range(count):
+        mark = " (redrawn)" if i < changed else ""
+        lines += [f'[assets."set{i % 20:02d}/{i:04d}.png"]', f'prompt = "asset number {i}{mark}"',
+                  f"seed = {i}", ""]
+    (root / "assets.toml").write_text("\n".join(lines), encoding="utf-8")
+
+
+def made(run: Any) -> tuple[int, int]:
+    """(thumbnails made, reused) from the review's summary line."""
+    found = re.search(r"\((\d+) thumbnails made, (\d+) reused\)", run.stderr.decode())
+    if not found:
+        raise SystemExit(f"no summary line in:\n{run.stderr.decode()[-1000:]}")
+    return int(found.group(1)), int(found.group(2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.count, args.size, args.repeat = 30, 300, 1
+    results: dict[str, Any] = {"count": args.count, "size": args.size}
+    with tempfile.TemporaryDirectory(prefix="assetbuild-bench-review-") as tmp:
+        root = Path(tmp) / "proj"
+        root.mkdir()
+        write_project(root, args.count, args.size)
+        run_timed([ASSETBUILD, "-q"], cwd=root)
+        subprocess.run([*GIT, "init", "-q", "-b", "main"], cwd=root, check=True)
+        subprocess.run([*GIT, "add", "-A"], cwd=root, check=True)
+        subprocess.run([*GIT, "commit", "-qm", "assets"], cwd=root, check=True)
+        site = root / ".assetbuild" / "review"
+
+        first = Samples("first run (fresh site)")
+        first_made = (0, 0)
+        for _ in range(args.repeat):
+            shutil.rmtree(site, ignore_errors=True)
+            run = run_timed([ASSETBUILD, "review"], cwd=root)
+            first.add(run)
+            first_made = made(run)
+        second = Samples("second run (nothing changed)")
+        status = Samples("baseline: assetbuild status")
+        second_made = (0, 0)
+
+        def review_again() -> Any:
+            nonlocal second_made
+            run = run_timed([ASSETBUILD, "review"], cwd=root)
+            second_made = made(run)
+            return run
+
+        interleaved([(second, review_again), (status, lambda: run_timed([ASSETBUILD, "status"], cwd=root))],
+                    args.repeat)
+
+        write_project(root, args.count, args.size, changed=CHANGED)
+        run_timed([ASSETBUILD, "-q"], cwd=root)
+        since = Samples(f"--since main after {CHANGED} assets changed")
+        since_made = (0, 0)
+        run = run_timed([ASSETBUILD, "review", "--since", "main"], cwd=root)
+        since.add(run)
+        since_made = made(run)
+        site_mib = sum(f.stat().st_size for f in site.rglob("*") if f.is_file()) / 2 ** 20
+        index_kib = (site / "index.html").stat().st_size / 1024
+
+    rows = []
+    for samples, (m, r) in ((first, first_made), (second, second_made), (since, since_made), (status, (0, 0))):
+        rows.append([samples.name, samples.median, m, r, samples.median / status.median])
+        results[samples.name] = {**samples.as_dict(), "thumbnails_made": m, "reused": r}
+    results["site_mib"] = round(site_mib, 1)
+    results["index_kib"] = round(index_kib, 1)
+    results["only_changed_redone"] = second_made[0] == 0 and since_made[0] == CHANGED
+    text = table(["case", "median s (whole process)", "thumbnails made", "reused", "x status"], rows)
+    text += (f"\n{args.count} assets of {args.size}x{args.size} px; site {site_mib:.1f} MiB, index.html "
+             f"{index_kib:.0f} KiB. Second run redoes nothing, --since redoes only the {CHANGED} changed: "
+             f"{'yes' if results['only_changed_redone'] else 'NO'}")
+    emit(args, "review", results, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
