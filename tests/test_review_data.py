@@ -229,7 +229,7 @@ def test_the_page_escapes_every_text(built: Path, tmp_path: Path) -> None:
     assert "http://" not in page and "https://" not in page  # no network
     for ref in ("src", "href"):
         for value in page.split(f'{ref}="')[1:]:
-            assert value.startswith(("img/", "thumbs/")), value[:40]
+            assert value.startswith(("img/", "thumbs/", "#group-")), value[:40]
 
 
 def test_thumbnails_are_cached_by_content(built: Path, tmp_path: Path) -> None:
@@ -267,3 +267,11 @@ def test_review_writes_only_under_its_folder(built: Path, tmp_path: Path) -> Non
     # Default folder: .assetbuild/review next to assets.toml.
     result = run_cli(root, "review")
     assert result.stdout.strip() == str(root / ".assetbuild/review/index.html")
+
+
+def test_the_ci_example_uploads_the_site_and_writes_the_summary() -> None:
+    repo = Path(__file__).resolve().parent.parent
+    workflow = (repo / "examples" / "ci" / "assetbuild.yml").read_text(encoding="utf-8")
+    assert 'assetbuild review -o assetbuild-review --markdown "$GITHUB_STEP_SUMMARY"' in workflow
+    assert "actions/upload-artifact@v4" in workflow and "path: assetbuild-review/" in workflow
+    assert "fetch-depth: 0" in workflow  # the merge base needs the default branch's history

@@ -53,6 +53,11 @@ class Page:
             since = (f'<p class="since">Compared with <code>{esc(review.since)}</code> '
                      f'(<code>{esc((review.since_commit or "")[:12])}</code>)</p>')
         warnings = "".join(f'<p class="warning">{esc(w)}</p>' for w in review.warnings)
+        if review.since:
+            counts = review.change_counts()
+            since += '<nav class="groups">' + " ".join(
+                f'<a href="#group-{c}">{CHANGE_TITLES[c]} <span class="n">{counts[c]}</span></a>'
+                for c in CHANGES) + "</nav>"
         body = self._by_change() if review.since else self._by_folder(review.cards, "all")
         return (
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -226,6 +231,8 @@ h4{font-size:13px;margin:0 0 6px;color:var(--muted)}
 h5.target{font-size:13px;margin:6px 0 2px;word-break:break-all}
 main{padding:0 16px 40px}
 .since,.warning{margin:2px 0;color:var(--muted)}
+nav.groups{display:flex;gap:14px;margin:4px 0}
+nav.groups a{color:var(--accent);text-decoration:none;font-weight:600}
 .warning{color:#a15c00}
 .filters{display:flex;flex-wrap:wrap;gap:6px 12px;align-items:center;margin:6px 0}
 #q{flex:1 1 240px;max-width:420px;padding:5px 8px;border:1px solid var(--line);border-radius:6px}
