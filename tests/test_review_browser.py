@@ -183,3 +183,39 @@ def test_click_shows_the_full_size_image(opened: Any) -> None:
     assert opened.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", big) == [320, 200]
     box.click()
     assert not box.is_displayed()
+
+
+@pytest.fixture(scope="module")
+def big_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A site of 1,000 cards, each with its own small image (made directly: no build needed)."""
+    import io
+
+    from PIL import Image
+
+    from assetbuild.keys import hash_bytes
+    from assetbuild.review import data, site
+
+    cards = []
+    for i in range(1000):
+        buffer = io.BytesIO()
+        Image.new("RGB", (48, 48), (i % 256, (i // 256) * 60, 128)).save(buffer, "PNG")
+        raw = buffer.getvalue()
+        image = data.ImageRef(hash_bytes(raw), ".png", len(raw), data=raw)
+        cards.append(data.Card(target=f"set{i % 10}/{i:04d}.png", state="stale" if i % 7 == 0 else "fresh",
+                               label="fresh", reason="", prompt=f"asset number {i}", image=image))
+    return site.write(data.Review("big", cards), tmp_path_factory.mktemp("big") / "site").index
+
+
+def test_a_thousand_cards_load_lazily_and_filter(browser: Any, big_page: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(big_page.as_uri())
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".card")) == 1000
+    count_loaded = "return [].filter.call(document.images, i => i.complete && i.naturalWidth > 0).length"
+    loaded = browser.execute_script(count_loaded)
+    assert 0 < loaded < 500  # only the cards near the viewport
+    browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+    last = browser.find_elements(By.CSS_SELECTOR, ".card img")[-1]
+    wait(browser, lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", last))
+    browser.find_element(By.ID, "q").send_keys("number 999")
+    assert browser.find_element(By.ID, "shown").text == "1"

@@ -237,6 +237,9 @@ def _compare(ws: Workspace, review: Review, since: str, targets: list[str]) -> N
     wanted: dict[str, str] = {}
     for target, card in by_target.items():
         was = old.get(target)
+        if was is None and card.state == "orphan":  # added and removed again since REF, never cleaned
+            card.change = "removed"
+            continue
         if was is None:
             card.change = "new"
             card.why = ["new since " + since]
@@ -248,7 +251,7 @@ def _compare(ws: Workspace, review: Review, since: str, targets: list[str]) -> N
             path = git.repo_path(top, project.target_path(target))
             if path is not None:
                 wanted[target] = path
-        if card.state == "removed" or (card.state == "orphan"):
+        if card.state in ("removed", "orphan"):
             card.change = "removed"
             continue
         unchanged = was.key == card.key and card.image is not None and card.image.hash == was.hash

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import re
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -77,6 +78,7 @@ class SiteImages:
         self._meta = self._load_meta()
         self.made = 0  # thumbnails written this run (for the summary and the benchmark)
         self.reused = 0
+        self._count = threading.Lock()
 
     def _load_meta(self) -> dict[str, Any]:
         try:
@@ -110,13 +112,15 @@ class SiteImages:
             if not full.is_file() or full.stat().st_size != ref.size:
                 atomic_write(full, ref.read())
             if known is not None and (known[2] == full_name or (self.out / known[2]).is_file()):
-                self.reused += 1
+                with self._count:
+                    self.reused += 1
                 return SiteImage(full_name, known[2], known[0], known[1])
             width, height, thumb = self._thumbnail(ref, full_name)
         except (OSError, ValueError, SyntaxError):  # not an image Pillow can read: shown without a preview
             return None
-        self._meta["images"][ref.hash] = [width, height, thumb]
-        self.made += 1
+        with self._count:
+            self._meta["images"][ref.hash] = [width, height, thumb]
+            self.made += 1
         return SiteImage(full_name, thumb, width, height)
 
     def _thumbnail(self, ref: ImageRef, full_name: str) -> tuple[int, int, str]:
