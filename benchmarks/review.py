@@ -15,6 +15,7 @@ only redoes what changed.
 from __future__ import annotations
 
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ASSETBUILD, Samples, emit, interleaved, parser, run_timed, table
+from _common import ASSETBUILD, Samples, emit, interleaved, median, parser, run_timed, table
 
 GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "-c", "commit.gpgsign=false"]
 CHANGED = 10
@@ -38,6 +39,15 @@ def write_project(root: Path, count: int, size: int, changed: int = 0) -> None:
         lines += [f'[assets."set{i % 20:02d}/{i:04d}.png"]', f'prompt = "asset number {i}{mark}"',
                   f"seed = {i}", ""]
     (root / "assets.toml").write_text("\n".join(lines), encoding="utf-8")
+
+
+def cpu_of(fn: Any) -> tuple[Any, float]:
+    """Run ``fn`` (which waits for its child) and the CPU seconds (user + system) its children used: on a
+    shared, loaded machine CPU time says more about the work than wall time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = fn()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return result, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def made(run: Any) -> tuple[int, int]:
@@ -69,10 +79,12 @@ def main(argv: list[str] | None = None) -> int:
 
         first = Samples("first run (fresh site)")
         first_made = (0, 0)
+        cpu: dict[str, list[float]] = {"first": [], "second": [], "since": [], "status": []}
         for _ in range(args.repeat):
             shutil.rmtree(site, ignore_errors=True)
-            run = run_timed([ASSETBUILD, "review"], cwd=root)
+            run, seconds = cpu_of(lambda: run_timed([ASSETBUILD, "review"], cwd=root))
             first.add(run)
+            cpu["first"].append(seconds)
             first_made = made(run)
         second = Samples("second run (nothing changed)")
         status = Samples("baseline: assetbuild status")
@@ -80,31 +92,41 @@ def main(argv: list[str] | None = None) -> int:
 
         def review_again() -> Any:
             nonlocal second_made
-            run = run_timed([ASSETBUILD, "review"], cwd=root)
+            run, seconds = cpu_of(lambda: run_timed([ASSETBUILD, "review"], cwd=root))
+            cpu["second"].append(seconds)
             second_made = made(run)
             return run
 
-        interleaved([(second, review_again), (status, lambda: run_timed([ASSETBUILD, "status"], cwd=root))],
-                    args.repeat)
+        def plain_status() -> Any:
+            run, seconds = cpu_of(lambda: run_timed([ASSETBUILD, "status"], cwd=root))
+            cpu["status"].append(seconds)
+            return run
+
+        interleaved([(second, review_again), (status, plain_status)], args.repeat)
 
         write_project(root, args.count, args.size, changed=CHANGED)
         run_timed([ASSETBUILD, "-q"], cwd=root)
         since = Samples(f"--since main after {CHANGED} assets changed")
         since_made = (0, 0)
-        run = run_timed([ASSETBUILD, "review", "--since", "main"], cwd=root)
+        run, seconds = cpu_of(lambda: run_timed([ASSETBUILD, "review", "--since", "main"], cwd=root))
+        cpu["since"].append(seconds)
         since.add(run)
         since_made = made(run)
         site_mib = sum(f.stat().st_size for f in site.rglob("*") if f.is_file()) / 2 ** 20
         index_kib = (site / "index.html").stat().st_size / 1024
 
     rows = []
-    for samples, (m, r) in ((first, first_made), (second, second_made), (since, since_made), (status, (0, 0))):
-        rows.append([samples.name, samples.median, m, r, samples.median / status.median])
-        results[samples.name] = {**samples.as_dict(), "thumbnails_made": m, "reused": r}
+    cases = (("first", first, first_made), ("second", second, second_made), ("since", since, since_made),
+             ("status", status, (0, 0)))
+    for name, samples, (m, r) in cases:
+        cpu_s = median(cpu[name][-len(samples.seconds):])
+        rows.append([samples.name, samples.median, cpu_s, m, r, samples.median / status.median])
+        results[samples.name] = {**samples.as_dict(), "cpu_s": round(cpu_s, 3), "thumbnails_made": m, "reused": r}
     results["site_mib"] = round(site_mib, 1)
     results["index_kib"] = round(index_kib, 1)
     results["only_changed_redone"] = second_made[0] == 0 and since_made[0] == CHANGED
-    text = table(["case", "median s (whole process)", "thumbnails made", "reused", "x status"], rows)
+    text = table(["case", "median s (whole process)", "CPU s (user+sys)", "thumbnails made", "reused",
+                  "x status"], rows)
     text += (f"\n{args.count} assets of {args.size}x{args.size} px; site {site_mib:.1f} MiB, index.html "
              f"{index_kib:.0f} KiB. Second run redoes nothing, --since redoes only the {CHANGED} changed: "
              f"{'yes' if results['only_changed_redone'] else 'NO'}")

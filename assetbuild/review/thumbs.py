@@ -109,13 +109,15 @@ class SiteImages:
         full = self.out / full_name
         known = self._meta["images"].get(ref.hash)
         try:
+            raw = None
             if not full.is_file() or full.stat().st_size != ref.size:
-                atomic_write(full, ref.read())
+                raw = ref.read()
+                atomic_write(full, raw)
             if known is not None and (known[2] == full_name or (self.out / known[2]).is_file()):
                 with self._count:
                     self.reused += 1
                 return SiteImage(full_name, known[2], known[0], known[1])
-            width, height, thumb = self._thumbnail(ref, full_name)
+            width, height, thumb = self._thumbnail(ref, raw if raw is not None else ref.read(), full_name)
         except (OSError, ValueError, SyntaxError):  # not an image Pillow can read: shown without a preview
             return None
         with self._count:
@@ -123,19 +125,20 @@ class SiteImages:
             self.made += 1
         return SiteImage(full_name, thumb, width, height)
 
-    def _thumbnail(self, ref: ImageRef, full_name: str) -> tuple[int, int, str]:
+    def _thumbnail(self, ref: ImageRef, raw: bytes, full_name: str) -> tuple[int, int, str]:
         from PIL import Image
 
-        with Image.open(io.BytesIO(ref.read())) as image:
+        with Image.open(io.BytesIO(raw)) as image:
             width, height = image.size
             if width <= THUMB and height <= THUMB:
                 return width, height, full_name
             image.draft("RGB", (THUMB, THUMB))  # JPEG: decode at a reduced scale
             small = image.convert("RGBA")
-        small.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS)
+        # reducing_gap: a cheap box reduction first, then Lanczos (about twice as fast, the same to the eye).
+        small.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS, reducing_gap=3.0)
         buffer = io.BytesIO()
         if self.format == "WEBP":
-            small.save(buffer, "WEBP", quality=85, method=4)
+            small.save(buffer, "WEBP", quality=85, method=2)
         else:
             small.save(buffer, "PNG", optimize=False)
         thumb = f"thumbs/{ref.hash}{self.thumb_ext}"
