@@ -275,3 +275,22 @@ def test_the_ci_example_uploads_the_site_and_writes_the_summary() -> None:
     assert 'assetbuild review -o assetbuild-review --markdown "$GITHUB_STEP_SUMMARY"' in workflow
     assert "actions/upload-artifact@v4" in workflow and "path: assetbuild-review/" in workflow
     assert "fetch-depth: 0" in workflow  # the merge base needs the default branch's history
+
+
+def test_a_changed_size_is_shown(tmp_path: Path) -> None:
+    def ref(size: tuple[int, int], colour: tuple[int, int, int, int]) -> data.ImageRef:
+        out = io.BytesIO()
+        Image.new("RGBA", size, colour).save(out, "PNG")
+        raw = out.getvalue()
+        return data.ImageRef(hash_bytes(raw), ".png", len(raw), data=raw)
+
+    card = data.Card(target="ui/logo.png", state="fresh", label="fresh", reason="", change="changed",
+                     before=ref((64, 64), (0, 0, 0, 255)), image=ref((400, 200), (0, 0, 0, 255)),
+                     why=["width: 64 -> 400", "height: 64 -> 200"])
+    page = site.write(data.Review("p", [card], since="main", since_commit="0" * 40), tmp_path).index
+    text = page.read_text(encoding="utf-8")
+    assert "size changed 64\u00d764 \u2192 400\u00d7200" in text
+    assert "0.0 % of pixels changed" in text  # black scaled up is still black
+    assert "<li>width: 64 -&gt; 400</li>" in text
+    with Image.open(next((tmp_path / "thumbs").iterdir())) as thumb:
+        assert thumb.size == (256, 128)
