@@ -1,0 +1,20 @@
+"""``assetbuild cancel``: stop every generation of your SwarmUI user (the work: ``server_ops.cancel``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "stop your generations on the server (InterruptAll)"
+DESCRIPTION = ("Interrupt every queued and running generation of your SwarmUI user, in all of its sessions "
+               "(InterruptAll with other_sessions=true). Other users are not affected.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """No options of its own (the common ones: -f, --server, -v, -q)."""
+
+
+def main(args: argparse.Namespace) -> int:
+    from .server_ops import cancel, resolve
+
+    return cancel(resolve(args.file, args.server), sys.stdout)
