@@ -50,6 +50,44 @@ def cpu_of(fn: Any) -> tuple[Any, float]:
     return result, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def page_load(index: Path) -> dict[str, Any] | None:
+    """Open the page in headless Chromium (Debian's, when installed): the time to the load event, how
+    many images it loaded (lazy loading: only those near the viewport), and the time a text filter over
+    every card takes. None without the browser or selenium."""
+    chromium, driver_path = "/usr/bin/chromium", "/usr/bin/chromedriver"
+    if not (Path(chromium).exists() and Path(driver_path).exists()):
+        return None
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        return None
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    with tempfile.TemporaryDirectory(prefix="assetbuild-bench-chromium-") as profile:
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     f"--user-data-dir={profile}", "--window-size=1280,900"):
+            options.add_argument(flag)
+        driver = webdriver.Chrome(service=Service(driver_path), options=options)
+        try:
+            loads, filters = [], []
+            for _ in range(3):
+                driver.get(index.as_uri())
+                loads.append(driver.execute_script(
+                    "return performance.getEntriesByType('navigation')[0].loadEventEnd"))
+                filters.append(driver.execute_script(
+                    "var q=document.getElementById('q'),t=performance.now();q.value='0999';"
+                    "q.dispatchEvent(new Event('input'));document.body.offsetHeight;return performance.now()-t"))
+            images = driver.execute_script("return document.images.length")
+            loaded = driver.execute_script(
+                "return [].filter.call(document.images, i => i.complete && i.naturalWidth > 0).length")
+        finally:
+            driver.quit()
+    return {"load_ms": round(median(loads)), "filter_ms": round(median(filters), 1), "images": images,
+            "loaded_at_first": loaded}
+
+
 def made(run: Any) -> tuple[int, int]:
     """(thumbnails made, reused) from the review's summary line."""
     found = re.search(r"\((\d+) thumbnails made, (\d+) reused\)", run.stderr.decode())
@@ -112,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu["since"].append(seconds)
         since.add(run)
         since_made = made(run)
+        results["browser"] = page_load(site / "index.html")
         site_mib = sum(f.stat().st_size for f in site.rglob("*") if f.is_file()) / 2 ** 20
         index_kib = (site / "index.html").stat().st_size / 1024
 
@@ -130,6 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     text += (f"\n{args.count} assets of {args.size}x{args.size} px; site {site_mib:.1f} MiB, index.html "
              f"{index_kib:.0f} KiB. Second run redoes nothing, --since redoes only the {CHANGED} changed: "
              f"{'yes' if results['only_changed_redone'] else 'NO'}")
+    page = results["browser"]
+    if page:
+        text += (f"\nChromium: index.html of {args.count} cards loads in {page['load_ms']} ms (median of 3, to "
+                 f"the load event), {page['loaded_at_first']} of {page['images']} images loaded at first "
+                 f"(lazy); a text filter over every card takes {page['filter_ms']} ms")
+    else:
+        text += "\n(no Chromium: page load not measured)"
     emit(args, "review", results, text)
     return 0
 
