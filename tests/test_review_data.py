@@ -294,3 +294,19 @@ def test_a_changed_size_is_shown(tmp_path: Path) -> None:
     assert "<li>width: 64 -&gt; 400</li>" in text
     with Image.open(next((tmp_path / "thumbs").iterdir())) as thumb:
         assert thumb.size == (256, 128)
+
+
+def test_an_asset_waiting_for_its_upstream_says_what_why_says(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    write_manifest(root, QUICKSTART)
+    assert run_cli(root).returncode == 0
+    manifest = root / "assets.toml"
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace("seed = 42", "seed = 43"), encoding="utf-8")
+    attack = cards(collect(root))["sprites/hero_attack.png"]
+    monkeypatch.chdir(root)
+    code, out, _ = cli(capsys, "why", "sprites/hero_attack.png")
+    assert code == 0 and attack.state == "stale"
+    assert attack.why == [line.strip() for line in out.splitlines()[1:]]
+    assert attack.why == ["an input asset is stale: sprites/hero.png (stale (generate))"]

@@ -121,12 +121,17 @@ def state_name(status: Status, exists: bool) -> str:
     return "stale" if exists else "missing"
 
 
-def why_lines(ws: Workspace, status: Status) -> list[str]:
-    """``assetbuild why TARGET`` for one asset, line by line (without its heading line)."""
+def why_lines(ws: Workspace, status: Status, known: dict[str, Status] | None = None) -> list[str]:
+    """``assetbuild why TARGET`` for one asset, line by line (without its heading line). ``known``: the
+    statuses already planned, so an asset waiting for its upstream does not plan the project again."""
     from ..commands.status import _explain_status
 
     if status.state is State.FRESH:
         return []
+    if status.state is State.UPSTREAM and known is not None:  # the same line `why` writes, from `known`
+        asset = ws.project.assets[status.target]
+        ups = [known[t] for t in asset.upstream if t in known and known[t].state is not State.FRESH]
+        return [f"{status.reason}: " + ", ".join(f"{s.target} ({s.state.value})" for s in ups)]
     out = io.StringIO()
     _explain_status(ws, status, out)
     return [line.strip() for line in out.getvalue().splitlines()[1:] if line.strip()]
@@ -139,17 +144,18 @@ def collect(ws: Workspace, targets: list[str], since: str | None = None) -> Revi
 
     project = ws.project
     chosen = select(project, targets)
-    statuses = ws.planner.plan(chosen)
+    known = {status.target: status for status in ws.planner.plan()}
+    statuses = [known[target] for target in chosen]
     if not targets:
         statuses += ws.planner.orphans()
-    cards = [_card(ws, status) for status in statuses]
+    cards = [_card(ws, status, known) for status in statuses]
     review = Review(project.root.name, cards)
     if since is not None:
         _compare(ws, review, since, targets)
     return review
 
 
-def _card(ws: Workspace, status: Status) -> Card:
+def _card(ws: Workspace, status: Status, known: dict[str, Status]) -> Card:
     project = ws.project
     asset = project.assets.get(status.target)
     entry = status.entry
@@ -168,12 +174,12 @@ def _card(ws: Workspace, status: Status) -> Card:
         generator=_str(form.get("generator")),
         key=status.key or (entry.key if entry is not None else None),
         source=asset.source if asset is not None else None,
-        variant_of=_variant_of(asset, project.assets) if asset is not None else None,
+        variant_of=_variant_of(asset) if asset is not None else None,
         image=image,
         form=status.form,
     )
     if status.state is not State.ORPHAN:
-        card.why = why_lines(ws, status)
+        card.why = why_lines(ws, status, known)
     return card
 
 
@@ -192,7 +198,7 @@ def _file_image(ws: Workspace, path: Path) -> ImageRef | None:
     return ImageRef(digest, path.suffix.lower() or ".png", size, path=path)
 
 
-def _variant_of(asset: Asset, assets: dict[str, Asset]) -> str | None:
+def _variant_of(asset: Asset) -> str | None:
     """The `count = N` entry a variant comes from, as written ("trees/oak_{n}.png"), for grouping."""
     if asset.variant is None:
         return None
