@@ -142,6 +142,10 @@ class Page:
         else:
             visual = self._picture(card.image.hash if card.image else (card.before.hash if card.before else None),
                                    card.target)
+            if card.change == "changed" and card.before is not None and card.image is not None:
+                visual += '<p class="share">the same image as before (not rebuilt since)</p>'
+            elif card.change == "changed" and card.before is None:
+                visual += '<p class="share">no image at the ref (neither in git nor in the cache)</p>'
         facts = []
         if image is not None and card.image is not None:
             facts.append(("size", f"{image.width}\u00d7{image.height} px, {size_text(card.image.size)}"))
