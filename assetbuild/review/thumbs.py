@@ -133,7 +133,7 @@ class SiteImages:
             if width <= THUMB and height <= THUMB:
                 return width, height, full_name
             image.draft("RGB", (THUMB, THUMB))  # JPEG: decode at a reduced scale
-            small = image.convert("RGBA")
+            small = image.copy() if image.mode in ("RGB", "RGBA") else image.convert("RGBA")
         # reducing_gap: a cheap box reduction first, then Lanczos (about twice as fast, the same to the eye).
         small.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS, reducing_gap=3.0)
         buffer = io.BytesIO()
