@@ -47,7 +47,7 @@ class ServerTable(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     url: str = "http://localhost:7801"
     websocket: bool = True
-    concurrency: int = Field(default=4, ge=1, le=256)
+    concurrency: int | None = Field(default=None, ge=1, le=256)  # None: follow the server's capacity
     timeout: float = Field(default=900, gt=0)
     save_images: bool = False
 
@@ -96,17 +96,28 @@ class Asset:
         return ups
 
 
+PLACEHOLDER_JOBS = 4  # the placeholder draws on this machine's CPU
+FOLLOW_SERVER_JOBS = 64  # the SwarmUI client admits only what the server can take (swarm/capacity.py)
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     url: str = "http://localhost:7801"
     websocket: bool = True
-    concurrency: int = 4
+    concurrency: int | None = None  # generations in flight; None: as many as the server can take
     timeout: float = 900.0
     save_images: bool = False  # also keep images in SwarmUI's output history (downloaded via /View)
 
     @property
     def is_placeholder(self) -> bool:
         return self.url == PLACEHOLDER
+
+    @property
+    def default_jobs(self) -> int:
+        """Assets processed at once without -n: enough threads to keep any server's slots filled."""
+        if self.concurrency is not None:
+            return self.concurrency
+        return PLACEHOLDER_JOBS if self.is_placeholder else FOLLOW_SERVER_JOBS
 
 
 @dataclass

@@ -190,7 +190,7 @@ def generate(target: Target, opts: GenerateOptions, *, out: TextIO, err: TextIO,
                              hint="pass a folder (it is created if missing)") from None
     labels = [f"image {i}/{len(per_image)}" if len(per_image) > 1 else "image" for i in range(1, len(per_image) + 1)]
     results = [ImageResult(i + 1, label) for i, label in enumerate(labels)]
-    jobs = max(1, min(len(per_image), target.settings.concurrency))
+    jobs = max(1, min(len(per_image), target.settings.default_jobs))
     events = make_display(json_output=as_json, quiet=quiet, verbose=verbose, stream=out if as_json else err,
                           jobs=jobs)
     summary = Summary()
@@ -341,7 +341,7 @@ def _swarmui(target: Target, opts: GenerateOptions, per_image: list[dict[str, An
 
     async def main() -> None:
         client = _RecordingClient(settings.url, target.credentials, concurrency=min(len(per_image),
-                                  settings.concurrency), timeout=settings.timeout, websocket=websocket,
+                                  settings.default_jobs), timeout=settings.timeout, websocket=websocket,
                                   save_images=folder is None, download=folder is not None)
         try:
             await asyncio.gather(*(one(client, params, result)

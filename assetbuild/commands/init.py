@@ -41,7 +41,7 @@ output_dir = "assets"            # targets below are relative to this folder (ne
 [server]
 # url = "http://localhost:7801"  # SwarmUI base URL, or "placeholder". Unset: your user config decides.
 websocket = true                 # live progress over SwarmUI's WebSocket; falls back to HTTP
-concurrency = 2                  # images in flight at once (the server queues the rest)
+# concurrency = 2                # cap on images in flight; unset: as many as the server can take
 timeout = 900                    # seconds allowed for one image
 
 # SwarmUI text-to-image parameters for every asset (names as in SwarmUI: cfgscale, negativeprompt, ...).

@@ -26,8 +26,8 @@ DESCRIPTION = "Build everything, or the named targets and what they need."
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", nargs="*", metavar="TARGET", help="target paths or globs (default: all)")
     parser.add_argument("-n", "--jobs", type=whole_number(1), metavar="N",
-                        help="assets processed at once (default: server.concurrency); SwarmUI generations in "
-                             "flight stay capped at server.concurrency")
+                        help="assets processed at once (default: server.concurrency if set, else enough to "
+                             "keep the server's slots filled); SwarmUI generations in flight never exceed it")
     parser.add_argument("--force", action="store_true",
                         help="replace files assetbuild did not write or that were edited")
     parser.add_argument("--keep-going", action="store_true", help="build the others when one asset fails")
@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
     ws = open_workspace(args.file, server=args.server, force=args.force)
     if args.dry_run:
         return show_status(ws, args.targets, out, as_json=args.json)
-    jobs = args.jobs or ws.project.server.concurrency
+    jobs = args.jobs or ws.project.server.default_jobs
     events = make_display(json_output=args.json, quiet=args.quiet, verbose=args.verbose, stream=out, jobs=jobs)
     with forward_logs(events, verbose=args.verbose):
         return run(ws, args.targets, events, jobs=jobs, keep_going=args.keep_going, frozen=args.frozen,
@@ -107,13 +107,14 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
 
     # Made now (it contacts nothing until its first generation) so that bad settings, such as unusable
     # credentials, stop the run with exit 2 before any work rather than failing inside a task.
-    # Generations in flight stay capped by server.concurrency (the load agreed with the server, issue 3);
-    # -n/--jobs only sets how many assets doit processes at once (restores and derivations included).
+    # Generations in flight are capped by server.concurrency when it is set, else they follow the server's
+    # capacity (swarm/capacity.py); -n/--jobs sets how many assets doit processes at once (restores and
+    # derivations included), so it bounds generations in flight too.
     generator = generators.create(project.server)
     builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events, frozen=frozen)
     try:
         with on_interrupt(builder.cancel) as interrupted:
-            run_doit(builder, targets, jobs=jobs or project.server.concurrency, keep_going=keep_going,
+            run_doit(builder, targets, jobs=jobs or project.server.default_jobs, keep_going=keep_going,
                      summary=summary)
     finally:
         builder.close()
