@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import platform
 import re
-import sys
 import tempfile
 import time
 import traceback
@@ -67,7 +66,9 @@ def _candidate_folders(manifest: str | None) -> list[tuple[Path, bool]]:
     project = _project_state_dir(manifest)
     if project is not None:
         folders.append((project, True))
-    folders.append((_user_cache_dir(), False))
+    from .userconfig import user_cache_dir
+
+    folders.append((user_cache_dir(), False))
     uid = os.getuid() if hasattr(os, "getuid") else os.getpid()
     folders.append((Path(tempfile.gettempdir()) / f"assetbuild-{uid}", False))
     return folders
@@ -90,16 +91,6 @@ def _nearest_manifest() -> Path | None:
         if (folder / MANIFEST_NAME).is_file():
             return folder / MANIFEST_NAME
     return None
-
-
-def _user_cache_dir() -> Path:
-    if sys.platform == "win32":
-        local = os.environ.get("LOCALAPPDATA")
-        return (Path(local) if local else Path.home() / "AppData" / "Local") / "assetbuild"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "assetbuild"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache") / "assetbuild"
 
 
 def _write(folder: Path, data: bytes, *, is_state_dir: bool) -> Path:

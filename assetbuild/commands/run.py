@@ -16,6 +16,7 @@ from .interrupt import INTERRUPTED_EXIT, on_interrupt
 
 if TYPE_CHECKING:
     from ..events import BuildEvents, Summary
+    from ..generators.base import Generator
     from ..plan import Status
     from ..workspace import Workspace
 
@@ -66,13 +67,15 @@ def main(args: argparse.Namespace) -> int:
 
 
 def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | None, keep_going: bool,
-        frozen: bool, memo_context: str | None = None) -> int:
-    """Build the selected assets. Returns the exit code (0 ok, 1 an asset failed).
+        frozen: bool, memo_context: str | None = None, generator: Generator | None = None) -> int:
+    """Build the selected assets. Returns the exit code (0 ok, 1 an asset failed, 130 interrupted).
 
-    ``memo_context`` (full builds only): record the no-op memo when everything ends fresh.
+    ``memo_context`` (full builds only): record the no-op memo when everything ends fresh. ``generator``
+    (the Python API's): make images with it instead of the one the server settings select; it is closed
+    at the end. The workspace's planner must have been opened with its ``kind``.
     """
     from .. import generators, noop
-    from ..build import Builder
+    from ..builder import Builder
     from ..events import Failure, Summary
     from ..plan import State, closure
     from ..tasks import run as run_doit
@@ -110,12 +113,15 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     # Generations in flight are capped by server.concurrency when it is set, else they follow the server's
     # capacity (swarm/capacity.py); -n/--jobs sets how many assets doit processes at once (restores and
     # derivations included), so it bounds generations in flight too.
-    generator = generators.create(project.server)
-    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events, frozen=frozen)
+    chosen = generator if generator is not None else generators.create(project.server)
+    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: chosen, events, frozen=frozen)
     try:
         with on_interrupt(builder.cancel) as interrupted:
-            run_doit(builder, targets, jobs=jobs or project.server.default_jobs, keep_going=keep_going,
-                     summary=summary)
+            # Only the stale assets become doit tasks: after one edit in a big manifest, doit handles
+            # one task, not every asset, and nothing is planned twice.
+            summary.fresh += len(targets) - len(pending)
+            run_doit(builder, [s.target for s in pending], jobs=jobs or project.server.default_jobs,
+                     keep_going=keep_going, summary=summary)
     finally:
         builder.close()
     code = _finish(ws, events, summary, started)

@@ -15,11 +15,12 @@ from typing import Any, TextIO
 
 from .. import userconfig
 from ..errors import UsageError
+from ..layout import find_manifest
 from ..manifest import ServerSettings
 from ..swarm.client import SwarmClient
 from ..swarm.credentials import Credentials, shown_url
 from ..swarm.sync import ServerCommandError, new_session, run
-from ..workspace import find_manifest, manifest_server, server_url
+from ..workspace import manifest_server, server_url
 
 
 @dataclass(frozen=True)
