@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 HELP = "write a review page of the assets (before/after with --since REF) and a markdown summary"
+DESCRIPTION = ("Write a static, self-contained review page of the assets (default .assetbuild/review/index.html, "
+               "its path printed): a card per asset, filters, and with --since REF the groups changed, new, "
+               "removed and unchanged with before/after. --markdown FILE writes a summary under 64 KiB for CI.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
