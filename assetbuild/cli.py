@@ -35,6 +35,8 @@ COMMANDS: dict[str, str] = {
     "why": "why",
     "clean": "clean",
     "gc": "gc",
+    "push": "push",
+    "pull": "pull",
     "generate": "generate",
     "models": "models",
     "config": "config",
