@@ -31,6 +31,8 @@ Fault injection:
 * ``fail_next(count=1, status=503, route=None)``: the next ``count`` requests (optionally only one API
   route) get a plain-text 5xx before any other processing, like a proxy in front of the server.
 * ``set_backends(n)``, ``set_loading(flag)``: change the backend pool while requests wait.
+* ``replace_model(name, subtype="Stable-Diffusion")``: a new file under the same model name, while
+  running: a new hash (DescribeModel, ListModels, image metadata) and different pixels.
 * ``websocket=False`` (an option): every WebSocket upgrade is answered HTTP 400 ``{"error_id":
   "bad_request_method", ...}``, like a reverse proxy that does not pass upgrades (clients fall back to HTTP).
 
@@ -38,6 +40,15 @@ Recording (snapshots, safe to read any time): ``requests`` (route, body without 
 ``generations``, ``generation_log``, ``interrupts``, ``injected_failures``, ``live_gens``, ``peak_live_gens``,
 ``peak_in_flight``, ``downloads``, ``debug_messages``, ``active_jobs()``; ``wait_idle()`` blocks until no job
 is running.
+
+Server truth (issue 15): ``ListT2IParams`` lists every parameter with SwarmUI's fields plus the
+"Dynamic Thresholding" extension's parameters (``extensions=False``: not installed), and ``models`` as
+``{subtype: [[name, archid], ...]}`` (``models``, ``vaes``, ``loras`` options). ``DescribeModel`` gives
+``hash``/``hash_sha256`` (``lazy_hashes=True``: "" until a generation used the model). Model, LoRA and
+dropdown values are fuzzy-matched as SwarmUI does (exact cleaned name, else the shortest containing
+one). Image metadata carries ``sui_image_params`` (the real seed), ``sui_extra_data.unused_parameters``
+(``unused_params`` option, and ``initimagecreativity`` without an init image) and ``sui_models`` with
+hashes.
 
 Deliberate simplifications: auth checks apply to loopback too (the real server exempts localhost by
 default); a request without ``model`` fails like a ComfyUI backend does ("No model input given. Did your
@@ -246,6 +257,14 @@ class FakeSwarm:
         ``status``, before authentication or any other check."""
         rule = FailRule(count, status, route.lower() if route else None)
         self._call(lambda: self._faults.fail_rules.append(rule))
+
+    def replace_model(self, name: str, subtype: str = "Stable-Diffusion") -> None:
+        """Replace model ``name``'s file on the server: new hash, new pixels, same name."""
+        self._call(lambda: self._engine.replace_model(name, subtype))
+
+    def model_hash(self, name: str, subtype: str = "Stable-Diffusion") -> str:
+        """The hash DescribeModel gives for ``name`` right now ("" while lazily not computed)."""
+        return self._call(lambda: self._engine.model_hash(subtype, name))
 
     # ----------------------------------------------------------------------------------- test hooks
 
