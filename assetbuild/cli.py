@@ -47,6 +47,7 @@ COMMANDS: dict[str, str] = {
     "cancel": "cancel",
     "init": "init",
     "completion": "completion",
+    "review": "review",
 }
 
 DESCRIPTION = """\
