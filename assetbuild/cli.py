@@ -35,6 +35,9 @@ COMMANDS: dict[str, str] = {
     "why": "why",
     "clean": "clean",
     "gc": "gc",
+    "explore": "explore",
+    "pick": "pick",
+    "watch": "watch",
     "push": "push",
     "pull": "pull",
     "generate": "generate",
@@ -44,6 +47,7 @@ COMMANDS: dict[str, str] = {
     "cancel": "cancel",
     "init": "init",
     "completion": "completion",
+    "review": "review",
 }
 
 DESCRIPTION = """\
