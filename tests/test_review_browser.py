@@ -222,3 +222,22 @@ def test_a_thousand_cards_load_lazily_and_filter(browser: Any, big_page: Path) -
     wait(browser, lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", last))
     browser.find_element(By.ID, "q").send_keys("number 999")
     assert browser.find_element(By.ID, "shown").text == "1"
+
+
+def test_a_live_page_reloads_itself_when_the_review_is_rewritten(browser: Any, tmp_path: Path) -> None:
+    """watch --review: the open page polls its stamp file and reloads when a newer review was written."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from assetbuild.commands.review import write_review
+    from assetbuild.workspace import open_workspace
+
+    root = make_project(tmp_path)
+    ws = open_workspace(root / "assets.toml")
+    _review, site = write_review(ws, [], live=True)
+    browser.get(site.index.resolve().as_uri())
+    browser.execute_script("window.beforeRewrite = true;")
+    WebDriverWait(browser, 5).until(lambda d: d.execute_script("return !!document.getElementById('live-stamp')"))
+    assert browser.execute_script("return window.beforeRewrite === true")  # polling alone does not reload
+    write_review(open_workspace(root / "assets.toml"), [], live=True)
+    WebDriverWait(browser, 20).until(lambda d: d.execute_script("return window.beforeRewrite === undefined"))
+    assert browser.find_elements("css selector", ".card")  # the reloaded page is the review again

@@ -315,3 +315,20 @@ def test_each_build_waits_for_another_assetbuild_in_the_project(project: Path, f
     watch.expect(r"^done: 1 generated", count=2)
     assert prompts(fake) == ["a knight", "a paladin"]
     assert watch.stop() == 130
+
+
+def test_review_page_is_rewritten_after_every_build(project: Path, fake: FakeSwarm,
+                                                    watchers: list[Watcher]) -> None:
+    set_prompt(project, "a knight")
+    watcher = start(watchers, project, fake.url, "--review")
+    watcher.expect(r"review page: .*index\.html")
+    site = project / ".assetbuild" / "review"
+    first_stamp = (site / "live-stamp.js").read_text(encoding="utf-8")
+    page = (site / "index.html").read_text(encoding="utf-8")
+    assert "a knight" in page and "live-stamp.js" in page  # the page polls the stamp file
+    watcher.expect("watching")
+    set_prompt(project, "a wizard")
+    watcher.expect(r"review page: .*index\.html", count=2)
+    assert "a wizard" in (site / "index.html").read_text(encoding="utf-8")
+    assert (site / "live-stamp.js").read_text(encoding="utf-8") != first_stamp  # open pages reload
+    assert watcher.stop() == 130

@@ -7,6 +7,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..review.data import Review
+    from ..review.site import Site
+    from ..workspace import Workspace
 
 HELP = "write a review page of the assets (before/after with --since REF) and a markdown summary"
 DESCRIPTION = ("Write a static, self-contained review page of the assets (default .assetbuild/review/index.html, "
@@ -30,21 +36,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..fsutil import atomic_write, make_state_dir
-    from ..review import data, git, site
+    from ..fsutil import atomic_write
+    from ..review import git
     from ..workspace import open_workspace
 
     ws = open_workspace(args.file, server=args.server)
-    project = ws.project
     since = args.since
     if since is None and os.environ.get("CI"):
-        since = git.default_since(project.root)
-    review = data.collect(ws, list(args.targets), since)
-    ws.hashes.save()
-    out = Path(args.output) if args.output else project.state_dir / "review"
-    if not args.output:
-        make_state_dir(project.state_dir)
-    written = site.write(review, out, link=args.link or _run_url())
+        since = git.default_since(ws.project.root)
+    review, written = write_review(ws, list(args.targets), since=since,
+                                   output=Path(args.output) if args.output else None, link=args.link or _run_url())
     if args.markdown:
         atomic_write(Path(args.markdown), written.summary.encode("utf-8"))
     for warning in review.warnings:
@@ -61,6 +62,21 @@ def main(args: argparse.Namespace) -> int:
 
         webbrowser.open(written.index.resolve().as_uri())
     return 0
+
+
+def write_review(ws: Workspace, targets: list[str], *, since: str | None = None, output: Path | None = None,
+                 link: str | None = None, live: bool = False) -> tuple[Review, Site]:
+    """Collect the review of ``targets`` and write its site (default .assetbuild/review); ``live`` pages
+    reload themselves when a later call rewrites the site (``watch --review``)."""
+    from ..fsutil import make_state_dir
+    from ..review import data, site
+
+    review = data.collect(ws, targets, since)
+    ws.hashes.save()
+    if output is None:
+        make_state_dir(ws.project.state_dir)
+    out = output if output is not None else ws.project.state_dir / "review"
+    return review, site.write(review, out, link=link, live=live)
 
 
 def _run_url() -> str | None:

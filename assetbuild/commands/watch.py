@@ -28,6 +28,9 @@ SETTLE_MS = 200  # a change is acted on once its files have been quiet this long
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", nargs="*", metavar="TARGET", help="target paths or globs (default: all)")
+    parser.add_argument("--review", action="store_true",
+                        help="after every build, write the review page (.assetbuild/review/index.html); "
+                             "an open page reloads itself")
     add_no_wait(parser)
 
 
@@ -117,12 +120,22 @@ class Watch:
                                       jobs=ws.project.server.default_jobs)
                 with forward_logs(events, verbose=self.args.verbose):
                     code = run(ws, self.args.targets, events, jobs=None, keep_going=True, frozen=False)
+            if self.args.review and code != 130:
+                self._review(project)
         except AssetbuildError as exc:
             self.err.write(f"assetbuild: error: {exc}\n")
             self.err.flush()
             self._say(f"waiting for the next change to {_shown(str(self.manifest))}")
             return None
         return code
+
+    def _review(self, project: Project) -> None:
+        """Rewrite the review page of this watch's targets (read-only: outside the project lock)."""
+        from ..workspace import workspace_of
+        from .review import write_review
+
+        _review, site = write_review(workspace_of(project), list(self.args.targets), live=True)
+        self._say(f"review page: {site.index}")
 
     def _follow(self, project: Project, targets: list[str]) -> None:
         """Watch the manifest and every input file of ``targets`` that is not itself an asset."""

@@ -10,6 +10,7 @@ as a CI artifact. Thumbnails load lazily (``loading="lazy"``) so a page of 1,000
 from __future__ import annotations
 
 import html
+import json
 
 from .data import CHANGES, STATES, Card, Review
 from .thumbs import SiteImage
@@ -38,12 +39,28 @@ def share_text(share: float | None) -> str:
     return f"{share * 100:.1f} % of pixels changed"
 
 
+LIVE_STAMP_FILE = "live-stamp.js"  # watch --review: rewritten after each build; an open page polls it
+
+
+def live_stamp_script(stamp: str) -> str:
+    return f"window.assetbuildLive && window.assetbuildLive({json.dumps(stamp)});\n"
+
+
+# Polls the stamp file by adding a <script> element (fetch() is refused on file:// pages) and reloads the
+# page when a newer review was written.
+LIVE_JS = """(function(){var mine=%s;window.assetbuildLive=function(s){if(s!==mine){location.reload();}};
+setInterval(function(){var old=document.getElementById('live-stamp');if(old){old.remove();}
+var s=document.createElement('script');s.id='live-stamp';s.src='%s?'+Date.now();document.head.appendChild(s);},1000);
+})();"""
+
+
 class Page:
     def __init__(self, review: Review, images: dict[str, SiteImage],
-                 shares: dict[tuple[str, str], float | None]) -> None:
+                 shares: dict[tuple[str, str], float | None], live_stamp: str | None = None) -> None:
         self.review = review
         self.images = images
         self.shares = shares
+        self.live_stamp = live_stamp
 
     def render(self) -> str:
         review = self.review
@@ -59,16 +76,20 @@ class Page:
                 f'<a href="#group-{c}">{CHANGE_TITLES[c]} <span class="n">{counts[c]}</span></a>'
                 for c in CHANGES) + "</nav>"
         body = self._by_change() if review.since else self._by_folder(review.cards, "all")
+        live = live_src = ""
+        if self.live_stamp is not None:
+            live = f"<script>{LIVE_JS % (json.dumps(self.live_stamp), LIVE_STAMP_FILE)}</script>"
+            live_src = " 'self' file:"  # the stamp file next to the page
         return (
             "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src 'self' file: data:; "
-            "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
+            f"style-src 'unsafe-inline'; script-src 'unsafe-inline'{live_src}\">"
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
             f"<header><h1>{esc(title)}</h1>{since}{warnings}{self._filters()}</header>"
             f"<main>{body}</main>"
             '<div id="lightbox" hidden><img alt=""><p class="caption"></p></div>'
-            f"<script>{JS}</script></body></html>\n"
+            f"<script>{JS}</script>{live}</body></html>\n"
         )
 
     def _filters(self) -> str:
@@ -219,8 +240,9 @@ def _size_change(before: SiteImage, after: SiteImage) -> str:
     return f" (size changed {before.width}\u00d7{before.height} \u2192 {after.width}\u00d7{after.height})"
 
 
-def render(review: Review, images: dict[str, SiteImage], shares: dict[tuple[str, str], float | None]) -> str:
-    return Page(review, images, shares).render()
+def render(review: Review, images: dict[str, SiteImage], shares: dict[tuple[str, str], float | None], *,
+           live_stamp: str | None = None) -> str:
+    return Page(review, images, shares, live_stamp).render()
 
 
 CSS = """

@@ -3,6 +3,8 @@ and all through atomic writes."""
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +22,20 @@ class Site:
     reused: int  # thumbnails reused from the last review
 
 
-def write(review: Review, out: Path, *, link: str | None = None, workers: int | None = None) -> Site:
+def write(review: Review, out: Path, *, link: str | None = None, workers: int | None = None,
+          live: bool = False) -> Site:
+    """``live`` (``watch --review``): the page reloads itself when a later write changes the site."""
     images = SiteImages(out, workers=workers)
     built, shares = images.build(review.images(), review.pairs())
     index = out / "index.html"
-    atomic_write(index, html.render(review, built, shares).encode("utf-8"))
+    stamp = _stamp() if live else None
+    atomic_write(index, html.render(review, built, shares, live_stamp=stamp).encode("utf-8"))
+    if stamp is not None:  # after the page: an open page that sees the new stamp reloads the new page
+        atomic_write(out / html.LIVE_STAMP_FILE, html.live_stamp_script(stamp).encode("utf-8"))
     text = markdown.summary(review, link)
     atomic_write(out / "summary.md", text.encode("utf-8"))
     return Site(index, text, images.made, images.reused)
+
+
+def _stamp() -> str:
+    return f"{os.getpid()}-{time.time_ns()}"
