@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import params as P
 from .errors import ManifestError
 from .layout import LOCK_NAME, STATE_DIR
-from .postprocess import POST_KEYS, Postprocess, PostprocessSpecError
-from .postprocess import parse as parse_post
+from .postspec import POST_KEYS, Postprocess, PostprocessSpecError
+from .postspec import parse as parse_post
 
 PLACEHOLDER = "placeholder"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageCms, PngImagePlugin
@@ -155,3 +156,16 @@ def test_canonical_form_lists_only_steps_that_apply() -> None:
     assert pp.parse({"quality": 80}, ".jpg").canonical() == {"format": "JPEG", "quality": 80}
     assert post(resize=[8, 8], trim=True).canonical() == {
         "format": "PNG", "trim": "auto", "resize": {"size": [8, 8], "mode": "exact", "filter": "lanczos"}}
+
+
+def test_reading_a_manifest_does_not_import_pillow(tmp_path: Path) -> None:
+    """Issue 13: the post-processing spec (postspec) is read without Pillow; only making an image needs it."""
+    from helpers import heavy_imports
+
+    manifest = tmp_path / "assets.toml"
+    manifest.write_text('[server]\nurl = "placeholder"\n\n[assets."a.png"]\nprompt = "a"\nresize = [8, 8]\n',
+                        encoding="utf-8")
+    code = f"from pathlib import Path\nfrom assetbuild.manifest import load\nload(Path({str(manifest)!r}))"
+    loaded = heavy_imports(code)
+    assert "PIL" not in loaded and "pydantic" in loaded  # the probe sees what the load imported
+    assert "PIL" in heavy_imports("import assetbuild.postprocess")
