@@ -60,10 +60,13 @@ class ServerTable(BaseModel):
     url: str = "http://localhost:7801"
     websocket: bool = True
     concurrency: int | None = Field(default=None, ge=1, le=256)  # None: follow the server's capacity
-    timeout: float = Field(default=900, gt=0)
+    timeout: float = Field(default=900.0, gt=0)
     save_images: bool = False
     model_changes: Literal["rebuild", "warn"] = "rebuild"
     unused_params: Literal["error", "warn"] = "error"
+
+
+_SERVER_DEFAULTS = ServerTable()
 
 
 class ManifestFile(BaseModel):
@@ -117,13 +120,15 @@ FOLLOW_SERVER_JOBS = 64  # the SwarmUI client admits only what the server can ta
 
 @dataclass(frozen=True)
 class ServerSettings:
-    url: str = "http://localhost:7801"
-    websocket: bool = True
-    concurrency: int | None = None  # generations in flight; None: as many as the server can take
-    timeout: float = 900.0
-    save_images: bool = False  # also keep images in SwarmUI's output history (downloaded via /View)
-    model_changes: str = "rebuild"  # a model whose hash changed on the server: "rebuild" its assets, or "warn"
-    unused_params: str = "error"  # parameters the server reports unused in an image: "error" or "warn"
+    """The ``[server]`` settings in force. The defaults are ServerTable's: one source for both."""
+
+    url: str = _SERVER_DEFAULTS.url
+    websocket: bool = _SERVER_DEFAULTS.websocket
+    concurrency: int | None = _SERVER_DEFAULTS.concurrency  # generations in flight; None: follow the server
+    timeout: float = _SERVER_DEFAULTS.timeout
+    save_images: bool = _SERVER_DEFAULTS.save_images  # also keep images in SwarmUI's output history (/View)
+    model_changes: str = _SERVER_DEFAULTS.model_changes  # a model's hash changed: "rebuild" its assets, or "warn"
+    unused_params: str = _SERVER_DEFAULTS.unused_params  # parameters the server reports unused: "error"/"warn"
 
     @property
     def is_placeholder(self) -> bool:
