@@ -31,6 +31,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.frames import CloseCode
 
 from ..generators.base import Progress
+from ..safetext import safe_text
 from . import messages
 from .credentials import Credentials, shown_url
 from .errors import (
@@ -80,6 +81,15 @@ def data_url(data: bytes) -> str:
     """``data`` as a ``data:`` URL, the form SwarmUI takes for image parameters."""
     mime = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}.get(sniff(data) or "", "image/png")
     return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+class _connect_no_redirects(connect):  # noqa: N801 - used like websockets' own ``connect``
+    """websockets' ``connect`` follows up to 10 redirects, even to another origin, and would send the
+    whole generation request (prompt, session id, input images) there. Never follow one: like the HTTP
+    calls and downloads, a redirect is an answer we refuse."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
 
 
 @dataclass
@@ -306,9 +316,10 @@ class SwarmClient:
                 raise self._down
             body = dict(payload, session_id=await self._session(slot))
             try:
-                async with connect(uri, additional_headers=self._headers, max_size=self.max_image_bytes * 2,
-                                   open_timeout=self.connect_timeout, close_timeout=2,
-                                   ping_interval=None, compression=None) as ws:
+                async with _connect_no_redirects(uri, additional_headers=self._headers,
+                                                 max_size=self.max_image_bytes * 2,
+                                                 open_timeout=self.connect_timeout, close_timeout=2,
+                                                 ping_interval=None, compression=None) as ws:
                     await ws.send(json.dumps(body))
                     return await self._read_generation(ws, on_progress)
             except SessionInvalid:
@@ -318,6 +329,12 @@ class SwarmClient:
                 status = exc.response.status_code
                 if status == 401:
                     raise SwarmAuthError("the server refused the WebSocket connection (HTTP 401)") from None
+                if 300 <= status < 400:
+                    where = shown_url(exc.response.headers.get("Location", "(no Location)"))
+                    raise SwarmAPIError(f"the server redirected the WebSocket upgrade (HTTP {status}) to "
+                                        f"{safe_text(where)}; assetbuild does not follow redirects",
+                                        hint="point server.url (or --server) at the address SwarmUI really "
+                                             "serves") from None
                 if status >= 500:
                     raise _Dropped(f"WebSocket upgrade answered HTTP {status}") from None
                 raise WebSocketUnavailable(f"WebSocket upgrade answered HTTP {status}") from None
