@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from conftest import run_cli, write_manifest
 from PIL import Image
 
 from assetbuild.swarm.client import SwarmClient
-from assetbuild.swarm.errors import SwarmAPIError, SwarmError
+from assetbuild.swarm.errors import SwarmAPIError, SwarmBadAnswer, SwarmError
 from assetbuild.testing import FakeSwarm
 
 pytestmark = pytest.mark.timeout(120)
@@ -60,10 +59,8 @@ class Listener:
                 continue
             self.accepted += 1
             conn.settimeout(0.5)
-            try:
+            with contextlib.suppress(OSError):
                 self.received += conn.recv(65536)
-            except OSError:
-                pass
             conn.close()
 
     def close(self) -> None:
@@ -122,3 +119,104 @@ def test_cli_build_refuses_a_websocket_redirect(project: Path, fake: FakeSwarm, 
     assert "Traceback" not in result.stderr
     assert listener.accepted == 0
     assert not (project / "a.png").exists()
+
+
+# ----------------------------------------------------------------------- 9. malformed server data
+
+def _image_frame(metadata: str) -> str:
+    url = "data:image/png;base64," + base64.b64encode(png(64, 64)).decode()
+    return json.dumps({"image": url, "batch_index": "0", "request_id": "1", "metadata": metadata})
+
+
+WS_FAULTS = {
+    "gen_progress": '{"gen_progress":"x"}',
+    "status": '{"status":"x"}',
+    "image": '{"image":5}',
+    "discard": '{"discard_indices":"abc"}',
+    "seed": _image_frame('{"sui_image_params":{"seed":1e400}}'),
+    "deep": DEEP,
+    "deep metadata": _image_frame('{"sui_image_params":' + "[" * 100_000 + "]" * 100_000 + "}"),
+    "counter": '{"status":{"live_gens":1e400}}',
+}
+WS_MESSAGES = {
+    "gen_progress": "malformed gen_progress message", "status": "malformed status message",
+    "image": "malformed image message", "discard": "malformed discard_indices message",
+    "seed": "invalid seed: Infinity", "deep": "nested too deep", "deep metadata": "nested too deep",
+    "counter": "malformed status message",
+}
+
+
+@pytest.mark.parametrize("fault", list(WS_FAULTS))
+def test_malformed_websocket_message_fails_the_generation(fake: FakeSwarm, fault: str) -> None:
+    fake.send_ws_frames(WS_FAULTS[fault])
+    with pytest.raises(SwarmBadAnswer) as info:
+        generate(fake.url)
+    assert WS_MESSAGES[fault] in info.value.message
+    assert len(info.value.message) < 400  # an excerpt, not the whole frame
+    assert fake.wait_idle(10)  # the server's job was interrupted or finished; nothing left behind
+
+
+HTTP_FAULTS = {
+    "number": ('{"images":[5]}', "malformed GenerateText2Image answer: images.0"),
+    "string": ('{"images":"x"}', "malformed GenerateText2Image answer: images"),
+    "deep": (DEEP, "nested too deep"),
+}
+
+
+@pytest.mark.parametrize("fault", list(HTTP_FAULTS))
+def test_malformed_http_generation_answer_fails_the_generation(fake: FakeSwarm, fault: str) -> None:
+    body, expected = HTTP_FAULTS[fault]
+    fake.answer_next("GenerateText2Image", body)
+    with pytest.raises(SwarmBadAnswer) as info:
+        generate(fake.url, websocket=False)
+    assert expected in info.value.message
+
+
+def test_malformed_http_session_answer_is_a_clear_error(fake: FakeSwarm) -> None:
+    fake.answer_next("GetNewSession", DEEP)
+    with pytest.raises(SwarmError) as info:
+        generate(fake.url)
+    assert "nested too deep" in info.value.message
+
+
+def _build_project(project: Path, count: int = 3) -> None:
+    body = '[defaults]\nmodel = "sd_xl_base_1.0"\nwidth = 64\nheight = 64\n\n'
+    for n in range(count):
+        body += f'[assets."a{n}.png"]\nprompt = "asset {n}"\nseed = {n + 1}\n\n'
+    write_manifest(project, body)
+
+
+def _lock_targets(project: Path) -> set[str]:
+    lock = project / "assets.lock"
+    return set(json.loads(lock.read_text())["assets"]) if lock.exists() else set()
+
+
+@pytest.mark.parametrize("fault", ["gen_progress", "image", "seed", "deep"])
+def test_cli_build_with_a_malformed_message_fails_only_that_asset(project: Path, fake: FakeSwarm,
+                                                                   fault: str) -> None:
+    _build_project(project, 3)
+    fake.configure(latency=0.3)  # the others are still generating when the bad frame arrives
+    fake.send_ws_frames(WS_FAULTS[fault])
+    result = run_cli(project, "run", "--server", fake.url, "-n", "3", "--keep-going")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    output = result.stdout + result.stderr
+    assert WS_MESSAGES[fault] in output
+    built = {p.name for p in project.glob("*.png")}
+    assert len(built) == 2 and _lock_targets(project) == built
+    cached = list((project / ".assetbuild" / "cache").rglob("*.png")) if (project / ".assetbuild" / "cache").exists() \
+        else []
+    assert len([p for p in cached if not p.name.endswith(".tmp")]) <= 2
+    again = run_cli(project, "run", "--server", fake.url)  # the server behaves again: only that one is made
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert {p.name for p in project.glob("*.png")} == {"a0.png", "a1.png", "a2.png"}
+
+
+@pytest.mark.parametrize("body", ['{"backend_status":"x"}', '{"status":"x"}', '{"supported_features":7}', DEEP])
+def test_server_status_with_a_malformed_answer_is_a_clear_error(project: Path, fake: FakeSwarm, body: str) -> None:
+    fake.answer_next("GetCurrentStatus", body)
+    result = run_cli(project, "server", "status", "--server", fake.url)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "NOT reachable" not in result.stdout or "malformed" in result.stdout or "nested" in result.stdout
+    assert "malformed GetCurrentStatus answer" in result.stdout or "nested too deep" in result.stdout

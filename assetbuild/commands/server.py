@@ -9,6 +9,7 @@ config's ``server`` > ``http://localhost:7801``. Credentials come from ``ASSETBU
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,6 +19,7 @@ from ..errors import UsageError
 from ..manifest import ServerSettings
 from ..swarm.client import SwarmClient
 from ..swarm.credentials import Credentials, shown_url
+from ..swarm.messages import CurrentStatus, validated
 from ..swarm.sync import ServerCommandError, new_session, run
 from ..workspace import find_manifest, manifest_server, server_url
 
@@ -73,14 +75,13 @@ class ServerStatus:
 async def fetch_status(client: SwarmClient) -> ServerStatus:
     """GetNewSession (version, user) then GetCurrentStatus (backends, this session's counters)."""
     info = await new_session(client)
-    current = await client.call("GetCurrentStatus", {})
-    backend = current.get("backend_status") or {}
-    counters = current.get("status") or {}
+    current = validated(CurrentStatus, await client.call("GetCurrentStatus", {}), "GetCurrentStatus")
+    user = info.get("user_id")
     return ServerStatus(
-        client.base_url, True, version=str(info.get("version") or "unknown"), user=info.get("user_id"),
-        backend_status=backend.get("status"), backend_message=backend.get("message") or None,
-        counters={k: int(v) for k, v in counters.items() if isinstance(v, int | float)},
-        features=list(current.get("supported_features") or []),
+        client.base_url, True, version=str(info.get("version") or "unknown"), user=str(user) if user else None,
+        backend_status=current.backend_status.status, backend_message=current.backend_status.message or None,
+        counters={k: int(v) for k, v in current.status.items() if math.isfinite(v)},
+        features=current.supported_features,
     )
 
 

@@ -38,6 +38,7 @@ from .errors import (
     SessionInvalid,
     SwarmAPIError,
     SwarmAuthError,
+    SwarmBadAnswer,
     SwarmBadImage,
     SwarmError,
     SwarmUnreachable,
@@ -267,6 +268,9 @@ class SwarmClient:
                 await self._interrupt(slot)
                 raise SwarmAPIError(f"generation took longer than {self.timeout:g} s (server.timeout); "
                                     "the server's job was interrupted") from None
+            except SwarmBadAnswer:
+                await self._interrupt(slot)  # the server may still be working on it: nobody will read it
+                raise
             except asyncio.CancelledError:
                 await asyncio.shield(self._interrupt(slot))
                 raise
@@ -303,10 +307,10 @@ class SwarmClient:
                              on_progress: Callable[[Progress], None]) -> messages.ImageMessage:
         on_progress(Progress("generating"))
         data = await self.call("GenerateText2Image", payload, slot=slot, timeout=self.timeout, idempotent=False)
-        paths = data.get("images")
-        if not isinstance(paths, list) or not paths:
-            raise SwarmAPIError(f"the server returned no image: {str(data)[:200]}")
-        return messages.ImageMessage(image=str(paths[0]), batch_index=0)
+        if not data.get("images"):
+            raise SwarmAPIError(f"the server returned no image: {safe_text(str(data)[:200])}")
+        answer = messages.validated(messages.GenerateAnswer, data, "GenerateText2Image")
+        return messages.ImageMessage(image=answer.images[0], batch_index=0)
 
     async def _generate_ws(self, slot: _Slot, payload: dict[str, Any],
                            on_progress: Callable[[Progress], None]) -> messages.ImageMessage:
@@ -489,13 +493,13 @@ def _expected_format(params: dict[str, Any]) -> str | None:
 def _checked(status: int, body: bytes) -> dict[str, Any]:
     """The JSON body of an API response, or the error it carries (whatever the status code)."""
     try:
-        data = json.loads(body)
+        data = messages.loads(body)
     except ValueError:
         data = None
     if status == 401 and not (isinstance(data, dict) and data.get("error_id")):
         raise SwarmAuthError("the server refused the request (HTTP 401 Unauthorized)")
     if not isinstance(data, dict):
-        text = body[:200].decode("utf-8", "replace").strip()
+        text = safe_text(body[:200].decode("utf-8", "replace").strip())
         raise SwarmAPIError(f"unexpected answer (HTTP {status}): {text or '(empty)'}")
     if "error" in data or "error_id" in data:
         raise _api_error(data.get("error"), data.get("error_id"))
@@ -530,10 +534,10 @@ def _hint_for(text: str) -> str | None:
 
 def _download_error(status: int, body: bytes, reference: str) -> SwarmError:
     try:
-        data = json.loads(body)
+        data = messages.loads(body)
         message = data.get("error") or data.get("error_id")
         error_id = data.get("error_id")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, SwarmBadAnswer):
         message, error_id = body.decode("utf-8", "replace").strip(), None
     if error_id in ("invalid_user", "unauthorized") or status == 401:
         return SwarmAuthError(f"the server refused the download of {reference}: {message}")
