@@ -220,3 +220,47 @@ def test_server_status_with_a_malformed_answer_is_a_clear_error(project: Path, f
     assert "Traceback" not in result.stderr
     assert "NOT reachable" not in result.stdout or "malformed" in result.stdout or "nested" in result.stdout
     assert "malformed GetCurrentStatus answer" in result.stdout or "nested too deep" in result.stdout
+
+
+# --------------------------------------------------------------------- 11. total deadlines
+
+DRIBBLE = 0.5  # seconds between bytes: far below any read timeout, so only a total deadline ends it
+
+
+@pytest.mark.parametrize("command", [["server", "status"], ["models"], ["cancel"]])
+def test_server_commands_end_at_their_deadline_against_a_dribbling_server(project: Path, fake: FakeSwarm,
+                                                                          command: list[str]) -> None:
+    fake.dribble_next(interval=DRIBBLE, count=100)
+    result = run_cli(project, *command, "--server", fake.url, "--timeout", "2", timeout=40)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    output = result.stdout + result.stderr
+    assert "within 2 s" in output, output
+
+
+def test_a_single_call_has_a_total_deadline(fake: FakeSwarm) -> None:
+    fake.dribble_next(interval=DRIBBLE, count=100)
+
+    async def main() -> None:
+        client = SwarmClient(fake.url, control_timeout=1.0, retries=0)
+        try:
+            await client.call("ListModels", {"path": "", "depth": 1})
+        finally:
+            await client.aclose()
+
+    with pytest.raises(SwarmError) as info:
+        asyncio.run(main())
+    assert "did not answer GetNewSession within 1 s" in info.value.message
+
+
+@pytest.mark.parametrize("command", [["generate", "--prompt", "a cat", "--model", "sd_xl_base_1.0"], ["run"]])
+def test_generation_ends_at_server_timeout_against_a_dribbling_server(project: Path, fake: FakeSwarm,
+                                                                      command: list[str]) -> None:
+    write_manifest(project, '[server]\ntimeout = 2\n\n[defaults]\nmodel = "sd_xl_base_1.0"\nwidth = 64\n'
+                            'height = 64\n\n[assets."a.png"]\nprompt = "a cat"\n')
+    fake.dribble_next(interval=DRIBBLE, count=100)
+    result = run_cli(project, *command, "--server", fake.url, timeout=40)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "longer than 2 s (server.timeout)" in result.stdout + result.stderr
+    assert not (project / "a.png").exists()

@@ -33,7 +33,7 @@ def models(target: Target, out: TextIO, *, path: str = "", depth: int = 2, subty
     async def work(client: SwarmClient) -> dict[str, Any]:
         return await list_models(client, path=path, depth=depth, subtype=subtype)
 
-    data = run(target.url, work, credentials=target.credentials)
+    data = run(target.url, work, credentials=target.credentials, deadline=target.deadline)
     if as_json:
         out.write(json.dumps(data) + "\n")
         return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..userconfig import KEYS
@@ -41,6 +42,19 @@ def _number(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _seconds(text: str) -> float:
+    value = _number(text)
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds between 0 and 86400")
+    return value
+
+
+def _add_timeout(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
+                        help="give up when the server has not finished answering after this long in all "
+                             "(default 60)")
 
 
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -77,6 +91,7 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     models.add_argument("--type", dest="subtype", default="Stable-Diffusion", metavar="TYPE",
                         help="Stable-Diffusion (default), LoRA, VAE, Embedding, ControlNet, Clip, ClipVision")
     models.add_argument("--json", action="store_true", help="the server's answer as JSON")
+    _add_timeout(models)
 
     config = sub.add_parser(
         "config", parents=[verbose], help="get or set user settings (server, api-key, token, cache-dir)",
@@ -98,10 +113,13 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
         description="Whether the server answers, its version, backend status and queue counters. Exit 0 when it "
                     "is reachable, 1 when not.")
     status.add_argument("--json", action="store_true", help="one JSON object")
+    _add_timeout(status)
 
-    sub.add_parser("cancel", parents=[common], help="stop your generations on the server (InterruptAll)",
-                   description="Interrupt every queued and running generation of your SwarmUI user, in all of its "
-                               "sessions (InterruptAll with other_sessions=true). Other users are not affected.")
+    cancel = sub.add_parser("cancel", parents=[common], help="stop your generations on the server (InterruptAll)",
+                            description="Interrupt every queued and running generation of your SwarmUI user, in "
+                                        "all of its sessions (InterruptAll with other_sessions=true). Other users "
+                                        "are not affected.")
+    _add_timeout(cancel)
 
     init = sub.add_parser("init", parents=[verbose], help="write a commented starter assets.toml",
                           description="Write a commented starter assets.toml here (or FILE). Never overwrites.")
@@ -135,6 +153,8 @@ def dispatch(args: argparse.Namespace) -> int:
     from .server import resolve
 
     target = resolve(args.file, args.server)
+    if getattr(args, "timeout", None) is not None:
+        target = replace(target, deadline=args.timeout)
     if command == "generate":
         from .generate import GenerateOptions, generate, parse_param
 

@@ -20,7 +20,7 @@ from ..manifest import ServerSettings
 from ..swarm.client import SwarmClient
 from ..swarm.credentials import Credentials, shown_url
 from ..swarm.messages import CurrentStatus, validated
-from ..swarm.sync import ServerCommandError, new_session, run
+from ..swarm.sync import DEADLINE, ServerCommandError, new_session, run
 from ..workspace import find_manifest, manifest_server, server_url
 
 
@@ -30,6 +30,7 @@ class Target:
 
     settings: ServerSettings
     credentials: Credentials
+    deadline: float = DEADLINE  # seconds for a whole command (--timeout); generation has server.timeout
 
     @property
     def url(self) -> str:
@@ -92,7 +93,7 @@ def status(target: Target, out: TextIO, *, as_json: bool = False) -> int:
                               backend_message="the offline placeholder generator needs no server")
     else:
         try:
-            result = run(target.url, fetch_status, credentials=target.credentials)
+            result = run(target.url, fetch_status, credentials=target.credentials, deadline=target.deadline)
         except ServerCommandError as exc:
             result = ServerStatus(target.url, False, error=exc.message, hint=exc.hint)
     if as_json:
@@ -144,7 +145,7 @@ def cancel(target: Target, out: TextIO) -> int:
     if target.is_placeholder:
         out.write("nothing to cancel: the placeholder generator runs inside assetbuild\n")
         return 0
-    info = run(target.url, interrupt_user, credentials=target.credentials)
+    info = run(target.url, interrupt_user, credentials=target.credentials, deadline=target.deadline)
     user = info.get("user_id") or "this user"
     out.write(f"asked SwarmUI at {shown_url(target.url)} to interrupt every queued and running generation of user "
               f"{user!r}, in all of its sessions (InterruptAll, other_sessions=true)\n"

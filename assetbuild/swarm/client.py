@@ -208,8 +208,11 @@ class SwarmClient:
             if attempt:
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                async with self._http.stream("POST", url, json=payload,
-                                             timeout=timeout or httpx.USE_CLIENT_DEFAULT) as response:
+                # A total deadline per call, not only per read: a server that dribbles a byte now and then
+                # would otherwise keep a read timeout from ever firing.
+                async with asyncio.timeout(timeout or self.control_timeout), \
+                        self._http.stream("POST", url, json=payload,
+                                          timeout=timeout or httpx.USE_CLIENT_DEFAULT) as response:
                     if response.status_code >= 500:
                         last = f"HTTP {response.status_code}"
                         if not idempotent:
@@ -218,7 +221,7 @@ class SwarmClient:
                         continue
                     # A generation's answer can carry the image as a data URL: bounded like a download.
                     body = await self._read_limited(response, 2 * self.max_image_bytes, f"the {route} answer")
-            except httpx.ReadTimeout:
+            except (httpx.ReadTimeout, TimeoutError):
                 if not idempotent:
                     raise SwarmAPIError(f"{route} got no answer within {timeout or 60:.0f} s") from None
                 # A server that accepts connections but cannot answer a trivial call is down for us:
@@ -475,10 +478,11 @@ class SwarmClient:
         if slot.session_id is None or self._down is not None:
             return
         try:
-            await self._http.post("/API/InterruptAll", json={"session_id": slot.session_id}, timeout=5.0)
+            async with asyncio.timeout(5.0):
+                await self._http.post("/API/InterruptAll", json={"session_id": slot.session_id}, timeout=5.0)
             self.stats["interrupts"] += 1
-        except httpx.HTTPError as exc:
-            log.debug("InterruptAll for %s failed: %s", slot.name, exc)
+        except (httpx.HTTPError, TimeoutError) as exc:
+            log.debug("InterruptAll for %s failed: %r", slot.name, exc)
 
     async def interrupt_all(self) -> None:
         """Interrupt every session this client created (Ctrl-C): only our own work stops."""
