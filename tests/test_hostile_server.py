@@ -22,7 +22,7 @@ from conftest import run_cli, write_manifest
 from PIL import Image
 
 from assetbuild.swarm.client import SwarmClient
-from assetbuild.swarm.errors import SwarmAPIError, SwarmBadAnswer, SwarmError
+from assetbuild.swarm.errors import SwarmAPIError, SwarmBadAnswer, SwarmBadImage, SwarmError
 from assetbuild.testing import FakeSwarm
 
 pytestmark = pytest.mark.timeout(120)
@@ -204,9 +204,7 @@ def test_cli_build_with_a_malformed_message_fails_only_that_asset(project: Path,
     assert WS_MESSAGES[fault] in output
     built = {p.name for p in project.glob("*.png")}
     assert len(built) == 2 and _lock_targets(project) == built
-    cached = list((project / ".assetbuild" / "cache").rglob("*.png")) if (project / ".assetbuild" / "cache").exists() \
-        else []
-    assert len([p for p in cached if not p.name.endswith(".tmp")]) <= 2
+    assert len(list((project / ".assetbuild" / "cache").rglob("*.img"))) == 2
     again = run_cli(project, "run", "--server", fake.url)  # the server behaves again: only that one is made
     assert again.returncode == 0, again.stdout + again.stderr
     assert {p.name for p in project.glob("*.png")} == {"a0.png", "a1.png", "a2.png"}
@@ -264,3 +262,49 @@ def test_generation_ends_at_server_timeout_against_a_dribbling_server(project: P
     assert "Traceback" not in result.stderr
     assert "longer than 2 s (server.timeout)" in result.stdout + result.stderr
     assert not (project / "a.png").exists()
+
+
+# ----------------------------------------------------------------------------- 10. wrong image size
+
+BIG = {**PARAMS, "width": 512, "height": 512}
+
+
+def test_an_image_of_the_wrong_size_fails_the_generation(fake: FakeSwarm) -> None:
+    fake.wrong_size_next(64, 48)
+    with pytest.raises(SwarmBadImage) as info:
+        generate(fake.url, BIG)
+    assert "the server sent a 64x48 image for a 512x512 request" in info.value.message
+
+
+@pytest.mark.parametrize("extra", [{"aspectratio": "16:9"}, {"sidelength": 768}, {"refinerupscale": 2.0},
+                                   {"width": None}])
+def test_the_size_is_not_checked_when_a_parameter_may_change_it(fake: FakeSwarm, extra: dict[str, Any]) -> None:
+    fake.wrong_size_next(64, 48)
+    params = {k: v for k, v in {**BIG, **extra}.items() if v is not None}
+    result = generate(fake.url, params)
+    with Image.open(io.BytesIO(result.data)) as image:
+        assert image.size == (64, 48)
+
+
+def test_latent_rounding_is_not_a_wrong_size(fake: FakeSwarm) -> None:
+    fake.wrong_size_next(496, 512)  # 500 rounded down to a multiple of 16
+    generate(fake.url, {**BIG, "width": 500, "aspectratio": "Custom"})
+
+
+def test_cli_build_fails_the_asset_of_the_wrong_size_and_keeps_nothing(project: Path, fake: FakeSwarm) -> None:
+    write_manifest(project, '[defaults]\nmodel = "sd_xl_base_1.0"\nwidth = 512\nheight = 512\n\n'
+                            '[assets."big.png"]\nprompt = "big"\nresize = [32, 32]\n\n'
+                            '[assets."other.png"]\nprompt = "other"\nwidth = 64\nheight = 64\n')
+    fake.wrong_size_next(64, 48)
+    result = run_cli(project, "run", "--server", fake.url, "-n", "1", "--keep-going")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in result.stderr
+    assert "big.png" in output and "64x48 image for a 512x512 request" in output
+    assert not (project / "big.png").exists()
+    assert _lock_targets(project) == {"other.png"}
+    assert len(list((project / ".assetbuild" / "cache").rglob("*.img"))) == 1  # other.png's only
+    again = run_cli(project, "run", "--server", fake.url)
+    assert again.returncode == 0, again.stdout + again.stderr
+    with Image.open(project / "big.png") as image:
+        assert image.size == (32, 32)

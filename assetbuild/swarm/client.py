@@ -44,6 +44,7 @@ from .errors import (
     SwarmUnreachable,
     WebSocketUnavailable,
 )
+from .imagesize import check_size
 
 log = logging.getLogger("assetbuild.swarm")
 
@@ -267,6 +268,7 @@ class SwarmClient:
                     message = await self._generate_in_slot(slot, payload, on_progress)
                     on_progress(Progress("downloading"))
                     data = await self.fetch_image(message.image, expected)
+                    check_size(data, params)
             except TimeoutError:
                 await self._interrupt(slot)
                 raise SwarmAPIError(f"generation took longer than {self.timeout:g} s (server.timeout); "
