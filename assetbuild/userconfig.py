@@ -26,7 +26,7 @@ from pathlib import Path
 from .errors import ConfigError
 from .fsutil import atomic_write
 from .params import closest
-from .swarm.credentials import Credentials, mask
+from .swarm.credentials import Credentials, mask, shown_url
 
 CONFIG_DIR_ENV = "ASSETBUILD_CONFIG_DIR"
 FILE_NAME = "config.toml"
@@ -205,9 +205,18 @@ class Setting:
     def shown(self, *, show_secret: bool = False) -> str:
         if self.value is None:
             return "(not set)"
-        if self.key.secret and not show_secret:
-            return mask(self.value)
-        return self.value
+        if show_secret:
+            return self.value
+        return shown_value(self.key, self.value)
+
+
+def shown_value(key: Key, value: str) -> str:
+    """``value`` of ``key`` as it may be printed: secrets masked, a password in a server URL too."""
+    if key.secret:
+        return mask(value)
+    if key.name == "server":
+        return shown_url(value)
+    return value
 
 
 def effective(settings: dict[str, str] | None = None) -> dict[str, Setting]:

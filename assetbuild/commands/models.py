@@ -10,6 +10,7 @@ from rich.text import Text
 
 from ..errors import UsageError
 from ..swarm.client import SwarmClient
+from ..swarm.credentials import shown_url
 from ..swarm.models import list_models
 from ..swarm.sync import run
 from .server import Target
@@ -40,7 +41,7 @@ def models(target: Target, out: TextIO, *, path: str = "", depth: int = 2, subty
     files = [f for f in data.get("files") or [] if isinstance(f, dict)]
     if not files:
         where = f" under {path!r}" if path else ""
-        out.write(f"no {subtype} models{where} on {target.url} (depth {depth})\n")
+        out.write(f"no {subtype} models{where} on {shown_url(target.url)} (depth {depth})\n")
         folders = data.get("folders") or []
         if folders:
             out.write(f"folders: {', '.join(map(str, folders))} (try --path FOLDER or a larger --depth)\n")

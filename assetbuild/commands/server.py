@@ -70,7 +70,8 @@ class ServerStatus:
     features: list[str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        shown = dict(self.__dict__, url=shown_url(self.url))
+        return {k: v for k, v in shown.items() if v is not None}
 
 
 async def fetch_status(client: SwarmClient) -> ServerStatus:
