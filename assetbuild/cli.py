@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .errors import AssetbuildError
+from .safetext import safe_text
 
 COMMANDS = ("run", "clean", "list", "status", "why", "gc",
             "generate", "models", "config", "server", "cancel", "init", "completion")
@@ -142,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AssetbuildError as exc:
         if args.verbose:
             traceback.print_exc()
-        print(f"assetbuild: error: {exc}", file=sys.stderr)
+        hint = f"\n  hint: {safe_text(exc.hint)}" if exc.hint else ""
+        print(f"assetbuild: error: {safe_text(exc.message)}{hint}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("assetbuild: interrupted", file=sys.stderr)

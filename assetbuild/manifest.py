@@ -15,6 +15,7 @@ import os
 import posixpath
 import re
 import tomllib
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -311,9 +312,18 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
                                     hint="each target path may be declared once")
             if norm in (LOCK_NAME,) or norm.startswith(STATE_DIR + "/"):
                 raise ManifestError(where, f"target {norm!r} is reserved for assetbuild's own files")
-            folded = by_case.setdefault(norm.lower(), norm)
+            # macOS and Windows compare names without letter case, and macOS also without Unicode
+            # normalisation ("café" typed as one é or as e + a combining accent): one file there.
+            folded = by_case.setdefault(unicodedata.normalize("NFC", norm).lower(), norm)
             if folded != norm:
-                raise ManifestError(where, f"target {norm!r} differs from {folded!r} only in letter case",
+                first = lines.get(folded)
+                line = f" (line {first})" if first else ""
+                other = f"{folded!r}{line}"
+                if unicodedata.normalize("NFC", folded) == unicodedata.normalize("NFC", norm):
+                    raise ManifestError(where, f"target {ascii(norm)} differs from {ascii(folded)}{line} only in "
+                                        "Unicode normalisation (NFC/NFD: the same letters, encoded differently)",
+                                        hint="they would be one file on macOS; write both the same way (NFC)")
+                raise ManifestError(where, f"target {norm!r} differs from {other} only in letter case",
                                     hint="they would be one file on macOS and Windows; rename one")
             declared[norm] = target
             drafts[norm] = values

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..plan import State
+from ..safetext import safe_text
 from ..workspace import Workspace
 from .select import select
 
@@ -27,11 +28,11 @@ def clean(ws: Workspace, patterns: list[str], out: TextIO, *, dry_run: bool) -> 
         try:
             on_disk = ws.hashes.hash(path)
         except OSError as exc:  # e.g. a folder now stands where the image was: not ours to delete
-            out.write(f"kept      {status.target} (not a readable file: {exc.strerror})\n")
+            out.write(f"kept      {safe_text(status.target)} (not a readable file: {exc.strerror})\n")
             kept += 1
             continue
         if on_disk is not None and on_disk != entry.hash:
-            out.write(f"kept      {status.target} (edited after assetbuild wrote it)\n")
+            out.write(f"kept      {safe_text(status.target)} (edited after assetbuild wrote it)\n")
             kept += 1
             continue
         if not dry_run:
@@ -42,7 +43,7 @@ def clean(ws: Workspace, patterns: list[str], out: TextIO, *, dry_run: bool) -> 
             ws.lock.commit(status.target, None)
         if on_disk is not None:
             label = "orphan " if status.state is State.ORPHAN else ""
-            out.write(f"{verb:<9} {label}{status.target}\n")
+            out.write(f"{verb:<9} {label}{safe_text(status.target)}\n")
             removed += 1
     ws.settle()
     out.write(f"{verb} {removed} file(s); kept {kept} edited file(s); the cache is kept\n")

@@ -8,7 +8,6 @@ config's ``server`` > ``http://localhost:7801``. Credentials come from ``ASSETBU
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, TextIO
 from .. import userconfig
 from ..errors import UsageError
 from ..manifest import ServerSettings
+from ..safetext import safe_json, safe_text
 from ..swarm.client import SwarmClient
 from ..swarm.credentials import Credentials, shown_url
 from ..swarm.messages import CurrentStatus, validated
@@ -98,7 +98,7 @@ def status(target: Target, out: TextIO, *, as_json: bool = False) -> int:
         except ServerCommandError as exc:
             result = ServerStatus(target.url, False, error=exc.message, hint=exc.hint)
     if as_json:
-        out.write(json.dumps(result.as_dict()) + "\n")
+        out.write(safe_json(result.as_dict()) + "\n")
     else:
         out.write(_status_text(result))
     return 0 if result.reachable else 1
@@ -110,23 +110,23 @@ _COUNTER_WORDS = (("waiting_gens", "queued"), ("waiting_backends", "waiting for 
 
 def _status_text(s: ServerStatus) -> str:
     if not s.reachable:
-        lines = [f"SwarmUI at {shown_url(s.url)}: NOT reachable", f"  {s.error}"]
+        lines = [f"SwarmUI at {safe_text(shown_url(s.url))}: NOT reachable", f"  {safe_text(s.error)}"]
         if s.hint:
-            lines.append(f"  hint: {s.hint}")
+            lines.append(f"  hint: {safe_text(s.hint)}")
         return "\n".join(lines) + "\n"
-    lines = [f"SwarmUI at {shown_url(s.url)}: reachable"]
-    lines.append(f"  version:   {s.version}")
+    lines = [f"SwarmUI at {safe_text(shown_url(s.url))}: reachable"]
+    lines.append(f"  version:   {safe_text(s.version)}")
     if s.user:
-        lines.append(f"  user:      {s.user}")
+        lines.append(f"  user:      {safe_text(s.user)}")
     backend = s.backend_status or "unknown"
     if s.backend_message:
         backend += f" ({s.backend_message})"
-    lines.append(f"  backends:  {backend}")
+    lines.append(f"  backends:  {safe_text(backend)}")
     if s.counters is not None:
         queue = ", ".join(f"{s.counters.get(key, 0)} {word}" for key, word in _COUNTER_WORDS)
         lines.append(f"  queue:     {queue} (SwarmUI counts per session: this command's own session)")
     if s.features:
-        lines.append(f"  features:  {', '.join(s.features)}")
+        lines.append(f"  features:  {safe_text(', '.join(s.features))}")
     return "\n".join(lines) + "\n"
 
 
@@ -148,7 +148,8 @@ def cancel(target: Target, out: TextIO) -> int:
         return 0
     info = run(target.url, interrupt_user, credentials=target.credentials, deadline=target.deadline)
     user = info.get("user_id") or "this user"
-    out.write(f"asked SwarmUI at {shown_url(target.url)} to interrupt every queued and running generation of user "
-              f"{user!r}, in all of its sessions (InterruptAll, other_sessions=true)\n"
+    out.write(f"asked SwarmUI at {safe_text(shown_url(target.url))} to interrupt every queued and running "
+              f"generation of user {safe_text(repr(user))}, in all of its sessions "
+              "(InterruptAll, other_sessions=true)\n"
               "other users' work is not affected; interrupted `assetbuild run`s report those assets as failed\n")
     return 0

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TextIO
 
 from .. import postprocess
 from ..errors import UsageError
 from ..plan import State, Status, explain
+from ..safetext import safe_json, safe_text
 from ..workspace import Workspace
 from .select import select
 
@@ -26,14 +26,14 @@ def show_status(ws: Workspace, patterns: list[str], out: TextIO, *, as_json: boo
     ws.hashes.save()
     if as_json:
         for status in result:
-            out.write(json.dumps({"target": status.target, "state": status.state.name.lower(),
-                                  "label": status.state.value, "reason": status.reason,
-                                  "key": status.key}) + "\n")
+            out.write(safe_json({"target": status.target, "state": status.state.name.lower(),
+                                 "label": status.state.value, "reason": status.reason,
+                                 "key": status.key}) + "\n")
         return 0
     width = max((len(s.state.value) for s in result), default=5)
     for status in result:
-        reason = f"  ({status.reason})" if status.reason else ""
-        out.write(f"{status.state.value:<{width}}  {status.target}{reason}\n")
+        reason = f"  ({safe_text(status.reason)})" if status.reason else ""
+        out.write(f"{status.state.value:<{width}}  {safe_text(status.target)}{reason}\n")
     counts: dict[str, int] = {}
     for status in result:
         counts[status.state.value] = counts.get(status.state.value, 0) + 1
@@ -67,17 +67,19 @@ def _by_path(ws: Workspace, path: Path) -> str | None:
 
 def _explain_status(ws: Workspace, status: Status, out: TextIO) -> None:
     target, entry = status.target, status.entry
-    out.write(f"{target}: {status.state.value}\n")
+    shown = safe_text(target)
+    out.write(f"{shown}: {status.state.value}\n")
     if status.state is State.FRESH:
         out.write(f"  nothing changed since it was built (key {status.key})\n")
         return
     if status.state is State.MODIFIED:
-        out.write(f"  the file was {status.reason}; `assetbuild run --force {target}` replaces it\n")
+        out.write(f"  the file was {safe_text(status.reason)}; `assetbuild run --force {shown}` replaces it\n")
         return
     if status.state is State.UPSTREAM:
         asset = ws.project.assets[target]
         ups = [s for s in ws.planner.plan(asset.upstream) if s.state is not State.FRESH]
-        out.write(f"  {status.reason}: " + ", ".join(f"{s.target} ({s.state.value})" for s in ups) + "\n")
+        out.write(f"  {safe_text(status.reason)}: " + ", ".join(f"{safe_text(s.target)} ({s.state.value})"
+                                                              for s in ups) + "\n")
         return
     if entry is None:
         out.write("  never built (no entry in assets.lock)\n")
@@ -85,9 +87,9 @@ def _explain_status(ws: Workspace, status: Status, out: TextIO) -> None:
     assert status.form is not None
     changes = explain(entry.inputs, status.form)
     if not changes:
-        out.write(f"  {status.reason}\n")
+        out.write(f"  {safe_text(status.reason)}\n")
     for line in changes:
-        out.write(f"  {line}\n")
+        out.write(f"  {safe_text(line)}\n")
 
 
 def _why_file(ws: Workspace, path: Path, out: TextIO) -> int:
@@ -96,15 +98,15 @@ def _why_file(ws: Workspace, path: Path, out: TextIO) -> int:
         raise UsageError(f"{path} was not written by assetbuild (it has no assetbuild key)")
     owners = [t for t in ws.lock.targets() if (e := ws.lock.get(t)) is not None and e.key == key]
     if not owners:
-        out.write(f"{path}: written by assetbuild with key {key}, which no entry of assets.lock has\n")
+        out.write(f"{safe_text(path)}: written by assetbuild with key {key}, which no entry of assets.lock has\n")
         return 0
     for target in owners:
         entry = ws.lock.get(target)
         assert entry is not None
-        out.write(f"{path}: made by asset {target!r} (key {key})\n")
+        out.write(f"{safe_text(path)}: made by asset {safe_text(repr(target))} (key {key})\n")
         prompt = entry.inputs.get("params", {}).get("prompt")
         if prompt:
-            out.write(f"  prompt: {prompt}\n")
+            out.write(f"  prompt: {safe_text(prompt)}\n")
         if entry.model or entry.seed is not None:
-            out.write(f"  model: {entry.model}, seed: {entry.seed}\n")
+            out.write(f"  model: {safe_text(entry.model)}, seed: {entry.seed}\n")
     return 0

@@ -23,6 +23,7 @@ from rich.text import Text
 
 from ..events import GENERATED, Failure, Summary
 from ..generators.base import Progress
+from ..safetext import safe_text
 
 PHASE_LABELS = {
     "starting": "starting",
@@ -109,7 +110,8 @@ class LiveDisplay:
                 self._generation_times.append(seconds)
         if not self.quiet:
             style = OUTCOME_STYLES.get(outcome, "")
-            line = Text.assemble((f"{outcome:>9} ", style), target, (f"  {format_seconds(seconds)}", "dim"))
+            line = Text.assemble((f"{outcome:>9} ", style), safe_text(target),
+                                 (f"  {format_seconds(seconds)}", "dim"))
             self.console.print(line)
 
     def asset_failed(self, target: str, failure: Failure) -> None:
@@ -117,10 +119,10 @@ class LiveDisplay:
             self._flight.pop(target, None)
             self._done += 1
         word, style = ("skipped", "yellow") if failure.skipped else ("FAILED", "bold red")
-        self.console.print(Text.assemble((f"{word:>9} ", style), target, f": {failure.message}"))
+        self.console.print(Text.assemble((f"{word:>9} ", style), safe_text(target), f": {safe_text(failure.message)}"))
 
     def warning(self, text: str) -> None:
-        self.console.print(Text.assemble(("warning: ", "yellow"), text))
+        self.console.print(Text.assemble(("warning: ", "yellow"), safe_text(text)))
 
     def run_finished(self, summary: Summary) -> None:
         if self._running:
@@ -129,9 +131,10 @@ class LiveDisplay:
         self.console.print(summary_table(summary))
         for failure in summary.failures:
             mark = "skipped" if failure.skipped else "failed"
-            self.console.print(Text.assemble((f"{mark}: ", "red"), (failure.target, "bold"), f": {failure.message}"))
+            self.console.print(Text.assemble((f"{mark}: ", "red"), (safe_text(failure.target), "bold"),
+                                             f": {safe_text(failure.message)}"))
             if failure.hint:
-                self.console.print(Text(f"  try: {failure.hint}", style="dim"))
+                self.console.print(Text(f"  try: {safe_text(failure.hint)}", style="dim"))
         if summary.orphans:
             self.console.print(Text(f"{len(summary.orphans)} orphaned file(s) from removed entries: "
                                     "`assetbuild clean` removes them", style="dim"))
@@ -162,7 +165,7 @@ class LiveDisplay:
         rows.add_column(no_wrap=True, overflow="ellipsis", ratio=3)
         rows.add_column(no_wrap=True, ratio=2)
         for target, state in flight:
-            rows.add_row(state.spinner, Text(target), _phase_text(state))  # Text: brackets are not markup
+            rows.add_row(state.spinner, Text(safe_text(target)), _phase_text(state))  # Text: no markup
         eta = self.eta()
         parts = [f"{done}/{to_build}"]
         parts += [f"{counts[k]} {k}" for k in ("generated", "restored", "derived", "fresh") if counts.get(k)]
