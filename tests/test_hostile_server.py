@@ -308,3 +308,12 @@ def test_cli_build_fails_the_asset_of_the_wrong_size_and_keeps_nothing(project: 
     assert again.returncode == 0, again.stdout + again.stderr
     with Image.open(project / "big.png") as image:
         assert image.size == (32, 32)
+
+
+@pytest.mark.parametrize("body", ['{"files":5}', '{"folders":5}', '{"files":["x"]}', DEEP, "[1]"])
+def test_models_with_a_malformed_answer_is_a_clear_error(project: Path, fake: FakeSwarm, body: str) -> None:
+    fake.answer_next("ListModels", body)
+    result = run_cli(project, "models", "--server", fake.url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "ListModels" in result.stderr or "nested too deep" in result.stderr or "unexpected answer" in result.stderr

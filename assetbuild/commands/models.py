@@ -11,6 +11,7 @@ from ..errors import UsageError
 from ..safetext import safe_json, safe_text
 from ..swarm.client import SwarmClient
 from ..swarm.credentials import shown_url
+from ..swarm.messages import ModelList, validated
 from ..swarm.models import list_models
 from ..swarm.sync import run
 from .server import Target
@@ -32,7 +33,9 @@ def models(target: Target, out: TextIO, *, path: str = "", depth: int = 2, subty
     subtype = by_lower[subtype.lower()]
 
     async def work(client: SwarmClient) -> dict[str, Any]:
-        return await list_models(client, path=path, depth=depth, subtype=subtype)
+        data = await list_models(client, path=path, depth=depth, subtype=subtype)
+        validated(ModelList, data, "ListModels")  # inside `run`: its error is a clear one, exit 1
+        return data
 
     data = run(target.url, work, credentials=target.credentials, deadline=target.deadline)
     if as_json:

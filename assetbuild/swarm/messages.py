@@ -182,6 +182,13 @@ class CurrentStatus(_Loose):
     supported_features: list[str] = Field(default_factory=list)
 
 
+class ModelList(_Loose):
+    """ListModels: sub-folders and model objects (only what is printed is checked)."""
+
+    folders: list[str] = Field(default_factory=list)
+    files: list[dict[str, Any]] = Field(default_factory=list)
+
+
 def validated(model: type[_M], data: Any, what: str) -> _M:
     """``data`` as ``model``, or ``SwarmBadAnswer`` naming ``what`` and the first problem."""
     try:
