@@ -197,3 +197,14 @@ def test_case_twins_name_both_lines(project: Path) -> None:
     result = run_cli(project, "run", "--server", "placeholder")
     assert result.returncode == 2
     assert "assets.toml:4:" in result.stderr and "'Hero.png' (line 1)" in result.stderr
+
+
+def test_verbose_debug_lines_escape_server_text(project: Path, fake: FakeSwarm) -> None:
+    write_manifest(project, '[defaults]\nmodel = "sd_xl_base_1.0"\nwidth = 64\nheight = 64\n\n'
+                            '[assets."a.png"]\nprompt = "a"\n')
+    # The debug log quotes the server's version; this session id is unknown, so the client renews it.
+    fake.answer_next("GetNewSession", json.dumps({"session_id": "0" * 40, "version": f"1\n{FORGED_LINE}\x1b[2J"}))
+    result = run_cli(project, "-v", "run", "--server", fake.url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1\\ndone: 99" in result.stderr
+    assert_clean(result.stdout + result.stderr)
