@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import generators
-from .build import Builder
+from .builder import Builder
 from .display.plain import PlainDisplay
 from .fsutil import make_state_dir
 from .layout import STATE_DIR

@@ -2,7 +2,7 @@
 
 Every failure a user can fix has its own class, carrying what it is about (the manifest file and line,
 or the asset) and a hint. The CLI turns them into one clear line and an exit code; anything else is a
-bug and shows a traceback.
+bug: exit code 3, its traceback in a crash log (``assetbuild.crash``), on screen only with -v.
 
     AssetbuildError                 exit code 2 unless stated
     ├── ManifestError               assets.toml is wrong (syntax, types, styles, paths, cycles)

@@ -10,6 +10,8 @@ when it can be found, the asset, and a hint.
 from __future__ import annotations
 
 import functools
+import graphlib
+import heapq
 import json
 import os
 import posixpath
@@ -48,7 +50,7 @@ class ServerTable(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     url: str = "http://localhost:7801"
     websocket: bool = True
-    concurrency: int = Field(default=4, ge=1, le=256)
+    concurrency: int | None = Field(default=None, ge=1, le=256)  # None: follow the server's capacity
     timeout: float = Field(default=900, gt=0)
     save_images: bool = False
 
@@ -97,17 +99,28 @@ class Asset:
         return ups
 
 
+PLACEHOLDER_JOBS = 4  # the placeholder draws on this machine's CPU
+FOLLOW_SERVER_JOBS = 64  # the SwarmUI client admits only what the server can take (swarm/capacity.py)
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     url: str = "http://localhost:7801"
     websocket: bool = True
-    concurrency: int = 4
+    concurrency: int | None = None  # generations in flight; None: as many as the server can take
     timeout: float = 900.0
     save_images: bool = False  # also keep images in SwarmUI's output history (downloaded via /View)
 
     @property
     def is_placeholder(self) -> bool:
         return self.url == PLACEHOLDER
+
+    @property
+    def default_jobs(self) -> int:
+        """Assets processed at once without -n: enough threads to keep any server's slots filled."""
+        if self.concurrency is not None:
+            return self.concurrency
+        return PLACEHOLDER_JOBS if self.is_placeholder else FOLLOW_SERVER_JOBS
 
 
 @dataclass
@@ -511,23 +524,25 @@ def _image_input(param: str, value: str, drafts: dict[str, dict[str, Any]], root
 
 
 def _topological(assets: dict[str, Asset], where_of: Any) -> dict[str, Asset]:
-    """Assets in dependency order (upstream first), keeping manifest order otherwise. Cycles are errors."""
+    """Assets in dependency order (upstream first); of the assets ready at the same point, the one first
+    in the manifest comes first. A cycle is an error naming it, from its asset first in the manifest."""
+    sorter = graphlib.TopologicalSorter({target: asset.upstream for target, asset in assets.items()})
+    index = {target: n for n, target in enumerate(assets)}
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        # graphlib lists the cycle from input to user; show it as "a uses b uses a", as the manifest reads.
+        cycle = list(reversed(exc.args[1][:-1]))
+        first = min(range(len(cycle)), key=lambda n: index[cycle[n]])
+        cycle = cycle[first:] + cycle[:first] + [cycle[first]]
+        raise ManifestError(where_of(cycle[0]), "dependency cycle: " + " -> ".join(cycle),
+                            hint="an asset cannot (indirectly) use its own output as an input") from None
     order: dict[str, Asset] = {}
-    visiting: list[str] = []
-
-    def visit(target: str) -> None:
-        if target in order:
-            return
-        if target in visiting:
-            cycle = visiting[visiting.index(target):] + [target]
-            raise ManifestError(where_of(target), "dependency cycle: " + " -> ".join(cycle),
-                                hint="an asset cannot (indirectly) use its own output as an input")
-        visiting.append(target)
-        for up in assets[target].upstream:
-            visit(up)
-        visiting.pop()
+    ready: list[tuple[int, str]] = []
+    while sorter.is_active():
+        for target in sorter.get_ready():
+            heapq.heappush(ready, (index[target], target))
+        _, target = heapq.heappop(ready)
         order[target] = assets[target]
-
-    for target in assets:
-        visit(target)
+        sorter.done(target)
     return order

@@ -3,9 +3,10 @@
 Steps run in a fixed order (crop, trim, resize, then encoding in the target's format), so a style and
 an asset can each contribute steps without order surprises. Every step is part of the asset's key.
 
-Encoding always re-encodes: it proves the bytes are an image, strips the generator's volatile metadata
-(SwarmUI writes dates and timings into PNGs, so identical pixels would give different bytes), and
-embeds assetbuild's key in a PNG text chunk so a file can be traced to its manifest entry.
+Encoding strips the generator's volatile metadata (SwarmUI writes dates and timings into PNGs, so
+identical pixels would give different bytes) and embeds assetbuild's key in a PNG text chunk so a file
+can be traced to its manifest entry. A PNG that needs no pixel change keeps its pixel chunks as they
+are (:mod:`.pngchunks`, which still proves the image whole); everything else is decoded and re-encoded.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image, ImageChops, PngImagePlugin
+
+from . import pngchunks
 
 # SwarmUI's largest side is 16384; nothing legitimate is bigger than that square.
 MAX_PIXELS = 16384 * 16384
@@ -188,6 +191,13 @@ def open_image(data: bytes) -> Image.Image:
 
 def apply(data: bytes, post: Postprocess, *, key: str, prompt: str | None = None) -> bytes:
     """Run the post-processing on encoded image ``data`` and return the final encoded bytes."""
+    if post.format == "PNG" and not (post.crop or post.trim or post.resize):
+        # No pixel changes: drop the generator's metadata chunk by chunk instead of decoding and
+        # re-encoding (the bulk of a download's CPU cost); unusual PNGs take the full path below.
+        text = [(KEY_CHUNK, key)] + ([(PROMPT_CHUNK, prompt)] if post.embed_prompt and prompt is not None else [])
+        stripped = pngchunks.strip(data, text, max_pixels=MAX_PIXELS)
+        if stripped is not None:
+            return stripped
     image = open_image(data)
     if post.crop:
         image = _crop(image, post.crop)

@@ -21,7 +21,7 @@ from doit.exceptions import TaskFailed, UnmetDependency
 from doit.loader import generate_tasks
 
 from . import events as ev
-from .build import Builder, Cancelled
+from .builder import Builder, Cancelled
 from .errors import AssetError, ModifiedFileError
 from .events import BuildEvents, Failure, Summary
 from .fsutil import make_state_dir
@@ -52,9 +52,17 @@ def _target_of(task_name_: str) -> str:
     return unquote(name, errors="surrogateescape") if "%" in name else name
 
 
-def task_dicts(builder: Builder, targets: list[str] | None = None) -> list[dict[str, Any]]:
-    """One doit task dict per asset (default: every asset), in dependency order."""
+def task_dicts(builder: Builder, targets: list[str] | None = None, *,
+               only_stale: bool = False) -> list[dict[str, Any]]:
+    """One doit task dict per asset (default: every asset), in dependency order.
+
+    ``only_stale``: ``targets`` are exactly the assets the plan found stale (``assetbuild run``). Their
+    freshness is not asked again (the builder checks each one as it starts), and an input that is not
+    among them is fresh, so it needs no task to wait for. Plain doit (dodo.py) gets every asset, each
+    with an ``uptodate`` that consults the lock.
+    """
     chosen = targets if targets is not None else list(builder.project.assets)
+    included = set(chosen)
     result = []
     for target in chosen:
         asset = builder.project.assets[target]
@@ -62,8 +70,8 @@ def task_dicts(builder: Builder, targets: list[str] | None = None) -> list[dict[
             "name": doit_name(target),
             "basename": PREFIX,
             "actions": [(_action, [builder, target])],
-            "uptodate": [_uptodate(builder, target)],
-            "task_dep": [task_name(up) for up in asset.upstream],
+            "uptodate": [] if only_stale else [_uptodate(builder, target)],
+            "task_dep": [task_name(up) for up in asset.upstream if not only_stale or up in included],
             "targets": [str(asset.path)],
             "doc": asset.params.get("prompt") or f"derived from {asset.source}",
             "io": {"capture": False},
@@ -179,7 +187,7 @@ class Reporter:
 
 
 def run(builder: Builder, targets: list[str], *, jobs: int, keep_going: bool, summary: Summary) -> int:
-    """Run doit on the tasks of ``targets`` (which must include their upstream). Returns doit's code."""
+    """Run doit on the tasks of the stale ``targets`` (every stale input included). Returns doit's code."""
     state = builder.project.state_dir
     make_state_dir(state)
     reporter = Reporter(builder, builder.events, summary)
@@ -192,7 +200,7 @@ def run(builder: Builder, targets: list[str], *, jobs: int, keep_going: bool, su
         "par_type": "thread",
         "continue": keep_going,
     }
-    loader = _Loader(task_dicts(builder, targets), config)
+    loader = _Loader(task_dicts(builder, targets, only_stale=True), config)
     main = _AssetbuildDoit(loader, config_filenames=())
     code = main.run(["run"] + [task_name(t) for t in targets])
     if code == 2 and summary.skipped and not reporter.unexpected:

@@ -55,14 +55,23 @@ def config_dir() -> Path:
     explicit = os.environ.get(CONFIG_DIR_ENV)
     if explicit:
         return Path(explicit).expanduser()
+    return _user_folder("APPDATA", "Roaming", "Application Support", "XDG_CONFIG_HOME", ".config")
+
+
+def user_cache_dir() -> Path:
+    """assetbuild's folder in the user's cache folder (crash logs made outside a project)."""
+    return _user_folder("LOCALAPPDATA", "Local", "Caches", "XDG_CACHE_HOME", ".cache")
+
+
+def _user_folder(windows_env: str, windows_folder: str, mac_folder: str, xdg_env: str, xdg_folder: str) -> Path:
+    """``assetbuild`` in the platform's per-user folder of a kind (config, cache)."""
     if sys.platform == "win32":
-        appdata = os.environ.get("APPDATA")
-        return (Path(appdata) if appdata else Path.home() / "AppData" / "Roaming") / "assetbuild"
+        base = os.environ.get(windows_env)
+        return (Path(base) if base else Path.home() / "AppData" / windows_folder) / "assetbuild"
     if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "assetbuild"
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".config"
-    return base / "assetbuild"
+        return Path.home() / "Library" / mac_folder / "assetbuild"
+    xdg = os.environ.get(xdg_env)
+    return (Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / xdg_folder) / "assetbuild"
 
 
 def config_path() -> Path:

@@ -43,15 +43,17 @@ class Workspace:
             return None
 
 
-def open_workspace(manifest: str | None, *, server: str | None = None, force: bool = False) -> Workspace:
+def open_workspace(manifest: str | None, *, server: str | None = None, force: bool = False,
+                   kind: str | None = None) -> Workspace:
     """Load the project and its state. ``server`` (from --server) beats ASSETBUILD_SERVER beats the file's
-    explicit ``server.url`` beats the user config (see ``server_url``)."""
+    explicit ``server.url`` beats the user config (see ``server_url``). ``kind``: the generator kind that
+    keys are computed for, when a generator is passed in (default: the one the server settings select)."""
     project = load(find_manifest(manifest), cache_dir_override=os.environ.get(CACHE_ENV) or None)
     apply_user_settings(project, server)
     lock = Lock.load(project.lock_path)
     hashes = HashCache(project.state_dir / "hashes.json")
     cache = Cache(project.cache_dir)
-    planner = Planner(project, lock, cache, hashes, kind_for(project.server), force=force)
+    planner = Planner(project, lock, cache, hashes, kind or kind_for(project.server), force=force)
     return Workspace(project, lock, cache, hashes, planner)
 
 

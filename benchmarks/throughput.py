@@ -38,11 +38,12 @@ from _common import ASSETBUILD, Samples, emit, median, parser, run_timed, table,
 from assetbuild.testing import FakeSwarm
 
 TARGET_RATIO = 1.1
+DEFAULT_TARGET = 1.15  # issue 16: default settings reach >= 1 / 1.15 of the ideal throughput
 
 
-def write_project(root: Path, count: int, *, size: int = 256, concurrency: int = 8) -> None:
+def write_project(root: Path, count: int, *, size: int = 256, concurrency: int | None = 8) -> None:
     root.mkdir(parents=True)
-    lines = ["[server]", "websocket = true", f"concurrency = {concurrency}", "",
+    lines = ["[server]", "websocket = true", *([f"concurrency = {concurrency}"] if concurrency else []), "",
              "[defaults]", 'model = "sd_xl_base_1.0"', f"width = {size}", f"height = {size}", "steps = 20", "",
              ]
     for i in range(count):
@@ -50,12 +51,13 @@ def write_project(root: Path, count: int, *, size: int = 256, concurrency: int =
     (root / "assets.toml").write_text("\n".join(lines), encoding="utf-8")
 
 
-def one_build(fake: FakeSwarm, base: Path, name: str, count: int, jobs: int, display: str,
-              concurrency: int) -> dict[str, Any]:
+def one_build(fake: FakeSwarm, base: Path, name: str, count: int, jobs: int | None, display: str,
+              concurrency: int | None) -> dict[str, Any]:
     root = base / name
     write_project(root, count, concurrency=concurrency)
     fake.reset_records()
-    argv = [ASSETBUILD, "--server", fake.url, "-n", str(jobs)] + (["--json"] if display == "json" else [])
+    argv = [ASSETBUILD, "--server", fake.url, *(["-n", str(jobs)] if jobs else []),
+            *(["--json"] if display == "json" else [])]
     run = run_timed(argv, cwd=root, stdout_to_pipe=True)
     out = run.stdout.decode()
     build_seconds = math.nan
@@ -74,7 +76,37 @@ def one_build(fake: FakeSwarm, base: Path, name: str, count: int, jobs: int, dis
     if len(log) != count or any(r.transport != "ws" for r in log):
         raise SystemExit(f"expected {count} WebSocket generations, got {len(log)} "
                          f"({sorted({r.transport for r in log})})")
-    return {"wall": run.seconds, "build": build_seconds, "peak_live": fake.peak_live_gens, "progress": progress}
+    return {"wall": run.seconds, "build": build_seconds, "peak_live": fake.peak_live_gens, "progress": progress,
+            "peak_in_flight": fake.peak_in_flight}
+
+
+def default_settings(args: Any, base: Path) -> tuple[dict[str, Any], list[list[Any]]]:
+    """Issue 16: no `concurrency`, no `-n`; B backends x 2 slots (slot_parallel), 8 images per slot."""
+    results: dict[str, Any] = {}
+    rows = []
+    for b in args.backend_counts:
+        slots = 2 * b
+        n = args.per_slot * slots
+        ideal = math.ceil(n / slots) * args.latency
+        with FakeSwarm(backends=b, latency=args.latency, steps=args.steps, close_delay=0.1, model_load_delay=0,
+                       slot_parallel=True) as fake:
+            walls, builds, in_flight = [], [], []
+            for rep in range(args.repeat + (0 if args.quick else 1)):
+                r = one_build(fake, base, f"default-{b}-{rep}", n, None, "json", None)
+                if rep == 0 and not args.quick:
+                    continue  # warm-up
+                walls.append(r["wall"])
+                builds.append(r["build"])
+                in_flight.append(r["peak_in_flight"])
+        build_ratio = round(median(builds) / ideal, 3)
+        entry = {"backends": b, "images": n, "ideal_s": ideal, "wall_median_s": round(median(walls), 3),
+                 "build_median_s": round(median(builds), 3), "wall_over_ideal": round(median(walls) / ideal, 3),
+                 "build_over_ideal": build_ratio, "peak_in_flight": max(in_flight), "server_slots": slots,
+                 "met": build_ratio <= DEFAULT_TARGET and max(in_flight) <= 2 * slots}
+        results[str(b)] = entry
+        rows.append([f"{b} x 2", n, ideal, entry["build_median_s"], build_ratio, entry["wall_over_ideal"],
+                     f"{max(in_flight)} / {2 * slots}", verdict(entry["met"])])
+    return results, rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,9 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency", type=float, default=0.5, help="seconds per image")
     p.add_argument("--steps", type=int, default=10, help="gen_progress messages per image")
     p.add_argument("--repeat", type=int, default=3, help="timed builds per case (after one warm-up)")
+    p.add_argument("--backend-counts", type=lambda t: [int(x) for x in t.split(",")], default=[1, 2, 4, 8, 16],
+                   help="default-settings cases: backend counts (default 1,2,4,8,16)")
+    p.add_argument("--per-slot", type=int, default=4, help="default-settings cases: images per server slot")
+    p.add_argument("--only-default", action="store_true", help="only the default-settings cases")
     args = p.parse_args(argv)
     if args.quick:
         args.images, args.backends, args.latency, args.repeat, args.steps = 8, 2, 0.1, 1, 2
+        args.backend_counts, args.per_slot = [2], 2
     n, b, lat = args.images, args.backends, args.latency
     jobs = 2 * b
 
@@ -101,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="assetbuild-bench-throughput-") as tmp:
         base = Path(tmp)
+        results["default_settings"], default_rows = default_settings(args, base)
         counter = 0
-        for label, slot_parallel, display, concurrency, ideal, is_target in cases:
+        for label, slot_parallel, display, concurrency, ideal, is_target in ([] if args.only_default else cases):
             with FakeSwarm(backends=b, latency=lat, steps=args.steps, close_delay=0.1, model_load_delay=0,
                            slot_parallel=slot_parallel) as fake:
                 wall, build = Samples(label), []
@@ -131,7 +169,12 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([label, ideal, wall.median, entry["wall_over_ideal"],
                          entry.get("build_median_s", "-"), entry.get("build_over_ideal", "-"), max(peaks),
                          f"<= {TARGET_RATIO}: {verdict(entry['met'])}" if is_target else "(information)"])
-    text = table(["case", "ideal s", "wall s", "wall / ideal", "build s", "build / ideal", "peak live",
+    text = table(["backends", "images", "ideal s", "build s", "build / ideal", "wall / ideal",
+                  "peak in flight / 2x slots",
+                  f"build <= {DEFAULT_TARGET} x ideal"], default_rows)
+    text += (f"\nDefault settings (no server.concurrency, no -n), slot_parallel, L={lat} s, {args.per_slot} images "
+             "per slot; medians after a warm-up.\n\n")
+    text += table(["case", "ideal s", "wall s", "wall / ideal", "build s", "build / ideal", "peak live",
                   "target"], rows)
     text += (f"\nN={n} images, B={b} backends x 2 slots, L={lat} s, -n {jobs}; medians of {args.repeat} builds "
              "after a warm-up; wall = whole process, build = assetbuild's own run_finished.seconds")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +94,13 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+HEAVY_MODULES = ("pydantic", "doit", "PIL", "httpx", "rich", "websockets", "xxhash")
+
+
+def heavy_imports(code: str) -> list[str]:
+    """The heavy dependencies (HEAVY_MODULES) a fresh interpreter has imported after running ``code``."""
+    probe = f"{code}\nimport sys\nprint(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return list(ast.literal_eval(result.stdout))

@@ -19,7 +19,7 @@ from helpers import free_port, png_size
 
 from assetbuild.cli import main
 from assetbuild.commands import newfile
-from assetbuild.commands.generate import absolute_url, slug
+from assetbuild.commands.generate_ops import absolute_url, slug
 from assetbuild.testing import FakeSwarm
 
 MODEL = "sd_xl_base_1.0"

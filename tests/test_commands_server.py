@@ -16,7 +16,7 @@ from helpers import cli, free_port
 
 from assetbuild import userconfig
 from assetbuild.cli import main
-from assetbuild.commands.server import resolve
+from assetbuild.commands.server_ops import resolve
 from assetbuild.testing import FakeSwarm
 
 

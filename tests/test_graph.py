@@ -274,8 +274,7 @@ def test_image_inputs_that_claim_a_huge_size_are_refused_before_decoding(project
 
 
 def test_a_generator_returning_a_non_image_fails_the_asset_and_writes_nothing(project: Path) -> None:
-    from assetbuild import generators
-    from assetbuild.cli import main
+    import assetbuild
     from assetbuild.generators.base import GenerationResult
 
     class Garbage:
@@ -294,12 +293,9 @@ def test_a_generator_returning_a_non_image_fails_the_asset_and_writes_nothing(pr
         [assets."a.png"]
         prompt = "x"
     """)
-    monkey = pytest.MonkeyPatch()
-    monkey.setattr(generators, "create", lambda server: Garbage())
-    monkey.chdir(project)
-    try:
-        assert main(["-q"]) == 1
-    finally:
-        monkey.undo()
+    summary = assetbuild.build(project / "assets.toml", generator=Garbage())
+    assert summary.exit_code == 1
+    [failure] = summary.failures
+    assert failure.target == "a.png" and failure.outcome is assetbuild.Outcome.FAILED and failure.message
     assert not (project / "a.png").exists()
     assert not (project / "assets.lock").exists()

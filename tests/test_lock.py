@@ -15,7 +15,8 @@ import pytest
 from conftest import write_manifest
 from helpers import QUICKSTART, TARGETS, png_size
 
-from assetbuild import fsutil, generators
+import assetbuild
+from assetbuild import fsutil
 from assetbuild import lock as lock_module
 from assetbuild.cli import main
 from assetbuild.errors import ManifestError
@@ -238,7 +239,7 @@ def test_atomic_write_failure_keeps_the_old_file_and_cleans_up(tmp_path: Path,
     assert list((tmp_path / "state").iterdir()) == []
 
 
-def test_lock_grows_while_the_run_goes_on(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lock_grows_while_the_run_goes_on(project: Path) -> None:
     # Serial run: when each generation starts, every asset finished before it is already in the lock file.
     write_manifest(project, QUICKSTART)
     seen: list[list[str]] = []
@@ -258,8 +259,8 @@ def test_lock_grows_while_the_run_goes_on(project: Path, monkeypatch: pytest.Mon
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(generators, "create", lambda server: Watching())
-    assert build(project, monkeypatch, "-n", "1") == 0
+    summary = assetbuild.build(project / "assets.toml", generator=Watching(), jobs=1)
+    assert summary.exit_code == 0
     assert seen == [[], [TARGETS[0]], [TARGETS[0], TARGETS[1]]]
 
 
@@ -303,3 +304,34 @@ def test_atomic_write_falls_back_when_the_state_folder_is_on_another_filesystem(
     assert sources == [state, target.parent]
     assert list(state.iterdir()) == []
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.png"]
+
+
+def test_a_big_locks_rewrites_grow_geometrically_and_a_kill_loses_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16: the journal is compacted when it reaches a share of the file, so a build's lock I/O is
+    linear in its assets (a rewrite every half second made it quadratic)."""
+    path = tmp_path / "assets.lock"
+    Lock(path, {f"old/{n:04d}.png": entry(n) for n in range(200)}).flush()
+    path.write_bytes(render({f"old/{n:04d}.png": entry(n) for n in range(200)}))
+    written: list[int] = []
+    real_write = lock_module.atomic_write
+
+    def counting_write(target: Path, data: bytes, **kwargs: object) -> None:
+        written.append(len(data))
+        real_write(target, data, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lock_module, "atomic_write", counting_write)
+    monkeypatch.setattr(lock_module, "REWRITE_ALWAYS_BYTES", 0)  # as if the lock were big: journal mode
+    lock = Lock.load(path)
+    for n in range(2000):
+        lock.commit(f"new/{n:04d}.png", entry(n, prompt=f"new {n}"))
+    final_size = len(render(lock.entries()))
+    assert 3 <= len(written) <= 12  # ~log_1.5(2200 / 200) compactions, not one per commit or per tick
+    assert sum(written) <= 4 * final_size  # linear: the rewrites add up to a few times the final file
+    journal = tmp_path / ".assetbuild" / "lock.journal"
+    assert journal.exists()  # the commits since the last compaction are in the journal...
+    reloaded = Lock.load(path)  # ...which a run killed now would leave behind: nothing is lost
+    assert reloaded.entries() == lock.entries()
+    lock.flush()
+    assert not journal.exists()
+    assert Lock.load(path).entries() == lock.entries()

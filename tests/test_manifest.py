@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import write_manifest
+from conftest import run_cli, write_manifest
 
 from assetbuild.errors import ManifestError
 from assetbuild.manifest import load
@@ -412,6 +412,59 @@ def test_dependency_cycle_is_an_error(project: Path) -> None:
 def test_an_asset_using_its_own_output_is_a_cycle(project: Path) -> None:
     err = error_of(project, '[assets."a.png"]\nprompt = "p"\ninitimage = "./a.png"\n')
     assert "cycle" in str(err) and "a.png -> a.png" in str(err)
+
+
+def test_a_long_chain_declared_downstream_first_loads_in_dependency_order(project: Path) -> None:
+    # 1,200 `source` links, each asset declared before the one it reads: deeper than Python's recursion
+    # limit, which a recursive sort would hit.
+    count = 1200
+    body = '[server]\nurl = "placeholder"\n'
+    for n in range(count - 1):
+        body += f'[assets."chain/a{n:04d}.png"]\nsource = "chain/a{n + 1:04d}.png"\n'
+    body += f'[assets."chain/a{count - 1:04d}.png"]\nprompt = "the root"\nwidth = 64\nheight = 64\n'
+    p = load(write_manifest(project, body))
+    assert list(p.assets) == [f"chain/a{n:04d}.png" for n in reversed(range(count))]
+    result = run_cli(project, "status")
+    assert result.returncode == 0, result.stderr
+    assert f"1 stale (generate), {count - 1} stale (after upstream)" in result.stdout
+
+
+def test_independent_assets_keep_manifest_order_and_inputs_come_first(project: Path) -> None:
+    p = load(write_manifest(project, """
+    [assets."a.png"]
+    prompt = "p"
+    initimage = "c.png"
+
+    [assets."b.png"]
+    prompt = "p"
+
+    [assets."c.png"]
+    prompt = "p"
+
+    [assets."d.png"]
+    source = "b.png"
+    """))
+    order = list(p.assets)
+    assert sorted(order) == ["a.png", "b.png", "c.png", "d.png"]
+    assert order.index("c.png") < order.index("a.png") and order.index("b.png") < order.index("d.png")
+    assert order == ["b.png", "c.png", "a.png", "d.png"]
+
+
+def test_a_cycle_is_named_from_its_first_asset_in_the_manifest(project: Path) -> None:
+    err = error_of(project, """
+    [assets."x.png"]
+    prompt = "p"
+
+    [assets."b.png"]
+    prompt = "p"
+    initimage = "c.png"
+
+    [assets."c.png"]
+    prompt = "p"
+    initimage = "b.png"
+    """)
+    assert "dependency cycle: b.png -> c.png -> b.png" in str(err)
+    assert err.where == "assets.toml:4"
 
 
 def test_asset_without_prompt_is_an_error(project: Path) -> None:

@@ -43,9 +43,13 @@ def generated(root: Path) -> list[str]:
     return names
 
 
+class PlanningForbidden(BaseException):
+    """Not an Exception: the CLI's bug handler (exit 3) must not swallow it."""
+
+
 def forbid_planning(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the manifest was parsed: the memo was not used")
+        raise PlanningForbidden("the manifest was parsed: the memo was not used")
 
     monkeypatch.setattr(manifest, "load", refuse)
     monkeypatch.setattr("assetbuild.workspace.load", refuse)
@@ -127,7 +131,7 @@ def test_a_left_over_lock_journal_disables_the_memo(built: Path) -> None:
 
 def test_selected_targets_and_force_never_use_the_memo(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     forbid_planning(monkeypatch)
-    with pytest.raises(AssertionError, match="memo was not used"):
+    with pytest.raises(PlanningForbidden, match="memo was not used"):
         main(["run", HERO])
-    with pytest.raises(AssertionError, match="memo was not used"):
+    with pytest.raises(PlanningForbidden, match="memo was not used"):
         main(["--force"])

@@ -10,7 +10,7 @@ from conftest import write_manifest
 from helpers import QUICKSTART, TARGETS, generations, snapshot
 
 from assetbuild import generators
-from assetbuild.build import Builder
+from assetbuild.builder import Builder
 from assetbuild.cli import main
 from assetbuild.display.plain import PlainDisplay
 from assetbuild.lock import Lock

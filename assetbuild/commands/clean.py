@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from ..plan import State
 from ..safetext import safe_text
-from ..workspace import Workspace
-from .select import select
+
+if TYPE_CHECKING:
+    from ..workspace import Workspace
+
+HELP = "delete generated images and orphans"
+DESCRIPTION = ("Delete generated images (never hand-made or edited files) and orphans of removed entries. "
+               "The cache is kept.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("targets", nargs="*", metavar="TARGET")
+    parser.add_argument("--dry-run", action="store_true", help="say what would be removed")
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..workspace import open_workspace
+
+    return clean(open_workspace(args.file, server=args.server), args.targets, sys.stdout, dry_run=args.dry_run)
 
 
 def clean(ws: Workspace, patterns: list[str], out: TextIO, *, dry_run: bool) -> int:
     """Remove what assetbuild wrote (and orphans when no TARGET is given). The cache stays."""
+    from ..plan import State
+    from .select import select
+
     selected = select(ws.project, patterns)
     candidates = [s for s in ws.planner.plan(selected)]
     if not patterns:

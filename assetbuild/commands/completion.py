@@ -8,9 +8,28 @@ value, and the fixed words of positionals (``config set|get|...``, config keys, 
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass, field
 
+from ._args import Options
+
 FILE_OPTIONS = ("-f", "--file", "--output-dir")
+SHELLS = ("bash", "zsh", "fish")
+
+HELP = "print a shell completion script"
+DESCRIPTION = ("Print a completion script. bash: `eval \"$(assetbuild completion bash)\"` in ~/.bashrc; zsh: save "
+               "it as _assetbuild in your $fpath; fish: save it as ~/.config/fish/completions/assetbuild.fish.")
+OPTIONS: Options = "verbose"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shell", choices=SHELLS)
+
+
+def main(args: argparse.Namespace) -> int:
+    # The command line's own parser, handed over by cli.main (importing cli here would be a cycle).
+    sys.stdout.write(script(args.root_parser, args.shell))
+    return 0
 
 
 @dataclass

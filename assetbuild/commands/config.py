@@ -7,14 +7,34 @@ value reads a secret from the terminal (no echo) or from stdin, which keeps it o
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import sys
 from typing import TextIO
 
 from .. import userconfig
 from ..errors import ConfigError, UsageError
+from ._args import Options
 
 ACTIONS = ("set", "get", "view", "unset", "path")
+
+HELP = "get or set user settings (server, api-key, token, cache-dir)"
+DESCRIPTION = "Read or change the user config file. Keys: " + "; ".join(
+    f"{k.name}: {k.help} (overridden by {k.env})" for k in userconfig.KEYS.values()) + "."
+OPTIONS: Options = "verbose"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=ACTIONS, help="set KEY [VALUE] | get KEY | view | unset KEY | path")
+    key = parser.add_argument("key", nargs="?", metavar="KEY", help=", ".join(userconfig.KEYS))
+    key.complete_words = tuple(userconfig.KEYS)  # type: ignore[attr-defined]  # read by `completion`
+    parser.add_argument("value", nargs="?", metavar="VALUE",
+                        help="the new value; for api-key/token omit it to type it hidden or pipe it on stdin")
+    parser.add_argument("--show-secret", action="store_true", help="get: print a secret itself, not its mask")
+
+
+def main(args: argparse.Namespace) -> int:
+    return config(args.action, args.key, args.value, sys.stdout, sys.stderr, show_secret=args.show_secret)
 
 
 def config(action: str, key: str | None, value: str | None, out: TextIO, err: TextIO, *,

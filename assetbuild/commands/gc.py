@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..errors import UsageError
 from ..fsutil import abandoned_files
-from ..workspace import Workspace
+
+if TYPE_CHECKING:
+    from ..workspace import Workspace
+
+HELP = "prune the cache"
+DESCRIPTION = ("Remove cache entries that assets.lock does not need (the cache folder may be shared: see "
+               "[project] cache_dir and ASSETBUILD_CACHE_DIR).")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep-days", type=float, metavar="N", help="also keep entries used in the last N days")
+    parser.add_argument("--keep-ref", action="append", default=[], metavar="REF",
+                        help="also keep what assets.lock needs at git REF (repeatable), e.g. origin/main")
+    parser.add_argument("--dry-run", action="store_true", help="say what would be removed, with sizes")
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..workspace import open_workspace
+
+    return gc(open_workspace(args.file, server=args.server), sys.stdout, keep_days=args.keep_days,
+              keep_refs=args.keep_ref, dry_run=args.dry_run)
 
 
 def gc(ws: Workspace, out: TextIO, *, keep_days: float | None, keep_refs: list[str], dry_run: bool) -> int:

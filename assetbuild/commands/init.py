@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 from typing import TextIO
 
 from ..errors import UsageError
-from ..workspace import MANIFEST_NAME
+from ..layout import MANIFEST_NAME
+from ._args import Options
 from .newfile import create_new
+
+HELP = "write a commented starter assets.toml"
+DESCRIPTION = "Write a commented starter assets.toml here (or FILE). Never overwrites."
+OPTIONS: Options = "verbose"  # reads no manifest: -f names the file to write
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--file", metavar="FILE", help="where to write it (default ./assets.toml)")
+
+
+def main(args: argparse.Namespace) -> int:
+    return init(args.file, sys.stdout)
 
 STARTER = '''\
 # assets.toml: the images this project generates, and how. Build with `assetbuild`.
@@ -26,7 +41,7 @@ output_dir = "assets"            # targets below are relative to this folder (ne
 [server]
 # url = "http://localhost:7801"  # SwarmUI base URL, or "placeholder". Unset: your user config decides.
 websocket = true                 # live progress over SwarmUI's WebSocket; falls back to HTTP
-concurrency = 2                  # images in flight at once (the server queues the rest)
+# concurrency = 2                # cap on images in flight; unset: as many as the server can take
 timeout = 900                    # seconds allowed for one image
 
 # SwarmUI text-to-image parameters for every asset (names as in SwarmUI: cfgscale, negativeprompt, ...).

@@ -1,25 +1,86 @@
-"""``assetbuild run``: build what is stale, restoring from the cache where possible."""
+"""``assetbuild run``: build what is stale, restoring from the cache where possible.
+
+This module is imported to build the command line parser and on the no-op path, so the build machinery
+(pydantic, doit, Pillow) is imported inside the functions that use it.
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
+from typing import TYPE_CHECKING
 
-from .. import generators, noop
-from ..build import Builder
-from ..events import BuildEvents, Failure, Summary
-from ..plan import State, Status, closure, explain
-from ..tasks import run as run_doit
-from ..workspace import Workspace
+from ._args import whole_number
 from .interrupt import INTERRUPTED_EXIT, on_interrupt
-from .select import select
+
+if TYPE_CHECKING:
+    from ..events import BuildEvents, Summary
+    from ..generators.base import Generator
+    from ..plan import Status
+    from ..workspace import Workspace
+
+HELP = "build stale assets (default)"
+DESCRIPTION = "Build everything, or the named targets and what they need."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("targets", nargs="*", metavar="TARGET", help="target paths or globs (default: all)")
+    parser.add_argument("-n", "--jobs", type=whole_number(1), metavar="N",
+                        help="assets processed at once (default: server.concurrency if set, else enough to "
+                             "keep the server's slots filled); SwarmUI generations in flight never exceed it")
+    parser.add_argument("--force", action="store_true",
+                        help="replace files assetbuild did not write or that were edited")
+    parser.add_argument("--keep-going", action="store_true", help="build the others when one asset fails")
+    parser.add_argument("--frozen", action="store_true",
+                        help="fail, generating nothing, if an asset is stale and not in the cache (for CI)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="show what would happen to each asset, without building or contacting the server")
+    parser.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
+
+
+def main(args: argparse.Namespace) -> int:
+    from .. import noop
+    from ..display import forward_logs, make_display
+    from ..layout import find_manifest
+
+    out = sys.stdout
+    memo_context = None
+    if not (args.targets or args.dry_run or args.force):
+        manifest = find_manifest(args.file)
+        memo_context = noop.context(manifest, args.server)
+        memo = noop.check(manifest, memo_context)
+        if memo is not None:  # nothing changed since everything was last fresh: skip planning
+            return noop.report(make_display(json_output=args.json, quiet=args.quiet, stream=out), memo)
+    # Imported only now: a no-op answered by the memo never pays for pydantic, doit or Pillow.
+    from ..workspace import open_workspace
+    from .status import show_status
+
+    ws = open_workspace(args.file, server=args.server, force=args.force)
+    if args.dry_run:
+        return show_status(ws, args.targets, out, as_json=args.json)
+    jobs = args.jobs or ws.project.server.default_jobs
+    events = make_display(json_output=args.json, quiet=args.quiet, verbose=args.verbose, stream=out, jobs=jobs)
+    with forward_logs(events, verbose=args.verbose):
+        return run(ws, args.targets, events, jobs=jobs, keep_going=args.keep_going, frozen=args.frozen,
+                   memo_context=memo_context)
 
 
 def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | None, keep_going: bool,
-        frozen: bool, memo_context: str | None = None) -> int:
-    """Build the selected assets. Returns the exit code (0 ok, 1 an asset failed).
+        frozen: bool, memo_context: str | None = None, generator: Generator | None = None) -> int:
+    """Build the selected assets. Returns the exit code (0 ok, 1 an asset failed, 130 interrupted).
 
-    ``memo_context`` (full builds only): record the no-op memo when everything ends fresh.
+    ``memo_context`` (full builds only): record the no-op memo when everything ends fresh. ``generator``
+    (the Python API's): make images with it instead of the one the server settings select; it is closed
+    at the end. The workspace's planner must have been opened with its ``kind``.
     """
+    from .. import generators, noop
+    from ..builder import Builder
+    from ..events import Failure, Summary
+    from ..plan import State, closure
+    from ..tasks import run as run_doit
+    from .select import select
+
     started = time.monotonic()
     project = ws.project
     for warning in project.warnings:
@@ -49,14 +110,18 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
 
     # Made now (it contacts nothing until its first generation) so that bad settings, such as unusable
     # credentials, stop the run with exit 2 before any work rather than failing inside a task.
-    # Generations in flight stay capped by server.concurrency (the load agreed with the server, issue 3);
-    # -n/--jobs only sets how many assets doit processes at once (restores and derivations included).
-    generator = generators.create(project.server)
-    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events, frozen=frozen)
+    # Generations in flight are capped by server.concurrency when it is set, else they follow the server's
+    # capacity (swarm/capacity.py); -n/--jobs sets how many assets doit processes at once (restores and
+    # derivations included), so it bounds generations in flight too.
+    chosen = generator if generator is not None else generators.create(project.server)
+    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: chosen, events, frozen=frozen)
     try:
         with on_interrupt(builder.cancel) as interrupted:
-            run_doit(builder, targets, jobs=jobs or project.server.concurrency, keep_going=keep_going,
-                     summary=summary)
+            # Only the stale assets become doit tasks: after one edit in a big manifest, doit handles
+            # one task, not every asset, and nothing is planned twice.
+            summary.fresh += len(targets) - len(pending)
+            run_doit(builder, [s.target for s in pending], jobs=jobs or project.server.default_jobs,
+                     keep_going=keep_going, summary=summary)
     finally:
         builder.close()
     code = _finish(ws, events, summary, started)
@@ -70,6 +135,8 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
 
 def _must_generate(ws: Workspace, pending: list[Status]) -> list[Status]:
     """Pending assets that cannot be restored: stale and not cached, or downstream of such an asset."""
+    from ..plan import State, Status
+
     missing = [s for s in pending if s.state is State.GENERATE]
     blocked = {s.target for s in missing}
     for status in pending:  # dependency order, so upstream assets were seen first
@@ -88,6 +155,8 @@ def _finish(ws: Workspace, events: BuildEvents, summary: Summary, started: float
 
 def _why_stale(status: Status) -> str:
     """The reason, with the changed fields when the lock knows the old inputs (``steps: 20 -> 30``)."""
+    from ..plan import explain
+
     if status.entry is None or status.form is None:
         return status.reason
     changes = explain(status.entry.inputs, status.form)

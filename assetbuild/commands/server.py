@@ -1,155 +1,29 @@
-"""``assetbuild server status`` and ``assetbuild cancel``, and how every server command finds its server.
-
-The server is chosen like a build chooses it: ``--server`` > ``ASSETBUILD_SERVER`` > the manifest's
-explicit ``server.url`` (``-f FILE``, or assets.toml here or above, when there is one) > the user
-config's ``server`` > ``http://localhost:7801``. Credentials come from ``ASSETBUILD_API_KEY`` /
-``ASSETBUILD_TOKEN``, else the user config's ``api-key`` / ``token``.
-"""
+"""``assetbuild server status``: is the server reachable, its version, backends and queue (the work:
+``server_ops``, which also says how every server command finds its server)."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, TextIO
+import argparse
+import sys
 
-from .. import userconfig
-from ..errors import UsageError
-from ..manifest import ServerSettings
-from ..safetext import safe_json, safe_text
-from ..swarm.client import SwarmClient
-from ..swarm.credentials import Credentials, shown_url
-from ..swarm.messages import CurrentStatus, validated
-from ..swarm.sync import DEADLINE, ServerCommandError, new_session, run
-from ..workspace import find_manifest, manifest_server, server_url
+from ._args import Options, common_options, timeout_option
+
+HELP = "ask the server how it is (server status)"
+DESCRIPTION = "Commands about the SwarmUI server."
+OPTIONS: Options = "none"  # the subcommand takes the common options
 
 
-@dataclass(frozen=True)
-class Target:
-    """The server a command talks to: its settings (URL resolved) and the credentials to send."""
-
-    settings: ServerSettings
-    credentials: Credentials
-    deadline: float = DEADLINE  # seconds for a whole command (--timeout); generation has server.timeout
-
-    @property
-    def url(self) -> str:
-        return self.settings.url
-
-    @property
-    def is_placeholder(self) -> bool:
-        return self.settings.is_placeholder
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="server_command", metavar="SUBCOMMAND", required=True)
+    status = sub.add_parser(
+        "status", parents=[common_options()], help="reachable? version, backends, queue",
+        description="Whether the server answers, its version, backend status and queue counters. Exit 0 when it "
+                    "is reachable, 1 when not.")
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    timeout_option(status)
 
 
-def resolve(manifest: str | None, server: str | None) -> Target:
-    """The server for ``-f manifest`` / ``--server server`` (see the module docstring)."""
-    path: Path | None
-    try:
-        path = find_manifest(manifest)
-    except UsageError:
-        path = None  # no manifest: fine for these commands
-    settings, explicit = manifest_server(path) if path is not None else (ServerSettings(), set())
-    url = server_url(server, settings.url if "url" in explicit else None)
-    return Target(replace(settings, url=url), userconfig.credentials())
+def main(args: argparse.Namespace) -> int:
+    from .server_ops import resolve, status
 
-
-# --- server status ------------------------------------------------------------------------------------
-
-
-@dataclass
-class ServerStatus:
-    url: str
-    reachable: bool
-    error: str | None = None
-    hint: str | None = None
-    version: str | None = None
-    user: str | None = None
-    backend_status: str | None = None
-    backend_message: str | None = None
-    counters: dict[str, int] | None = None
-    features: list[str] | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        shown = dict(self.__dict__, url=shown_url(self.url))
-        return {k: v for k, v in shown.items() if v is not None}
-
-
-async def fetch_status(client: SwarmClient) -> ServerStatus:
-    """GetNewSession (version, user) then GetCurrentStatus (backends, this session's counters)."""
-    info = await new_session(client)
-    current = validated(CurrentStatus, await client.call("GetCurrentStatus", {}), "GetCurrentStatus")
-    user = info.get("user_id")
-    return ServerStatus(
-        client.base_url, True, version=str(info.get("version") or "unknown"), user=str(user) if user else None,
-        backend_status=current.backend_status.status, backend_message=current.backend_status.message or None,
-        counters={k: int(v) for k, v in current.status.items() if math.isfinite(v)},
-        features=current.supported_features,
-    )
-
-
-def status(target: Target, out: TextIO, *, as_json: bool = False) -> int:
-    """Print whether the server answers and what it says about itself. 0 reachable, 1 not."""
-    if target.is_placeholder:
-        result = ServerStatus("placeholder", True, version="built-in", backend_status="running",
-                              backend_message="the offline placeholder generator needs no server")
-    else:
-        try:
-            result = run(target.url, fetch_status, credentials=target.credentials, deadline=target.deadline)
-        except ServerCommandError as exc:
-            result = ServerStatus(target.url, False, error=exc.message, hint=exc.hint)
-    if as_json:
-        out.write(safe_json(result.as_dict()) + "\n")
-    else:
-        out.write(_status_text(result))
-    return 0 if result.reachable else 1
-
-
-_COUNTER_WORDS = (("waiting_gens", "queued"), ("waiting_backends", "waiting for a backend"),
-                  ("loading_models", "loading a model"), ("live_gens", "generating"))
-
-
-def _status_text(s: ServerStatus) -> str:
-    if not s.reachable:
-        lines = [f"SwarmUI at {safe_text(shown_url(s.url))}: NOT reachable", f"  {safe_text(s.error)}"]
-        if s.hint:
-            lines.append(f"  hint: {safe_text(s.hint)}")
-        return "\n".join(lines) + "\n"
-    lines = [f"SwarmUI at {safe_text(shown_url(s.url))}: reachable"]
-    lines.append(f"  version:   {safe_text(s.version)}")
-    if s.user:
-        lines.append(f"  user:      {safe_text(s.user)}")
-    backend = s.backend_status or "unknown"
-    if s.backend_message:
-        backend += f" ({s.backend_message})"
-    lines.append(f"  backends:  {safe_text(backend)}")
-    if s.counters is not None:
-        queue = ", ".join(f"{s.counters.get(key, 0)} {word}" for key, word in _COUNTER_WORDS)
-        lines.append(f"  queue:     {queue} (SwarmUI counts per session: this command's own session)")
-    if s.features:
-        lines.append(f"  features:  {safe_text(', '.join(s.features))}")
-    return "\n".join(lines) + "\n"
-
-
-# --- cancel -------------------------------------------------------------------------------------------
-
-
-async def interrupt_user(client: SwarmClient) -> dict[str, Any]:
-    """InterruptAll with ``other_sessions: true`` from a new session: stops every queued and running
-    generation of the user the credentials belong to (all of that user's sessions, not just this one)."""
-    info = await new_session(client)
-    await client.call("InterruptAll", {"other_sessions": True})
-    return info
-
-
-def cancel(target: Target, out: TextIO) -> int:
-    """Stop this user's generations on the server. 0 done, 1 the server could not be asked."""
-    if target.is_placeholder:
-        out.write("nothing to cancel: the placeholder generator runs inside assetbuild\n")
-        return 0
-    info = run(target.url, interrupt_user, credentials=target.credentials, deadline=target.deadline)
-    user = info.get("user_id") or "this user"
-    out.write(f"asked SwarmUI at {safe_text(shown_url(target.url))} to interrupt every queued and running "
-              f"generation of user {safe_text(repr(user))}, in all of its sessions "
-              "(InterruptAll, other_sessions=true)\n"
-              "other users' work is not affected; interrupted `assetbuild run`s report those assets as failed\n")
-    return 0
+    return status(resolve(args.file, args.server, args.timeout), sys.stdout, as_json=args.json)

@@ -1,20 +1,40 @@
-"""``assetbuild list`` / ``status``: the state of every asset, and ``why``: what changed."""
+"""``assetbuild status`` / ``list``: the state of every asset, and ``why``: what changed.
+
+Imported to build the command line parser: the planning machinery is imported inside the functions.
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from .. import postprocess
 from ..errors import UsageError
-from ..plan import State, Status, explain
 from ..safetext import safe_json, safe_text
-from ..workspace import Workspace
-from .select import select
+
+if TYPE_CHECKING:
+    from ..plan import Status
+    from ..workspace import Workspace
+
+HELP = "show the state of each asset"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("targets", nargs="*", metavar="TARGET")
+    parser.add_argument("--json", action="store_true", help="one JSON object per asset")
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..workspace import open_workspace
+
+    return show_status(open_workspace(args.file, server=args.server), args.targets, sys.stdout, as_json=args.json)
 
 
 def statuses(ws: Workspace, patterns: list[str]) -> list[Status]:
     """Selected assets in dependency order, then orphans (only when nothing was selected)."""
+    from .select import select
+
     result = ws.planner.plan(select(ws.project, patterns))
     if not patterns:
         result += ws.planner.orphans()
@@ -43,6 +63,8 @@ def show_status(ws: Workspace, patterns: list[str], out: TextIO, *, as_json: boo
 
 def why(ws: Workspace, name: str, out: TextIO) -> int:
     """Explain the state of one asset (by target, glob of one, or a file written by assetbuild)."""
+    from .select import select
+
     project = ws.project
     path = Path(name)
     if name not in project.assets and path.is_file() and _by_path(ws, path) is None:
@@ -66,6 +88,8 @@ def _by_path(ws: Workspace, path: Path) -> str | None:
 
 
 def _explain_status(ws: Workspace, status: Status, out: TextIO) -> None:
+    from ..plan import State, explain
+
     target, entry = status.target, status.entry
     shown = safe_text(target)
     out.write(f"{shown}: {status.state.value}\n")
@@ -93,6 +117,8 @@ def _explain_status(ws: Workspace, status: Status, out: TextIO) -> None:
 
 
 def _why_file(ws: Workspace, path: Path, out: TextIO) -> int:
+    from .. import postprocess
+
     key = postprocess.read_key(path.read_bytes())
     if key is None:
         raise UsageError(f"{path} was not written by assetbuild (it has no assetbuild key)")

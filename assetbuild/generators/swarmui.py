@@ -122,6 +122,8 @@ async def _drain_and_close(client: SwarmClient) -> None:
     InterruptAll on the way out; closing the HTTP client under it would fail that call and print "Task
     exception was never retrieved". Wait for such stragglers (bounded), cancel what is left, then close.
     """
+    if client.capacity is not None:  # its polling loop never ends by itself
+        await client.capacity.aclose()
     current = asyncio.current_task()
     pending = [task for task in asyncio.all_tasks() if task is not current]
     if pending:

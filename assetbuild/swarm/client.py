@@ -33,6 +33,7 @@ from websockets.frames import CloseCode
 from ..generators.base import Progress
 from ..safetext import safe_text
 from . import messages
+from .capacity import POLL_SECONDS, START_LIMIT, CapacityFollower
 from .credentials import Credentials, shown_url
 from .errors import (
     SessionInvalid,
@@ -45,6 +46,8 @@ from .errors import (
     WebSocketUnavailable,
 )
 from .imagesize import check_size
+from .slots import Slot as _Slot
+from .slots import SlotPool
 
 log = logging.getLogger("assetbuild.swarm")
 
@@ -94,14 +97,6 @@ class _connect_no_redirects(connect):  # noqa: N801 - used like websockets' own 
         return exc
 
 
-@dataclass
-class _Slot:
-    """One generation slot and its SwarmUI session."""
-
-    name: str
-    session_id: str | None = None
-
-
 class _Dropped(Exception):
     """The connection was lost while the server may still be generating for us."""
 
@@ -119,11 +114,12 @@ class GeneratedImage:
 class SwarmClient:
     """One client per run, shared by every task. All methods run on one event loop."""
 
-    def __init__(self, base_url: str, credentials: Credentials | None = None, *, concurrency: int = 4,
+    def __init__(self, base_url: str, credentials: Credentials | None = None, *, concurrency: int | None = 4,
                  timeout: float = 900.0, websocket: bool = True, save_images: bool = False,
                  retries: int = 4, backoff: float = 0.25, connect_timeout: float = 10.0,
                  max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES, control_timeout: float = CONTROL_TIMEOUT,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, max_in_flight: int | None = None,
+                 capacity_poll: float = POLL_SECONDS) -> None:
         split = parse_server_url(base_url)
         self.base_url = f"{split.scheme}://{split.netloc}{split.path}"
         self.shown_url = shown_url(self.base_url)  # for messages: never a password from the URL
@@ -142,16 +138,19 @@ class SwarmClient:
             base_url=self.base_url, headers=self._headers, transport=transport, follow_redirects=False,
             timeout=httpx.Timeout(control_timeout, connect=connect_timeout),
         )
-        self._slots: asyncio.Queue[_Slot] = asyncio.Queue()
-        self._all_slots = [_Slot(f"slot{i}") for i in range(max(1, concurrency))]
-        for slot in self._all_slots:
-            self._slots.put_nowait(slot)
+        # A fixed number of generations in flight, or (concurrency=None) as many as the server can take.
+        self.slots = SlotPool(concurrency if concurrency is not None else START_LIMIT)
+        self.capacity = (CapacityFollower(self.slots, self.list_backends, cap=max_in_flight,
+                                          poll_seconds=capacity_poll)
+                         if concurrency is None else None)
         self._control = _Slot("control")
         self._session_locks: dict[str, asyncio.Lock] = {}
         self._down: SwarmUnreachable | None = None
         self.stats = {"sessions": 0, "generations": 0, "ws_fallbacks": 0, "drops": 0, "interrupts": 0}
 
     async def aclose(self) -> None:
+        if self.capacity is not None:
+            await self.capacity.aclose()
         await self._http.aclose()
 
     # --- sessions ---
@@ -197,6 +196,15 @@ class SwarmClient:
                 slot.session_id = None
         raise SwarmAPIError("the server keeps rejecting new sessions (invalid_session_id)",
                             "invalid_session_id", hint="check the server's logs; is it restarting in a loop?")
+
+    async def list_backends(self) -> dict[str, Any]:
+        """``ListBackends``; :class:`PermissionError` when this user may not see the backends list."""
+        try:
+            return await self.call("ListBackends", {})
+        except SwarmAPIError as exc:
+            if exc.error_id in ("bad_permissions", "bad_route"):  # no permission, or an older server
+                raise PermissionError(exc.message) from None
+            raise
 
     async def _post_raw(self, route: str, payload: dict[str, Any], *, timeout: float | None = None,
                         idempotent: bool = True) -> dict[str, Any]:
@@ -247,11 +255,13 @@ class SwarmClient:
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[_Slot]:
-        slot = await self._slots.get()
+        if self.capacity is not None:
+            await self.capacity.started()
+        slot = await self.slots.acquire()
         try:
             yield slot
         finally:
-            self._slots.put_nowait(slot)
+            self.slots.release(slot)
 
     async def generate(self, params: dict[str, Any], images: dict[str, bytes],
                        on_progress: Callable[[Progress], None]) -> GeneratedImage:
@@ -331,7 +341,7 @@ class SwarmClient:
                                                  open_timeout=self.connect_timeout, close_timeout=2,
                                                  ping_interval=None, compression=None) as ws:
                     await ws.send(json.dumps(body))
-                    return await self._read_generation(ws, on_progress)
+                    return await self._read_generation(ws, _tracking(slot, on_progress))
             except SessionInvalid:
                 slot.session_id = None
                 continue
@@ -489,7 +499,17 @@ class SwarmClient:
 
     async def interrupt_all(self) -> None:
         """Interrupt every session this client created (Ctrl-C): only our own work stops."""
-        await asyncio.gather(*(self._interrupt(slot) for slot in self._all_slots))
+        await asyncio.gather(*(self._interrupt(slot) for slot in self.slots.all))
+
+
+def _tracking(slot: _Slot, on_progress: Callable[[Progress], None]) -> Callable[[Progress], None]:
+    """Pass progress on, noting whether the slot's generation waits for a backend (capacity signal)."""
+
+    def report(progress: Progress) -> None:
+        slot.waiting_for_backend = progress.phase == "waiting"
+        on_progress(progress)
+
+    return report
 
 
 def _expected_format(params: dict[str, Any]) -> str | None:

@@ -193,9 +193,11 @@ class Engine:
     async def _run_request(self, req: GenRequest) -> None:
         self.requests.add(req)
         req.session.requests.add(req)
+        self.recorder.in_flight_delta(1)
         try:
             await self._generate(req)
         finally:
+            self.recorder.in_flight_delta(-1)
             for task in req.tasks:
                 task.cancel()
             if req.tasks:

@@ -162,6 +162,7 @@ class FakeServer:
             Route("ListLoadedModels", self.list_loaded_models),
             Route("ListT2IParams", self.list_t2i_params),
             Route("GetCurrentStatus", self.get_current_status),
+            Route("ListBackends", self.list_backends),
             Route("InterruptAll", self.interrupt_all),
             Route("ServerDebugMessage", self.server_debug_message),
         ]}
@@ -536,6 +537,18 @@ class FakeServer:
     async def get_current_status(self, call: ApiCall) -> dict[str, Any]:
         assert call.session is not None
         return self.engine.status_payload(call.session)
+
+    async def list_backends(self, call: ApiCall) -> Any:
+        """BackendAPI.ListBackends: ``{"<id>": {id, type, status, enabled, max_usages, ...}}``."""
+        if not self.config.list_backends_allowed:
+            return api_error(400, "bad_permissions", "You lack permissions for this route.")
+        scheduler = self.engine.scheduler
+        status = "loading" if scheduler.loading else "running"
+        return {str(b.id): {"type": "comfyui_selfstart", "status": status, "id": b.id, "settings": {},
+                            "modcount": 0, "features": scheduler.features(), "enabled": True,
+                            "title": f"Fake ComfyUI {b.id}", "max_usages": b.max_usages,
+                            "seconds_since_used": 0, "time_since_used": "Never", "can_load_models": True}
+                for b in scheduler.backends}
 
     async def interrupt_all(self, call: ApiCall) -> dict[str, Any]:
         assert call.session is not None

@@ -39,6 +39,7 @@ class FakeSwarmConfig:
     first_frame_timeout: float = 60.0  # WS: how long to wait for the request frame
     max_receive_bytes: int = 200 * 1024 * 1024
     max_t2i_simultaneous: int = 32  # role limit in min(32, 2 x sum(MaxUsages))
+    list_backends_allowed: bool = True  # the user has SwarmUI's view_backends_list permission (owners do)
     version: str = "0.9.7.2.GIT-fakeswar"
 
 
@@ -96,6 +97,8 @@ class Recorder:
             self.debug_messages: list[str] = []
             self.live = 0
             self.peak_live = 0
+            self.in_flight = 0  # generation requests received and not finished (live or waiting)
+            self.peak_in_flight = 0
 
     def add_request(self, route: str, body: dict[str, Any]) -> None:
         with self.lock:
@@ -104,6 +107,11 @@ class Recorder:
     def add_generation(self, record: GenerationRecord) -> None:
         with self.lock:
             self.generation_log.append(record)
+
+    def in_flight_delta(self, delta: int) -> None:
+        with self.lock:
+            self.in_flight += delta
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
 
     def live_delta(self, delta: int) -> None:
         with self.lock:

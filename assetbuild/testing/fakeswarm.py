@@ -43,7 +43,8 @@ Fault injection:
 
 Recording (snapshots, safe to read any time): ``requests`` (route, body without session_id),
 ``generations``, ``generation_log``, ``interrupts``, ``injected_failures``, ``live_gens``, ``peak_live_gens``,
-``downloads``, ``debug_messages``, ``active_jobs()``; ``wait_idle()`` blocks until no job is running.
+``peak_in_flight``, ``downloads``, ``debug_messages``, ``active_jobs()``; ``wait_idle()`` blocks until no job
+is running.
 
 Deliberate simplifications: auth checks apply to loopback too (the real server exempts localhost by
 default); a request without ``model`` fails like a ComfyUI backend does ("No model input given. Did your
@@ -363,6 +364,12 @@ class FakeSwarm:
         """The most images that held backend slots at the same time."""
         with self._recorder.lock:
             return self._recorder.peak_live
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most generation requests the server held at once (running or waiting for a backend)."""
+        with self._recorder.lock:
+            return self._recorder.peak_in_flight
 
     @property
     def downloads(self) -> list[str]:

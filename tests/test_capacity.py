@@ -1,0 +1,173 @@
+"""Generations in flight follow the server's capacity when ``server.concurrency`` is not set (issue 16).
+
+Pure tests of the slot pool and the sizing rule, then the client against the SwarmUI double over real
+sockets: with ListBackends, without its permission (status frames only), and backends added mid-run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_cli, write_manifest
+
+from assetbuild.swarm.capacity import MAX_IN_FLIGHT, slots_from_backends, target_in_flight
+from assetbuild.swarm.client import SwarmClient
+from assetbuild.swarm.slots import SlotPool
+from assetbuild.testing import FakeSwarm
+
+pytestmark = pytest.mark.timeout(90)
+
+MODEL = "sd_xl_base_1.0"
+PARALLEL: dict[str, Any] = {"latency": 0.3, "steps": 2, "close_delay": 0.01, "model_load_delay": 0.0,
+                            "slot_parallel": True}
+
+
+# ------------------------------------------------------------------------------------------ pure parts
+
+
+def test_target_keeps_every_slot_busy_plus_a_margin_never_twice_the_slots() -> None:
+    for slots in (1, 2, 4, 8, 16, 32, 64, 200):
+        target = target_in_flight(slots)
+        assert slots < target <= 2 * slots or target == MAX_IN_FLIGHT
+    assert target_in_flight(0) == 1
+
+
+def test_slots_from_backends_counts_usable_backends_only() -> None:
+    listing = {
+        "0": {"status": "running", "enabled": True, "max_usages": 2},
+        "1": {"status": "loading", "enabled": True, "max_usages": 2},
+        "2": {"status": "errored", "enabled": True, "max_usages": 2},
+        "3": {"status": "running", "enabled": False, "max_usages": 2},
+        "4": {"status": "running", "enabled": True, "max_usages": "x"},
+    }
+    assert slots_from_backends(listing) == 4
+    assert slots_from_backends({}) == 0
+    assert slots_from_backends(["not", "a", "dict"]) is None
+    assert slots_from_backends({"0": "x"}) is None
+
+
+def test_slot_pool_follows_its_limit_in_arrival_order() -> None:
+    async def main() -> None:
+        pool = SlotPool(2)
+        first, second = await pool.acquire(), await pool.acquire()
+        order: list[int] = []
+
+        async def waiter(n: int) -> None:
+            slot = await pool.acquire()
+            order.append(n)
+            await asyncio.sleep(0)
+            pool.release(slot)
+
+        tasks = [asyncio.create_task(waiter(n)) for n in range(4)]
+        await asyncio.sleep(0.01)
+        assert order == [] and pool.waiting == 4
+        pool.set_limit(3)  # one more may start now
+        await asyncio.sleep(0.01)
+        assert order[:1] == [0]
+        pool.release(first)
+        pool.release(second)
+        await asyncio.gather(*tasks)
+        assert order == [0, 1, 2, 3]
+        assert pool.in_use == 0 and pool.peak_in_use <= 3
+        assert len(pool.all) <= 3  # idle slots (and their sessions) are reused
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_waiter_passes_its_turn_on() -> None:
+    async def main() -> None:
+        pool = SlotPool(1)
+        held = await pool.acquire()
+        doomed = asyncio.create_task(pool.acquire())
+        patient = asyncio.create_task(pool.acquire())
+        await asyncio.sleep(0.01)
+        pool.release(held)  # wakes `doomed`...
+        doomed.cancel()  # ...which is cancelled before it runs
+        slot = await asyncio.wait_for(patient, 2)
+        assert pool.in_use == 1
+        pool.release(slot)
+
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------------------- against the double
+
+
+def _generate_all(fake: FakeSwarm, count: int, *, during: Any = None, **options: Any) -> SwarmClient:
+    async def main() -> SwarmClient:
+        client = SwarmClient(fake.url, concurrency=None, backoff=0.01, **options)
+        try:
+            jobs = [client.generate({"prompt": f"image {n}", "model": MODEL, "width": 64, "height": 64,
+                                     "seed": n}, {}, lambda _: None) for n in range(count)]
+            if during is not None:
+                jobs.append(during(client))
+            await asyncio.gather(*jobs)
+        finally:
+            await client.aclose()
+        return client
+
+    return asyncio.run(main())
+
+
+def test_without_concurrency_every_server_slot_is_used_and_the_queue_stays_short() -> None:
+    with FakeSwarm(backends=8, **PARALLEL) as fake:
+        client = _generate_all(fake, 48)
+        assert fake.generations == 48
+        assert fake.peak_live_gens == 16  # all 8 backends x 2 slots generated at once
+        assert fake.peak_in_flight <= 2 * 16  # never a flood
+        assert client.capacity is not None and client.capacity.server_slots == 16
+
+
+def test_a_fixed_concurrency_stays_a_hard_cap() -> None:
+    with FakeSwarm(backends=8, **PARALLEL) as fake:
+        async def main() -> None:
+            client = SwarmClient(fake.url, concurrency=3, backoff=0.01)
+            try:
+                await asyncio.gather(*(client.generate({"prompt": f"i {n}", "model": MODEL, "seed": n}, {},
+                                                       lambda _: None) for n in range(9)))
+            finally:
+                await client.aclose()
+            assert client.capacity is None
+
+        asyncio.run(main())
+        assert fake.peak_in_flight == 3
+        assert fake.request_count("ListBackends") == 0
+
+
+def test_backends_added_during_the_run_are_used() -> None:
+    with FakeSwarm(backends=1, **dict(PARALLEL, latency=0.4)) as fake:
+        async def add_backends(client: SwarmClient) -> None:
+            while fake.generations < 2:  # the run is under way on one backend
+                await asyncio.sleep(0.02)
+            assert fake.peak_live_gens == 2
+            fake.set_backends(4)
+
+        client = _generate_all(fake, 40, during=add_backends, capacity_poll=0.2)
+        assert fake.generations == 40
+        assert fake.peak_live_gens > 2  # the new backends got work
+        assert client.capacity is not None and client.capacity.server_slots == 8
+        assert fake.peak_in_flight <= 16
+
+
+def test_without_the_backends_list_permission_the_status_frames_size_the_load() -> None:
+    with FakeSwarm(backends=6, list_backends_allowed=False, **dict(PARALLEL, latency=0.4)) as fake:
+        client = _generate_all(fake, 72)
+        assert fake.generations == 72
+        assert client.capacity is not None and client.capacity.listing_allowed is False
+        assert fake.peak_live_gens > 4  # grew past the starting guess of 4
+        assert fake.peak_in_flight <= 2 * 12
+
+
+def test_a_build_without_concurrency_fills_the_server(project: Path) -> None:
+    with FakeSwarm(backends=4, **PARALLEL) as fake:
+        body = '[server]\nwebsocket = true\n\n[defaults]\nmodel = "sd_xl_base_1.0"\nwidth = 64\nheight = 64\n\n'
+        body += "".join(f'[assets."img/{n:02d}.png"]\nprompt = "image {n}"\nseed = {n}\n\n' for n in range(24))
+        write_manifest(project, body)
+        result = run_cli(project, "--server", fake.url)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert fake.generations == 24
+        assert fake.peak_live_gens == 8
+        assert fake.peak_in_flight <= 16
