@@ -256,7 +256,12 @@ class SwarmClient:
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[_Slot]:
         if self.capacity is not None:
-            await self.capacity.started()
+            # The first capacity probe talks to the server: no longer than a generation may take in all
+            # (a server that dribbles its answers must not hold every asset here). It goes on in the
+            # background; meanwhile generations start with the limit already known.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timeout):
+                    await self.capacity.started()
         slot = await self.slots.acquire()
         try:
             yield slot
