@@ -1,9 +1,10 @@
 """The ``assetbuild`` command line: one registry of commands, the parser built from it, errors to exit codes.
 
 Each command lives in ``assetbuild/commands/<module>.py`` and declares ``HELP`` (its line in ``--help``),
-``add_arguments(parser)`` and ``main(args) -> int``; optionally ``DESCRIPTION`` (its ``--help`` text) and
-``OPTIONS`` (which shared options it takes, see ``commands._args``; default -f, --server, -v, -q). Command
-modules import their heavy dependencies inside ``main``: building the parser imports every one of them.
+``add_arguments(parser)`` and ``main(args) -> int``; optionally ``DESCRIPTION`` (its ``--help`` text),
+``OPTIONS`` (which shared options it takes, see ``commands._args``; default -f, --server, -v, -q) and
+``WANTS_PARSER = True`` (``main`` gets the whole parser as ``args.root_parser``). Command modules import
+their heavy dependencies inside ``main``: ``assetbuild --help`` imports every one of them.
 
 Exit codes: 0 success, 1 an asset failed, 2 bad usage or manifest, 3 a bug, 130 interrupted. A user error
 prints one line (and a hint); anything unexpected is a bug (exit 3): one line says where its traceback
@@ -13,7 +14,6 @@ was written (``assetbuild.crash``), and the traceback is shown only with ``--ver
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import os
 import sys
@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import cast
 
 from . import __version__
-from .commands._args import parents
+from .commands._args import Options, parents
 from .errors import AssetbuildError, UsageError
 from .safetext import safe_text
 
@@ -65,23 +65,28 @@ def command_module(name: str) -> ModuleType:
     return importlib.import_module(f"{__package__}.commands.{COMMANDS[name]}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or with ``only`` of that command alone: parsing a known command
+    word needs no other, and skipping them keeps start-up (the no-op build) fast."""
     parser = argparse.ArgumentParser(
         prog="assetbuild", description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"assetbuild {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in COMMANDS.items():
-        module = command_module(name)
+    shared: dict[str, list[argparse.ArgumentParser]] = {}  # parent parsers of the shared options, by kind
+    for name in COMMANDS if only is None else (only,):
+        module, module_name = command_module(name), COMMANDS[name]
         if name == module_name:
             help_text: str = module.HELP
             description: str = getattr(module, "DESCRIPTION", help_text.capitalize() + ".")
         else:
             help_text = f"same as {module_name}"
             description = help_text.capitalize() + "."
-        cmd = sub.add_parser(name, parents=parents(getattr(module, "OPTIONS", "common")), help=help_text,
-                             description=description)
+        options: Options = getattr(module, "OPTIONS", "common")
+        if options not in shared:
+            shared[options] = parents(options)
+        cmd = sub.add_parser(name, parents=shared[options], help=help_text, description=description)
         module.add_arguments(cmd)
     return parser
 
@@ -104,6 +109,8 @@ def _with_default_command(argv: list[str]) -> list[str]:
 def _check_command_typo(word: str, manifest: str | None) -> None:
     """``assetbuild statsu`` runs target 'statsu'. When no target matches it and it is close to a command
     word, it was most likely a mistyped command: say so (exit 2) rather than "no asset matches"."""
+    import difflib
+
     guess = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.7)
     if not guess:
         return
@@ -129,9 +136,11 @@ def _check_command_typo(word: str, manifest: str | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     args_list = _with_default_command(given)
-    parser = build_parser()
+    first = args_list[0]
+    whole = first not in COMMANDS or getattr(command_module(first), "WANTS_PARSER", False)
+    parser = build_parser(None if whole else first)
     args = parser.parse_args(args_list)
-    args.root_parser = parser  # for `completion`, which writes a script from the parser
+    args.root_parser = parser  # the whole parser for a command that sets WANTS_PARSER (`completion`)
     implicit_run = args_list == ["run", *given]  # `assetbuild TARGET`, not `assetbuild run TARGET`
     try:
         if implicit_run and args.targets:

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
-from .fsutil import atomic_write
-from .params import closest
 from .swarm.credentials import Credentials, mask, shown_url
 
 CONFIG_DIR_ENV = "ASSETBUILD_CONFIG_DIR"
@@ -82,6 +80,8 @@ def check_key(name: str) -> Key:
     """The key called ``name``, or a ConfigError with a did-you-mean."""
     key = KEYS.get(name) or KEYS.get(name.lower().replace("_", "-"))
     if key is None:
+        from .params import closest
+
         guess = closest(name.lower().replace("_", "-"), list(KEYS))
         hint = f"did you mean {guess!r}? " if guess else ""
         raise ConfigError(f"unknown config key {name!r}", hint=f"{hint}known keys: {', '.join(KEYS)}")
@@ -152,6 +152,8 @@ def load(path: Path | None = None, *, strict: bool = True) -> dict[str, str]:
 
 def save(settings: dict[str, str], path: Path | None = None) -> Path:
     """Write ``settings`` atomically, mode 0600 (its folder 0700 when created)."""
+    from .fsutil import atomic_write  # (imported here: `assetbuild --help` reads KEYS and no more)
+
     path = path or config_path()
     lines = ["# assetbuild user config: `assetbuild config set|get|view|unset`. Holds secrets: keep it private."]
     lines += [f"{_toml_key(name)} = {_toml_string(value)}" for name, value in sorted(settings.items())]

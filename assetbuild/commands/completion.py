@@ -20,6 +20,7 @@ HELP = "print a shell completion script"
 DESCRIPTION = ("Print a completion script. bash: `eval \"$(assetbuild completion bash)\"` in ~/.bashrc; zsh: save "
                "it as _assetbuild in your $fpath; fish: save it as ~/.config/fish/completions/assetbuild.fish.")
 OPTIONS: Options = "verbose"
+WANTS_PARSER = True  # cli hands the whole parser over as args.root_parser
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,6 @@ value reads a secret from the terminal (no echo) or from stdin, which keeps it o
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from typing import TextIO
 
@@ -117,6 +116,8 @@ def unset_value(name: str, out: TextIO) -> int:
 
 def _read_secret(name: str, stdin: TextIO, err: TextIO) -> str:
     if hasattr(stdin, "isatty") and stdin.isatty():
+        import getpass
+
         try:
             return getpass.getpass(f"{name} (input hidden): ", stream=err)
         except (EOFError, KeyboardInterrupt):

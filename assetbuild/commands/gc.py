@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ..errors import UsageError
-from ..fsutil import abandoned_files
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -56,6 +54,8 @@ def gc(ws: Workspace, out: TextIO, *, keep_days: float | None, keep_refs: list[s
         removed += 1
         freed += entry.size
     # Temporary files of writers killed mid-write (cache entries, images and the lock).
+    from ..fsutil import abandoned_files
+
     leftovers = ws.cache.stale_temporaries() + abandoned_files(ws.project.state_dir / "tmp", "*")
     for tmp in leftovers:
         if not dry_run:
@@ -67,6 +67,8 @@ def gc(ws: Workspace, out: TextIO, *, keep_days: float | None, keep_refs: list[s
 
 def _keys_at_ref(lock_path: Path, ref: str) -> set[str]:
     """Keys recorded in ``assets.lock`` as it is at git ``ref``."""
+    import subprocess
+
     folder = lock_path.parent
     if ref.startswith("-"):  # it would be read as a git option
         raise UsageError(f"--keep-ref {ref}: not a git ref", hint="use a branch, tag or commit, e.g. origin/main")

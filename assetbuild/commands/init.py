@@ -10,7 +10,6 @@ from typing import TextIO
 from ..errors import UsageError
 from ..layout import MANIFEST_NAME
 from ._args import Options
-from .newfile import create_new
 
 HELP = "write a commented starter assets.toml"
 DESCRIPTION = "Write a commented starter assets.toml here (or FILE). Never overwrites."
@@ -87,6 +86,8 @@ count = 2                        # two variants, crate_1 and crate_2, with seeds
 
 def init(file: str | None, out: TextIO) -> int:
     """Write the starter manifest to ``file`` (default ./assets.toml). Refuses to overwrite: exit 2."""
+    from .newfile import create_new
+
     path = Path(file) if file else Path.cwd() / MANIFEST_NAME
     if path.is_dir():
         path = path / MANIFEST_NAME

@@ -12,7 +12,6 @@ import time
 from typing import TYPE_CHECKING
 
 from ._args import whole_number
-from .interrupt import INTERRUPTED_EXIT, on_interrupt
 
 if TYPE_CHECKING:
     from ..events import BuildEvents, Summary
@@ -79,6 +78,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     from ..events import Failure, Summary
     from ..plan import State, closure
     from ..tasks import run as run_doit
+    from .interrupt import INTERRUPTED_EXIT, on_interrupt
     from .select import select
 
     started = time.monotonic()
