@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import events as ev
 from . import postprocess
@@ -27,6 +28,9 @@ from .keys import hash_bytes
 from .lock import Lock, LockEntry
 from .manifest import Asset, Project
 from .plan import Planner, State, Status
+
+if TYPE_CHECKING:
+    from .remote.remote import Remote
 
 
 class Cancelled(AssetError):
@@ -42,7 +46,7 @@ class Builder:
 
     def __init__(self, project: Project, lock: Lock, cache: Cache, hashes: HashCache, planner: Planner,
                  generator_factory: Callable[[], Generator], events: BuildEvents, *,
-                 frozen: bool = False) -> None:
+                 frozen: bool = False, remote: Remote | None = None) -> None:
         self.project = project
         self.lock = lock
         self.cache = cache
@@ -50,6 +54,7 @@ class Builder:
         self.planner = planner
         self.events = events
         self.frozen = frozen
+        self.remote = remote  # the team store: read after the local cache, written after each generation
         self._factory = generator_factory
         self._generator: Generator | None = None
         self._generator_lock = threading.Lock()
@@ -123,6 +128,10 @@ class Builder:
             if hit is not None:
                 self._write(target, asset, hit.data, status, hit.seed, hit.model, cache=False)
                 return ev.RESTORED
+        hit = self._remote_get(status)
+        if hit is not None:
+            self._write(target, asset, hit.data, status, hit.seed, hit.model, cache=False)
+            return ev.RESTORED
         if self.frozen:
             raise FrozenError(target, f"stale ({status.reason}) and not in the cache; --frozen forbids generating",
                               hint="build without --frozen and commit the images and assets.lock")
@@ -134,6 +143,13 @@ class Builder:
         except CorruptEntry as exc:
             self.events.warning(f"{target}: {exc}; building it again")
             return None
+
+    def _remote_get(self, status: Status) -> CacheHit | None:
+        """The team store's verified entry for a stale asset not in the local cache (now cached locally)."""
+        if self.remote is None or status.state not in (State.GENERATE, State.RESTORE) or status.key is None:
+            return None
+        expected = status.entry.hash if status.entry is not None and status.entry.key == status.key else None
+        return self.remote.restore(status.key, expected)
 
     def _generate(self, target: str, asset: Asset, status: Status) -> str:
         assert status.key is not None
@@ -196,3 +212,5 @@ class Builder:
         atomic_write(asset.path, data, tmp_dir=self.project.state_dir / "tmp")
         self.hashes.remember(asset.path, digest)
         self.lock.commit(target, LockEntry(status.key, digest, seed, model, status.form))
+        if cache and self.remote is not None:
+            self.remote.push_later(status.key)  # in the background: generation never waits for uploads

@@ -36,6 +36,8 @@ COMMANDS: dict[str, str] = {
     "why": "why",
     "clean": "clean",
     "gc": "gc",
+    "push": "push",
+    "pull": "pull",
     "generate": "generate",
     "models": "models",
     "config": "config",

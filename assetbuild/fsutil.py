@@ -26,7 +26,8 @@ def _umask_mode() -> int:
 _FILE_MODE = _umask_mode()
 
 
-def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: int | None = None) -> None:
+def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: int | None = None,
+                 sync: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers (and crashes) see the old file or the new, never half.
 
     The bytes go to a temporary file, are flushed to disk, and the file is renamed over the target; the
@@ -34,11 +35,13 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: 
     ``tmp_dir`` when given (assetbuild's state folder, so a killed run leaves no stray file among the
     user's assets), else next to ``path``; it falls back to next to ``path`` when ``tmp_dir`` is on
     another filesystem. ``mode`` defaults to what the umask allows (pass 0o600 for secrets).
+    ``sync=False`` skips the flushes, for copies of data that is durable elsewhere (``pull``, which syncs
+    once at the end): readers still never see half a file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     if tmp_dir is not None:
         tmp_dir.mkdir(parents=True, exist_ok=True)
-    tmp = write_temporary(tmp_dir or path.parent, path.name, data, mode)
+    tmp = write_temporary(tmp_dir or path.parent, path.name, data, mode, sync=sync)
     try:
         try:
             os.replace(tmp, path)
@@ -46,16 +49,17 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: 
             if tmp_dir is None or exc.errno != errno.EXDEV:
                 raise
             os.unlink(tmp)
-            atomic_write(path, data, mode=mode)
+            atomic_write(path, data, mode=mode, sync=sync)
             return
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _sync_dir(path.parent)
+    if sync:
+        _sync_dir(path.parent)
 
 
-def write_temporary(folder: Path, name: str, data: bytes, mode: int | None = None) -> str:
+def write_temporary(folder: Path, name: str, data: bytes, mode: int | None = None, *, sync: bool = True) -> str:
     """A new temporary file in ``folder`` holding ``data``, flushed to disk, with the mode a new file
     would get (or ``mode``); its path. The caller places it (rename or link) or removes it."""
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
@@ -63,7 +67,8 @@ def write_temporary(folder: Path, name: str, data: bytes, mode: int | None = Non
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.chmod(tmp, _FILE_MODE if mode is None else mode)
     except BaseException:
         with contextlib.suppress(OSError):

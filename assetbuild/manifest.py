@@ -46,6 +46,15 @@ class ProjectTable(BaseModel):
     cache_dir: str | None = None
 
 
+class CacheTable(BaseModel):
+    """``[cache]``: the local cache folder and the team store (see assetbuild.remote)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    dir: str | None = None
+    remote: str | None = None  # s3:// gs:// az:// http(s):// file:// or a folder
+    push: bool = True
+
+
 class ServerTable(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     url: str = "http://localhost:7801"
@@ -59,6 +68,7 @@ class ManifestFile(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     project: ProjectTable = ProjectTable()
     server: ServerTable = ServerTable()
+    cache: CacheTable = CacheTable()
     defaults: dict[str, Any] = {}
     styles: dict[str, dict[str, Any]] = {}
     assets: dict[str, dict[str, Any]] = {}
@@ -135,6 +145,8 @@ class Project:
     assets: dict[str, Asset]
     warnings: list[str] = field(default_factory=list)
     explicit: frozenset[str] = frozenset()  # settings the file itself sets, e.g. "server.url"
+    remote: str | None = None  # [cache] remote, as written (the environment may override it: remote.settings)
+    push: bool = True  # [cache] push
 
     @property
     def lock_path(self) -> Path:
@@ -281,7 +293,7 @@ def _from_validation(exc: ValidationError, locator: _Locator) -> ManifestError:
 
 
 def _known_fields(loc: list[str]) -> list[str]:
-    models: dict[str, type[BaseModel]] = {"project": ProjectTable, "server": ServerTable}
+    models: dict[str, type[BaseModel]] = {"project": ProjectTable, "server": ServerTable, "cache": CacheTable}
     if not loc:
         return list(ManifestFile.model_fields)
     model = models.get(loc[0])
@@ -296,7 +308,10 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
     root = manifest.parent
     out_rel = inside(root, shape.project.output_dir, locator.where("project", "output_dir"), "output_dir")
     output_dir = (root / out_rel) if out_rel != "." else root
-    cache_setting = cache_override or shape.project.cache_dir
+    if shape.cache.dir and shape.project.cache_dir and shape.cache.dir != shape.project.cache_dir:
+        raise ManifestError(locator.where("cache", "dir"), "[cache] dir and [project] cache_dir disagree",
+                            hint="keep only [cache] dir ([project] cache_dir is its old name)")
+    cache_setting = cache_override or shape.cache.dir or shape.project.cache_dir
     # A cache dir may be shared across projects (CI cache, network share): it may live anywhere.
     cache_dir = Path(cache_setting).expanduser() if cache_setting else root / STATE_DIR / "cache"
     if not cache_dir.is_absolute():
@@ -349,8 +364,12 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
                                      functools.partial(locator.where, "assets", declared[target]))
     ordered = _topological(assets, lambda t: locator.where("assets", declared[t]))
     explicit = frozenset([f"server.{name}" for name in shape.server.model_fields_set]
-                         + [f"project.{name}" for name in shape.project.model_fields_set])
-    return Project(manifest, root, output_dir, cache_dir, server, ordered, warnings, explicit)
+                         + [f"project.{name}" for name in shape.project.model_fields_set]
+                         + [f"cache.{name}" for name in shape.cache.model_fields_set])
+    if "cache.dir" in explicit:  # the new name of project.cache_dir: the same precedence applies
+        explicit |= {"project.cache_dir"}
+    return Project(manifest, root, output_dir, cache_dir, server, ordered, warnings, explicit,
+                   remote=shape.cache.remote, push=shape.cache.push)
 
 
 def _normalised_table(table: dict[str, Any], locator: _Locator, path: tuple[str, ...]) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .cache import Cache
 from .fsutil import HashCache
@@ -13,6 +15,9 @@ from .layout import MANIFEST_NAME, find_manifest  # noqa: F401  (re-exported for
 from .lock import Lock
 from .manifest import Project, ServerSettings, load
 from .plan import Planner
+
+if TYPE_CHECKING:
+    from .remote.remote import Remote
 
 SERVER_ENV = "ASSETBUILD_SERVER"
 CACHE_ENV = "ASSETBUILD_CACHE_DIR"
@@ -29,6 +34,14 @@ class Workspace:
     @property
     def kind(self) -> str:
         return self.planner.kind
+
+    def open_remote(self, warn: Callable[[str], None], *, probe: bool = True) -> Remote | None:
+        """The team store (None without one). Raises ``RemoteConfigError`` (exit 2) when misconfigured."""
+        from .remote.remote import open_remote
+        from .remote.settings import resolve
+
+        settings = resolve(self.project.remote, self.project.push, self.project.root, self.project.manifest.name)
+        return open_remote(settings, self.cache, warn, probe=probe)
 
     def settle(self) -> None:
         """End-of-run bookkeeping: write the lock, drop the intents it now covers, keep file hashes."""

@@ -32,3 +32,12 @@ def test_benchmark_json_output() -> None:
     data = json.loads(run("memory", "--json"))
     assert data["benchmark"] == "memory" and data["quick"] is True
     assert {"nproc", "ram", "python", "cpu"} <= set(data["machine"])
+
+
+def test_remote_benchmark_runs() -> None:
+    from assetbuild.testing.seaweedfs import skip_reason
+
+    if skip_reason():
+        pytest.skip(skip_reason() or "")
+    out = run("remote")
+    assert out.startswith("# remote") and "assetbuild pull" in out and "smoke test only" in out

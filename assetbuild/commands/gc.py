@@ -24,11 +24,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-ref", action="append", default=[], metavar="REF",
                         help="also keep what assets.lock needs at git REF (repeatable), e.g. origin/main")
     parser.add_argument("--dry-run", action="store_true", help="say what would be removed, with sizes")
+    add_remote_arguments(parser)
+
+
+def add_remote_arguments(parser: argparse.ArgumentParser) -> None:
+    """``gc --remote`` (the team store, issue 14; the logic is in assetbuild/remote/gc.py)."""
+    parser.add_argument("--remote", action="store_true",
+                        help="prune the team store instead; needs --keep-ref REF... or --all-refs")
+    parser.add_argument("--all-refs", action="store_true",
+                        help="with --remote: keep what assets.lock needs at every branch and tag")
+    parser.add_argument("--grace-days", type=float, metavar="N",
+                        help="with --remote: keep objects newer than N days (default 30)")
+    parser.add_argument("--json", action="store_true", help="with --remote: one JSON object per event")
 
 
 def main(args: argparse.Namespace) -> int:
     from ..workspace import open_workspace
 
+    if args.remote:
+        from ..remote.gc import gc_remote
+
+        return gc_remote(open_workspace(args.file, server=args.server), sys.stdout, keep_refs=args.keep_ref,
+                         all_refs=args.all_refs, grace_days=args.grace_days, dry_run=args.dry_run, as_json=args.json)
+    if args.all_refs or args.grace_days is not None or args.json:
+        raise UsageError("--all-refs, --grace-days and --json go with gc --remote")
     return gc(open_workspace(args.file, server=args.server), sys.stdout, keep_days=args.keep_days,
               keep_refs=args.keep_ref, dry_run=args.dry_run)
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ..events import BuildEvents, Summary
     from ..generators.base import Generator
     from ..plan import Status
+    from ..remote.remote import Remote
     from ..workspace import Workspace
 
 HELP = "build stale assets (default)"
@@ -89,9 +90,16 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     statuses = ws.planner.plan(targets)
     summary = Summary(orphans=[s.target for s in ws.planner.orphans()] if not patterns else [])
     pending = [s for s in statuses if s.state is not State.FRESH]
+    # The team store is opened only when there is work: a misconfigured one stops the run here (exit 2),
+    # before the display starts; an outage's warning is shown once it has.
+    early: list[str] = []
+    remote = ws.open_remote(early.append) if pending else None
     events.run_started(len(targets), len(pending))
-
-    missing = _must_generate(ws, pending) if frozen else []
+    if remote is not None:
+        remote.set_warn(events.warning)
+    for text in early:
+        events.warning(text)
+    missing = _must_generate(ws, pending, remote) if frozen else []
     if missing:  # --frozen: fail before doing anything, naming every asset that would be generated
         for status in missing:
             failure = Failure(status.target, f"stale ({_why_stale(status)}) and not in the cache",
@@ -114,7 +122,8 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     # capacity (swarm/capacity.py); -n/--jobs sets how many assets doit processes at once (restores and
     # derivations included), so it bounds generations in flight too.
     chosen = generator if generator is not None else generators.create(project.server)
-    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: chosen, events, frozen=frozen)
+    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: chosen, events, frozen=frozen,
+                      remote=remote)
     try:
         with on_interrupt(builder.cancel) as interrupted:
             # Only the stale assets become doit tasks: after one edit in a big manifest, doit handles
@@ -124,6 +133,8 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
                      keep_going=keep_going, summary=summary)
     finally:
         builder.close()
+        if remote is not None:  # the run ends when its uploads have (Ctrl-C: those in flight; `push` resumes)
+            remote.finish(interrupted=builder.cancelled.is_set())
     code = _finish(ws, events, summary, started)
     if interrupted.is_set():
         events.warning("interrupted: finished assets are kept; run again to build the rest")
@@ -133,11 +144,17 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     return code
 
 
-def _must_generate(ws: Workspace, pending: list[Status]) -> list[Status]:
-    """Pending assets that cannot be restored: stale and not cached, or downstream of such an asset."""
+def _must_generate(ws: Workspace, pending: list[Status], remote: Remote | None = None) -> list[Status]:
+    """Pending assets that cannot be restored: stale and not cached (here or in the team store), or downstream
+    of such an asset."""
     from ..plan import State, Status
 
     missing = [s for s in pending if s.state is State.GENERATE]
+    if remote is not None and missing:
+        from ..remote.remote import bounded_map
+
+        in_store = {s.target for s, has in bounded_map(lambda s: remote.has(s.key or ""), missing) if has}
+        missing = [s for s in missing if s.target not in in_store]
     blocked = {s.target for s in missing}
     for status in pending:  # dependency order, so upstream assets were seen first
         if status.state is State.UPSTREAM and blocked & set(ws.project.assets[status.target].upstream):

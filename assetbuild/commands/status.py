@@ -23,11 +23,17 @@ HELP = "show the state of each asset"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", nargs="*", metavar="TARGET")
     parser.add_argument("--json", action="store_true", help="one JSON object per asset")
+    parser.add_argument("--remote", action="store_true", help="whether the team store holds each asset's image")
 
 
 def main(args: argparse.Namespace) -> int:
     from ..workspace import open_workspace
 
+    if getattr(args, "remote", False):  # the team store (issue 14): commands/remote_status.py
+        from .remote_status import remote_status
+
+        return remote_status(open_workspace(args.file, server=args.server), args.targets, sys.stdout,
+                             as_json=args.json)
     return show_status(open_workspace(args.file, server=args.server), args.targets, sys.stdout, as_json=args.json)
 
 

@@ -1,0 +1,102 @@
+"""``assetbuild pull``: fetch what assets.lock needs from the team store and restore missing targets.
+
+For checkouts where the images are not committed. A target that exists with other bytes than the
+lock records (edited, or hand-made) is never overwritten: it is reported (exit 1).
+
+Each image is verified against the lock and written once, to its target (atomically, but without a
+flush per file: the store keeps the durable copy, and one ``sync`` at the end makes them all durable).
+The local cache is not filled: the restored target is itself the image the lock records, and
+writing each image twice would halve the speed of a pull, which is bounded by the disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+
+HELP = "download the images assets.lock needs from the team store and restore missing targets"
+
+PULLED, RESTORED, PRESENT = "pulled", "restored", "fresh"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("targets", nargs="*", metavar="TARGET", help="only these targets (paths or globs)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..cache import CorruptEntry
+    from ..display import make_display
+    from ..errors import UsageError
+    from ..fsutil import atomic_write
+    from ..lock import LockEntry
+    from ..remote.remote import bounded_map
+    from ..remote.report import TransferReport
+    from ..workspace import open_workspace
+    from .select import select
+
+    out = sys.stdout
+    ws = open_workspace(args.file, server=args.server)
+    events = make_display(json_output=args.json, quiet=args.quiet, verbose=args.verbose, stream=out)
+    remote = ws.open_remote(events.warning)
+    if remote is None:
+        raise UsageError("no team store is configured", hint="set [cache] remote in assets.toml or ASSETBUILD_REMOTE")
+    entries = ws.lock.entries()
+    chosen = [t for t in select(ws.project, args.targets) if t in entries]
+    report = TransferReport(events, out, as_json=args.json, command="pull")
+    report.start(len(chosen))
+    tmp_dir = ws.project.state_dir / "tmp"
+    wrote = threading.Event()
+
+    def restore(target: str) -> tuple[str, str | None, float]:
+        """(outcome, problem, seconds) for one target; problem is None when it went well."""
+        try:
+            return restore_one(target)
+        except OSError as exc:  # a folder where the image should be, a read-only folder, a full disk...
+            return "", f"{exc.strerror or exc} ({exc.filename or ws.project.target_path(target)})", 0.0
+
+    def restore_one(target: str) -> tuple[str, str | None, float]:
+        started = time.monotonic()
+        entry: LockEntry = entries[target]
+        path = ws.project.target_path(target)
+        on_disk = ws.hashes.hash(path)
+        if on_disk == entry.hash:
+            return PRESENT, None, 0.0
+        if on_disk is not None:
+            return "", f"{path} differs from what assets.lock records; not overwriting it", 0.0
+        try:
+            hit = ws.cache.get(entry.key)
+        except CorruptEntry as exc:
+            events.warning(str(exc))
+            hit = None
+        outcome = RESTORED
+        data = hit.data if hit is not None and hit.hash == entry.hash else None
+        if data is None:
+            fetched = remote.fetch(entry.key, entry.hash)
+            data = fetched.data if fetched is not None else None
+            outcome = PULLED
+        if data is None:
+            down = remote.breaker.is_open or remote.breaker.warned
+            return "", (f"the team store {remote.name} is unavailable" if down
+                        else "not in the team store (nor in the local cache)"), 0.0
+        if ws.hashes.hash(path) is not None:  # appeared while we downloaded: the user's now
+            return "", f"{path} appeared meanwhile; not overwriting it", 0.0
+        atomic_write(path, data, tmp_dir=tmp_dir, sync=False)
+        ws.hashes.remember(path, entry.hash)
+        wrote.set()
+        return outcome, None, time.monotonic() - started
+
+    try:
+        for target, (outcome, problem, seconds) in bounded_map(restore, chosen):
+            if problem is None:
+                report.item(target, outcome, seconds)
+            else:
+                report.failure(target, problem)
+    finally:
+        if wrote.is_set():
+            os.sync()  # one flush for every file written (each was renamed into place whole)
+        ws.hashes.save()
+    return report.finish(remote.name)

@@ -1,0 +1,87 @@
+"""The team store's objects: layout, format, signature, verification.
+
+Layout: ``<prefix>/<key[:2]>/<key>.img``, the same as the local cache, and the same format: a one-line
+JSON header (``hash`` of the image bytes, ``size``, ``seed``, ``model``, and with a signing key ``sig``)
+followed by the image bytes. An object downloaded from the store is therefore a valid local cache
+entry, and a folder remote can be browsed like a cache folder.
+
+``sig`` is HMAC-SHA256 (hex) over ``key``, a NUL byte and the image bytes, keyed with
+``ASSETBUILD_REMOTE_SIGNING_KEY`` (like Turborepo's artifact signatures): a pull-request job without the
+key cannot fill a slot that a signing reader would accept.
+
+Every object read is checked before anything is written: header shape, size, the bytes' hash against
+the header, the header's hash against the lock (when the lock names this key), and the signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+
+from ..keys import hash_bytes
+
+
+class BadObject(Exception):
+    """An object that failed verification (never restored)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    data: bytes
+    hash: str
+    seed: int | None
+    model: str | None
+
+
+def path_of(key: str) -> str:
+    return f"{key[:2]}/{key}.img"
+
+
+def key_of(path: str) -> str | None:
+    """The key of an object path (None for anything that is not one of ours)."""
+    shard, _, name = path.rpartition("/")
+    if not name.endswith(".img") or shard.rpartition("/")[2] != name[:2]:
+        return None
+    return name[:-4]
+
+
+def sign(signing_key: bytes, key: str, data: bytes) -> str:
+    return hmac.new(signing_key, key.encode() + b"\0" + data, hashlib.sha256).hexdigest()
+
+
+def encode(key: str, data: bytes, *, seed: int | None, model: str | None, signing_key: bytes | None) -> bytes:
+    header: dict[str, object] = {"hash": hash_bytes(data), "size": len(data), "seed": seed, "model": model}
+    if signing_key:
+        header["sig"] = sign(signing_key, key, data)
+    return json.dumps(header, sort_keys=True, separators=(",", ":")).encode() + b"\n" + data
+
+
+def decode(key: str, raw: bytes, *, expected_hash: str | None, signing_key: bytes | None) -> Entry:
+    """The verified entry in ``raw``. Raises ``BadObject`` saying what is wrong."""
+    end = raw.find(b"\n")
+    if end < 0:
+        raise BadObject("no header")
+    try:
+        header = json.loads(raw[:end])
+        claimed, size = str(header["hash"]), int(header["size"])
+        seed, model = header.get("seed"), header.get("model")
+    except (ValueError, KeyError, TypeError):
+        raise BadObject("unreadable header") from None
+    data = raw[end + 1:]
+    if len(data) != size:
+        raise BadObject(f"{len(data)} bytes where the header says {size}")
+    if hash_bytes(data) != claimed:
+        raise BadObject("its bytes do not match the hash it claims")
+    if expected_hash is not None and claimed != expected_hash:
+        raise BadObject("its image is not the one assets.lock records for this key")
+    if signing_key:
+        signature = header.get("sig")
+        if not isinstance(signature, str):
+            raise BadObject("it is not signed (ASSETBUILD_REMOTE_SIGNING_KEY is set)")
+        if not hmac.compare_digest(signature, sign(signing_key, key, data)):
+            raise BadObject("its signature is wrong")
+    if not (seed is None or isinstance(seed, int)) or not (model is None or isinstance(model, str)):
+        raise BadObject("unreadable header")
+    return Entry(data, claimed, seed, model)

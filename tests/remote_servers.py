@@ -1,0 +1,54 @@
+"""Real object-store servers on loopback for the team-store tests (not a test module).
+
+- ``SeaweedFS`` (S3): ``assetbuild.testing.seaweedfs``, shared with benchmarks/remote.py.
+- ``WebDAV``: WsgiDAV on cheroot in a thread, behind a bearer-token check, for the HTTP backend.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from helpers import free_port
+
+from assetbuild.testing.seaweedfs import ACCESS_KEY, BUCKET, SECRET_KEY, SeaweedFS, skip_reason
+
+__all__ = ["ACCESS_KEY", "BUCKET", "SECRET_KEY", "SeaweedFS", "WebDAV", "skip_reason"]
+
+
+class WebDAV:
+    """WsgiDAV serving ``folder`` at ``/``; requests without ``Authorization: Bearer <token>`` get 401."""
+
+    def __init__(self, folder: Path, token: str) -> None:
+        from cheroot import wsgi
+        from wsgidav.wsgidav_app import WsgiDAVApp
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.port = free_port()
+        dav = WsgiDAVApp({"host": "127.0.0.1", "port": self.port, "provider_mapping": {"/": str(folder)},
+                          "simple_dc": {"user_mapping": {"*": True}}, "verbose": 0,
+                          "logging": {"enable": False}})
+        self.requests: list[str] = []
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            self.requests.append(f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')}")
+            if environ.get("HTTP_AUTHORIZATION") != f"Bearer {token}":
+                start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("Content-Length", "12")])
+                return [b"unauthorized"]
+            return dav(environ, start_response)  # type: ignore[no-any-return]
+
+        self.server = wsgi.Server(("127.0.0.1", self.port), app)
+        self.server.prepare()
+        self.thread = threading.Thread(target=self.server.serve, daemon=True)
+        self.thread.start()
+
+    def url(self, prefix: str) -> str:
+        (self.folder / prefix).mkdir(parents=True, exist_ok=True)  # WebDAV creates no parent collections
+        return f"http://127.0.0.1:{self.port}/{prefix}"
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.thread.join(10)
