@@ -148,6 +148,8 @@ class Builder:
         """The team store's verified entry for a stale asset not in the local cache (now cached locally)."""
         if self.remote is None or status.state not in (State.GENERATE, State.RESTORE) or status.key is None:
             return None
+        if self.planner.model_change(self.project.assets[status.target], status.entry) is not None:
+            return None  # the store has images by key, and a model replaced on the server keeps keys
         expected = status.entry.hash if status.entry is not None and status.entry.key == status.key else None
         return self.remote.restore(status.key, expected)
 
@@ -171,6 +173,7 @@ class Builder:
                 # After Ctrl-C the server may answer "Generation session interrupted." first: that is us.
                 self._check_cancel(target)
                 raise
+            self._check_unused(target, result)
             outcome = ev.GENERATED
         self._check_cancel(target)
         self.events.asset_progress(target, Progress("postprocessing"))
@@ -180,8 +183,28 @@ class Builder:
             origin = f"its source {asset.source}" if asset.source else "the generator's image"
             raise ImageError(target, f"{origin} is unusable: {exc}") from None
         model = result.model or asset.params.get("model")
-        self._write(target, asset, final, status, result.seed, model, cache=True)
+        hashes = self._model_hashes(asset, result) if not asset.source else {}
+        self._write(target, asset, final, status, result.seed, model, cache=True, model_hashes=hashes)
         return outcome
+
+    def _check_unused(self, target: str, result: GenerationResult) -> None:
+        """The server's metadata lists parameters it did not use: the image does not match the manifest."""
+        if not result.unused:
+            return
+        names = ", ".join(result.unused)
+        if self.project.server.unused_params == "warn":
+            self.events.warning(f"{target}: the server did not use {names} (sui_extra_data.unused_parameters)")
+            return
+        raise GenerationError(target, f"the server did not use {names} (the image's metadata lists it as "
+                              "unused), so the image would not match the manifest; it was not kept",
+                              hint="remove it from the asset, or add what it works with (initimagecreativity "
+                                   "needs an initimage, refiner settings a refiner model); [server] unused_params "
+                                   "= \"warn\" keeps such images")
+
+    def _model_hashes(self, asset: Asset, result: GenerationResult) -> dict[str, str]:
+        from .servercheck import hashes_for
+
+        return hashes_for(asset, result.models, self.planner.model_hashes)
 
     def _read(self, path: Path, target: str) -> bytes:
         try:
@@ -202,7 +225,7 @@ class Builder:
             raise Cancelled(target, "interrupted")
 
     def _write(self, target: str, asset: Asset, data: bytes, status: Status, seed: int | None,
-               model: str | None, *, cache: bool) -> None:
+               model: str | None, *, cache: bool, model_hashes: dict[str, str] | None = None) -> None:
         assert status.key is not None and status.form is not None
         self._check_cancel(target)
         digest = self.cache.put(status.key, data, seed=seed, model=model) if cache else hash_bytes(data)
@@ -211,6 +234,6 @@ class Builder:
         # The temporary file lives in the state folder: a kill mid-write leaves nothing among the assets.
         atomic_write(asset.path, data, tmp_dir=self.project.state_dir / "tmp")
         self.hashes.remember(asset.path, digest)
-        self.lock.commit(target, LockEntry(status.key, digest, seed, model, status.form))
+        self.lock.commit(target, LockEntry(status.key, digest, seed, model, status.form, model_hashes or {}))
         if cache and self.remote is not None:
             self.remote.push_later(status.key)  # in the background: generation never waits for uploads

@@ -2,8 +2,8 @@
 
 A JSON file next to the manifest, meant to be committed: sorted keys, two-space indent, one asset per
 block, no timestamps, so diffs show exactly which assets changed and how. Each entry holds the asset's
-key, the hash of the bytes on disk, the seed and model actually used, and the canonical inputs (for
-``assetbuild why``).
+key, the hash of the bytes on disk, the seed and model actually used, the canonical inputs (for
+``assetbuild why``) and, when the server told, the hashes of the model files that made it.
 
 The lock is rewritten atomically after each asset finishes (after its image is in place), so a run
 killed at any moment keeps every finished asset and never records an image that is not on disk.
@@ -16,7 +16,7 @@ import contextlib
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +37,27 @@ class LockEntry:
     seed: int | None
     model: str | None
     inputs: dict[str, Any]  # the canonical form the key was computed from
+    # The server's hash of each model that made the image ("model:NAME", "lora:NAME", "vae:NAME" -> hash),
+    # as far as the server said. Written only when known, so locks from before it are read and written
+    # back unchanged (a missing hash is "unknown", never a reason to rebuild).
+    model_hashes: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.model_hashes:
+            del data["model_hashes"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LockEntry:
+        hashes = data.get("model_hashes") or {}
         return cls(
             key=str(data["key"]),
             hash=str(data["hash"]),
             seed=data.get("seed"),
             model=data.get("model"),
             inputs=dict(data.get("inputs") or {}),
+            model_hashes={str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) else {},
         )
 
 

@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -62,6 +62,8 @@ class ServerTable(BaseModel):
     concurrency: int | None = Field(default=None, ge=1, le=256)  # None: follow the server's capacity
     timeout: float = Field(default=900, gt=0)
     save_images: bool = False
+    model_changes: Literal["rebuild", "warn"] = "rebuild"
+    unused_params: Literal["error", "warn"] = "error"
 
 
 class ManifestFile(BaseModel):
@@ -120,6 +122,8 @@ class ServerSettings:
     concurrency: int | None = None  # generations in flight; None: as many as the server can take
     timeout: float = 900.0
     save_images: bool = False  # also keep images in SwarmUI's output history (downloaded via /View)
+    model_changes: str = "rebuild"  # a model whose hash changed on the server: "rebuild" its assets, or "warn"
+    unused_params: str = "error"  # parameters the server reports unused in an image: "error" or "warn"
 
     @property
     def is_placeholder(self) -> bool:
@@ -503,6 +507,13 @@ def _make_asset(target: str, values: dict[str, Any], drafts: dict[str, dict[str,
         if key in P.RESERVED:
             raise ManifestError(where, f"asset {target!r}: `{key}` cannot be set in a manifest",
                                 hint=P.RESERVED[key])
+        if key == "loras" and isinstance(value, dict):
+            if "loraweights" in values:
+                raise ManifestError(where, f"asset {target!r}: `loras` as a table gives the weights already",
+                                    hint="remove `loraweights`, or write `loras` as a list")
+            if value:
+                params["loras"], params["loraweights"] = _lora_table(value, where, target)
+            continue
         spec = P.KNOWN.get(key)
         if spec is None:
             if isinstance(value, dict):
@@ -527,6 +538,23 @@ def _make_asset(target: str, values: dict[str, Any], drafts: dict[str, dict[str,
         raise ManifestError(where, f"asset {target!r} has no prompt",
                             hint="add `prompt = \"...\"` (or derive it with `source = \"other.png\"`)")
     return Asset(target, output_dir / target, params, tuple(inputs), post, line=line, variant=variant)
+
+
+def _lora_table(table: dict[str, Any], where: str, target: str) -> tuple[list[str], list[float]]:
+    """``loras = { "name" = weight, ... }`` as SwarmUI's parallel ``loras`` and ``loraweights`` lists, in
+    name order (so the order of the TOML does not change the key)."""
+    names: list[str] = []
+    weights: list[float] = []
+    for name in sorted(table):
+        weight = table[name]
+        if not name.strip():
+            raise ManifestError(where, f"asset {target!r}: a LoRA name in `loras` is empty")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not -10 <= weight <= 10:
+            raise ManifestError(where, f"asset {target!r}: the weight of LoRA {name!r} must be a number from "
+                                f"-10 to 10, not {weight!r}", hint='e.g. loras = { "pixel-art-xl" = 0.8 }')
+        names.append(name)
+        weights.append(weight)
+    return names, weights
 
 
 def _image_input(param: str, value: str, drafts: dict[str, dict[str, Any]], root: Path, output_dir: Path,

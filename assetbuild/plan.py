@@ -59,6 +59,23 @@ class Planner:
         self.hashes = hashes
         self.kind = kind
         self.force = force
+        # The server's current model hashes by reference ("model:NAME" -> hash, None: not computed yet),
+        # when it was asked (servercheck.verify); None offline: the lock's hashes are trusted.
+        self.model_hashes: dict[str, str | None] | None = None
+        self.model_changes = "rebuild"  # or "warn": a changed model hash keeps the asset fresh
+
+    def model_change(self, asset: Asset, entry: LockEntry | None) -> str | None:
+        """``model hash: 3f2a… -> 9c1d…`` when a model that made ``entry``'s image has another hash on the
+        server now; None when nothing changed or nothing is known (no hash on either side)."""
+        if self.model_hashes is None or entry is None or not entry.model_hashes or asset.source:
+            return None
+        from .servercheck import describe_change
+
+        for ref, old in sorted(entry.model_hashes.items()):
+            new = self.model_hashes.get(ref)
+            if new and old and new.lower() != old.lower():
+                return describe_change(ref, old, new)
+        return None
 
     def input_hashes(self, asset: Asset) -> dict[str, str] | None:
         """Hashes of the asset's image inputs as they are on disk now (None if one is missing)."""
@@ -95,8 +112,12 @@ class Planner:
             return Status(target, State.MODIFIED, f"not a readable file ({exc.strerror})",
                           key, form, entry)
 
+        changed = self.model_change(asset, entry)
+
         def stale(reason: str) -> Status:
-            state = State.RESTORE if self.cache.has(key) else State.GENERATE
+            # The cache holds images by key, and a model file replaced on the server does not change keys:
+            # an image made with the old file must not come back.
+            state = State.RESTORE if self.cache.has(key) and not changed else State.GENERATE
             return Status(target, state, reason, key, form, entry, on_disk)
 
         if on_disk is None:
@@ -105,6 +126,8 @@ class Planner:
             return stale("file missing" if entry.key == key else "inputs changed")
         if entry is not None and on_disk == entry.hash:
             if entry.key == key:
+                if changed and self.model_changes == "rebuild":
+                    return stale(changed)
                 return Status(target, State.FRESH, "", key, form, entry, on_disk)
             return stale("inputs changed")
         # Our bytes for the current key with no (or an older) lock entry: a run was stopped between

@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
 
     ws = open_workspace(args.file, server=args.server, force=args.force)
     if args.dry_run:
-        return show_status(ws, args.targets, out, as_json=args.json)
+        return show_status(ws, args.targets, out, as_json=args.json, ask_server=False)
     jobs = args.jobs or ws.project.server.default_jobs
     events = make_display(json_output=args.json, quiet=args.quiet, verbose=args.verbose, stream=out, jobs=jobs)
     with forward_logs(events, verbose=args.verbose):
@@ -84,10 +84,25 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
 
     started = time.monotonic()
     project = ws.project
-    for warning in project.warnings:
-        events.warning(warning)
     targets = closure(project, select(project, patterns))
     statuses = ws.planner.plan(targets)
+    # Made now (it contacts nothing until it is used) so that bad settings, such as unusable credentials,
+    # stop the run with exit 2 before any work rather than failing inside a task.
+    chosen = generator if generator is not None else generators.create(project.server)
+    truth = None
+    run_on_client = getattr(chosen, "run_on_client", None)  # only a SwarmUI generator has a server
+    if not frozen and run_on_client is not None:
+        # The server's own truth before any generation: parameters, exact model names, model hashes.
+        from ..servercheck import verify
+
+        try:
+            statuses, truth = verify(ws, targets, statuses, events, run_on_client)
+        except BaseException:
+            chosen.close()
+            raise
+    for warning in project.warnings:
+        if truth is None or not _server_knows(warning, truth):
+            events.warning(warning)
     summary = Summary(orphans=[s.target for s in ws.planner.orphans()] if not patterns else [])
     pending = [s for s in statuses if s.state is not State.FRESH]
     # The team store is opened only when there is work: a misconfigured one stops the run here (exit 2),
@@ -107,21 +122,24 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
             summary.failures.append(failure)
             summary.failed += 1
             events.asset_failed(status.target, failure)
+        chosen.close()
         return _finish(ws, events, summary, started)
 
+    # With model hashes in the lock, only the server can say that nothing changed: no memo then, so the
+    # next run asks it again (servercheck.verify).
+    memo_allowed = memo_context is not None and not (run_on_client is not None and _hashed(ws, targets))
     if not pending:
+        chosen.close()
         summary.fresh = len(targets)
         code = _finish(ws, events, summary, started)
-        if memo_context is not None:  # the memo was missing or stale (else cli would not be here)
+        if memo_allowed:  # the memo was missing or stale (else cli would not be here)
+            assert memo_context is not None
             noop.record(project, memo_context, summary.orphans)
         return code
 
-    # Made now (it contacts nothing until its first generation) so that bad settings, such as unusable
-    # credentials, stop the run with exit 2 before any work rather than failing inside a task.
     # Generations in flight are capped by server.concurrency when it is set, else they follow the server's
     # capacity (swarm/capacity.py); -n/--jobs sets how many assets doit processes at once (restores and
-    # derivations included), so it bounds generations in flight too.
-    chosen = generator if generator is not None else generators.create(project.server)
+    # derivations included), so it bounds generations in flight too. (``chosen`` was made above.)
     builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: chosen, events, frozen=frozen,
                       remote=remote)
     try:
@@ -139,9 +157,22 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     if interrupted.is_set():
         events.warning("interrupted: finished assets are kept; run again to build the rest")
         return INTERRUPTED_EXIT
-    if memo_context is not None and code == 0:
+    if memo_allowed and code == 0 and not (run_on_client is not None and _hashed(ws, targets)):
+        assert memo_context is not None
         noop.record(project, memo_context, summary.orphans)
     return code
+
+
+def _hashed(ws: Workspace, targets: list[str]) -> bool:
+    from ..servercheck import lock_has_hashes
+
+    return lock_has_hashes(ws, targets)
+
+
+def _server_knows(warning: str, truth: object) -> bool:
+    from ..servercheck import ServerTruth, server_knows
+
+    return isinstance(truth, ServerTruth) and server_knows(warning, truth)
 
 
 def _must_generate(ws: Workspace, pending: list[Status], remote: Remote | None = None) -> list[Status]:

@@ -37,18 +37,22 @@ def main(args: argparse.Namespace) -> int:
     return show_status(open_workspace(args.file, server=args.server), args.targets, sys.stdout, as_json=args.json)
 
 
-def statuses(ws: Workspace, patterns: list[str]) -> list[Status]:
-    """Selected assets in dependency order, then orphans (only when nothing was selected)."""
+def statuses(ws: Workspace, patterns: list[str], *, ask_server: bool = True) -> list[Status]:
+    """Selected assets in dependency order, then orphans (only when nothing was selected). ``ask_server``
+    False: the lock's model hashes are trusted (``run --dry-run`` contacts no server)."""
     from .select import select
 
-    result = ws.planner.plan(select(ws.project, patterns))
+    chosen = select(ws.project, patterns)
+    if ask_server:
+        _server_hashes(ws, chosen)
+    result = ws.planner.plan(chosen)
     if not patterns:
         result += ws.planner.orphans()
     return result
 
 
-def show_status(ws: Workspace, patterns: list[str], out: TextIO, *, as_json: bool) -> int:
-    result = statuses(ws, patterns)
+def show_status(ws: Workspace, patterns: list[str], out: TextIO, *, as_json: bool, ask_server: bool = True) -> int:
+    result = statuses(ws, patterns, ask_server=ask_server)
     ws.hashes.save()
     if as_json:
         for status in result:
@@ -79,10 +83,19 @@ def why(ws: Workspace, name: str, out: TextIO) -> int:
     if len(targets) != 1:
         raise UsageError(f"{name!r} matches {len(targets)} assets; `why` explains one")
     target = targets[0]
+    _server_hashes(ws, [target])
     [status] = ws.planner.plan([target])
     _explain_status(ws, status, out)
     ws.hashes.save()
     return 0
+
+
+def _server_hashes(ws: Workspace, targets: list[str]) -> None:
+    """Ask the server for its model hashes when the lock has some to compare (a replaced model makes an
+    asset stale); offline, the lock is trusted."""
+    from ..servercheck import attach
+
+    attach(ws, targets)
 
 
 def _by_path(ws: Workspace, path: Path) -> str | None:
@@ -116,6 +129,9 @@ def _explain_status(ws: Workspace, status: Status, out: TextIO) -> None:
         return
     assert status.form is not None
     changes = explain(entry.inputs, status.form)
+    model_change = ws.planner.model_change(ws.project.assets[target], entry)
+    if model_change and changes:
+        changes.append(model_change)
     if not changes:
         out.write(f"  {safe_text(status.reason)}\n")
     for line in changes:

@@ -55,12 +55,27 @@ class GenerationRequest:
 
 
 @dataclass(frozen=True)
+class UsedModelHash:
+    """A model the server says it used for the image, with its hash (None: not given)."""
+
+    param: str  # "model", "vae", "loras", ...
+    name: str  # the server's full name
+    hash: str | None
+
+
+@dataclass(frozen=True)
 class GenerationResult:
-    """What was made: encoded image bytes, and what the generator actually used."""
+    """What was made: encoded image bytes, and what the generator actually used.
+
+    ``models`` and ``unused`` come from the server's metadata of the image: the models (with hashes) it
+    used, and the parameters it was given but did not use.
+    """
 
     data: bytes
     seed: int | None = None
     model: str | None = None
+    models: tuple[UsedModelHash, ...] = ()
+    unused: tuple[str, ...] = ()
 
 
 class Generator(Protocol):

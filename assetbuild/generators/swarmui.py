@@ -11,7 +11,8 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from ..errors import AssetError, AuthError, GenerationError, ImageError, ServerError, ServerUnreachable
 from ..manifest import ServerSettings
@@ -19,7 +20,9 @@ from ..swarm.client import SwarmClient
 from ..swarm.credentials import Credentials
 from ..swarm.errors import SwarmAPIError, SwarmAuthError, SwarmBadImage, SwarmError, SwarmUnreachable
 from ..swarm.models import with_model_suggestion
-from .base import GenerationRequest, GenerationResult, ProgressCallback
+from .base import GenerationRequest, GenerationResult, ProgressCallback, UsedModelHash
+
+T = TypeVar("T")
 
 
 class SwarmUIGenerator:
@@ -80,7 +83,16 @@ class SwarmUIGenerator:
             with self._lock:
                 self._futures.discard(future)
         seed = image.seed if image.seed is not None else _requested_seed(request)
-        return GenerationResult(image.data, seed=seed, model=request.params.get("model"))
+        used = image.metadata
+        models = tuple(UsedModelHash(m.param, m.name, m.hash) for m in used.models) if used else ()
+        return GenerationResult(image.data, seed=seed, model=request.params.get("model"), models=models,
+                                unused=used.unused if used else ())
+
+    def run_on_client(self, work: Callable[[SwarmClient], Coroutine[Any, Any, T]]) -> T:
+        """``await work(client)`` on this generator's loop and client (the run's checks against the server
+        share its connection and control session). Raises what ``work`` raises."""
+        loop, client = self._ensure_started()
+        return asyncio.run_coroutine_threadsafe(work(client), loop).result()
 
     def interrupt(self) -> None:
         """Ctrl-C: InterruptAll on our sessions (only our work stops), then cancel what is in flight."""

@@ -33,6 +33,7 @@ from websockets.frames import CloseCode
 from ..generators.base import Progress
 from ..safetext import safe_text
 from . import messages
+from . import metadata as image_metadata
 from .capacity import POLL_SECONDS, START_LIMIT, CapacityFollower
 from .credentials import Credentials, shown_url
 from .errors import (
@@ -109,6 +110,7 @@ class _ConnectFailed(Exception):
 class GeneratedImage:
     data: bytes
     seed: int | None
+    metadata: image_metadata.ImageMetadata | None = None  # SwarmUI's metadata of the image, when it sent some
 
 
 class SwarmClient:
@@ -296,7 +298,7 @@ class SwarmClient:
                 await asyncio.shield(self._interrupt(slot))
                 raise
         self.stats["generations"] += 1
-        return GeneratedImage(data, message.seed())
+        return _with_metadata(data, message)
 
     async def _generate_in_slot(self, slot: _Slot, payload: dict[str, Any],
                                 on_progress: Callable[[Progress], None]) -> messages.ImageMessage:
@@ -515,6 +517,14 @@ def _tracking(slot: _Slot, on_progress: Callable[[Progress], None]) -> Callable[
         on_progress(progress)
 
     return report
+
+
+def _with_metadata(data: bytes, message: messages.ImageMessage) -> GeneratedImage:
+    """The image with SwarmUI's metadata: from the WebSocket message, else from the PNG itself (the HTTP
+    route returns only the image)."""
+    found = image_metadata.parse(message.metadata) or image_metadata.parse(image_metadata.png_text(data))
+    seed = found.seed if found is not None and found.seed is not None else message.seed()
+    return GeneratedImage(data, seed, found)
 
 
 def _expected_format(params: dict[str, Any]) -> str | None:

@@ -27,8 +27,10 @@ from assetbuild.testing._fake_images import (
 )
 from assetbuild.testing._fake_params import (
     PARAMS,
+    WITH_EXTENSIONS,
     ParamContext,
     ParamError,
+    ParamSpec,
     ParsedParams,
     clean_model_name,
     parse_params,
@@ -139,6 +141,37 @@ class Engine:
         self.tasks: set[asyncio.Task[None]] = set()
         self._request_ids: dict[str, int] = {}
         self._path_counters: dict[str, tuple[str, int]] = {}
+        self.model_revisions: dict[tuple[str, str], int] = {}  # (subtype, name) -> times its file was replaced
+        self.hashed: set[tuple[str, str]] = set()  # models whose hash was computed (lazy_hashes)
+
+    # -- models and parameters
+
+    def specs(self) -> dict[str, ParamSpec]:
+        """Every T2I parameter this server knows: the built-in ones plus installed extensions'."""
+        return WITH_EXTENSIONS if self.config.extensions else PARAMS
+
+    def model_names(self, subtype: str) -> list[str]:
+        lists = {"Stable-Diffusion": self.config.models, "VAE": self.config.vaes, "LoRA": self.config.loras}
+        return list(lists.get(subtype, []))
+
+    def model_hash(self, subtype: str, name: str, *, compute: bool = False) -> str:
+        """``0x`` + SHA-256 of the model "file" (its name and revision). With ``lazy_hashes`` it is "" until
+        computed, which a generation does (``compute=True``), as SwarmUI's GetOrGenerateTensorHashSha256."""
+        key = (subtype, name)
+        if compute:
+            self.hashed.add(key)
+        if self.config.lazy_hashes and key not in self.hashed:
+            return ""
+        revision = self.model_revisions.get(key, 0)
+        return "0x" + hashlib.sha256(f"{subtype}/{name}#{revision}".encode()).hexdigest()
+
+    def replace_model(self, name: str, subtype: str = "Stable-Diffusion") -> None:
+        """A new file under the same name: a new hash (computed again lazily) and different images."""
+        if name not in self.model_names(subtype):
+            raise KeyError(f"no {subtype} model {name!r}")
+        key = (subtype, name)
+        self.model_revisions[key] = self.model_revisions.get(key, 0) + 1
+        self.hashed.discard(key)
 
     # -- sessions and tokens
 
@@ -293,6 +326,9 @@ class Engine:
         width, height = int(params.get("width", 512)), int(params.get("height", 512))
         prompt = str(params.get("prompt", ""))
         salt = hashlib.sha256(str(params.get("initimage", "")).encode()).hexdigest()[:16]
+        revision = self.model_revisions.get(("Stable-Diffusion", model), 0)
+        if revision:  # a replaced model file makes other pictures
+            salt += f"#r{revision}"
         started = time.monotonic()
         # A backend's GPU runs one image at a time (its 2nd slot's job waits, as with ComfyUI), unless
         # ``slot_parallel`` lets both slots generate at once (benchmarks of an ideal 2-per-backend server).
@@ -332,9 +368,11 @@ class Engine:
         params = req.params
         image_format = str(params.get("imageformat", "PNG"))
         extension, mime = format_info(image_format)
-        metadata = build_metadata(self._metadata_params(params, spec), params.extra_metadata,
-                                  version=self.config.version, model=spec.model, prep_seconds=0.01,
-                                  gen_seconds=gen_seconds)
+        unused = self._unused(params)
+        shown = {k: v for k, v in self._metadata_params(params, spec).items() if k not in unused}
+        models = self._metadata_models(params) if self.config.model_hashes_in_metadata else None
+        metadata = build_metadata(shown, params.extra_metadata, version=self.config.version, models=models,
+                                  unused=unused, prep_seconds=0.01, gen_seconds=gen_seconds)
         size = self.faults.image_sizes.pop(0) if self.faults.image_sizes else None
         if size is not None:
             with self.recorder.lock:
@@ -359,7 +397,26 @@ class Engine:
 
     def _param_context(self, user: str) -> ParamContext:
         return ParamContext(self.config.models, self.config.vaes, self.config.loras,
-                            lambda path: f"{user}/{path}" in self.files)
+                            lambda path: f"{user}/{path}" in self.files, self.specs())
+
+    def _unused(self, params: ParsedParams) -> list[str]:
+        """Parameters given but never read by the "workflow" (SwarmUI's ``unused_parameters``): the ids in
+        ``config.unused_params``, and ``initimagecreativity`` without an init image."""
+        unused = [k for k in params.values if k in self.config.unused_params]
+        if "initimagecreativity" in params.values and not params.get("initimage"):
+            unused.append("initimagecreativity")
+        return unused
+
+    def _metadata_models(self, params: ParsedParams) -> list[dict[str, str]]:
+        """``sui_models``: each model the image used, with its (now computed) hash."""
+        used: list[tuple[str, str, str]] = []
+        if params.get("model"):
+            used.append(("model", "Stable-Diffusion", str(params.get("model"))))
+        if params.get("vae") and params.get("vae") not in ("None", "Automatic"):
+            used.append(("vae", "VAE", str(params.get("vae"))))
+        used += [("loras", "LoRA", str(name)) for name in params.get("loras") or []]
+        return [{"name": name, "param": param, "hash": self.model_hash(subtype, name, compute=True)}
+                for param, subtype, name in used]
 
     def _next_request_id(self, user: str) -> int:
         value = self._request_ids.get(user, 1000) + 1
@@ -368,7 +425,7 @@ class Engine:
 
     @staticmethod
     def _metadata_params(params: ParsedParams, spec: ImageSpec) -> dict[str, Any]:
-        shown = {k: v for k, v in params.values.items() if not PARAMS[k].hide_from_metadata}
+        shown = {k: v for k, v in params.values.items() if not WITH_EXTENSIONS[k].hide_from_metadata}
         shown.update(prompt=spec.prompt, seed=spec.seed, width=spec.width, height=spec.height,
                      model=clean_model_name(spec.model))
         return shown

@@ -129,12 +129,15 @@ def build_metadata(
     extra: dict[str, Any],
     *,
     version: str,
-    model: str | None,
+    models: list[dict[str, str]] | None,
+    unused: list[str] | None = None,
     prep_seconds: float,
     gen_seconds: float,
 ) -> str:
     """SwarmUI-style metadata: pretty-printed JSON with ``sui_image_params``, ``sui_extra_data``, ``sui_models``.
 
+    ``models`` are ``{name, param, hash}`` objects (None: the server setting that adds them is off);
+    ``unused`` lists parameters that were given but not used (``sui_extra_data.unused_parameters``).
     ``date`` and the timings are volatile on purpose (clients are expected to strip them).
     """
     params = dict(image_params)
@@ -143,8 +146,9 @@ def build_metadata(
     extra_data["date"] = datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
     extra_data["prep_time"] = f"{prep_seconds:.2f} sec"
     extra_data["generation_time"] = f"{gen_seconds:.2f} sec"
+    if unused:
+        extra_data["unused_parameters"] = list(unused)
     doc: dict[str, Any] = {"sui_image_params": params, "sui_extra_data": extra_data}
-    if model:
-        model_hash = "0x" + hashlib.sha256(model.encode()).hexdigest()
-        doc["sui_models"] = [{"name": model, "param": "model", "hash": model_hash}]
+    if models:
+        doc["sui_models"] = models
     return json.dumps(doc, indent=2, ensure_ascii=False)

@@ -71,8 +71,9 @@ RESOLUTION = Group("Resolution", priority=-11)
 SAMPLING = Group("Sampling", priority=-8)
 INIT_IMAGE = Group("Init Image", toggles=True, priority=-5)
 ADDONS = Group("Advanced Model Addons", advanced=True)
+REFINE = Group("Refine / Upscale", toggles=True, priority=-3)
 INTERNAL = Group("Swarm Internal", priority=0, advanced=True)
-GROUPS = [CORE, VARIATION, RESOLUTION, SAMPLING, INIT_IMAGE, ADDONS, INTERNAL]
+GROUPS = [CORE, VARIATION, RESOLUTION, SAMPLING, INIT_IMAGE, REFINE, ADDONS, INTERNAL]
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class ParamSpec:
     view_type: str = "small"
     always_retain: bool = False
     hide_from_metadata: bool = False
+    feature_flag: str | None = None  # the backend feature an extension's parameter needs
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -113,9 +115,9 @@ class ParamSpec:
             "values": list(self.values) if self.values is not None else None,
             "value_names": list(self.values) if self.values is not None else None,
             "examples": list(self.examples) if self.examples is not None else None,
-            "visible": self.visible, "advanced": self.advanced, "feature_flag": None,
+            "visible": self.visible, "advanced": self.advanced, "feature_flag": self.feature_flag,
             "toggleable": self.toggleable, "priority": self.priority,
-            "group": self.group.to_json() if self.group else None, "always_retain": self.always_retain,
+            "group": self.group.id if self.group else None, "always_retain": self.always_retain,
             "do_not_save": False, "do_not_preview": False, "view_type": self.view_type, "extra_hidden": False,
             "can_sectionalize": False, "nonreusable": False, "depend_non_default": None,
         }
@@ -152,6 +154,30 @@ PARAM_SPECS: list[ParamSpec] = [
     ParamSpec("Init Image Creativity", "decimal", "0.6", min=0, max=1, step=0.05, group=INIT_IMAGE,
               priority=-4.5, view_type="slider"),
     ParamSpec("Mask Image", "image", None, group=INIT_IMAGE, priority=-4, hide_from_metadata=True),
+    ParamSpec("Side Length", "integer", "1024", min=64, max=16384, view_max=4096, step=32, group=RESOLUTION,
+              priority=-8, toggleable=True, view_type="pot_slider"),
+    ParamSpec("Seamless Tileable", "dropdown", "false", ignore_if="false", values=("false", "true", "X-Only", "Y-Only"),
+              group=SAMPLING, priority=15, feature_flag="seamless"),
+    ParamSpec("Init Image Reset To Norm", "decimal", "0", ignore_if="0", min=0, max=1, step=0.05, group=INIT_IMAGE,
+              priority=-4.5, advanced=True, view_type="slider"),
+    ParamSpec("Init Image Noise", "decimal", "0", ignore_if="0", min=0, max=10, step=0.05, group=INIT_IMAGE,
+              priority=-4.2, advanced=True, view_type="slider"),
+    ParamSpec("Mask Blur", "integer", "4", ignore_if="0", min=0, max=64, group=INIT_IMAGE, priority=-3.6),
+    ParamSpec("Mask Grow", "integer", "0", ignore_if="0", min=0, max=256, group=INIT_IMAGE, priority=-3.5,
+              advanced=True),
+    ParamSpec("Mask Shrink Grow", "integer", "8", min=0, max=512, group=INIT_IMAGE, priority=-3.7, toggleable=True),
+    ParamSpec("Refiner Model", "model", "(Use Base)", ignore_if="(Use Base)", subtype="Stable-Diffusion",
+              group=REFINE, priority=-10, feature_flag="refiners"),
+    ParamSpec("Refiner Control Percentage", "decimal", "0.2", min=0, max=1, step=0.05, group=REFINE, priority=-4,
+              feature_flag="refiners", view_type="slider"),
+    ParamSpec("Refiner Method", "dropdown", "PostApply", values=("PostApply", "StepSwap", "StepSwapNoisy"),
+              group=REFINE, priority=-3, advanced=True, feature_flag="refiners"),
+    ParamSpec("Refiner Upscale", "decimal", "1", ignore_if="1", min=0.25, max=8, view_max=4, step=0.25,
+              group=REFINE, priority=-2, feature_flag="refiners", view_type="slider"),
+    ParamSpec("Refiner Steps", "integer", "40", min=1, max=200, view_max=60, group=REFINE, priority=-5,
+              toggleable=True, advanced=True, view_type="slider"),
+    ParamSpec("Refiner CFG Scale", "decimal", "7", min=0, max=100, view_max=20, step=0.5, group=REFINE,
+              priority=-4, toggleable=True, advanced=True, view_type="slider"),
     ParamSpec("Model", "model", "", subtype="Stable-Diffusion", visible=False),
     ParamSpec("VAE", "model", "None", ignore_if="None", subtype="VAE", group=ADDONS, advanced=True,
               toggleable=True),
@@ -180,6 +206,19 @@ PARAM_SPECS: list[ParamSpec] = [
               toggleable=True, always_retain=True, priority=1),
 ]
 PARAMS: dict[str, ParamSpec] = {spec.id: spec for spec in PARAM_SPECS}
+
+# Parameters an extension registers (here: the "Dynamic Thresholding" extension). assetbuild's built-in
+# table does not know them: only the server's ListT2IParams does. ``FakeSwarmConfig.extensions`` turns
+# them on (default) or off (a server without that extension installed).
+DYNAMIC_THRESHOLDING = Group("Dynamic Thresholding", toggles=True, priority=9, advanced=True)
+EXTENSION_SPECS: list[ParamSpec] = [
+    ParamSpec("Dynamic Thresholding Mimic Scale", "decimal", "7", min=0, max=100, step=0.5,
+              group=DYNAMIC_THRESHOLDING, advanced=True, feature_flag="dynamic_thresholding"),
+    ParamSpec("Dynamic Thresholding Mode", "dropdown", "Constant",
+              values=("Constant", "Linear Down", "Cosine Down", "Half Cosine Down", "Linear Up"),
+              group=DYNAMIC_THRESHOLDING, advanced=True, feature_flag="dynamic_thresholding"),
+]
+WITH_EXTENSIONS: dict[str, ParamSpec] = {**PARAMS, **{spec.id: spec for spec in EXTENSION_SPECS}}
 # Legacy/renamed ids that SwarmUI maps onto a current parameter (T2IParamTypes.cs:226-232).
 _LEGACY = {"outputintermediateimages": "saveintermediateimages"}
 
@@ -241,6 +280,7 @@ class ParamContext:
     vaes: list[str] = field(default_factory=list)
     loras: list[str] = field(default_factory=list)
     file_exists: Callable[[str], bool] = lambda _path: False
+    specs: Mapping[str, ParamSpec] = field(default_factory=lambda: PARAMS)  # with extensions' parameters
 
 
 @dataclass
@@ -270,7 +310,7 @@ def parse_params(raw: Mapping[str, Any], ctx: ParamContext) -> ParsedParams:
         if key in ("session_id", "presets", "extra_metadata"):
             continue
         param_id = _LEGACY.get(clean_key(key), clean_key(key))
-        spec = PARAMS.get(param_id)
+        spec = ctx.specs.get(param_id)
         if spec is None:
             unused.append(key)  # SwarmUI logs a warning and carries on
             continue
@@ -338,7 +378,8 @@ def _validate_text(spec: ParamSpec, text: str, _ctx: ParamContext) -> str:
 
 
 def _validate_list(spec: ParamSpec, text: str, ctx: ParamContext) -> list[str]:
-    items = [part.strip() for part in text.split(",") if part.strip()]
+    splitter = "\n|||\n" if "\n|||\n" in text else ","  # a JSON array arrives joined with \n|||\n
+    items = [part.strip() for part in text.split(splitter) if part.strip()]
     if spec.id != "loras":
         return items
     resolved = []
@@ -369,6 +410,8 @@ def _validate_image(spec: ParamSpec, text: str, ctx: ParamContext) -> str:
 
 def _validate_model(spec: ParamSpec, text: str, ctx: ParamContext) -> str:
     options = ctx.models if spec.subtype == "Stable-Diffusion" else ctx.vaes
+    if spec.subtype == "VAE" and text in ("Automatic", "None"):
+        return text
     match = best_model(text, options)
     if match is None:
         raise ParamError(f"Invalid model value for param {spec.name} - '{text}' - are you sure that model "
@@ -418,15 +461,30 @@ def route_param(body: Mapping[str, Any], name: str, kind: type, default: Any = _
     raise TypeError(f"unsupported route parameter type {kind!r}")
 
 
-def params_listing(models: list[str], architecture: Callable[[str], str]) -> dict[str, Any]:
-    """The ``ListT2IParams`` response body."""
-    model_lists: dict[str, list[list[str]]] = {
-        sub: [] for sub in ("Stable-Diffusion", "VAE", "LoRA", "Embedding", "ControlNet", "Clip", "ClipVision")
-    }
-    model_lists["Stable-Diffusion"] = [[name, architecture(name)] for name in models]
+def params_listing(models: Mapping[str, list[str]], architecture: Callable[[str], str],
+                   specs: Iterable[ParamSpec]) -> dict[str, Any]:
+    """The ``ListT2IParams`` response body. ``models`` maps a sub-type to its model names (with extension).
+
+    As in SwarmUI, ``models`` holds ``[name, architecture id]`` pairs sorted by name, each parameter's
+    ``group`` is the group's id (the group objects are listed under ``groups``), and the VAE parameter's
+    values are ``Automatic``, ``None`` and the VAE names without ``.safetensors``.
+    """
+    model_lists: dict[str, list[list[str]]] = {}
+    for sub in ("Stable-Diffusion", "VAE", "LoRA", "Embedding", "ControlNet", "Clip", "ClipVision"):
+        model_lists[sub] = [[name, architecture(name)] for name in sorted(models.get(sub, []))]
+    listed = []
+    groups: dict[str, Group] = {}
+    for spec in specs:
+        item = spec.to_json()
+        if spec.id == "vae":
+            values = ["Automatic", "None", *(clean_model_name(n) for n in sorted(models.get("VAE", [])))]
+            item["values"] = item["value_names"] = values
+        listed.append(item)
+        if spec.group is not None:
+            groups[spec.group.id] = spec.group
     return {
-        "list": [spec.to_json() for spec in PARAM_SPECS],
-        "groups": [group.to_json() for group in GROUPS],
+        "list": listed,
+        "groups": [group.to_json() for group in sorted(groups.values(), key=lambda g: g.priority)],
         "models": model_lists,
         "model_compat_classes": {},
         "model_classes": {},

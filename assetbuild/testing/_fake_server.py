@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import socket
@@ -159,6 +158,7 @@ class FakeServer:
             Route("GenerateText2Image", self.generate),
             Route("GenerateText2ImageWS", None, websocket=True),
             Route("ListModels", self.list_models),
+            Route("DescribeModel", self.describe_model),
             Route("ListLoadedModels", self.list_loaded_models),
             Route("ListT2IParams", self.list_t2i_params),
             Route("GetCurrentStatus", self.get_current_status),
@@ -512,7 +512,7 @@ class FakeServer:
             return {"error": f"Invalid sort mode '{sort_by}'."}
         if subtype not in MODEL_SUBTYPES:
             return {"error": "Invalid sub-type."}
-        names = self.config.models if subtype == "Stable-Diffusion" else []
+        names = self.engine.model_names(subtype)
         prefix = f"{path}/" if path else ""
         folders: set[str] = set()
         files: list[str] = []
@@ -525,14 +525,30 @@ class FakeServer:
                 files.append(name)
         files.sort(key=str.lower, reverse=reverse)
         return {"folders": sorted(folders, key=str.lower),
-                "files": [self._model_json(name, data_images) for name in files]}
+                "files": [self._model_json(name, data_images, subtype) for name in files]}
 
     async def list_loaded_models(self, call: ApiCall) -> dict[str, Any]:
         loaded = {b.model for b in self.engine.scheduler.backends if b.model}
         return {"models": [self._model_json(name, False) for name in self.config.models if name in loaded]}
 
+    async def describe_model(self, call: ApiCall) -> dict[str, Any]:
+        """``{"model": {...}}`` for ``modelName`` (with or without ``.safetensors``), as ModelsAPI does."""
+        name = route_param(call.body, "modelName", str).replace("\\", "/")
+        subtype = route_param(call.body, "subtype", str, "Stable-Diffusion")
+        if subtype not in MODEL_SUBTYPES:
+            return {"error": "Invalid sub-type."}
+        while "//" in name:
+            name = name.replace("//", "/")
+        name = name.lstrip("/")
+        names = self.engine.model_names(subtype)
+        for candidate in (name + ".safetensors", name):
+            if candidate in names:
+                return {"model": self._model_json(candidate, False, subtype)}
+        return {"error": "Model not found."}
+
     async def list_t2i_params(self, call: ApiCall) -> dict[str, Any]:
-        return params_listing(self.config.models, model_architecture)
+        models = {sub: self.engine.model_names(sub) for sub in ("Stable-Diffusion", "VAE", "LoRA")}
+        return params_listing(models, model_architecture, self.engine.specs().values())
 
     async def get_current_status(self, call: ApiCall) -> dict[str, Any]:
         assert call.session is not None
@@ -563,12 +579,12 @@ class FakeServer:
         log.info("ServerDebugMessage: %s", message)
         return {"success": True}
 
-    def _model_json(self, name: str, data_images: bool) -> dict[str, Any]:
-        """A model object with the fields of T2IModel.ToNetObject (§5)."""
+    def _model_json(self, name: str, data_images: bool, subtype: str = "Stable-Diffusion") -> dict[str, Any]:
+        """A model object with the fields of T2IModel.ToNetObject (§5); ``hash`` is "" until computed."""
         xl = "xl" in name.lower()
         size = 1024 if xl else 512
         stem = name.rsplit("/", 1)[-1].removesuffix(".safetensors")
-        digest = "0x" + hashlib.sha256(name.encode()).hexdigest()
+        digest = self.engine.model_hash(subtype, name)
         loaded = any(b.model == name for b in self.engine.scheduler.backends)
         preview = (preview_data_url(ImageSpec(name, 0, name, size, size)) if data_images
                    else f"/ViewSpecial/Stable-Diffusion/{name}")
@@ -582,7 +598,8 @@ class FakeServer:
             "license": "", "date": "", "prediction_type": "", "usage_hint": "", "trigger_phrase": "",
             "merged_from": "", "tags": None, "is_supported_model_format": True, "is_negative_embedding": False,
             "lora_default_weight": "", "lora_default_confinement": "", "local": True,
-            "time_created": created, "time_modified": created, "hash": digest, "hash_sha256": digest,
+            "time_created": created, "time_modified": created + self.engine.model_revisions.get((subtype, name), 0),
+            "hash": digest, "hash_sha256": digest,
             "special_format": "",
         }
 

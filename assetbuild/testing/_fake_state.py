@@ -41,6 +41,10 @@ class FakeSwarmConfig:
     max_t2i_simultaneous: int = 32  # role limit in min(32, 2 x sum(MaxUsages))
     list_backends_allowed: bool = True  # the user has SwarmUI's view_backends_list permission (owners do)
     version: str = "0.9.7.2.GIT-fakeswar"
+    extensions: bool = True  # the "Dynamic Thresholding" extension's parameters exist (ListT2IParams lists them)
+    lazy_hashes: bool = False  # True: DescribeModel/ListModels give hash "" until a generation used the model
+    model_hashes_in_metadata: bool = True  # ImageMetadataIncludeModelHash: sui_models in image metadata
+    unused_params: list[str] = field(default_factory=list)  # ids the "workflow" never reads (unused_parameters)
 
 
 class RecordedRequest(NamedTuple):

@@ -38,6 +38,8 @@ Fault injection:
 * ``redirect_websockets(location, count=1)``: the next WebSocket upgrades are answered ``302`` to it.
 * ``wrong_size_next(width, height, count=1)``: the next images are rendered at that size.
 * ``set_backends(n)``, ``set_loading(flag)``: change the backend pool while requests wait.
+* ``replace_model(name, subtype="Stable-Diffusion")``: a new file under the same model name, while
+  running: a new hash (DescribeModel, ListModels, image metadata) and different pixels.
 * ``websocket=False`` (an option): every WebSocket upgrade is answered HTTP 400 ``{"error_id":
   "bad_request_method", ...}``, like a reverse proxy that does not pass upgrades (clients fall back to HTTP).
 
@@ -45,6 +47,15 @@ Recording (snapshots, safe to read any time): ``requests`` (route, body without 
 ``generations``, ``generation_log``, ``interrupts``, ``injected_failures``, ``live_gens``, ``peak_live_gens``,
 ``peak_in_flight``, ``downloads``, ``debug_messages``, ``active_jobs()``; ``wait_idle()`` blocks until no job
 is running.
+
+Server truth (issue 15): ``ListT2IParams`` lists every parameter with SwarmUI's fields plus the
+"Dynamic Thresholding" extension's parameters (``extensions=False``: not installed), and ``models`` as
+``{subtype: [[name, archid], ...]}`` (``models``, ``vaes``, ``loras`` options). ``DescribeModel`` gives
+``hash``/``hash_sha256`` (``lazy_hashes=True``: "" until a generation used the model). Model, LoRA and
+dropdown values are fuzzy-matched as SwarmUI does (exact cleaned name, else the shortest containing
+one). Image metadata carries ``sui_image_params`` (the real seed), ``sui_extra_data.unused_parameters``
+(``unused_params`` option, and ``initimagecreativity`` without an init image) and ``sui_models`` with
+hashes.
 
 Deliberate simplifications: auth checks apply to loopback too (the real server exempts localhost by
 default); a request without ``model`` fails like a ComfyUI backend does ("No model input given. Did your
@@ -280,6 +291,14 @@ class FakeSwarm:
     def wrong_size_next(self, width: int, height: int, count: int = 1) -> None:
         """Render the next ``count`` images at ``width`` x ``height``, whatever the request asked."""
         self._call(lambda: self._faults.image_sizes.extend([(width, height)] * count))
+
+    def replace_model(self, name: str, subtype: str = "Stable-Diffusion") -> None:
+        """Replace model ``name``'s file on the server: new hash, new pixels, same name."""
+        self._call(lambda: self._engine.replace_model(name, subtype))
+
+    def model_hash(self, name: str, subtype: str = "Stable-Diffusion") -> str:
+        """The hash DescribeModel gives for ``name`` right now ("" while lazily not computed)."""
+        return self._call(lambda: self._engine.model_hash(subtype, name))
 
     # ----------------------------------------------------------------------------------- test hooks
 
