@@ -15,6 +15,7 @@ assetbuild sees unvalidated server data. The HTTP answers that are read field by
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -66,9 +67,9 @@ class ImageMessage(_Loose):
     def seed(self) -> int | None:
         """The seed the server actually used, from the image's metadata, when it says.
 
-        Metadata that is not a JSON object, or says nothing about the seed, gives None (the requested
-        seed is recorded instead); a seed that is there but is not an integer SwarmUI could have used
-        (``1e400``, ``"abc"``, ``2**64``) is a malformed answer.
+        Metadata that is not a JSON object, or has no numeric seed, gives None (the requested seed is
+        recorded instead); a number SwarmUI could not have used (``1e400``, ``2**64``) is a malformed
+        answer.
         """
         if not self.metadata:
             return None
@@ -82,10 +83,19 @@ class ImageMessage(_Loose):
         seed = params.get("seed") if isinstance(params, dict) else None
         if seed is None:
             return None
-        value = _integer(seed)
-        if value is None or not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
-            raise SwarmBadAnswer(f"the server's image metadata has an invalid seed: {_excerpt(seed)}")
-        return value
+        return checked_seed(seed)
+
+
+def checked_seed(seed: Any) -> int | None:
+    """An image metadata's seed: None when it is not a number (lenient, like a missing one); a number
+    SwarmUI could not have used (``1e400`` parses as infinity, ``2**64`` overflows a long) is a
+    malformed answer."""
+    value = _integer(seed)
+    if value is None and not (isinstance(seed, float) and not math.isfinite(seed)):
+        return None
+    if value is None or not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
+        raise SwarmBadAnswer(f"the server's image metadata has an invalid seed: {_excerpt(seed)}")
+    return value
 
 
 def _integer(value: Any) -> int | None:
