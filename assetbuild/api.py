@@ -139,14 +139,17 @@ def build(manifest: ManifestPath = None, *, targets: Iterable[str] = (), server:
     from .commands.run import run
     from .commands.select import select
     from .plan import closure
-    from .workspace import open_workspace
+    from .projectlock import hold
+    from .workspace import load_project, workspace_of
 
     patterns = _patterns(targets)
     kind = generator.kind if generator is not None else None
-    ws = open_workspace(_manifest_option(manifest), server=server, force=force, kind=kind)
-    selected = closure(ws.project, select(ws.project, patterns))  # raises UsageError before any work
-    collector = _Collector(events, ws.project.target_path)
-    code = run(ws, patterns, collector, jobs=jobs, keep_going=keep_going, frozen=frozen, generator=generator)
+    project = load_project(_manifest_option(manifest), server=server)
+    with hold(project.state_dir, "build"):  # one writer per project: waits for another build (message on stderr)
+        ws = workspace_of(project, force=force, kind=kind)
+        selected = closure(ws.project, select(ws.project, patterns))  # raises UsageError before any work
+        collector = _Collector(events, ws.project.target_path)
+        code = run(ws, patterns, collector, jobs=jobs, keep_going=keep_going, frozen=frozen, generator=generator)
     return collector.summary(selected, code)
 
 

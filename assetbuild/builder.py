@@ -11,6 +11,7 @@ is not mistaken for a hand-made one). No step ever leaves a partial image at a t
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from .generators.base import GenerationRequest, GenerationResult, Generator, Pro
 from .keys import hash_bytes
 from .lock import Lock, LockEntry
 from .manifest import Asset, Project
-from .plan import Planner, State, Status
+from .plan import Planner, State, Status, modified_hint
 
 if TYPE_CHECKING:
     from .remote.remote import Remote
@@ -103,8 +104,19 @@ class Builder:
             return self._build(target)
         except OSError as exc:  # disk full, read-only folder, a folder where the image should go...
             where = f" ({exc.filename})" if exc.filename else ""
-            raise AssetError(target, f"{exc.strerror or exc}{where}",
-                             hint="check the disk and the permissions of the output folder") from None
+            raise AssetError(target, f"{exc.strerror or exc}{where}", hint=self._folder_hint(exc)) from None
+
+    def _folder_hint(self, exc: OSError) -> str:
+        """Name the folder that failed: the cache, assetbuild's state folder or the output folder."""
+        name = str(exc.filename or "")
+        for folder, what, fix in (
+            (self.cache.folder, "the cache folder", "make it writable, or choose another with [project] "
+                                                    "cache_dir or ASSETBUILD_CACHE_DIR"),
+            (self.project.state_dir, "assetbuild's state folder", "make it writable"),
+        ):
+            if name == str(folder) or name.startswith(str(folder) + os.sep):
+                return f"check the disk and the permissions of {what} {folder}: {fix}"
+        return f"check the disk and the permissions of the output folder {self.project.output_dir}"
 
     def _build(self, target: str) -> str:
         self.started[target] = time.monotonic()
@@ -118,7 +130,7 @@ class Builder:
                              hint="build its input assets first (they may have failed)")
         if status.state is State.MODIFIED:
             raise ModifiedFileError(target, f"{asset.path} was {status.reason}; not overwriting it",
-                                    hint="move the file away, or rerun with --force to replace it")
+                                    hint=modified_hint(asset.path))
         assert status.key is not None and status.form is not None
         if status.state in (State.RESTORE, State.ADOPT):
             hit = self._cache_get(target, status.key)
@@ -218,7 +230,7 @@ class Builder:
         if now != status.on_disk and not self.planner.force:
             what = "appeared" if status.on_disk is None else "changed"
             raise ModifiedFileError(target, f"{asset.path} {what} while the asset was being made; not "
-                                    "overwriting it", hint="move the file away, or rerun with --force to replace it")
+                                    "overwriting it", hint=modified_hint(asset.path))
 
     def _check_cancel(self, target: str) -> None:
         if self.cancelled.is_set():
@@ -232,8 +244,8 @@ class Builder:
         self._check_target_unchanged(target, asset, status)
         self.planner.intents.record(target, digest)
         # The temporary file lives in the state folder: a kill mid-write leaves nothing among the assets.
-        atomic_write(asset.path, data, tmp_dir=self.project.state_dir / "tmp")
-        self.hashes.remember(asset.path, digest)
+        written = atomic_write(asset.path, data, tmp_dir=self.project.state_dir / "tmp")
+        self.hashes.remember(asset.path, digest, written)  # the stamp of our bytes, not of a later edit
         self.lock.commit(target, LockEntry(status.key, digest, seed, model, status.form, model_hashes or {}))
         if cache and self.remote is not None:
             self.remote.push_later(status.key)  # in the background: generation never waits for uploads

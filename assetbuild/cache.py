@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fsutil import abandoned_files, atomic_write
+from .fsutil import abandoned_files, atomic_write, real_dir
 from .keys import hash_bytes
 
 
@@ -47,7 +48,9 @@ class Cache:
         digest = hash_bytes(data)
         header = json.dumps({"hash": digest, "size": len(data), "seed": seed, "model": model},
                             sort_keys=True, separators=(",", ":"))
-        atomic_write(self.path_of(key), header.encode() + b"\n" + data)
+        path = self.path_of(key)
+        real_dir(path.parent)  # a shard planted as a symlink would take the entry elsewhere
+        atomic_write(path, header.encode() + b"\n" + data)
         return digest
 
     def get(self, key: str) -> CacheHit | None:
@@ -68,20 +71,30 @@ class Cache:
                 os.unlink(path)
             raise CorruptEntry(f"cache entry {path} was damaged ({exc}); removed it") from None
         with contextlib.suppress(OSError):  # record the use for `gc --keep-days` (a read-only share is fine)
-            os.utime(path)
+            os.utime(path, follow_symlinks=False)
         return CacheHit(data, header["hash"], header.get("seed"), header.get("model"))
+
+    def header_hash(self, key: str) -> str | None:
+        """The image hash an entry's header records (the entry is not verified, nor marked used)."""
+        try:
+            with open(self.path_of(key), "rb") as handle:
+                return str(json.loads(handle.readline())["hash"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def entries(self) -> Iterator[CacheEntry]:
         """Every entry (not verified), for gc."""
         if not self.folder.is_dir():
             return
         for shard in sorted(self.folder.iterdir()):
-            if not shard.is_dir() or len(shard.name) != 2:
+            # Symlinks are skipped, never followed: gc must not delete files elsewhere through one.
+            if len(shard.name) != 2 or shard.is_symlink() or not shard.is_dir():
                 continue
             for path in sorted(shard.glob("*.img")):
                 with contextlib.suppress(FileNotFoundError):  # another process may be pruning too
-                    st = path.stat()
-                    yield CacheEntry(path.stem, path, st.st_size, st.st_mtime)
+                    st = path.lstat()
+                    if stat.S_ISREG(st.st_mode):
+                        yield CacheEntry(path.stem, path, st.st_size, st.st_mtime)
 
     def stale_temporaries(self, older_than: float = 3600.0) -> list[Path]:
         """Temporary files left by writers that were killed mid-write (old enough not to be in use)."""

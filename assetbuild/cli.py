@@ -136,6 +136,14 @@ def _check_command_typo(word: str, manifest: str | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # also while the parser's modules are still being imported: never a traceback
+        print("assetbuild: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
     args_list = _with_default_command(given)
     first = args_list[0]

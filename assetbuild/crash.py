@@ -97,12 +97,16 @@ def _write(folder: Path, data: bytes, *, is_state_dir: bool) -> Path:
     """Write ``folder/crash.log`` atomically, readable by the user only. A folder that is a symlink, or
     (shared temporary folder) belongs to someone else, is refused; a symlink at the log's own place is
     replaced by the rename, not followed."""
+    from .errors import StateError
     from .fsutil import atomic_write, make_state_dir
 
     if folder.is_symlink():
         raise OSError(f"{folder} is a symlink")
     if is_state_dir:
-        make_state_dir(folder)  # with the .gitignore that keeps the state folder (and this log) out of git
+        try:
+            make_state_dir(folder)  # with the .gitignore that keeps the state folder (and this log) out of git
+        except StateError as exc:  # it holds a planted symlink: the log goes to the next folder
+            raise OSError(str(exc)) from None
     else:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = folder.lstat()

@@ -8,6 +8,8 @@ bug: exit code 3, its traceback in a crash log (``assetbuild.crash``), on screen
     ├── ManifestError               assets.toml is wrong (syntax, types, styles, paths, cycles)
     ├── UsageError                  bad command line (unknown target, bad option value)
     ├── ConfigError                 the user config file is wrong
+    ├── StateError                  the state folder (.assetbuild) is unsafe: a symlink, or tracked by git
+    ├── BusyError                   exit code 1: another assetbuild works in this project (--no-wait)
     └── AssetError                  exit code 1: one asset could not be built
         ├── GenerationError         the generator (server) refused or failed
         │   ├── ServerError         the server answered with an error message
@@ -50,6 +52,16 @@ class UsageError(AssetbuildError):
 
 class ConfigError(AssetbuildError):
     """The user config file is unreadable or holds a bad value."""
+
+
+class StateError(AssetbuildError):
+    """assetbuild's state folder, cache or a target path cannot be used safely (e.g. a planted symlink)."""
+
+
+class BusyError(AssetbuildError):
+    """Another assetbuild process holds this project's lock and the command was told not to wait."""
+
+    exit_code = 1
 
 
 class AssetError(AssetbuildError):

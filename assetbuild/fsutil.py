@@ -1,4 +1,14 @@
-"""Small file helpers: atomic writes and content hashing with a stat cache."""
+"""Small file helpers: atomic writes, content hashing with a stat cache, and the safety rules for
+assetbuild's own files.
+
+Safety: a cloned repository (or an archive) can contain ``.assetbuild/`` with planted symlinks, e.g.
+``.assetbuild/intents.jsonl -> ~/.bashrc``. Every file assetbuild writes, renames or deletes under its
+state folder therefore goes through these helpers: a state folder that is a symlink or holds one is
+refused (``check_state_dir``), folders assetbuild creates are checked to be real folders
+(``real_dir``), files are opened with ``O_NOFOLLOW`` (``open_nofollow``), and renames replace a symlink
+itself rather than writing through it. A state folder tracked by git is refused too
+(``refuse_tracked_state``).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +16,15 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import xxhash
+
+from .errors import StateError
 
 _CHUNK = 1 << 20
 
@@ -27,7 +40,7 @@ _FILE_MODE = _umask_mode()
 
 
 def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: int | None = None,
-                 sync: bool = True) -> None:
+                 sync: bool = True) -> os.stat_result:
     """Write ``data`` to ``path`` so that readers (and crashes) see the old file or the new, never half.
 
     The bytes go to a temporary file, are flushed to disk, and the file is renamed over the target; the
@@ -37,11 +50,15 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: 
     another filesystem. ``mode`` defaults to what the umask allows (pass 0o600 for secrets).
     ``sync=False`` skips the flushes, for copies of data that is durable elsewhere (``pull``, which syncs
     once at the end): readers still never see half a file.
+
+    The rename replaces a symlink at ``path`` itself (it never writes through one). Returns the stat of
+    the file as written (the same inode, size and mtime the renamed file has), so callers can record
+    what they verified rather than stat again after another process may have changed it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     if tmp_dir is not None:
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-    tmp = write_temporary(tmp_dir or path.parent, path.name, data, mode, sync=sync)
+        real_dir(tmp_dir)
+    tmp, written = _write_temporary(tmp_dir or path.parent, path.name, data, mode, sync=sync)
     try:
         try:
             os.replace(tmp, path)
@@ -49,20 +66,30 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: 
             if tmp_dir is None or exc.errno != errno.EXDEV:
                 raise
             os.unlink(tmp)
-            atomic_write(path, data, mode=mode, sync=sync)
-            return
+            return atomic_write(path, data, mode=mode, sync=sync)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     if sync:
         _sync_dir(path.parent)
+    return written
 
 
 def write_temporary(folder: Path, name: str, data: bytes, mode: int | None = None, *, sync: bool = True) -> str:
     """A new temporary file in ``folder`` holding ``data``, flushed to disk, with the mode a new file
     would get (or ``mode``); its path. The caller places it (rename or link) or removes it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    return _write_temporary(folder, name, data, mode, sync=sync)[0]
+
+
+# The temporary name holds only the start of the final name: a target of 255 bytes (the file system's
+# limit) must still get a temporary name that fits.
+_TMP_NAME_CHARS = 24
+
+
+def _write_temporary(folder: Path, name: str, data: bytes, mode: int | None, *,
+                     sync: bool = True) -> tuple[str, os.stat_result]:
+    fd, tmp = tempfile.mkstemp(prefix=f".{name[:_TMP_NAME_CHARS]}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -70,25 +97,120 @@ def write_temporary(folder: Path, name: str, data: bytes, mode: int | None = Non
             if sync:
                 os.fsync(handle.fileno())
         os.chmod(tmp, _FILE_MODE if mode is None else mode)
+        written = os.stat(tmp)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    return tmp
+    return tmp, written
 
 
 def abandoned_files(folder: Path, pattern: str, older_than: float = 3600.0) -> list[Path]:
-    """Files in ``folder`` matching ``pattern`` untouched for ``older_than`` seconds: temporary files of
-    writers killed mid-write (old enough that no live writer still uses them)."""
-    if not folder.is_dir():
+    """Regular files in ``folder`` matching ``pattern`` untouched for ``older_than`` seconds: temporary
+    files of writers killed mid-write (old enough that no live writer still uses them).
+
+    Symlinks are never listed, nor followed: a planted ``tmp -> ~`` must not make gc delete the user's files.
+    """
+    try:
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return []
+    except OSError:
         return []
     cutoff = time.time() - older_than
     found = []
     for path in folder.glob(pattern):
-        with contextlib.suppress(FileNotFoundError):
-            if path.is_file() and path.stat().st_mtime < cutoff:
+        with contextlib.suppress(OSError):
+            if path.parent != folder and os.path.islink(path.parent):
+                continue
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
                 found.append(path)
     return found
+
+
+# --- never following symlinks in assetbuild's own folders ---------------------------------------------
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+_DELETE_IT = "delete it (assetbuild recreates its state); never commit .assetbuild"
+
+
+def open_nofollow(path: Path, flags: int, mode: int = 0o666) -> int:
+    """``os.open`` that refuses a symlink at ``path`` (a planted ``intents.jsonl -> ~/.bashrc``)."""
+    try:
+        return os.open(path, flags | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or (exc.errno == errno.EMLINK and _O_NOFOLLOW):  # EMLINK: FreeBSD
+            raise StateError(f"{path} is a symlink; assetbuild never writes through one", hint=_DELETE_IT) from None
+        raise
+
+
+def append_durably(path: Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` (created if missing, never through a symlink) and fsync it."""
+    fd = open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def real_dir(folder: Path) -> Path:
+    """Create ``folder`` (and parents) if needed; refuse it when it is a symlink or not a folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    st = os.lstat(folder)
+    if stat.S_ISLNK(st.st_mode):
+        raise StateError(f"{folder} is a symlink; assetbuild never writes through one", hint=_DELETE_IT)
+    if not stat.S_ISDIR(st.st_mode):
+        raise StateError(f"{folder} is not a folder", hint=_DELETE_IT)
+    return folder
+
+
+def check_state_dir(state: Path) -> None:
+    """Refuse a state folder that is a symlink or holds one (at its top or in ``tmp``): assetbuild writes,
+    renames and deletes files there, and must never do so outside the project. Cheap: two small listings."""
+    try:
+        st = os.lstat(state)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise StateError(f"{state} is a symlink; assetbuild keeps its state in a real folder of the project",
+                         hint=f"delete the symlink ({state.name}); assetbuild creates the folder again")
+    if not stat.S_ISDIR(st.st_mode):
+        raise StateError(f"{state} is not a folder", hint=f"delete it ({state.name}); assetbuild creates it again")
+    for folder in (state, state / "tmp"):
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if entry.is_symlink():
+                raise StateError(f"{entry.path} is a symlink; assetbuild's state folder must not contain any "
+                                 "(a repository or archive may have planted it)",
+                                 hint=f"delete {state} (assetbuild recreates it); never commit .assetbuild")
+
+
+def refuse_tracked_state(state: Path) -> None:
+    """Refuse a state folder tracked by git: a repository must not be able to ship assetbuild's state."""
+    import shutil
+    import subprocess
+
+    if not state.is_dir() or shutil.which("git") is None:
+        return
+    try:
+        # No fsmonitor: a repository from an archive may carry a .git/config whose fsmonitor runs a command.
+        listed = subprocess.run(["git", "-c", "core.fsmonitor=false", "ls-files", "-z", "--", state.name],
+                                cwd=state.parent, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return
+    if listed.returncode != 0 or not listed.stdout:
+        return  # not a git repository, or nothing tracked
+    count = listed.stdout.count(b"\0")
+    raise StateError(f"{state} is tracked by git ({count} file{'s' if count != 1 else ''}): assetbuild's state "
+                     "folder is local to each checkout and is never used from a repository",
+                     hint=f"untrack it with `git rm -r --cached {state.name}` and commit (the files stay on disk; "
+                          f"or delete the folder if this repository is not yours)")
 
 
 def _sync_dir(folder: Path) -> None:
@@ -106,11 +228,15 @@ def _sync_dir(folder: Path) -> None:
 
 def make_state_dir(state: Path) -> None:
     """Create assetbuild's local state folder, keeping it out of git without asking the user to edit
-    their .gitignore (the folder ignores itself)."""
-    state.mkdir(parents=True, exist_ok=True)
+    their .gitignore (the folder ignores itself). Refuses a state folder that is or holds a symlink."""
+    check_state_dir(state)
+    real_dir(state)
     marker = state / ".gitignore"
-    if not marker.exists():
-        marker.write_text("# assetbuild's local state and cache; never committed\n*\n", encoding="utf-8")
+    if not os.path.lexists(marker):
+        with contextlib.suppress(FileExistsError):
+            fd = open_nofollow(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(b"# assetbuild's local state and cache; never committed\n*\n")
 
 
 def hash_file(path: Path) -> str:
@@ -132,6 +258,7 @@ class HashCache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._entries: dict[str, list[object]] = {}
+        self._verified: dict[str, list[int]] = {}  # stamps of files hashed (or written) in this process
         self._dirty = False
         self._lock = threading.Lock()
         try:
@@ -151,8 +278,9 @@ class HashCache:
         stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         with self._lock:
             entry = self._entries.get(name)
-        if entry is not None and entry[:3] == stamp:
-            return str(entry[3])
+            if entry is not None and entry[:3] == stamp:
+                self._verified[name] = stamp
+                return str(entry[3])
         digest = hash_file(path)
         self.remember(path, digest, st)
         return digest
@@ -160,12 +288,21 @@ class HashCache:
     def remember(self, path: Path, digest: str, st: os.stat_result | None = None) -> None:
         """Record the hash of a file we just wrote (saves reading it again)."""
         st = st or path.stat()
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         with self._lock:
-            self._entries[str(path)] = [st.st_size, st.st_mtime_ns, st.st_ino, digest]
+            self._entries[str(path)] = [*stamp, digest]
+            self._verified[str(path)] = stamp
             self._dirty = True
+
+    def verified_stamp(self, path: Path) -> list[int] | None:
+        """(size, mtime_ns, inode) of ``path`` when this process last hashed or wrote it; None if it did not.
+        A file whose stamp differs now was changed after it was checked."""
+        with self._lock:
+            return self._verified.get(str(path))
 
     def forget(self, path: Path) -> None:
         with self._lock:
+            self._verified.pop(str(path), None)
             if self._entries.pop(str(path), None) is not None:
                 self._dirty = True
 

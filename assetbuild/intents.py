@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -42,12 +41,11 @@ class Intents:
 
     def record(self, target: str, digest: str) -> None:
         """Durably note that ``digest`` is about to be placed at ``target``."""
+        from .fsutil import append_durably, make_state_dir
+
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "ab") as handle:
-                handle.write(json.dumps({"t": target, "h": digest}).encode() + b"\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+            make_state_dir(self.path.parent)
+            append_durably(self.path, json.dumps({"t": target, "h": digest}).encode() + b"\n")
             self._known.setdefault(target, set()).add(digest)
 
     def prune(self, lock: Lock, on_disk: Callable[[str], str | None]) -> None:

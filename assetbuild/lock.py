@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ManifestError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, make_state_dir, open_nofollow
 from .keys import hash_bytes
 from .layout import STATE_DIR
 
@@ -50,15 +50,23 @@ class LockEntry:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LockEntry:
+        """An entry from its JSON; ``TypeError``/``KeyError`` for a malformed one (the caller says where)."""
+        if not isinstance(data, dict):
+            raise TypeError(f"an entry must be an object, not {type(data).__name__}")
+        key, digest, seed, model = data["key"], data["hash"], data.get("seed"), data.get("model")
+        inputs = data.get("inputs") or {}
+        if not isinstance(key, str) or not isinstance(digest, str):
+            raise TypeError("`key` and `hash` must be strings")
+        if not (seed is None or (isinstance(seed, int) and not isinstance(seed, bool))):
+            raise TypeError("`seed` must be a whole number")
+        if not (model is None or isinstance(model, str)):
+            raise TypeError("`model` must be a string")
+        if not isinstance(inputs, dict) or not all(isinstance(inputs.get(part, {}), dict)
+                                                   for part in ("params", "inputs", "post")):
+            raise TypeError("`inputs` and its `params`, `inputs` and `post` must be objects")
         hashes = data.get("model_hashes") or {}
-        return cls(
-            key=str(data["key"]),
-            hash=str(data["hash"]),
-            seed=data.get("seed"),
-            model=data.get("model"),
-            inputs=dict(data.get("inputs") or {}),
-            model_hashes={str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) else {},
-        )
+        return cls(key=key, hash=digest, seed=seed, model=model, inputs=dict(inputs),
+                   model_hashes={str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) else {})
 
 
 class Lock:
@@ -94,6 +102,8 @@ class Lock:
         self._written = 0  # how many of them the file on disk holds (set after a rewrite)
         self._file_bytes = 0  # size of the file as last written
         self._journal_bytes = 0  # size of the journal since that rewrite
+        self._alternatives: dict[str, list[LockEntry]] = {}  # both sides of a merge conflict, per target
+        self.merged = False  # read from a merge conflict (both sides): rewritten clean by the next flush
 
     @classmethod
     def load(cls, path: Path, *, tmp_dir: Path | None = None) -> Lock:
@@ -106,15 +116,14 @@ class Lock:
         except FileNotFoundError:
             raw = None
         entries: dict[str, LockEntry] = {}
+        alternatives: dict[str, list[LockEntry]] | None = None
         if raw is not None:
-            try:
-                data = json.loads(raw.decode("utf-8"))
-                entries = {t: LockEntry.from_json(e) for t, e in data.get("assets", {}).items()}
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise ManifestError(str(path), f"the lock file is not valid ({exc})",
-                                    hint="restore it from git (e.g. `git checkout -- assets.lock`) or delete "
-                                         "it to rebuild everything") from None
+            entries, alternatives = _parse(path, raw)
         lock = cls(path, entries, tmp_dir=tmp_dir)
+        if alternatives is not None:  # both sides of a merge were kept: the next flush writes clean JSON
+            lock._alternatives = alternatives
+            lock._dirty = True
+            lock.merged = True
         lock._base = hash_bytes(raw) if raw is not None else ""
         lock._file_bytes = len(raw) if raw is not None else 0
         lock._replay_journal()
@@ -139,6 +148,18 @@ class Lock:
                 break  # a line cut by the kill: everything after it is unusable too
             self._set(record["t"], entry)
             self._dirty = True
+
+    def choose(self, target: str, on_disk: str) -> LockEntry | None:
+        """For a target whose merge conflict kept both sides: the candidate entry whose hash is ``on_disk``
+        (it becomes the entry, in memory; ``flush`` writes it). None when there is none."""
+        with self._state:
+            for candidate in self._alternatives.get(target, ()):
+                if candidate.hash == on_disk:
+                    del self._alternatives[target]
+                    self._set(target, candidate)
+                    self._dirty = True
+                    return candidate
+        return None
 
     def get(self, target: str) -> LockEntry | None:
         with self._state:
@@ -197,11 +218,11 @@ class Lock:
         record = {"t": target, "e": entry.to_json() if entry is not None else None}
         line = json.dumps(record, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n"
         if not self._journal_started:
-            self.journal_path.parent.mkdir(parents=True, exist_ok=True)
+            make_state_dir(self.journal_path.parent)
             line = json.dumps({"base": self._base}).encode() + b"\n" + line
-        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        flags = os.O_WRONLY | os.O_CREAT
         flags |= os.O_APPEND if self._journal_started else os.O_TRUNC
-        fd = os.open(self.journal_path, flags, 0o644)
+        fd = open_nofollow(self.journal_path, flags, 0o644)  # never through a planted symlink
         try:
             os.write(fd, line)
             os.fsync(fd)
@@ -229,8 +250,104 @@ class Lock:
             os.unlink(self.journal_path)
 
 
+CONFLICT_HINT = ("resolve the conflicted images first (`git checkout --ours IMAGE` or `--theirs IMAGE`), then keep "
+                 "both sides of assets.lock (leave git's markers in it) and run `assetbuild`: for each asset it "
+                 "keeps the entry whose hash matches the image on disk and rewrites the lock; then `git add "
+                 "assets.lock`. Do not delete it: every committed image would look modified")
+
+
+class _Duplicate(ValueError):
+    """A name appears twice in one JSON object (both sides of a merge conflict were kept)."""
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _Duplicate("a name appears twice")
+    return result
+
+
+def _parse(path: Path, raw: bytes) -> tuple[dict[str, LockEntry], dict[str, list[LockEntry]] | None]:
+    """The entries of a lock file's bytes, and (None for a plain valid file) for targets whose merge
+    conflict was resolved by keeping both sides, every candidate entry. ManifestError (exit 2) naming the
+    file for anything unusable."""
+    from . import lockmerge
+
+    target = None
+    try:
+        text = raw.decode("utf-8")
+        line = lockmerge.conflict_line(text)
+        if line is not None:  # git's markers: both whole sides are in the text
+            try:
+                sides = [_strict(side) for side in lockmerge.sides_of_conflict(text)]
+            except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+                raise ManifestError(f"{path}:{line}", f"unresolved merge conflict that cannot be read ({exc})",
+                                    hint=CONFLICT_HINT) from None
+            both: dict[str, list[dict[str, Any]]] = {}
+            for side in sides:
+                for target, candidate in side.get("assets", {}).items():
+                    known = both.setdefault(target, [])
+                    if candidate not in known:
+                        known.append(candidate)
+            return _candidates(both)
+        try:
+            data = _strict(text)
+        except ValueError as strict:  # invalid JSON, or a duplicate: maybe both sides of a conflict were kept
+            try:
+                entries, alternatives = _candidates(lockmerge.read_both_sides(text), skip_partial=True)
+            except (ValueError, RecursionError):
+                raise strict from None
+            if not alternatives:  # no sign of two sides (e.g. a truncated file): not ours to guess at
+                raise strict from None
+            return entries, alternatives
+        if not isinstance(data, dict) or not isinstance(data.get("assets", {}), dict):
+            raise TypeError("not an object with an `assets` object")
+        entries = {}
+        for target, entry in data.get("assets", {}).items():
+            entries[target] = LockEntry.from_json(entry)
+        return entries, None
+    except RecursionError:
+        problem = "nested too deeply"
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        problem = f"{exc!s}" if not isinstance(exc, KeyError) else f"missing field {exc}"
+        problem = f"entry {target!r}: {problem}" if target is not None else problem
+    raise ManifestError(str(path), f"the lock file is not valid ({problem})",
+                        hint="restore it from git (e.g. `git checkout -- assets.lock`) or delete it to rebuild "
+                             "everything")
+
+
+def _strict(text: str) -> Any:
+    data = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_pairs)
+    if not isinstance(data, dict) or not isinstance(data.get("assets", {}), dict):
+        raise TypeError("not an object with an `assets` object")
+    return data
+
+
+def _candidates(both: dict[str, list[dict[str, Any]]], *, skip_partial: bool = False
+                ) -> tuple[dict[str, LockEntry], dict[str, list[LockEntry]]]:
+    """Entries (the first candidate of each target) and every candidate of targets that have several.
+    ``skip_partial``: a candidate missing fields (cut by a hunk boundary) is left out, not an error."""
+    alternatives: dict[str, list[LockEntry]] = {}
+    for target, candidates in both.items():
+        for candidate in candidates:
+            try:
+                alternatives.setdefault(target, []).append(LockEntry.from_json(candidate))
+            except (KeyError, TypeError):
+                if not skip_partial:
+                    raise
+        if not alternatives.get(target):
+            alternatives.pop(target, None)
+    return {t: c[0] for t, c in alternatives.items()}, {t: c for t, c in alternatives.items() if len(c) > 1}
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 def _chunk(target: str, entry: LockEntry) -> str:
-    body = json.dumps(entry.to_json(), indent=2, sort_keys=True, ensure_ascii=False).replace("\n", "\n    ")
+    # allow_nan=False: NaN is not JSON; the manifest refuses it, and this refuses any that slips through.
+    text = json.dumps(entry.to_json(), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    body = text.replace("\n", "\n    ")
     return f"    {json.dumps(target, ensure_ascii=False)}: {body}"
 
 

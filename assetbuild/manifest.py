@@ -13,6 +13,7 @@ import functools
 import graphlib
 import heapq
 import json
+import math
 import os
 import posixpath
 import re
@@ -188,12 +189,35 @@ def load(manifest: Path, *, cache_dir_override: str | None = None) -> Project:
         where = f"{shown}:{line}" if line else shown
         raise ManifestError(where, f"TOML syntax error: {exc}",
                             hint="see https://toml.io for the syntax; strings need quotes") from None
+    except RecursionError:
+        raise ManifestError(shown, "nested too deeply to read (arrays or tables inside each other hundreds of "
+                            "levels deep)", hint="a manifest needs at most a few levels of nesting") from None
     locator = _Locator(shown, text)
+    _refuse_non_finite(raw, locator)
     try:
         shape = ManifestFile.model_validate(raw)
     except ValidationError as exc:
         raise _from_validation(exc, locator) from None
     return _resolve(manifest, shape, locator, cache_dir_override)
+
+
+def _refuse_non_finite(raw: dict[str, Any], locator: _Locator) -> None:
+    """Refuse nan and inf anywhere (known parameter or not): they are not JSON, so they could not be
+    written to assets.lock. Iterative: the parsed TOML may be nested hundreds of levels deep."""
+    stack: list[tuple[tuple[str, ...], Any]] = [((), raw)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(((*path, str(key)), item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((path, item) for item in value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            table = path[:2] if path[:1] in (("assets",), ("styles",)) else path[:1]
+            name = path[len(table)] if len(path) > len(table) else path[-1]
+            where = locator.where(*path[:len(table) + 1]) if path else locator.shown
+            owner = f"asset {table[1]!r}: " if table[:1] == ("assets",) and len(table) > 1 else ""
+            raise ManifestError(where, f"{owner}{name} must be a finite number, not {value}",
+                                hint="nan and inf cannot be stored in assets.lock; write a number")
 
 
 def _shown(path: Path) -> str:
@@ -329,6 +353,7 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
         if "style" in style:
             raise ManifestError(locator.where("styles", name), f"style {name!r} sets `style`; styles do not nest")
 
+    state_real = _real_dir(str(root / STATE_DIR))  # no target may land in the state folder, symlinks too
     drafts: dict[str, dict[str, Any]] = {}
     lines: dict[str, int | None] = {}
     declared: dict[str, str] = {}  # normalised target -> as written
@@ -338,12 +363,15 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
         own = _normalised_table(table, locator, ("assets", written))
         merged = _merge(defaults, styles, own, written, where)
         for target, values in _expand_variants(written, merged, where):
+            _check_name(target, where)
             norm = inside(output_dir, target, where, "target", root=root)
             if norm in declared:
                 raise ManifestError(where, f"duplicate target {norm!r}: also declared as {declared[norm]!r}",
                                     hint="each target path may be declared once")
-            if norm in (LOCK_NAME,) or norm.startswith(STATE_DIR + "/"):
-                raise ManifestError(where, f"target {norm!r} is reserved for assetbuild's own files")
+            if norm in (LOCK_NAME,) or norm.startswith(STATE_DIR + "/") or _within(
+                    _real(os.path.join(output_dir, norm)), state_real):
+                raise ManifestError(where, f"target {norm!r} is reserved for assetbuild's own files",
+                                    hint="a target may not be (or go through a symlink into) .assetbuild/")
             # macOS and Windows compare names without letter case, and macOS also without Unicode
             # normalisation ("café" typed as one é or as e + a combining accent): one file there.
             folded = by_case.setdefault(unicodedata.normalize("NFC", norm).lower(), norm)
@@ -441,12 +469,26 @@ def _expand_variants(target: str, values: dict[str, Any], where: str) -> Iterabl
 _VARIANT = "_variant"  # not a normalised name (those are letters only), so it cannot clash with a parameter
 
 
+NAME_MAX = 255  # bytes in one file or folder name: the limit of every common file system
+
+
+def _check_name(target: str, where: str) -> None:
+    """Refuse target names no file system can hold: a NUL byte, or a part longer than NAME_MAX bytes."""
+    for part in target.replace("\\", "/").split("/"):
+        size = len(part.encode("utf-8", "surrogateescape"))
+        if size > NAME_MAX:
+            raise ManifestError(where, f"name too long: {part[:40]!r}… is {size} bytes; file systems allow "
+                                f"{NAME_MAX} bytes per file or folder name", hint="shorten the target's name")
+
+
 def inside(base: Path, relative: str, where: str, what: str, root: Path | None = None) -> str:
     """Normalise ``relative`` (posix) and check it stays inside ``root`` (default ``base``), symlinks too.
 
     ``base`` must itself be inside ``root`` (it is the root or the checked output folder).
     """
     root = root or base
+    if "\0" in relative:
+        raise ManifestError(where, f"{what} {relative!r} contains a NUL byte", hint="file names cannot contain one")
     text = relative.replace("\\", "/")
     if not text or text.startswith("/") or re.match(r"^[A-Za-z]:", text) or text.startswith("~"):
         raise ManifestError(where, f"{what} must be a relative path inside the project, not {relative!r}",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,8 +93,14 @@ def check(manifest: Path, ctx: str) -> Memo | None:
         return None
 
 
-def record(project: Project, ctx: str, orphans: list[str]) -> None:
-    """Write the memo for a project whose every asset was just found (or made) fresh."""
+def record(project: Project, ctx: str, orphans: list[str],
+           verified: Callable[[Path], list[int] | None]) -> None:
+    """Write the memo for a project whose every asset was just found (or made) fresh.
+
+    ``verified`` gives the stamp each file had when this run hashed (or wrote) it. The memo records only
+    what was verified: a file changed since (edited while another asset was being built) has another
+    stamp now, and then no memo is written, so the next run plans in full and sees the edit.
+    """
     root = project.root
     files: list[tuple[str, list[int] | None]] = []
     seen: set[str] = set()
@@ -102,9 +109,10 @@ def record(project: Project, ctx: str, orphans: list[str]) -> None:
             name = os.path.relpath(path, root)
             if name not in seen:
                 seen.add(name)
-                files.append((name, _stamp(path)))
-    if any(stamp is None for _, stamp in files):
-        return  # something is missing: not a no-op state
+                stamp = _stamp(path)
+                if stamp is None or stamp != verified(path):
+                    return  # missing, or changed after it was checked: not a proven no-op state
+                files.append((name, stamp))
     try:
         memo = {
             "context": ctx,

@@ -11,6 +11,7 @@ import difflib
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .cache import Cache
@@ -109,8 +110,11 @@ class Planner:
         try:
             on_disk = self.hashes.hash(asset.path)
         except OSError as exc:  # e.g. a folder where the image should be
-            return Status(target, State.MODIFIED, f"not a readable file ({exc.strerror})",
-                          key, form, entry)
+            return Status(target, State.MODIFIED, f"not a readable file ({exc.strerror})", key, form, entry)
+
+        if on_disk is not None and (entry is None or entry.hash != on_disk):
+            # Both sides of a merge conflict in the lock: the one that matches the image on disk is ours.
+            entry = self.lock.choose(target, on_disk) or entry
 
         changed = self.model_change(asset, entry)
 
@@ -208,6 +212,13 @@ def closure(project: Project, targets: Iterable[str]) -> list[str]:
         needed.add(target)
         stack.extend(project.assets[target].upstream)
     return [t for t in project.assets if t in needed]
+
+
+def modified_hint(path: Path) -> str:
+    """What to do about a file in the way at a target. A folder there is never replaced (--force neither)."""
+    if path.is_dir():
+        return f"a folder is in the way at {path}: move or rename it (assetbuild never deletes folders)"
+    return "move the file away, or rerun with --force to replace it"
 
 
 def explain(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

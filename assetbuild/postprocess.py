@@ -22,6 +22,10 @@ from . import pngchunks
 
 # SwarmUI's largest side is 16384; nothing legitimate is bigger than that square.
 MAX_PIXELS = 16384 * 16384
+# The one place Pillow's own decompression-bomb guard is set (it applies to every Image.open in the
+# process). Its default (~179 MP before an error) refused 16384x16384, inside the documented range;
+# ours is exactly MAX_PIXELS: Pillow errors above twice that, and open_image refuses anything above it.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 FORMATS = {".png": "PNG", ".webp": "WEBP", ".jpg": "JPEG", ".jpeg": "JPEG"}
 FILTERS = {
@@ -273,7 +277,7 @@ def read_key(data: bytes) -> str | None:
     """
     try:
         image = Image.open(io.BytesIO(data))
-    except (OSError, SyntaxError):
+    except (OSError, SyntaxError, Image.DecompressionBombError):
         return None
     text = getattr(image, "text", {}) or {}
     return text.get(KEY_CHUNK)

@@ -20,6 +20,7 @@ from doit.doit_cmd import DoitMain
 from doit.exceptions import TaskFailed, UnmetDependency
 from doit.loader import generate_tasks
 
+from . import doitdb
 from . import events as ev
 from .builder import Builder, Cancelled
 from .errors import AssetError, ModifiedFileError
@@ -193,7 +194,7 @@ def run(builder: Builder, targets: list[str], *, jobs: int, keep_going: bool, su
     reporter = Reporter(builder, builder.events, summary)
     config = {
         "dep_file": str(state / "doit.json"),
-        "backend": "json",
+        "backend": doitdb.NAME,  # atomic saves, a damaged file discarded (see doitdb)
         "reporter": reporter,
         "verbosity": 2,
         "num_process": jobs if jobs > 1 else 0,
@@ -201,7 +202,7 @@ def run(builder: Builder, targets: list[str], *, jobs: int, keep_going: bool, su
         "continue": keep_going,
     }
     loader = _Loader(task_dicts(builder, targets, only_stale=True), config)
-    main = _AssetbuildDoit(loader, config_filenames=())
+    main = _AssetbuildDoit(loader, config_filenames=(), extra_config={"BACKEND": {doitdb.NAME: doitdb.LOCATION}})
     code = main.run(["run"] + [task_name(t) for t in targets])
     if code == 2 and summary.skipped and not reporter.unexpected:
         code = 1  # doit counts the dependents of a failed asset (UnmetDependency) as errors: a failure

@@ -9,12 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cache import Cache
-from .fsutil import HashCache
+from .fsutil import HashCache, check_state_dir, refuse_tracked_state
 from .generators import kind_for
 from .layout import MANIFEST_NAME, find_manifest  # noqa: F401  (re-exported for commands)
 from .lock import Lock
 from .manifest import Project, ServerSettings, load
 from .plan import Planner
+
+MERGED_LOCK = ("assets.lock holds both sides of a git merge conflict: for each asset, the entry whose hash matches "
+               "its image on disk is used; `assetbuild` rewrites the lock (then `git add assets.lock`)")
 
 if TYPE_CHECKING:
     from .remote.remote import Remote
@@ -61,9 +64,25 @@ def open_workspace(manifest: str | None, *, server: str | None = None, force: bo
     """Load the project and its state. ``server`` (from --server) beats ASSETBUILD_SERVER beats the file's
     explicit ``server.url`` beats the user config (see ``server_url``). ``kind``: the generator kind that
     keys are computed for, when a generator is passed in (default: the one the server settings select)."""
+    return workspace_of(load_project(manifest, server=server), force=force, kind=kind)
+
+
+def load_project(manifest: str | None, *, server: str | None = None) -> Project:
+    """The validated manifest with the user's settings applied; reads nothing else, writes nothing."""
     project = load(find_manifest(manifest), cache_dir_override=os.environ.get(CACHE_ENV) or None)
     apply_user_settings(project, server)
+    return project
+
+
+def workspace_of(project: Project, *, force: bool = False, kind: str | None = None) -> Workspace:
+    """The project's state: lock, cache, file hashes, planner. Commands that write call this while
+    holding the project lock (``projectlock``), so the lock file they read is not being rewritten."""
+    # Before anything reads or writes there: a cloned repository may have planted the state folder.
+    check_state_dir(project.state_dir)
+    refuse_tracked_state(project.state_dir)
     lock = Lock.load(project.lock_path)
+    if lock.merged:
+        project.warnings.append(MERGED_LOCK)
     hashes = HashCache(project.state_dir / "hashes.json")
     cache = Cache(project.cache_dir)
     planner = Planner(project, lock, cache, hashes, kind or kind_for(project.server), force=force)
@@ -100,6 +119,8 @@ def manifest_server(path: Path) -> tuple[ServerSettings, set[str]]:
         raise ManifestError(str(path), "no such file", hint="pass the manifest with -f FILE") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ManifestError(str(path), f"cannot read: {exc}") from None
+    except RecursionError:
+        raise ManifestError(str(path), "cannot read: nested too deeply") from None
     table = raw.get("server", {})
     try:
         server = ServerTable.model_validate(table if isinstance(table, dict) else {})

@@ -87,17 +87,26 @@ def test_outside_a_project_the_log_goes_to_the_user_cache(tmp_path: Path) -> Non
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
-def test_symlinks_are_never_followed(placeholder_project: Path, tmp_path: Path) -> None:
+def test_symlinks_are_never_followed(placeholder_project: Path, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from assetbuild import crash as crash_log
+
     outside = tmp_path / "outside.txt"
     outside.write_text("precious\n", encoding="utf-8")
     state = placeholder_project / ".assetbuild"
     state.mkdir()
     (state / "crash.log").symlink_to(outside)
+    # A state folder holding a symlink is refused before any command runs (exit 2, issue 12.1) ...
     result = crash(placeholder_project, "status", cache=tmp_path / "cache")
-    assert result.returncode == 3
+    assert result.returncode == 2 and "symlink" in result.stderr
     assert outside.read_text(encoding="utf-8") == "precious\n"
-    log = state / "crash.log"
-    assert not log.is_symlink() and "in broken" in log.read_text(encoding="utf-8")
+    # ... and the crash log never writes through one: it goes to the user cache instead.
+    monkeypatch.chdir(placeholder_project)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    _, log = crash_log.report(RuntimeError("in broken"), manifest=None, command="status")
+    assert log == tmp_path / "cache" / "assetbuild" / "crash.log"
+    assert outside.read_text(encoding="utf-8") == "precious\n" and (state / "crash.log").is_symlink()
+    assert log is not None and "in broken" in log.read_text(encoding="utf-8")
 
     # A state folder that is itself a symlink is not written through: the user cache gets the log.
     elsewhere = tmp_path / "elsewhere"
@@ -107,6 +116,7 @@ def test_symlinks_are_never_followed(placeholder_project: Path, tmp_path: Path) 
     state.rmdir()
     state.symlink_to(elsewhere, target_is_directory=True)
     result = crash(placeholder_project, "status", cache=tmp_path / "cache")
-    assert result.returncode == 3
+    assert result.returncode == 2 and "symlink" in result.stderr
+    _, log = crash_log.report(RuntimeError("in broken"), manifest=None, command="status")
     assert list(elsewhere.iterdir()) == []
-    assert str(tmp_path / "cache" / "assetbuild" / "crash.log") in result.stderr
+    assert log == tmp_path / "cache" / "assetbuild" / "crash.log"

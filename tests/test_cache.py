@@ -237,10 +237,12 @@ def test_gc_keeps_what_the_lock_needs_and_dry_run_removes_nothing(proj: Project)
     assert len(cache_keys(proj.root)) == 4
     dry = proj.run("gc", "--dry-run")
     assert dry.returncode == 0
+    assert "would remove 0 entries" in dry.stdout  # used today: kept by the default 14-day grace period
+    dry = proj.run("gc", "--dry-run", "--keep-days", "0")
     assert "would remove 1 entry" in dry.stdout
     assert re.search(r"\d+(\.\d)? (B|KiB)", dry.stdout)
     assert len(cache_keys(proj.root)) == 4
-    assert proj.run("gc").returncode == 0
+    assert proj.run("gc", "--keep-days", "0").returncode == 0
     assert cache_keys(proj.root) == lock_keys(proj.root)
 
 
@@ -264,12 +266,12 @@ def test_gc_keep_ref_keeps_another_branch_lock(proj: Project) -> None:
     main_keys = lock_keys(proj.root)
     proj.edit("steps = 20", "steps = 21")
     assert proj.run().returncode == 0
-    assert proj.run("gc", "--keep-ref", "main").returncode == 0
+    assert proj.run("gc", "--keep-ref", "main", "--keep-days", "0").returncode == 0
     assert cache_keys(proj.root) == main_keys | lock_keys(proj.root)
     bad = proj.run("gc", "--keep-ref", "no-such-branch")
     assert bad.returncode == 2
     assert "no-such-branch" in bad.stderr
-    assert proj.run("gc").returncode == 0
+    assert proj.run("gc", "--keep-days", "0").returncode == 0
     assert cache_keys(proj.root) == lock_keys(proj.root)
 
 

@@ -77,3 +77,9 @@ def decimal(text: str) -> float:
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def add_no_wait(parser: argparse.ArgumentParser) -> None:
+    """``--no-wait``, for every command that takes the project lock (see assetbuild.projectlock)."""
+    parser.add_argument("--no-wait", action="store_true",
+                        help="exit 1 at once if another assetbuild is working in this project (default: wait)")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ..safetext import safe_text
+from ._args import add_no_wait
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -21,12 +22,14 @@ DESCRIPTION = ("Delete generated images (never hand-made or edited files) and or
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", nargs="*", metavar="TARGET")
     parser.add_argument("--dry-run", action="store_true", help="say what would be removed")
+    add_no_wait(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..workspace import open_workspace
+    from ..projectlock import workspace
 
-    return clean(open_workspace(args.file, server=args.server), args.targets, sys.stdout, dry_run=args.dry_run)
+    with workspace(args, writes=not args.dry_run) as ws:  # one writer per project
+        return clean(ws, args.targets, sys.stdout, dry_run=args.dry_run)
 
 
 def clean(ws: Workspace, patterns: list[str], out: TextIO, *, dry_run: bool) -> int:

@@ -16,6 +16,12 @@ import os
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
+
+from ._args import add_no_wait
+
+if TYPE_CHECKING:
+    from ..workspace import Workspace
 
 HELP = "download the images assets.lock needs from the team store and restore missing targets"
 
@@ -25,9 +31,17 @@ PULLED, RESTORED, PRESENT = "pulled", "restored", "fresh"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("targets", nargs="*", metavar="TARGET", help="only these targets (paths or globs)")
     parser.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
+    add_no_wait(parser)
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..projectlock import workspace
+
+    with workspace(args, writes=True) as ws:  # it writes targets: one writer per project
+        return pull(ws, args)
+
+
+def pull(ws: Workspace, args: argparse.Namespace) -> int:
     from ..cache import CorruptEntry
     from ..display import make_display
     from ..errors import UsageError
@@ -35,11 +49,9 @@ def main(args: argparse.Namespace) -> int:
     from ..lock import LockEntry
     from ..remote.remote import bounded_map
     from ..remote.report import TransferReport
-    from ..workspace import open_workspace
     from .select import select
 
     out = sys.stdout
-    ws = open_workspace(args.file, server=args.server)
     events = make_display(json_output=args.json, quiet=args.quiet, verbose=args.verbose, stream=out)
     remote = ws.open_remote(events.warning)
     if remote is None:

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from ._args import whole_number
+from ._args import add_no_wait, whole_number
 
 if TYPE_CHECKING:
     from ..events import BuildEvents, Summary
@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="show what would happen to each asset, without building or contacting the server")
     parser.add_argument("--json", action="store_true", help="one JSON object per event on stdout")
+    add_no_wait(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -46,24 +47,26 @@ def main(args: argparse.Namespace) -> int:
 
     out = sys.stdout
     memo_context = None
-    if not (args.targets or args.dry_run or args.force):
+    # --frozen (CI) always plans in full: it must prove every asset fresh, not trust a memo.
+    if not (args.targets or args.dry_run or args.force or args.frozen):
         manifest = find_manifest(args.file)
         memo_context = noop.context(manifest, args.server)
         memo = noop.check(manifest, memo_context)
         if memo is not None:  # nothing changed since everything was last fresh: skip planning
             return noop.report(make_display(json_output=args.json, quiet=args.quiet, stream=out), memo)
     # Imported only now: a no-op answered by the memo never pays for pydantic, doit or Pillow.
-    from ..workspace import open_workspace
+    from ..projectlock import workspace
     from .status import show_status
 
-    ws = open_workspace(args.file, server=args.server, force=args.force)
-    if args.dry_run:
-        return show_status(ws, args.targets, out, as_json=args.json, ask_server=False)
-    jobs = args.jobs or ws.project.server.default_jobs
-    events = make_display(json_output=args.json, quiet=args.quiet, verbose=args.verbose, stream=out, jobs=jobs)
-    with forward_logs(events, verbose=args.verbose):
-        return run(ws, args.targets, events, jobs=jobs, keep_going=args.keep_going, frozen=args.frozen,
-                   memo_context=memo_context)
+    with workspace(args, writes=not args.dry_run, force=args.force) as ws:  # one writer per project
+        if args.dry_run:
+            return show_status(ws, args.targets, out, as_json=args.json, ask_server=False)
+        jobs = args.jobs or ws.project.server.default_jobs
+        events = make_display(json_output=args.json, quiet=args.quiet, verbose=args.verbose, stream=out,
+                              jobs=jobs)
+        with forward_logs(events, verbose=args.verbose):
+            return run(ws, args.targets, events, jobs=jobs, keep_going=args.keep_going, frozen=args.frozen,
+                       memo_context=memo_context)
 
 
 def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | None, keep_going: bool,
@@ -74,7 +77,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     (the Python API's): make images with it instead of the one the server settings select; it is closed
     at the end. The workspace's planner must have been opened with its ``kind``.
     """
-    from .. import generators, noop
+    from .. import cacheusers, generators, noop
     from ..builder import Builder
     from ..events import Failure, Summary
     from ..plan import State, closure
@@ -132,14 +135,16 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
         chosen.close()
         summary.fresh = len(targets)
         code = _finish(ws, events, summary, started)
+        cacheusers.register(project)  # also when nothing was built: a project fresh since before registration
         if memo_allowed:  # the memo was missing or stale (else cli would not be here)
             assert memo_context is not None
-            noop.record(project, memo_context, summary.orphans)
+            noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamp)
         return code
 
     # Generations in flight are capped by server.concurrency when it is set, else they follow the server's
     # capacity (swarm/capacity.py); -n/--jobs sets how many assets doit processes at once (restores and
     # derivations included), so it bounds generations in flight too. (``chosen`` was made above.)
+    cacheusers.register(project)  # so gc run from any project sharing the cache keeps what this one needs
     builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: chosen, events, frozen=frozen,
                       remote=remote)
     try:
@@ -159,7 +164,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
         return INTERRUPTED_EXIT
     if memo_allowed and code == 0 and not (run_on_client is not None and _hashed(ws, targets)):
         assert memo_context is not None
-        noop.record(project, memo_context, summary.orphans)
+        noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamp)
     return code
 
 

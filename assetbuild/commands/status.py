@@ -54,6 +54,10 @@ def statuses(ws: Workspace, patterns: list[str], *, ask_server: bool = True) -> 
 def show_status(ws: Workspace, patterns: list[str], out: TextIO, *, as_json: bool, ask_server: bool = True) -> int:
     result = statuses(ws, patterns, ask_server=ask_server)
     ws.hashes.save()
+    if ws.lock.merged:
+        from ..workspace import MERGED_LOCK
+
+        print(f"assetbuild: warning: {MERGED_LOCK}", file=sys.stderr)
     if as_json:
         for status in result:
             out.write(safe_json({"target": status.target, "state": status.state.name.lower(),
@@ -107,7 +111,7 @@ def _by_path(ws: Workspace, path: Path) -> str | None:
 
 
 def _explain_status(ws: Workspace, status: Status, out: TextIO) -> None:
-    from ..plan import State, explain
+    from ..plan import State, explain, modified_hint
 
     target, entry = status.target, status.entry
     shown = safe_text(target)
@@ -116,7 +120,10 @@ def _explain_status(ws: Workspace, status: Status, out: TextIO) -> None:
         out.write(f"  nothing changed since it was built (key {status.key})\n")
         return
     if status.state is State.MODIFIED:
-        out.write(f"  the file was {safe_text(status.reason)}; `assetbuild run --force {shown}` replaces it\n")
+        if ws.project.assets[target].path.is_dir():
+            out.write(f"  {safe_text(status.reason)}; {safe_text(modified_hint(ws.project.assets[target].path))}\n")
+        else:
+            out.write(f"  the file was {safe_text(status.reason)}; `assetbuild run --force {shown}` replaces it\n")
         return
     if status.state is State.UPSTREAM:
         asset = ws.project.assets[target]
