@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import events as ev
 from . import postprocess
@@ -32,6 +32,16 @@ from .plan import Planner, State, Status, modified_hint
 
 if TYPE_CHECKING:
     from .remote.remote import Remote
+
+
+class Made(NamedTuple):
+    """An image made for an asset (generated or derived, post-processed), not yet stored anywhere."""
+
+    data: bytes
+    seed: int | None
+    model: str | None
+    outcome: str  # GENERATED or DERIVED
+    model_hashes: dict[str, str]
 
 
 class Cancelled(AssetError):
@@ -167,12 +177,49 @@ class Builder:
 
     def _generate(self, target: str, asset: Asset, status: Status) -> str:
         assert status.key is not None
+        made = self._produce(target, asset, status.key, (status.form or {}).get("inputs"))
+        self._write(target, asset, made.data, status, made.seed, made.model, cache=True,
+                    model_hashes=made.model_hashes)
+        return made.outcome
+
+    def make_candidate(self, label: str, asset: Asset, key: str, inputs: Mapping[str, str] | None = None) -> str:
+        """Make ``asset`` (a variation of a manifest asset, e.g. with another seed, whose key is ``key``)
+        into the cache only: no target is written and the lock is not touched. ``label`` names it in
+        events and errors; ``inputs`` are the input hashes ``key`` was computed from. Returns FRESH when the
+        cache already holds it, else GENERATED.
+
+        Crash safety is the cache's: an entry is written atomically once the final bytes exist, so a kill
+        at any instant leaves either no entry or a whole one.
+        """
+        self.started[label] = time.monotonic()
+        try:
+            self._check_cancel(label)
+            if self._cache_get(label, key) is not None:
+                return ev.FRESH
+            if self.frozen:
+                raise FrozenError(label, "not in the cache; --frozen forbids generating")
+            made = self._produce(label, asset, key, inputs)
+            self._check_cancel(label)
+            self.cache.put(key, made.data, seed=made.seed, model=made.model)
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise AssetError(label, f"{exc.strerror or exc}{where}", hint=self._folder_hint(exc)) from None
+        return made.outcome
+
+    def _produce(self, target: str, asset: Asset, key: str,
+                 planned: Mapping[str, str] | None) -> Made:
+        """Generate (or derive) and post-process: the final bytes, the seed and model used, the outcome.
+
+        ``planned`` holds the hashes of the input images the key was computed from: an input that changed
+        since (an edit during a build, e.g. under ``watch``) must not produce an image filed under the old
+        key, so the asset fails and the next build makes it from the new input.
+        """
         if asset.source:
-            data = self._read(self.project.target_path(asset.source), target)
+            data = self._input(self.project.target_path(asset.source), target, "source", planned)
             result = GenerationResult(data, None, None)
             outcome = ev.DERIVED
         else:
-            images = {image.param: self._read(image.path, target) for image in asset.inputs}
+            images = {image.param: self._input(image.path, target, image.param, planned) for image in asset.inputs}
             request = GenerationRequest(target, dict(asset.params), images)
             self._check_cancel(target)
 
@@ -190,14 +237,20 @@ class Builder:
         self._check_cancel(target)
         self.events.asset_progress(target, Progress("postprocessing"))
         try:
-            final = postprocess.apply(result.data, asset.post, key=status.key, prompt=asset.params.get("prompt"))
+            final = postprocess.apply(result.data, asset.post, key=key, prompt=asset.params.get("prompt"))
         except ValueError as exc:
             origin = f"its source {asset.source}" if asset.source else "the generator's image"
             raise ImageError(target, f"{origin} is unusable: {exc}") from None
         model = result.model or asset.params.get("model")
         hashes = self._model_hashes(asset, result) if not asset.source else {}
-        self._write(target, asset, final, status, result.seed, model, cache=True, model_hashes=hashes)
-        return outcome
+        return Made(final, result.seed, model, outcome, hashes)
+
+    def _input(self, path: Path, target: str, param: str, planned: Mapping[str, str] | None) -> bytes:
+        data = self._read(path, target)
+        if planned is not None and param in planned and hash_bytes(data) != planned[param]:
+            raise AssetError(target, f"its input {path.name} changed since the build started; not using it",
+                             hint="build again: the asset will be made from the new input")
+        return data
 
     def _check_unused(self, target: str, result: GenerationResult) -> None:
         """The server's metadata lists parameters it did not use: the image does not match the manifest."""
@@ -249,3 +302,4 @@ class Builder:
         self.lock.commit(target, LockEntry(status.key, digest, seed, model, status.form, model_hashes or {}))
         if cache and self.remote is not None:
             self.remote.push_later(status.key)  # in the background: generation never waits for uploads
+

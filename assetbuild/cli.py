@@ -36,6 +36,9 @@ COMMANDS: dict[str, str] = {
     "why": "why",
     "clean": "clean",
     "gc": "gc",
+    "explore": "explore",
+    "pick": "pick",
+    "watch": "watch",
     "push": "push",
     "pull": "pull",
     "generate": "generate",
@@ -45,6 +48,7 @@ COMMANDS: dict[str, str] = {
     "cancel": "cancel",
     "init": "init",
     "completion": "completion",
+    "review": "review",
 }
 
 DESCRIPTION = """\

@@ -152,6 +152,7 @@ class Project:
     explicit: frozenset[str] = frozenset()  # settings the file itself sets, e.g. "server.url"
     remote: str | None = None  # [cache] remote, as written (the environment may override it: remote.settings)
     push: bool = True  # [cache] push
+    tables: dict[str, str] = field(default_factory=dict)  # target -> its [assets."..."] key as written
 
     @property
     def lock_path(self) -> Path:
@@ -171,12 +172,14 @@ class Project:
 # --- loading ------------------------------------------------------------------------------------------
 
 
-def load(manifest: Path, *, cache_dir_override: str | None = None) -> Project:
-    """Read and validate ``manifest``. Raises ``ManifestError`` on any problem."""
+def load(manifest: Path, *, cache_dir_override: str | None = None, text: str | None = None) -> Project:
+    """Read and validate ``manifest`` (or ``text`` as if it were its content, e.g. an edit about to be
+    written). Raises ``ManifestError`` on any problem."""
     manifest = manifest.absolute()
     shown = _shown(manifest)
     try:
-        text = manifest.read_text(encoding="utf-8")
+        if text is None:
+            text = manifest.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ManifestError(shown, "no such file", hint="run `assetbuild init` to write a starter manifest, "
                             "or pass the manifest with -f FILE") from None
@@ -357,6 +360,7 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
     drafts: dict[str, dict[str, Any]] = {}
     lines: dict[str, int | None] = {}
     declared: dict[str, str] = {}  # normalised target -> as written
+    tables: dict[str, str] = {}  # normalised target -> the key of its table (with {n} for variants)
     by_case: dict[str, str] = {}  # lower-cased target -> target
     for written, table in shape.assets.items():
         where = locator.where("assets", written)
@@ -386,6 +390,7 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
                 raise ManifestError(where, f"target {norm!r} differs from {other} only in letter case",
                                     hint="they would be one file on macOS and Windows; rename one")
             declared[norm] = target
+            tables[norm] = written
             drafts[norm] = values
             lines[norm] = locator.line("assets", written)
 
@@ -401,7 +406,7 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
     if "cache.dir" in explicit:  # the new name of project.cache_dir: the same precedence applies
         explicit |= {"project.cache_dir"}
     return Project(manifest, root, output_dir, cache_dir, server, ordered, warnings, explicit,
-                   remote=shape.cache.remote, push=shape.cache.push)
+                   remote=shape.cache.remote, push=shape.cache.push, tables=tables)
 
 
 def _normalised_table(table: dict[str, Any], locator: _Locator, path: tuple[str, ...]) -> dict[str, Any]:

@@ -147,6 +147,15 @@ class Planner:
                   else "edited after assetbuild wrote it")
         return Status(target, State.MODIFIED, reason, key, form, entry, on_disk)
 
+    def identity(self, asset: Asset) -> tuple[str, dict[str, Any]] | None:
+        """The key and canonical form of ``asset`` from its inputs as they are on disk now; None when an
+        input image is missing. ``asset`` need not be in the manifest (e.g. a candidate with another seed)."""
+        inputs = self.input_hashes(asset)
+        if inputs is None:
+            return None
+        form = canonical(asset, self.kind, inputs)
+        return key_of(form), form
+
     def _cached_hash(self, key: str) -> str | None:
         try:
             hit = self.cache.get(key)

@@ -96,7 +96,7 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-HEAVY_MODULES = ("pydantic", "doit", "PIL", "httpx", "rich", "websockets", "xxhash")
+HEAVY_MODULES = ("pydantic", "doit", "PIL", "httpx", "rich", "websockets", "xxhash", "tomlkit", "watchfiles")
 
 
 def heavy_imports(code: str) -> list[str]:
