@@ -25,6 +25,7 @@ from typing import cast
 from . import __version__
 from .commands._args import Options, parents
 from .errors import AssetbuildError, UsageError
+from .safetext import safe_text
 
 # Every command, in the order `assetbuild --help` lists them: command word -> module in assetbuild.commands.
 # A word whose module is another command's is an alias (`list` is `status`).
@@ -163,7 +164,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except AssetbuildError as exc:
         if getattr(args, "verbose", False):
             traceback.print_exc()
-        print(f"assetbuild: error: {exc}", file=sys.stderr)
+        hint = f"\n  hint: {safe_text(exc.hint)}" if exc.hint else ""
+        print(f"assetbuild: error: {safe_text(exc.message)}{hint}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("assetbuild: interrupted", file=sys.stderr)

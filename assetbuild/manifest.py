@@ -18,6 +18,7 @@ import os
 import posixpath
 import re
 import tomllib
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -429,9 +430,18 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: _Locator, cache_overr
                     _real(os.path.join(output_dir, norm)), state_real):
                 raise ManifestError(where, f"target {norm!r} is reserved for assetbuild's own files",
                                     hint="a target may not be (or go through a symlink into) .assetbuild/")
-            folded = by_case.setdefault(norm.lower(), norm)
+            # macOS and Windows compare names without letter case, and macOS also without Unicode
+            # normalisation ("café" typed as one é or as e + a combining accent): one file there.
+            folded = by_case.setdefault(unicodedata.normalize("NFC", norm).lower(), norm)
             if folded != norm:
-                raise ManifestError(where, f"target {norm!r} differs from {folded!r} only in letter case",
+                first_line = lines.get(folded)
+                line = f" (line {first_line})" if first_line else ""
+                other = f"{folded!r}{line}"
+                if unicodedata.normalize("NFC", folded) == unicodedata.normalize("NFC", norm):
+                    raise ManifestError(where, f"target {ascii(norm)} differs from {ascii(folded)}{line} only in "
+                                        "Unicode normalisation (NFC/NFD: the same letters, encoded differently)",
+                                        hint="they would be one file on macOS; write both the same way (NFC)")
+                raise ManifestError(where, f"target {norm!r} differs from {other} only in letter case",
                                     hint="they would be one file on macOS and Windows; rename one")
             declared[norm] = target
             tables[norm] = written

@@ -4,8 +4,9 @@ Parsing a 10,000-asset manifest and recomputing every key takes most of a second
 changed since a build that left every asset fresh, none of that is needed. The memo
 (``.assetbuild/noop.json``) records, at the end of such a build, everything the answer depends on:
 
-- a context string: assetbuild and key-format versions, the --server option, the environment
-  variables and user config that choose the server (and so the generator kind), the manifest's path;
+- a context: the hash of assetbuild and key-format versions, the --server option, the environment
+  variables and user config that choose the server (and so the generator kind), the manifest's path
+  (a hash, because a server URL may carry a password);
 - the xxh3-128 of the manifest's bytes and of assets.lock's bytes (and that no lock journal exists);
 - (size, mtime_ns, inode) of every target and every input file, like git's index.
 
@@ -54,7 +55,9 @@ def context(manifest: Path, server_option: str | None) -> str:
     except OSError:
         config = "-"
     env = "|".join(f"{name}={os.environ.get(name, '')}" for name in _CONTEXT_ENV)
-    return f"{__version__}|k{KEY_VERSION}|{manifest.absolute()}|server={server_option or ''}|{env}|config={config}"
+    text = f"{__version__}|k{KEY_VERSION}|{manifest.absolute()}|server={server_option or ''}|{env}|config={config}"
+    # Only ever compared, so only its hash is stored: a server URL may carry a password (user:pass@host).
+    return hash_bytes(text.encode("utf-8", "surrogateescape"))
 
 
 def _stamp(path: Path) -> list[int] | None:

@@ -1,6 +1,7 @@
 """Assets as doit tasks, and running them with doit's threaded runner.
 
-Each asset is one task named ``assets:<target>``: its action asks the shared ``Builder`` to build it,
+Each asset is one task named ``assets:<target>`` (characters doit would misread percent-encoded,
+see ``doit_name``): its action asks the shared ``Builder`` to build it,
 its ``uptodate`` asks the builder (which consults the lock, so doit's own database is only an
 accelerator), and ``task_dep`` orders it after the assets it reads. doit facts that shape this
 (design-notes.md): threads, not processes, so every task shares one client; output capture off,
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import unquote
 
 from doit.cmd_base import TaskLoader2
 from doit.doit_cmd import DoitMain
@@ -26,14 +28,29 @@ from .events import BuildEvents, Failure, Summary
 from .fsutil import make_state_dir
 
 PREFIX = "assets"
+# Characters of a target kept as they are in its doit task name. Everything else is percent-encoded:
+# doit reads ``*``, ``?`` and ``[`` in a task name on its command line as a wildcard (building other
+# tasks, or only some), ``name=value`` as a variable assignment (building nothing) and ``:`` as a
+# subtask separator, though all of them are legal in file names.
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+,@~")
+
+
+def doit_name(target: str) -> str:
+    """``target`` as the name of its doit subtask: ``sprites/hero.png`` stays, ``a*.png`` is ``a%2A.png``."""
+    if all(char in _SAFE for char in target):
+        return target
+    return "".join(char if char in _SAFE else "".join(f"%{byte:02X}" for byte in char.encode("utf-8",
+                                                                                               "surrogateescape"))
+                   for char in target)
 
 
 def task_name(target: str) -> str:
-    return f"{PREFIX}:{target}"
+    return f"{PREFIX}:{doit_name(target)}"
 
 
 def _target_of(task_name_: str) -> str:
-    return task_name_.split(":", 1)[1] if ":" in task_name_ else task_name_
+    name = task_name_.split(":", 1)[1] if ":" in task_name_ else task_name_
+    return unquote(name, errors="surrogateescape") if "%" in name else name
 
 
 def task_dicts(builder: Builder, targets: list[str] | None = None, *,
@@ -51,7 +68,7 @@ def task_dicts(builder: Builder, targets: list[str] | None = None, *,
     for target in chosen:
         asset = builder.project.assets[target]
         result.append({
-            "name": target,
+            "name": doit_name(target),
             "basename": PREFIX,
             "actions": [(_action, [builder, target])],
             "uptodate": [] if only_stale else [_uptodate(builder, target)],

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
-from .swarm.credentials import Credentials, mask
+from .swarm.credentials import Credentials, mask, shown_url
 
 CONFIG_DIR_ENV = "ASSETBUILD_CONFIG_DIR"
 FILE_NAME = "config.toml"
@@ -216,9 +216,18 @@ class Setting:
     def shown(self, *, show_secret: bool = False) -> str:
         if self.value is None:
             return "(not set)"
-        if self.key.secret and not show_secret:
-            return mask(self.value)
-        return self.value
+        if show_secret:
+            return self.value
+        return shown_value(self.key, self.value)
+
+
+def shown_value(key: Key, value: str) -> str:
+    """``value`` of ``key`` as it may be printed: secrets masked, a password in a server URL too."""
+    if key.secret:
+        return mask(value)
+    if key.name == "server":
+        return shown_url(value)
+    return value
 
 
 def effective(settings: dict[str, str] | None = None) -> dict[str, Setting]:

@@ -56,6 +56,21 @@ def whole_number(low: int = 1, high: int | None = None) -> Callable[[str], int]:
     return number
 
 
+def timeout_option(parser: argparse.ArgumentParser) -> None:
+    """``--timeout SECONDS``: the total deadline of a command that talks to the server."""
+    parser.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
+                        help="give up when the server has not finished answering after this long in all "
+                             "(default 60)")
+
+
+def seconds(text: str) -> float:
+    """An argparse ``type`` accepting a number of seconds in (0, 86400]."""
+    value = decimal(text)
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds between 0 and 86400")
+    return value
+
+
 def decimal(text: str) -> float:
     """An argparse ``type`` accepting any number (``7``, ``6.5``)."""
     try:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from ..safetext import safe_text
 from ._args import add_no_wait
 
 if TYPE_CHECKING:
@@ -52,11 +53,11 @@ def clean(ws: Workspace, patterns: list[str], out: TextIO, *, dry_run: bool, qui
         try:
             on_disk = ws.hashes.hash(path)
         except OSError as exc:  # e.g. a folder now stands where the image was: not ours to delete
-            out.write(f"kept      {status.target} (not a readable file: {exc.strerror})\n")
+            out.write(f"kept      {safe_text(status.target)} (not a readable file: {exc.strerror})\n")
             kept += 1
             continue
         if on_disk is not None and on_disk != entry.hash:
-            out.write(f"kept      {status.target} (edited after assetbuild wrote it)\n")
+            out.write(f"kept      {safe_text(status.target)} (edited after assetbuild wrote it)\n")
             kept += 1
             continue
         if not dry_run:
@@ -68,7 +69,7 @@ def clean(ws: Workspace, patterns: list[str], out: TextIO, *, dry_run: bool, qui
         if on_disk is not None:
             label = "orphan " if status.state is State.ORPHAN else ""
             if not quiet:
-                out.write(f"{verb:<9} {label}{status.target}\n")
+                out.write(f"{verb:<9} {label}{safe_text(status.target)}\n")
             removed += 1
     ws.settle()
     out.write(f"{verb} {plural(removed, 'file')}; kept {plural(kept, 'edited file')}; the cache is kept\n")

@@ -13,7 +13,7 @@ from typing import TextIO
 
 from .. import userconfig
 from ..errors import ConfigError, UsageError
-from ..swarm.credentials import mask, shown_url
+from ..swarm.credentials import shown_url
 from ._args import Options
 
 ACTIONS = ("set", "get", "view", "unset", "path")
@@ -68,7 +68,7 @@ def set_value(name: str, value: str | None, out: TextIO, err: TextIO, *, stdin: 
     settings = userconfig.load()
     settings[key.name] = value
     path = userconfig.save(settings)
-    shown = mask(value) if key.secret else value
+    shown = userconfig.shown_value(key, value)
     out.write(f"{key.name} = {shown}  (saved in {path})\n")
     if key.secret and from_argument:
         err.write(f"tip: `assetbuild config set {key.name}` without a value reads it from stdin, "

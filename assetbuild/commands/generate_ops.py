@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import json
 import re
 import signal
 import threading
@@ -45,6 +44,7 @@ from ..display import forward_logs, make_display
 from ..errors import AssetbuildError, AssetError, GenerationError, UsageError
 from ..events import GENERATED, BuildEvents, Failure, Summary
 from ..generators.base import GenerationRequest, Progress
+from ..safetext import safe_json, safe_text
 from ..swarm.client import SwarmClient, sniff
 from ..swarm.errors import SwarmError
 from ..swarm.models import is_unknown_model_error, suggest_model_async
@@ -286,7 +286,7 @@ def generate(target: Target, opts: GenerateOptions, *, out: TextIO, err: TextIO,
                                "storing it, so there is no URL to print; pass --save-images to write it")
         if as_json:
             for result in results:
-                out.write(json.dumps(result.as_dict()) + "\n")
+                out.write(safe_json(result.as_dict()) + "\n")
         summary.seconds = time.monotonic() - started
         events.run_finished(summary)
         finished = True
@@ -301,9 +301,9 @@ def generate(target: Target, opts: GenerateOptions, *, out: TextIO, err: TextIO,
             err.flush()
         for result in results:
             if result.path is not None:
-                out.write(f"{result.path}\n")
+                out.write(f"{safe_text(result.path)}\n")
             elif result.url is not None and not result.inline:
-                out.write(f"{result.url}\n")
+                out.write(f"{safe_text(result.url)}\n")
         out.flush()
     return 0 if summary.failed == 0 else 1
 

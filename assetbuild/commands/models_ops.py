@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import difflib
-import json
 from typing import Any, TextIO
 
 from rich.text import Text
 
 from ..errors import UsageError
+from ..safetext import safe_json, safe_text
 from ..swarm.client import SwarmClient
+from ..swarm.credentials import shown_url
+from ..swarm.messages import ModelList, validated
 from ..swarm.models import list_models
 from ..swarm.sync import run
 from .server_ops import Target
@@ -31,19 +33,21 @@ def models(target: Target, out: TextIO, *, path: str = "", depth: int = 2, subty
     subtype = by_lower[subtype.lower()]
 
     async def work(client: SwarmClient) -> dict[str, Any]:
-        return await list_models(client, path=path, depth=depth, subtype=subtype)
+        data = await list_models(client, path=path, depth=depth, subtype=subtype)
+        validated(ModelList, data, "ListModels")  # inside `run`: its error is a clear one, exit 1
+        return data
 
-    data = run(target.url, work, credentials=target.credentials)
+    data = run(target.url, work, credentials=target.credentials, deadline=target.deadline)
     if as_json:
-        out.write(json.dumps(data) + "\n")
+        out.write(safe_json(data) + "\n")
         return 0
     files = [f for f in data.get("files") or [] if isinstance(f, dict)]
     if not files:
         where = f" under {path!r}" if path else ""
-        out.write(f"no {subtype} models{where} on {target.url} (depth {depth})\n")
+        out.write(f"no {subtype} models{where} on {shown_url(target.url)} (depth {depth})\n")
         folders = data.get("folders") or []
         if folders:
-            out.write(f"folders: {', '.join(map(str, folders))} (try --path FOLDER or a larger --depth)\n")
+            out.write(f"folders: {', '.join(map(safe_text, folders))} (try --path FOLDER or a larger --depth)\n")
         return 0
     _print_table(files, out)
     return 0
@@ -64,8 +68,8 @@ def _print_table(files: list[dict[str, Any]], out: TextIO) -> None:
     table.add_column("loaded", no_wrap=True)
     for model in files:
         # Text, not str: rich would read brackets in a model name ("anime [v2]") as markup.
-        table.add_row(Text(str(model.get("name", "?"))), Text(str(model.get("architecture") or "-")),
-                      Text(str(model.get("resolution") or "-")), "yes" if model.get("loaded") else "no")
+        table.add_row(Text(safe_text(model.get("name", "?"))), Text(safe_text(model.get("architecture") or "-")),
+                      Text(safe_text(model.get("resolution") or "-")), "yes" if model.get("loaded") else "no")
     console.print(table)
     console.print(f"{len(files)} model(s)", style="dim")
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import TextIO
 
 from ..errors import UsageError
 from ..plan import State
+from ..safetext import safe_json, safe_text
 from ..workspace import Workspace
 from .select import select
 
@@ -31,17 +31,18 @@ def remote_status(ws: Workspace, patterns: list[str], out: TextIO, *, as_json: b
         rows.append((status.target, key, status.state.name.lower()))
     found = dict(bounded_map(lambda row: remote.has(row[1]) if row[1] else False, rows))
     for text in warnings:
-        out.write(json.dumps({"event": "warning", "message": text}) + "\n" if as_json else f"warning: {text}\n")
+        out.write(safe_json({"event": "warning", "message": text}) + "\n" if as_json else
+                  f"warning: {safe_text(text)}\n")
     present = 0
     for row in rows:
         target, key, state = row
         has = found[row]
         present += has is True
         if as_json:
-            out.write(json.dumps({"target": target, "key": key, "state": state, "remote": has}) + "\n")
+            out.write(safe_json({"target": target, "key": key, "state": state, "remote": has}) + "\n")
         else:
             word = {True: "in store", False: "missing", None: "unknown"}[has]
-            out.write(f"{word:<9} {target}\n")
+            out.write(f"{word:<9} {safe_text(target)}\n")
     if not as_json:
-        out.write(f"{present} of {len(rows)} in {remote.name}\n")
+        out.write(f"{present} of {len(rows)} in {safe_text(remote.name)}\n")
     return 0

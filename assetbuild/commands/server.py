@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import Options, common_options
+from ._args import Options, common_options, timeout_option
 
 HELP = "ask the server how it is (server status)"
 DESCRIPTION = "Commands about the SwarmUI server."
@@ -21,9 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     "Exit 0 when it can take work; 1 when it is not reachable, refuses the credentials or has no "
                     "usable backend.")
     status.add_argument("--json", action="store_true", help="one JSON object")
+    timeout_option(status)
 
 
 def main(args: argparse.Namespace) -> int:
     from .server_ops import resolve, status
 
-    return status(resolve(args.file, args.server), sys.stdout, as_json=args.json)
+    return status(resolve(args.file, args.server, args.timeout), sys.stdout, as_json=args.json)

@@ -9,7 +9,7 @@ config's ``server`` > ``http://localhost:7801``. Credentials come from ``ASSETBU
 from __future__ import annotations
 
 import contextlib
-import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,10 +18,12 @@ from .. import userconfig
 from ..errors import UsageError
 from ..layout import find_manifest
 from ..manifest import ServerSettings
+from ..safetext import safe_json, safe_text
 from ..swarm.client import SwarmClient
 from ..swarm.credentials import Credentials, shown_url
 from ..swarm.errors import SwarmAPIError
-from ..swarm.sync import ServerCommandError, new_session, run
+from ..swarm.messages import CurrentStatus, validated
+from ..swarm.sync import DEADLINE, ServerCommandError, new_session, run
 from ..workspace import manifest_server, server_url
 
 
@@ -31,6 +33,7 @@ class Target:
 
     settings: ServerSettings
     credentials: Credentials
+    deadline: float = DEADLINE  # seconds for a whole command (--timeout); generation has server.timeout
 
     @property
     def url(self) -> str:
@@ -41,8 +44,10 @@ class Target:
         return self.settings.is_placeholder
 
 
-def resolve(manifest: str | None, server: str | None, *, use_manifest: bool = True) -> Target:
-    """The server for ``-f manifest`` / ``--server server`` (see the module docstring)."""
+def resolve(manifest: str | None, server: str | None, deadline: float | None = None, *,
+            use_manifest: bool = True) -> Target:
+    """The server for ``-f manifest`` / ``--server server`` (see the module docstring); ``deadline``
+    (``--timeout``) bounds a whole command, default ``DEADLINE``."""
     path: Path | None
     try:
         path = find_manifest(manifest) if use_manifest else None
@@ -50,7 +55,7 @@ def resolve(manifest: str | None, server: str | None, *, use_manifest: bool = Tr
         path = None  # no manifest: fine for these commands
     settings, explicit = manifest_server(path) if path is not None else (ServerSettings(), set())
     url = server_url(server, settings.url if "url" in explicit else None)
-    return Target(replace(settings, url=url), userconfig.credentials())
+    return Target(replace(settings, url=url), userconfig.credentials(), deadline or DEADLINE)
 
 
 # --- server status ------------------------------------------------------------------------------------
@@ -78,7 +83,8 @@ class ServerStatus:
                 and self.backend_status not in UNUSABLE_BACKENDS)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**{k: v for k, v in self.__dict__.items() if v is not None}, "can_generate": self.can_generate}
+        shown = dict(self.__dict__, url=shown_url(self.url))
+        return {**{k: v for k, v in shown.items() if v is not None}, "can_generate": self.can_generate}
 
 
 # backend_status values with which no generation can run (SwarmUI BackendHandler): exit 1.
@@ -90,16 +96,17 @@ async def fetch_status(client: SwarmClient) -> ServerStatus:
     whole server: GetCurrentStatus counts only this command's new session, which is always idle.
     GetGlobalStatus needs an admin permission; without it the session's counters are shown, and said so."""
     info = await new_session(client)
-    current = await client.call("GetCurrentStatus", {})
-    backend = current.get("backend_status") or {}
-    counters, scope = current.get("status") or {}, "session"
+    current = validated(CurrentStatus, await client.call("GetCurrentStatus", {}), "GetCurrentStatus")
+    user = info.get("user_id")
+    counters, scope = current.status, "session"
     with contextlib.suppress(SwarmAPIError):  # refused without the read_server_info_panels permission
-        counters, scope = (await client.call("GetGlobalStatus", {})).get("status") or {}, "server"
+        whole = validated(CurrentStatus, await client.call("GetGlobalStatus", {}), "GetGlobalStatus")
+        counters, scope = whole.status, "server"
     return ServerStatus(
-        client.base_url, True, version=str(info.get("version") or "unknown"), user=info.get("user_id"),
-        backend_status=backend.get("status"), backend_message=backend.get("message") or None,
-        counters={k: int(v) for k, v in counters.items() if isinstance(v, int | float)}, counters_scope=scope,
-        features=list(current.get("supported_features") or []),
+        client.base_url, True, version=str(info.get("version") or "unknown"), user=str(user) if user else None,
+        backend_status=current.backend_status.status, backend_message=current.backend_status.message or None,
+        counters={k: int(v) for k, v in counters.items() if math.isfinite(v)}, counters_scope=scope,
+        features=current.supported_features,
     )
 
 
@@ -110,12 +117,12 @@ def status(target: Target, out: TextIO, *, as_json: bool = False) -> int:
                               backend_message="the offline placeholder generator needs no server")
     else:
         try:
-            result = run(target.url, fetch_status, credentials=target.credentials)
+            result = run(target.url, fetch_status, credentials=target.credentials, deadline=target.deadline)
         except ServerCommandError as exc:  # a refusal is an answer: the server is reachable
             result = ServerStatus(target.url, exc.refused, error=exc.message, hint=exc.hint,
                                   credentials_refused=exc.refused or None)
     if as_json:
-        out.write(json.dumps(result.as_dict()) + "\n")
+        out.write(safe_json(result.as_dict()) + "\n")
     else:
         out.write(_status_text(result))
     return 0 if result.can_generate else 1
@@ -128,25 +135,25 @@ _COUNTER_WORDS = (("waiting_gens", "queued"), ("waiting_backends", "waiting for 
 def _status_text(s: ServerStatus) -> str:
     if not s.reachable or s.credentials_refused:
         state = "reachable, but the credentials were refused" if s.credentials_refused else "NOT reachable"
-        lines = [f"SwarmUI at {shown_url(s.url)}: {state}", f"  {s.error}"]
+        lines = [f"SwarmUI at {safe_text(shown_url(s.url))}: {state}", f"  {safe_text(s.error)}"]
         if s.hint:
-            lines.append(f"  hint: {s.hint}")
+            lines.append(f"  hint: {safe_text(s.hint)}")
         return "\n".join(lines) + "\n"
-    lines = [f"SwarmUI at {shown_url(s.url)}: reachable"]
-    lines.append(f"  version:   {s.version}")
+    lines = [f"SwarmUI at {safe_text(shown_url(s.url))}: reachable"]
+    lines.append(f"  version:   {safe_text(s.version)}")
     if s.user:
-        lines.append(f"  user:      {s.user}")
+        lines.append(f"  user:      {safe_text(s.user)}")
     backend = s.backend_status or "unknown"
     if s.backend_message:
         backend += f" ({s.backend_message})"
-    lines.append(f"  backends:  {backend}")
+    lines.append(f"  backends:  {safe_text(backend)}")
     if s.counters is not None:
         queue = ", ".join(f"{s.counters.get(key, 0)} {word}" for key, word in _COUNTER_WORDS)
         scope = ("whole server" if s.counters_scope == "server" else
                  "this command's own session only: the server refused GetGlobalStatus, an admin route")
         lines.append(f"  queue:     {queue} ({scope})")
     if s.features:
-        lines.append(f"  features:  {', '.join(s.features)}")
+        lines.append(f"  features:  {safe_text(', '.join(s.features))}")
     if not s.can_generate:
         lines.append("  it cannot generate: configure a backend in SwarmUI (Server > Backends)")
     return "\n".join(lines) + "\n"
@@ -168,9 +175,10 @@ def cancel(target: Target, out: TextIO) -> int:
     if target.is_placeholder:
         out.write("nothing to cancel: the placeholder generator runs inside assetbuild\n")
         return 0
-    info = run(target.url, interrupt_user, credentials=target.credentials)
+    info = run(target.url, interrupt_user, credentials=target.credentials, deadline=target.deadline)
     user = info.get("user_id") or "this user"
-    out.write(f"asked SwarmUI at {shown_url(target.url)} to interrupt every queued and running generation of user "
-              f"{user!r}, in all of its sessions (InterruptAll, other_sessions=true)\n"
+    out.write(f"asked SwarmUI at {safe_text(shown_url(target.url))} to interrupt every queued and running "
+              f"generation of user {safe_text(repr(user))}, in all of its sessions "
+              "(InterruptAll, other_sessions=true)\n"
               "other users' work is not affected; interrupted `assetbuild run`s report those assets as failed\n")
     return 0

@@ -6,12 +6,12 @@ Imported to build the command line parser: the planning machinery is imported in
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ..errors import UsageError
+from ..safetext import safe_json, safe_text
 
 if TYPE_CHECKING:
     from ..plan import Status
@@ -65,16 +65,16 @@ def show_status(ws: Workspace, patterns: list[str], out: TextIO, *, as_json: boo
         print(f"assetbuild: warning: {MERGED_LOCK}", file=sys.stderr)
     if as_json:
         for status in result:
-            out.write(json.dumps({"target": status.target, "state": status.state.name.lower(),
-                                  "label": status.state.value, "reason": status.reason,
-                                  "key": status.key}) + "\n")
+            out.write(safe_json({"target": status.target, "state": status.state.name.lower(),
+                                 "label": status.state.value, "reason": status.reason,
+                                 "key": status.key}) + "\n")
         return 0
     width = max((len(s.state.value) for s in result), default=5)
     for status in result:
         if quiet and status.state is State.FRESH:
             continue
-        reason = f"  ({status.reason})" if status.reason else ""
-        out.write(f"{status.state.value:<{width}}  {status.target}{reason}\n")
+        reason = f"  ({safe_text(status.reason)})" if status.reason else ""
+        out.write(f"{status.state.value:<{width}}  {safe_text(status.target)}{reason}\n")
     counts: dict[str, int] = {}
     for status in result:
         counts[status.state.value] = counts.get(status.state.value, 0) + 1
@@ -130,20 +130,22 @@ def _explain_status(ws: Workspace, status: Status, out: TextIO) -> None:
     from ..plan import State, explain, modified_hint
 
     target, entry = status.target, status.entry
-    out.write(f"{target}: {status.state.value}\n")
+    shown = safe_text(target)
+    out.write(f"{shown}: {status.state.value}\n")
     if status.state is State.FRESH:
         out.write(f"  nothing changed since it was built (key {status.key})\n")
         return
     if status.state is State.MODIFIED:
         if ws.project.assets[target].path.is_dir():
-            out.write(f"  {status.reason}; {modified_hint(ws.project.assets[target].path)}\n")
+            out.write(f"  {safe_text(status.reason)}; {safe_text(modified_hint(ws.project.assets[target].path))}\n")
         else:
-            out.write(f"  the file was {status.reason}; `assetbuild run --force {target}` replaces it\n")
+            out.write(f"  the file was {safe_text(status.reason)}; `assetbuild run --force {shown}` replaces it\n")
         return
     if status.state is State.UPSTREAM:
         asset = ws.project.assets[target]
         ups = [s for s in ws.planner.plan(asset.upstream) if s.state is not State.FRESH]
-        out.write(f"  {status.reason}: " + ", ".join(f"{s.target} ({s.state.value})" for s in ups) + "\n")
+        out.write(f"  {safe_text(status.reason)}: " + ", ".join(f"{safe_text(s.target)} ({s.state.value})"
+                                                              for s in ups) + "\n")
         return
     if entry is None:
         out.write("  never built (no entry in assets.lock)\n")
@@ -154,9 +156,9 @@ def _explain_status(ws: Workspace, status: Status, out: TextIO) -> None:
     if model_change and changes:
         changes.append(model_change)
     if not changes:
-        out.write(f"  {status.reason}\n")
+        out.write(f"  {safe_text(status.reason)}\n")
     for line in changes:
-        out.write(f"  {line}\n")
+        out.write(f"  {safe_text(line)}\n")
 
 
 def _why_file(ws: Workspace, path: Path, out: TextIO) -> int:
@@ -174,14 +176,14 @@ def _why_file(ws: Workspace, path: Path, out: TextIO) -> int:
         declared = [s.target for s in ws.planner.plan() if s.key == key]
         if declared:
             for target in declared:
-                out.write(f"{path}: made by asset {target!r} as it is declared now (key {key}); assets.lock "
-                          "has no entry for it (never built here, or cleaned)\n")
+                out.write(f"{safe_text(path)}: made by asset {safe_text(repr(target))} as it is declared now "
+                          f"(key {key}); assets.lock has no entry for it (never built here, or cleaned)\n")
                 prompt = ws.project.assets[target].params.get("prompt")
                 if prompt:
-                    out.write(f"  prompt: {prompt}\n")
+                    out.write(f"  prompt: {safe_text(prompt)}\n")
             return 0
-        out.write(f"{path}: written by assetbuild with key {key}, which neither assets.lock nor the manifest's "
-                  "assets have (made from an older manifest?)\n")
+        out.write(f"{safe_text(path)}: written by assetbuild with key {key}, which neither assets.lock nor the "
+                  "manifest's assets have (made from an older manifest?)\n")
         return 0
     if not owners:
         raise UsageError(f"{path} was not written by assetbuild (it has no assetbuild key, and its bytes match "
@@ -190,10 +192,10 @@ def _why_file(ws: Workspace, path: Path, out: TextIO) -> int:
     for target in owners:
         entry = ws.lock.get(target)
         assert entry is not None
-        out.write(f"{path}: made by asset {target!r} (key {key})\n")
+        out.write(f"{safe_text(path)}: made by asset {safe_text(repr(target))} (key {key})\n")
         prompt = entry.inputs.get("params", {}).get("prompt")
         if prompt:
-            out.write(f"  prompt: {prompt}\n")
+            out.write(f"  prompt: {safe_text(prompt)}\n")
         if entry.model or entry.seed is not None:
-            out.write(f"  model: {entry.model}, seed: {entry.seed}\n")
+            out.write(f"  model: {safe_text(entry.model)}, seed: {entry.seed}\n")
     return 0

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from ..events import BuildEvents
+from ..safetext import safe_text
 
 
 def wants_plain(stream: TextIO) -> bool:
@@ -50,9 +51,11 @@ class _ToDisplay(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.WARNING:
-            self.events.warning(self.format(record))
+            self.events.warning(self.format(record))  # every display escapes it
         else:  # --verbose detail: to stderr, so it is not mistaken for a warning (or break --json on stdout)
-            sys.stderr.write(f"debug: {self.format(record)}\n")
+            # The message may quote a name or the server: escaped. A traceback (exc_info) keeps its lines.
+            trace = f"\n{logging.Formatter().formatException(record.exc_info)}" if record.exc_info else ""
+            sys.stderr.write(f"debug: {safe_text(record.getMessage())}{trace}\n")
 
 
 @contextlib.contextmanager

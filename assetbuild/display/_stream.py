@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import TextIO
 
+from ..safetext import safe_text
+
 
 class LineWriter:
-    """Writes whole lines; after the reader goes away, drops output instead of raising."""
+    """Writes whole lines; after the reader goes away, drops output instead of raising.
+
+    A line is one line: a control character in it (a newline or an ANSI escape in a target name or a
+    server's message) is shown escaped, so it can neither forge another line nor restyle the terminal.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
@@ -16,7 +22,7 @@ class LineWriter:
         if self.closed:
             return
         try:
-            self.stream.write(text + "\n")
+            self.stream.write(safe_text(text) + "\n")
             self.stream.flush()
         except (BrokenPipeError, ValueError):  # ValueError: the stream itself was closed
             self.closed = True

@@ -19,7 +19,6 @@ Schema (every object has ``event`` and ``time``, seconds since the run started):
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
@@ -28,6 +27,7 @@ from typing import Any, TextIO
 
 from ..events import Failure, Summary
 from ..generators.base import Progress
+from ..safetext import safe_json
 from ._stream import LineWriter
 
 
@@ -44,7 +44,7 @@ class JsonDisplay:
     def _emit(self, event: str, **fields: Any) -> None:
         with self._lock:  # stamp inside the lock so times never go backwards in the output
             record = {"event": event, "time": round(self.clock() - self._start, 3), **fields}
-            self.out.line(json.dumps(record, ensure_ascii=False))
+            self.out.line(safe_json(record, ensure_ascii=False))
 
     def run_started(self, total: int, to_build: int) -> None:
         self._start = self.clock()

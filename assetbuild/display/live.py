@@ -24,6 +24,7 @@ from rich.text import Text
 
 from ..events import GENERATED, Failure, Summary
 from ..generators.base import Progress
+from ..safetext import safe_text
 from .failures import RepeatFilter, group
 
 PHASE_LABELS = {
@@ -122,7 +123,8 @@ class LiveDisplay:
                 self._generation_times.append(self.clock() - since if since is not None else seconds)
         if not self.quiet:
             style = OUTCOME_STYLES.get(outcome, "")
-            line = Text.assemble((f"{outcome:>9} ", style), target, (f"  {format_seconds(seconds)}", "dim"))
+            line = Text.assemble((f"{outcome:>9} ", style), safe_text(target),
+                                 (f"  {format_seconds(seconds)}", "dim"))
             self.console.print(line)
 
     def asset_failed(self, target: str, failure: Failure) -> None:
@@ -133,10 +135,11 @@ class LiveDisplay:
             repeated = failure.skipped or self._repeats.first_with_same_cause(failure) is not None
         if repeated:  # skipped assets and repeats of a cause are listed once, grouped, after the summary
             return
-        self.console.print(Text.assemble((f"{'FAILED':>9} ", "bold red"), target, f": {failure.message}"))
+        self.console.print(Text.assemble((f"{'FAILED':>9} ", "bold red"), safe_text(target),
+                                         f": {safe_text(failure.message)}"))
 
     def warning(self, text: str) -> None:
-        self.console.print(Text.assemble(("warning: ", "yellow"), text))
+        self.console.print(Text.assemble(("warning: ", "yellow"), safe_text(text)))
 
     def run_finished(self, summary: Summary) -> None:
         if self._running:
@@ -145,12 +148,12 @@ class LiveDisplay:
         self.console.print(summary_view(summary, self.console.width, one_off=self.one_off))
         for cause in group(summary.failures):
             lead, text = cause.headline()
-            self.console.print(Text.assemble((lead, "yellow" if cause.skipped else "red"), text))
+            self.console.print(Text.assemble((lead, "yellow" if cause.skipped else "red"), safe_text(text)))
             names = cause.target_list(quiet=self.quiet)
             if names:  # indented, also where a long list wraps
-                self.console.print(Padding(Text(names), (0, 0, 0, 2)))
+                self.console.print(Padding(Text(safe_text(names)), (0, 0, 0, 2)))
             if cause.hint:
-                self.console.print(Padding(Text(f"try: {cause.hint}", style="dim"), (0, 0, 0, 2)))
+                self.console.print(Padding(Text(f"try: {safe_text(cause.hint)}", style="dim"), (0, 0, 0, 2)))
         not_built = summary.not_built_text()
         if not_built:
             self.console.print(Text(not_built, style="yellow"))
@@ -196,7 +199,7 @@ class LiveDisplay:
         rows.add_column(no_wrap=True, overflow="ellipsis", ratio=3)
         rows.add_column(no_wrap=True, ratio=2)
         for target, state in flight:
-            rows.add_row(state.spinner, Text(target), _phase_text(state))  # Text: brackets are not markup
+            rows.add_row(state.spinner, Text(safe_text(target)), _phase_text(state))  # Text: no markup
         eta = self.eta()
         parts = [f"{done}/{to_build}"]
         parts += [f"{counts[k]} {k}" for k in ("generated", "restored", "derived", "fresh", "failed") if counts.get(k)]

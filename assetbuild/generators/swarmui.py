@@ -163,7 +163,7 @@ def as_asset_error(asset: str, exc: SwarmError, credentials: Credentials) -> Ass
     if isinstance(exc, SwarmUnreachable):
         return ServerUnreachable(asset, message, hint=exc.hint)
     if isinstance(exc, SwarmBadImage):
-        return ImageError(asset, message, hint="check the server's image format settings")
+        return ImageError(asset, message, hint=exc.hint or "check the server's image format settings")
     if isinstance(exc, SwarmAPIError):
         return ServerError(asset, message, hint=exc.hint)
     return GenerationError(asset, message, hint=exc.hint)

@@ -31,6 +31,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.frames import CloseCode
 
 from ..generators.base import Progress
+from ..safetext import safe_text
 from . import messages
 from . import metadata as image_metadata
 from .capacity import POLL_SECONDS, START_LIMIT, CapacityFollower
@@ -39,11 +40,13 @@ from .errors import (
     SessionInvalid,
     SwarmAPIError,
     SwarmAuthError,
+    SwarmBadAnswer,
     SwarmBadImage,
     SwarmError,
     SwarmUnreachable,
     WebSocketUnavailable,
 )
+from .imagesize import check_size
 from .slots import Slot as _Slot
 from .slots import SlotPool
 
@@ -86,6 +89,15 @@ def data_url(data: bytes) -> str:
     """``data`` as a ``data:`` URL, the form SwarmUI takes for image parameters."""
     mime = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}.get(sniff(data) or "", "image/png")
     return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+class _connect_no_redirects(connect):  # noqa: N801 - used like websockets' own ``connect``
+    """websockets' ``connect`` follows up to 10 redirects, even to another origin, and would send the
+    whole generation request (prompt, session id, input images) there. Never follow one: like the HTTP
+    calls and downloads, a redirect is an answer we refuse."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
 
 
 class _Dropped(Exception):
@@ -215,8 +227,11 @@ class SwarmClient:
             if attempt:
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                async with self._http.stream("POST", url, json=payload,
-                                             timeout=timeout or httpx.USE_CLIENT_DEFAULT) as response:
+                # A total deadline per call, not only per read: a server that dribbles a byte now and then
+                # would otherwise keep a read timeout from ever firing.
+                async with asyncio.timeout(timeout or self.control_timeout), \
+                        self._http.stream("POST", url, json=payload,
+                                          timeout=timeout or httpx.USE_CLIENT_DEFAULT) as response:
                     if response.status_code >= 500:
                         last = f"HTTP {response.status_code}"
                         if not idempotent:
@@ -225,7 +240,7 @@ class SwarmClient:
                         continue
                     # A generation's answer can carry the image as a data URL: bounded like a download.
                     body = await self._read_limited(response, 2 * self.max_image_bytes, f"the {route} answer")
-            except httpx.ReadTimeout:
+            except (httpx.ReadTimeout, TimeoutError):
                 if not idempotent:
                     raise SwarmAPIError(f"{route} got no answer within {timeout or 60:.0f} s") from None
                 # A server that accepts connections but cannot answer a trivial call is down for us:
@@ -251,7 +266,12 @@ class SwarmClient:
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[_Slot]:
         if self.capacity is not None:
-            await self.capacity.started()
+            # The first capacity probe talks to the server: no longer than a generation may take in all
+            # (a server that dribbles its answers must not hold every asset here). It goes on in the
+            # background; meanwhile generations start with the limit already known.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timeout):
+                    await self.capacity.started()
         slot = await self.slots.acquire()
         try:
             yield slot
@@ -274,10 +294,15 @@ class SwarmClient:
                     message = await self._generate_in_slot(slot, payload, on_progress, label)
                     on_progress(Progress("downloading"))
                     data = await self.fetch_image(message.image, expected)
+                    if data:  # empty: a subclass chose not to download (`generate` printing URLs)
+                        check_size(data, params)
             except TimeoutError:
                 await self._interrupt(slot)
                 raise SwarmAPIError(f"generation took longer than {self.timeout:g} s (server.timeout); "
                                     "the server's job was interrupted") from None
+            except SwarmBadAnswer:
+                await self._interrupt(slot)  # the server may still be working on it: nobody will read it
+                raise
             except asyncio.CancelledError:
                 await asyncio.shield(self._interrupt(slot))
                 raise
@@ -320,10 +345,10 @@ class SwarmClient:
                              on_progress: Callable[[Progress], None]) -> messages.ImageMessage:
         on_progress(Progress("generating"))
         data = await self.call("GenerateText2Image", payload, slot=slot, timeout=self.timeout, idempotent=False)
-        paths = data.get("images")
-        if not isinstance(paths, list) or not paths:
-            raise SwarmAPIError(f"the server returned no image: {str(data)[:200]}")
-        return messages.ImageMessage(image=str(paths[0]), batch_index=0)
+        if not data.get("images"):
+            raise SwarmAPIError(f"the server returned no image: {safe_text(str(data)[:200])}")
+        answer = messages.validated(messages.GenerateAnswer, data, "GenerateText2Image")
+        return messages.ImageMessage(image=answer.images[0], batch_index=0)
 
     async def _generate_ws(self, slot: _Slot, payload: dict[str, Any],
                            on_progress: Callable[[Progress], None]) -> messages.ImageMessage:
@@ -333,9 +358,10 @@ class SwarmClient:
                 raise self._down
             body = dict(payload, session_id=await self._session(slot))
             try:
-                async with connect(uri, additional_headers=self._headers, max_size=self.max_image_bytes * 2,
-                                   open_timeout=self.connect_timeout, close_timeout=2,
-                                   ping_interval=None, compression=None) as ws:
+                async with _connect_no_redirects(uri, additional_headers=self._headers,
+                                                 max_size=self.max_image_bytes * 2,
+                                                 open_timeout=self.connect_timeout, close_timeout=2,
+                                                 ping_interval=None, compression=None) as ws:
                     await ws.send(json.dumps(body))
                     return await self._read_generation(ws, _tracking(slot, on_progress))
             except SessionInvalid:
@@ -345,6 +371,12 @@ class SwarmClient:
                 status = exc.response.status_code
                 if status == 401:
                     raise SwarmAuthError("the server refused the WebSocket connection (HTTP 401)") from None
+                if 300 <= status < 400:
+                    where = shown_url(exc.response.headers.get("Location", "(no Location)"))
+                    raise SwarmAPIError(f"the server redirected the WebSocket upgrade (HTTP {status}) to "
+                                        f"{safe_text(where)}; assetbuild does not follow redirects",
+                                        hint="point server.url (or --server) at the address SwarmUI really "
+                                             "serves") from None
                 if status >= 500:
                     raise _Dropped(f"the server answered the WebSocket upgrade with HTTP {status}",
                                    started=False) from None
@@ -482,10 +514,11 @@ class SwarmClient:
         if slot.session_id is None or self._down is not None:
             return
         try:
-            await self._http.post("/API/InterruptAll", json={"session_id": slot.session_id}, timeout=5.0)
+            async with asyncio.timeout(5.0):
+                await self._http.post("/API/InterruptAll", json={"session_id": slot.session_id}, timeout=5.0)
             self.stats["interrupts"] += 1
-        except httpx.HTTPError as exc:
-            log.debug("InterruptAll for %s failed: %s", slot.name, exc)
+        except (httpx.HTTPError, TimeoutError) as exc:
+            log.debug("InterruptAll for %s failed: %r", slot.name, exc)
 
     async def interrupt_all(self) -> None:
         """Interrupt every session this client created (Ctrl-C): only our own work stops."""
@@ -518,13 +551,13 @@ def _expected_format(params: dict[str, Any]) -> str | None:
 def _checked(status: int, body: bytes) -> dict[str, Any]:
     """The JSON body of an API response, or the error it carries (whatever the status code)."""
     try:
-        data = json.loads(body)
+        data = messages.loads(body)
     except ValueError:
         data = None
     if status == 401 and not (isinstance(data, dict) and data.get("error_id")):
         raise SwarmAuthError("the server refused the request (HTTP 401 Unauthorized)")
     if not isinstance(data, dict):
-        text = body[:200].decode("utf-8", "replace").strip()
+        text = safe_text(body[:200].decode("utf-8", "replace").strip())
         raise SwarmAPIError(f"unexpected answer (HTTP {status}): {text or '(empty)'}")
     if "error" in data or "error_id" in data:
         raise _api_error(data.get("error"), data.get("error_id"))
@@ -559,10 +592,10 @@ def _hint_for(text: str) -> str | None:
 
 def _download_error(status: int, body: bytes, reference: str) -> SwarmError:
     try:
-        data = json.loads(body)
+        data = messages.loads(body)
         message = data.get("error") or data.get("error_id")
         error_id = data.get("error_id")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, SwarmBadAnswer):
         message, error_id = body.decode("utf-8", "replace").strip(), None
     if error_id in ("invalid_user", "unauthorized") or status == 401:
         return SwarmAuthError(f"the server refused the download of {reference}: {message}")

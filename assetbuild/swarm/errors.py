@@ -2,7 +2,8 @@
 
     SwarmError
     ├── SwarmAPIError       the server answered with {"error": ..., "error_id"?: ...}
-    │   └── SessionInvalid  401 invalid_session_id (handled inside the client by renewing)
+    │   ├── SessionInvalid  401 invalid_session_id (handled inside the client by renewing)
+    │   └── SwarmBadAnswer  an answer or message that does not validate (wrong types, JSON too deep)
     ├── SwarmAuthError      the server refused our credentials (or their absence)
     ├── SwarmUnreachable    connection refused, 5xx, timeouts: after bounded retries
     ├── SwarmBadImage       an image that is not what was asked for, too big, or off-origin
@@ -30,6 +31,10 @@ class SwarmAPIError(SwarmError):
 
 class SessionInvalid(SwarmAPIError):
     pass
+
+
+class SwarmBadAnswer(SwarmAPIError):
+    hint = "the server (or a proxy in front of it) sent data SwarmUI never sends: check its version and logs"
 
 
 class SwarmAuthError(SwarmError):

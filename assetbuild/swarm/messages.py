@@ -4,21 +4,35 @@ Dispatch is on the key present (swarmui-api.md §4.2): ``status``, ``gen_progres
 ``{"image", "batch_index", "request_id", "metadata"}``), ``discard_indices``, ``keep_alive``,
 ``socket_intention``, ``error``. Anything else (``raw_backend_data``...) is ignored. ``batch_index``
 comes as a string, sometimes an int; ``metadata`` is a string of JSON, or null.
+
+Everything read from the server is validated here, at the edge: a message of a known kind whose content
+does not fit (``{"gen_progress": "x"}``, ``{"image": 5}``, a seed of ``1e400``, JSON nested too deep
+to parse) raises ``SwarmBadAnswer``, which fails that asset with a clear message; nothing further in
+assetbuild sees unvalidated server data. The HTTP answers that are read field by field
+(GenerateText2Image, GetCurrentStatus) have their models here too.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from ..generators.base import Progress
+from ..safetext import safe_text
+from .errors import SwarmBadAnswer
+
+SEED_RANGE = (-1, 2**63 - 1)  # SwarmUI's seeds are C# longs; -1 means random
 
 
 class _Loose(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+
+_M = TypeVar("_M", bound=_Loose)
 
 
 class StatusCounters(_Loose):
@@ -51,15 +65,50 @@ class ImageMessage(_Loose):
         return int(value)
 
     def seed(self) -> int | None:
-        """The seed the server actually used, from the image's metadata, when it says."""
+        """The seed the server actually used, from the image's metadata, when it says.
+
+        Metadata that is not a JSON object, or has no numeric seed, gives None (the requested seed is
+        recorded instead); a number SwarmUI could not have used (``1e400``, ``2**64``) is a malformed
+        answer.
+        """
         if not self.metadata:
             return None
         try:
-            params = json.loads(self.metadata).get("sui_image_params", {})
-            seed = params.get("seed")
-            return int(seed) if seed is not None else None
-        except (ValueError, TypeError, AttributeError):
+            data = loads(self.metadata)
+        except SwarmBadAnswer:
+            raise SwarmBadAnswer("the server sent image metadata nested too deep to read") from None
+        except ValueError:
             return None
+        params = data.get("sui_image_params") if isinstance(data, dict) else None
+        seed = params.get("seed") if isinstance(params, dict) else None
+        if seed is None:
+            return None
+        return checked_seed(seed)
+
+
+def checked_seed(seed: Any) -> int | None:
+    """An image metadata's seed: None when it is not a number (lenient, like a missing one); a number
+    SwarmUI could not have used (``1e400`` parses as infinity, ``2**64`` overflows a long) is a
+    malformed answer."""
+    value = _integer(seed)
+    if value is None and not (isinstance(seed, float) and not math.isfinite(seed)):
+        return None
+    if value is None or not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
+        raise SwarmBadAnswer(f"the server's image metadata has an invalid seed: {_excerpt(seed)}")
+    return value
+
+
+def _integer(value: Any) -> int | None:
+    """``value`` as an integer when it is one (also written as "42" or 42.0), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 30:
+        return int(value)
+    return None
 
 
 @dataclass(frozen=True)
@@ -71,28 +120,94 @@ class Frame:
     error_id: str | None = None
 
 
-def parse(text: str | bytes) -> Frame:
+_INDICES = TypeAdapter(list[int] | None)
+
+
+def loads(text: str | bytes) -> Any:
+    """``json.loads``, with JSON nested too deep for Python's parser as ``SwarmBadAnswer`` (not the
+    RecursionError it raises); ValueError for text that is not JSON."""
     try:
-        data = json.loads(text)
+        return json.loads(text)
+    except RecursionError:
+        raise SwarmBadAnswer(f"the server sent JSON nested too deep to read ({len(text)} bytes)") from None
+
+
+def _excerpt(value: Any, limit: int = 80) -> str:
+    text = value if isinstance(value, str | bytes) else json.dumps(value, default=str)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return safe_text(text[:limit] + ("..." if len(text) > limit else ""))
+
+
+def parse(text: str | bytes) -> Frame:
+    """One WebSocket frame. Text that is not a JSON object is ignored (``other``); a frame of a known
+    kind that does not validate raises ``SwarmBadAnswer``."""
+    try:
+        data = loads(text)
     except ValueError:
         return Frame("other")
     if not isinstance(data, dict):
         return Frame("other")
-    if "error" in data or "error_id" in data:
-        return Frame("error", str(data.get("error") or data.get("error_id")), data.get("error_id"))
-    if "gen_progress" in data:
-        return Frame("progress", GenProgress.model_validate(data["gen_progress"]))
-    if "image" in data:
-        return Frame("image", ImageMessage.model_validate(data))
-    if "status" in data:
-        return Frame("status", StatusCounters.model_validate(data["status"]))
-    if "discard_indices" in data:
-        return Frame("discard", {int(i) for i in data["discard_indices"] or []})
+    try:
+        if "error" in data or "error_id" in data:
+            error_id = data.get("error_id")
+            return Frame("error", str(data.get("error") or error_id), error_id if isinstance(error_id, str) else None)
+        if "gen_progress" in data:
+            return Frame("progress", GenProgress.model_validate(data["gen_progress"]))
+        if "image" in data:
+            return Frame("image", ImageMessage.model_validate(data))
+        if "status" in data:
+            return Frame("status", StatusCounters.model_validate(data["status"]))
+        if "discard_indices" in data:
+            return Frame("discard", set(_INDICES.validate_python(data["discard_indices"]) or []))
+    except (ValidationError, ValueError, TypeError):
+        kind = next(k for k in ("gen_progress", "image", "status", "discard_indices") if k in data)
+        raise SwarmBadAnswer(f"the server sent a malformed {kind} message: {_excerpt(text)}") from None
     if "keep_alive" in data:
         return Frame("keep_alive")
     if data.get("socket_intention") == "close":
         return Frame("close_intent")
     return Frame("other")
+
+
+# --- HTTP answers read field by field ------------------------------------------------------------------
+
+
+class GenerateAnswer(_Loose):
+    """GenerateText2Image's answer: image references (``View/...`` paths or ``data:`` URLs)."""
+
+    images: list[str] = Field(min_length=1)
+
+
+class BackendStatus(_Loose):
+    status: str | None = None
+    message: str | None = None
+
+
+class CurrentStatus(_Loose):
+    """GetCurrentStatus: this session's counters, the backends' state, the server's features."""
+
+    status: dict[str, float] = Field(default_factory=dict)
+    backend_status: BackendStatus = Field(default_factory=BackendStatus)
+    supported_features: list[str] = Field(default_factory=list)
+
+
+class ModelList(_Loose):
+    """ListModels: sub-folders and model objects (only what is printed is checked)."""
+
+    folders: list[str] = Field(default_factory=list)
+    files: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def validated(model: type[_M], data: Any, what: str) -> _M:
+    """``data`` as ``model``, or ``SwarmBadAnswer`` naming ``what`` and the first problem."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "(the answer)"
+        raise SwarmBadAnswer(f"the server sent a malformed {what} answer: {where}: {problem['msg']} "
+                             f"(got {_excerpt(problem.get('input'))})") from None
 
 
 def phase_of(counters: StatusCounters) -> Progress | None:

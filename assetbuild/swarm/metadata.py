@@ -9,11 +9,12 @@ param, hash}]``, when the server setting that adds them is on).
 
 from __future__ import annotations
 
-import json
 import struct
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
+
+from .messages import checked_seed, loads
 
 _PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -37,18 +38,14 @@ def parse(text: str | None) -> ImageMetadata | None:
     if not text:
         return None
     try:
-        doc = json.loads(text)
+        doc = loads(text)
     except ValueError:
         return None
     if not isinstance(doc, dict) or not isinstance(doc.get("sui_image_params"), dict):
         return None
     params: dict[str, Any] = doc["sui_image_params"]
     extra = doc.get("sui_extra_data") if isinstance(doc.get("sui_extra_data"), dict) else {}
-    seed = params.get("seed")
-    try:
-        seed_value = int(seed) if seed is not None and not isinstance(seed, bool) else None
-    except (TypeError, ValueError):
-        seed_value = None
+    seed_value = checked_seed(params.get("seed"))  # 1e400 or 2**64: SwarmBadAnswer, not OverflowError
     unused = extra.get("unused_parameters") if isinstance(extra, dict) else None
     models = []
     for item in doc.get("sui_models") or []:

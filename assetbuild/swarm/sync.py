@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..errors import AssetbuildError, UsageError
-from .client import SwarmClient, parse_server_url
+from .client import CONTROL_TIMEOUT, SwarmClient, parse_server_url
 from .credentials import Credentials, shown_url
 from .errors import SwarmAuthError, SwarmError, SwarmUnreachable
 
@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 # Quick to give up on a dead server: these commands are interactive.
 QUICK = {"retries": 1, "backoff": 0.2, "connect_timeout": 5.0}
+DEADLINE = 60.0  # seconds for a whole command (server status, models, cancel): `--timeout` changes it
 
 
 class ServerCommandError(AssetbuildError):
@@ -48,19 +49,29 @@ def make_client(url: str, credentials: Credentials, **options: Any) -> SwarmClie
 
 
 def run(url: str, work: Callable[[SwarmClient], Awaitable[T]], *, credentials: Credentials | None = None,
-        **options: Any) -> T:
-    """``await work(client)`` on a fresh loop with a fresh client for ``url``; the client is closed after."""
+        deadline: float = DEADLINE, **options: Any) -> T:
+    """``await work(client)`` on a fresh loop with a fresh client for ``url``; the client is closed after.
+
+    ``deadline``: seconds for the whole of it, whatever the server does (a server that answers one byte
+    every few seconds never trips a read timeout); no single call may take longer either.
+    """
     credentials = credentials or Credentials()
+    options.setdefault("control_timeout", min(CONTROL_TIMEOUT, deadline))
 
     async def main() -> T:
         client = make_client(url, credentials, **options)
         try:
-            return await work(client)
+            async with asyncio.timeout(deadline):
+                return await work(client)
         finally:
             await client.aclose()
 
     try:
         return asyncio.run(main())
+    except TimeoutError:
+        raise ServerCommandError(f"SwarmUI at {shown_url(url)} did not finish answering within {deadline:g} s",
+                                 hint="the server (or a proxy in front of it) is stuck or very slow; check it, "
+                                      "or allow more time with --timeout SECONDS") from None
     except SwarmError as exc:
         raise as_command_error(exc, url, credentials) from None
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from assetbuild.testing._fake_backends import GenError, Scheduler, Slot
+from assetbuild.testing._fake_faults import Faults
 from assetbuild.testing._fake_images import (
     ImageSpec,
     build_metadata,
@@ -127,9 +128,10 @@ class StoredFile:
 class Engine:
     """Server state: sessions, tokens, stored outputs, the scheduler and running generations."""
 
-    def __init__(self, config: FakeSwarmConfig, recorder: Recorder) -> None:
+    def __init__(self, config: FakeSwarmConfig, recorder: Recorder, faults: Faults | None = None) -> None:
         self.config = config
         self.recorder = recorder
+        self.faults = faults or Faults()
         self.scheduler = Scheduler(config)
         self.sessions: dict[str, Session] = {}
         self.tokens: dict[str, str] = {}
@@ -379,7 +381,11 @@ class Engine:
         models = self._metadata_models(params) if self.config.model_hashes_in_metadata else None
         metadata = build_metadata(shown, params.extra_metadata, version=self.config.version, models=models,
                                   unused=unused, prep_seconds=0.01, gen_seconds=gen_seconds)
-        data = await asyncio.to_thread(render_file, spec, image_format, metadata, self.config.noise)
+        size = self.faults.image_sizes.pop(0) if self.faults.image_sizes else None
+        if size is not None:
+            with self.recorder.lock:
+                self.recorder.injected_failures += 1
+        data = await asyncio.to_thread(render_file, spec, image_format, metadata, self.config.noise, size)
         if params.get("donotsave"):
             url = data_url(data, mime)
         else:

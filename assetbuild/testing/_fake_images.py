@@ -87,9 +87,11 @@ def encode(img: Image.Image, image_format: str, metadata: str | None) -> bytes:
     return out.getvalue()
 
 
-def render_file(spec: ImageSpec, image_format: str, metadata: str | None, noise: bool) -> bytes:
-    """Render and encode one output image (CPU-bound: call it in a worker thread)."""
-    return encode(render(spec, noise=noise), image_format, metadata)
+def render_file(spec: ImageSpec, image_format: str, metadata: str | None, noise: bool,
+                size: tuple[int, int] | None = None) -> bytes:
+    """Render and encode one output image (CPU-bound: call it in a worker thread); ``size`` overrides
+    the requested size (fault injection: a server that ignores width/height)."""
+    return encode(render(spec, size, noise=noise), image_format, metadata)
 
 
 def preview_data_url(spec: ImageSpec) -> str:

@@ -14,7 +14,7 @@ import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -22,6 +22,7 @@ from urllib.parse import unquote
 from aiohttp import WSMsgType, web
 
 from assetbuild.testing._fake_engine import Engine, Session
+from assetbuild.testing._fake_faults import Faults
 from assetbuild.testing._fake_images import ImageSpec, preview_data_url
 from assetbuild.testing._fake_params import (
     RouteParamError,
@@ -73,22 +74,6 @@ def model_architecture(name: str) -> str:
 
 
 @dataclass
-class FailRule:
-    remaining: int
-    status: int
-    route: str | None  # lower-case API route name, or None for every request
-
-
-@dataclass
-class Faults:
-    """Pending fault injections (mutated only on the server loop)."""
-
-    fail_rules: list[FailRule] = field(default_factory=list)
-    drop_budget: int = 0
-    drop_after: int = 1
-
-
-@dataclass
 class ApiCall:
     request: web.Request
     body: dict[str, Any]
@@ -108,7 +93,7 @@ class WSConnection:
     def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
         self.ws = ws
         self.request = request
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[dict[str, Any] | str | None] = asyncio.Queue()
         self.dead = False
         self.drop_after: int | None = None
         self.progress_sent = 0
@@ -117,6 +102,11 @@ class WSConnection:
     def emit(self, message: dict[str, Any]) -> None:
         if not self.dead:
             self.queue.put_nowait(message)
+
+    def emit_raw(self, text: str) -> None:
+        """Send ``text`` as it is (fault injection: frames no real server would send)."""
+        if not self.dead:
+            self.queue.put_nowait(text)
 
     async def flush(self) -> None:
         self.queue.put_nowait(None)
@@ -139,12 +129,12 @@ class WSConnection:
             if self.dead:
                 continue
             try:
-                await self.ws.send_str(dumps(message))
+                await self.ws.send_str(message if isinstance(message, str) else dumps(message))
             except Exception:  # noqa: BLE001 - peer went away; the job keeps running (SwarmUI only logs)
                 log.debug("WebSocket send failed; dropping further output", exc_info=True)
                 self.dead = True
                 continue
-            if "gen_progress" in message and self.drop_after is not None:
+            if isinstance(message, dict) and "gen_progress" in message and self.drop_after is not None:
                 self.progress_sent += 1
                 if self.progress_sent >= self.drop_after:
                     self.abort()
@@ -216,6 +206,12 @@ class FakeServer:
         injected = self._injected_failure(route)
         if injected is not None:
             return injected
+        dribble = self._take(self.faults.dribbles, route)
+        if dribble is not None:
+            return await self._dribble(request, dribble.interval)
+        raw = self._take(self.faults.raw_answers, route)
+        if raw is not None:
+            return web.Response(status=raw.status, body=raw.body, content_type="application/json")
         wanted = self.config.required_authorization
         if wanted and request.headers.get("Authorization") != wanted:
             return web.Response(status=401, text="Unauthorized")
@@ -239,8 +235,42 @@ class FakeServer:
                 return web.Response(status=rule.status, text=f"{rule.status} {reason}")
         return None
 
+    def _take(self, rules: list[Any], route: str | None) -> Any:
+        """The first armed rule of ``rules`` for ``route`` (consumed once), counted as injected."""
+        for rule in rules:
+            if rule.route is None or rule.route == route:
+                rule.remaining -= 1
+                if rule.remaining <= 0:
+                    rules.remove(rule)
+                with self.recorder.lock:
+                    self.recorder.injected_failures += 1
+                return rule
+        return None
+
+    async def _dribble(self, request: web.Request, interval: float) -> web.StreamResponse:
+        """HTTP 200 headers, then one space every ``interval`` seconds until the client gives up."""
+        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+        current = asyncio.current_task()
+        if current is not None:
+            self.handlers.add(current)
+        try:
+            await response.prepare(request)
+            while True:
+                await response.write(b" ")
+                await asyncio.sleep(interval)
+        except (ConnectionError, asyncio.CancelledError):
+            return response
+        finally:
+            if current is not None:
+                self.handlers.discard(current)
+
     async def _handle_api(self, request: web.Request, raw_route: str) -> web.StreamResponse:
         if request.headers.get("Upgrade", "").lower() == "websocket":
+            if self.faults.ws_redirects:
+                location = self.faults.ws_redirects.pop(0)
+                with self.recorder.lock:
+                    self.recorder.injected_failures += 1
+                return web.Response(status=302, headers={"Location": location})
             if not self.config.websocket:  # a proxy that does not pass upgrades: Swarm sees plain HTTP
                 return api_error(400, "bad_request_method", "API route needs websocket, request is HTTP")
             return await self._handle_ws(request, raw_route)
@@ -361,6 +391,11 @@ class FakeServer:
         if self.faults.drop_budget > 0:
             self.faults.drop_budget -= 1
             conn.drop_after = self.faults.drop_after
+        if self.faults.ws_frames:
+            with self.recorder.lock:
+                self.recorder.injected_failures += 1
+            for frame in self.faults.ws_frames.pop(0):
+                conn.emit_raw(frame)
         raw = {k: v for k, v in body.items() if k != "session_id"}
         gens = {self.engine.start_generation(session, raw, images, conn.emit, "ws")}
         if conn.drop_after == 0:

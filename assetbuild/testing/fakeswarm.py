@@ -30,6 +30,13 @@ Fault injection:
   their TCP connection reset after that many ``gen_progress`` frames; the job keeps running server-side.
 * ``fail_next(count=1, status=503, route=None)``: the next ``count`` requests (optionally only one API
   route) get a plain-text 5xx before any other processing, like a proxy in front of the server.
+* ``answer_next(route, body, count=1, status=200)``: the next calls of an API route get ``body`` as it is
+  (malformed, mistyped or 100k-deep JSON).
+* ``dribble_next(interval=2.0, count=1, route=None)``: the next requests get headers, then one byte every
+  ``interval`` seconds, forever.
+* ``send_ws_frames(*frames, count=1)``: the next WebSocket generations first get these raw text frames.
+* ``redirect_websockets(location, count=1)``: the next WebSocket upgrades are answered ``302`` to it.
+* ``wrong_size_next(width, height, count=1)``: the next images are rendered at that size.
 * ``set_backends(n)``, ``set_loading(flag)``: change the backend pool while requests wait.
 * ``global_status=False`` (an option): GetGlobalStatus (server-wide counters, an admin route) answers
   a permission error, as SwarmUI does for users without ``read_server_info_panels``.
@@ -73,7 +80,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from assetbuild.testing._fake_engine import Engine
-from assetbuild.testing._fake_server import FailRule, FakeServer, Faults
+from assetbuild.testing._fake_faults import Dribble, FailRule, Faults, RawAnswer
+from assetbuild.testing._fake_server import FakeServer
 from assetbuild.testing._fake_state import (
     ActiveJob,
     FakeSwarmConfig,
@@ -98,8 +106,8 @@ class FakeSwarm:
         self.host = host
         self.port = port
         self._recorder = Recorder()
-        self._engine = Engine(self.config, self._recorder)
         self._faults = Faults()
+        self._engine = Engine(self.config, self._recorder, self._faults)
         self._server = FakeServer(self._engine, self._recorder, self._faults)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -259,6 +267,32 @@ class FakeSwarm:
         ``status``, before authentication or any other check."""
         rule = FailRule(count, status, route.lower() if route else None)
         self._call(lambda: self._faults.fail_rules.append(rule))
+
+    def answer_next(self, route: str, body: str | bytes, *, count: int = 1, status: int = 200) -> None:
+        """Answer the next ``count`` calls of API ``route`` with ``body`` as it is (any bytes, e.g.
+        malformed or absurdly nested JSON), HTTP ``status``, before any other processing."""
+        raw = body.encode() if isinstance(body, str) else body
+        rule = RawAnswer(count, route.lower(), raw, status)
+        self._call(lambda: self._faults.raw_answers.append(rule))
+
+    def dribble_next(self, *, interval: float = 2.0, count: int = 1, route: str | None = None) -> None:
+        """The next ``count`` requests (all, or only API route ``route``) get HTTP 200 headers and then
+        one byte every ``interval`` seconds, forever: alive, but never finishing an answer."""
+        rule = Dribble(count, route.lower() if route else None, interval)
+        self._call(lambda: self._faults.dribbles.append(rule))
+
+    def send_ws_frames(self, *frames: str, count: int = 1) -> None:
+        """The next ``count`` WebSocket generations first receive ``frames`` (raw text, sent as they are),
+        then run normally."""
+        self._call(lambda: self._faults.ws_frames.extend([list(frames)] * count))
+
+    def redirect_websockets(self, location: str, count: int = 1) -> None:
+        """Answer the next ``count`` WebSocket upgrades with ``302 Found`` to ``location``."""
+        self._call(lambda: self._faults.ws_redirects.extend([location] * count))
+
+    def wrong_size_next(self, width: int, height: int, count: int = 1) -> None:
+        """Render the next ``count`` images at ``width`` x ``height``, whatever the request asked."""
+        self._call(lambda: self._faults.image_sizes.extend([(width, height)] * count))
 
     def replace_model(self, name: str, subtype: str = "Stable-Diffusion") -> None:
         """Replace model ``name``'s file on the server: new hash, new pixels, same name."""
