@@ -96,9 +96,14 @@ def render(name: str, prompt: str, seed: int, width: int, height: int, init: byt
         _blend_init(image, init)
     border = max(1, min(width, height) // 32)
     draw.rectangle([border, border, width - 1 - border, height - 1 - border], outline=accent, width=border)
-    _draw_text(draw, name, prompt, width, height)
-    _draw_label(draw, short_name(name), width, height)
+    _draw_text(draw, _printable(name), _printable(prompt), width, height)
+    _draw_label(draw, _printable(short_name(name)), width, height)
     return image
+
+
+def _printable(text: str) -> str:
+    """Control characters (a newline in a target name...) drawn as '?': Pillow measures one line only."""
+    return "".join(char if char.isprintable() else "?" for char in text)
 
 
 def short_name(target: str) -> str:
