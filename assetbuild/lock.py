@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from .keys import hash_bytes
 from .layout import STATE_DIR
 
 LOCK_VERSION = 1
+_HEX128 = re.compile(r"[0-9a-f]{32}")  # an xxh3-128 digest: every key and file hash
 REWRITE_ALWAYS_BYTES = 64 * 1024  # a lock smaller than this (~100 assets) is rewritten on every commit
 COMPACT_RATIO = 0.5  # a big lock is rewritten once its journal holds this share of the file's size
 
@@ -57,6 +59,10 @@ class LockEntry:
         inputs = data.get("inputs") or {}
         if not isinstance(key, str) or not isinstance(digest, str):
             raise TypeError("`key` and `hash` must be strings")
+        if not _HEX128.fullmatch(key) or not _HEX128.fullmatch(digest):
+            # A key names a cache file and a store object: anything but 32 hex digits could reach
+            # outside the cache (`../../x`), so a cloned lock cannot steer a read or a delete there.
+            raise TypeError("`key` and `hash` must be 32 hexadecimal digits")
         if not (seed is None or (isinstance(seed, int) and not isinstance(seed, bool))):
             raise TypeError("`seed` must be a whole number")
         if not (model is None or isinstance(model, str)):
@@ -136,17 +142,20 @@ class Lock:
             return
         try:
             header = json.loads(lines[0]) if lines else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             return
-        if header.get("base") != self._base:
+        if not isinstance(header, dict) or header.get("base") != self._base:
             return  # written against another lock file (e.g. before a branch switch): not ours
         for line in lines[1:]:
             try:
                 record = json.loads(line)
+                target = record["t"]
                 entry = LockEntry.from_json(record["e"]) if record["e"] is not None else None
-            except (ValueError, KeyError, TypeError, AttributeError):
-                break  # a line cut by the kill: everything after it is unusable too
-            self._set(record["t"], entry)
+                if not isinstance(target, str):
+                    raise TypeError("a journal record's target must be a string")
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+                break  # a line cut by the kill (or damaged): everything after it is unusable too
+            self._set(target, entry)
             self._dirty = True
 
     def choose(self, target: str, on_disk: str) -> LockEntry | None:

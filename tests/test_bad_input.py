@@ -71,3 +71,16 @@ def test_lock_files_that_crashed_exit_2_in_every_command(project: Path, damage: 
         assert "assets.lock" in result.stderr and "not valid" in result.stderr
         assert "Traceback" not in result.stderr
     assert (project / "assets.lock").read_text() == text  # nothing overwritten
+
+
+def test_a_lock_key_that_is_not_a_digest_is_refused_before_it_can_name_a_file(tmp_path: Path) -> None:
+    """A cloned assets.lock with key "../../victim" must not steer a cache read or delete outside the cache."""
+    from assetbuild.lock import LockEntry
+
+    good = {"key": "0" * 32, "hash": "1" * 32, "seed": 1, "model": None, "inputs": {}}
+    assert LockEntry.from_json(good).key == "0" * 32
+    for bad in ("../../../../tmp/victim", "/tmp/victim", "0" * 31, "G" * 32):
+        with pytest.raises(TypeError, match="32 hexadecimal"):
+            LockEntry.from_json({**good, "key": bad})
+    with pytest.raises(TypeError, match="32 hexadecimal"):
+        LockEntry.from_json({**good, "hash": "../x"})

@@ -74,7 +74,10 @@ def test_objects_round_trip_and_share_the_local_cache_layout() -> None:
     entry = decode(KEY, raw, expected_hash=None, signing_key=None)
     assert (entry.data, entry.seed, entry.model) == (b"png bytes", 7, "m")
     assert path_of(KEY) == f"01/{KEY}.img" and key_of(path_of(KEY)) == KEY
-    assert key_of("prefix/" + path_of(KEY)) == KEY
+    # Only objects directly under the store's prefix are ours: a deeper one belongs to another project
+    # sharing the store (gc --remote must never see it as one of its own).
+    assert key_of("prefix/" + path_of(KEY)) is None
+    assert key_of(f"01/{KEY}.img.tmp") is None and key_of(f"01/{KEY.upper()}.img") is None
     assert key_of("README.md") is None and key_of(f"zz/{KEY}.img") is None
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 
 from ..keys import hash_bytes
@@ -39,12 +40,14 @@ def path_of(key: str) -> str:
     return f"{key[:2]}/{key}.img"
 
 
+_OBJECT_PATH = re.compile(r"([0-9a-f]{2})/(\1[0-9a-f]{30})\.img")
+
+
 def key_of(path: str) -> str | None:
-    """The key of an object path (None for anything that is not one of ours)."""
-    shard, _, name = path.rpartition("/")
-    if not name.endswith(".img") or shard.rpartition("/")[2] != name[:2]:
-        return None
-    return name[:-4]
+    """The key of an object path directly under the store's prefix (``ab/ab….img``); None for anything
+    else, such as another project's objects under a deeper prefix of the same store."""
+    match = _OBJECT_PATH.fullmatch(path)
+    return match.group(2) if match else None
 
 
 def sign(signing_key: bytes, key: str, data: bytes) -> str:
@@ -67,7 +70,7 @@ def decode(key: str, raw: bytes, *, expected_hash: str | None, signing_key: byte
         header = json.loads(raw[:end])
         claimed, size = str(header["hash"]), int(header["size"])
         seed, model = header.get("seed"), header.get("model")
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise BadObject("unreadable header") from None
     data = raw[end + 1:]
     if len(data) != size:
