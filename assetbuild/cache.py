@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from .fsutil import abandoned_files, atomic_write, real_dir
 from .keys import hash_bytes
+
+_KEY = re.compile(r"[0-9a-f]{32}")  # an asset key (xxh3-128 hex): the only names the cache has
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Cache:
         self.folder = folder
 
     def path_of(self, key: str) -> Path:
+        if not _KEY.fullmatch(key):  # the lock refuses such keys; never let one name a path elsewhere
+            raise ValueError(f"not a cache key: {key!r}")
         return self.folder / key[:2] / f"{key}.img"
 
     def has(self, key: str) -> bool:

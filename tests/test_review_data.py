@@ -310,3 +310,23 @@ def test_an_asset_waiting_for_its_upstream_says_what_why_says(tmp_path: Path, ca
     assert code == 0 and attack.state == "stale"
     assert attack.why == [line.strip() for line in out.splitlines()[1:]]
     assert attack.why == ["an input asset is stale: sprites/hero.png (stale (generate))"]
+
+
+def test_a_decompression_bomb_is_shown_without_a_preview(project: Path) -> None:
+    """A 30000 x 30000 PNG of ~60 bytes at a target: the card has no thumbnail, review exits 0 (not a bug)."""
+    import struct
+    import zlib
+
+    write_manifest(project, QUICKSTART)
+    assert run_cli(project).returncode == 0
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    (project / "sprites" / "hero.png").write_bytes(bomb)
+    result = run_cli(project, "review")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "bug" not in result.stderr
+    assert (project / ".assetbuild" / "review" / "index.html").is_file()

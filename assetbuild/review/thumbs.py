@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
+from .. import postprocess  # noqa: F401 (importing it sets Pillow's pixel limit: the same as in a build)
 from ..fsutil import atomic_write
 from .data import ImageRef
 
@@ -118,7 +121,7 @@ class SiteImages:
                     self.reused += 1
                 return SiteImage(full_name, known[2], known[0], known[1])
             width, height, thumb = self._thumbnail(ref, raw if raw is not None else ref.read(), full_name)
-        except (OSError, ValueError, SyntaxError):  # not an image Pillow can read: shown without a preview
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # shown without a preview
             return None
         with self._count:
             self._meta["images"][ref.hash] = [width, height, thumb]
@@ -154,7 +157,7 @@ class SiteImages:
             return float(known)
         try:
             return changed_share(refs[before].read(), refs[after].read())
-        except (OSError, ValueError, SyntaxError):
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
             return None
 
     def _prune(self, keep: set[str]) -> None:
