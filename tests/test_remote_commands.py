@@ -186,3 +186,75 @@ def test_concurrent_create_of_one_key_writes_exactly_once(weed: SeaweedFS, tmp_p
     winners = [n for n, created in results.items() if created]
     assert len(winners) == 1
     assert store.get("ab/abcdef.img") == bytes([winners[0]]) * 200_000
+
+
+def test_gc_remote_never_touches_another_projects_objects_under_a_deeper_prefix(tmp_path: Path) -> None:
+    """A store shared by prefix: project B under store/b, project A at store. A's gc sees only its own."""
+    store = tmp_path / "store"
+    b = first_machine(tmp_path / "other", {"ASSETBUILD_REMOTE": str(store / "b")})
+    assert b.run("run").returncode == 0
+    theirs = sorted(store.rglob("*.img"))
+    assert len(theirs) == 3
+    a, _ = folder_machine(tmp_path)
+    git(a.root, "init", "-q", "-b", "main")
+    assert a.run("run").returncode == 0
+    git(a.root, "add", "assets.toml", "assets.lock")
+    git(a.root, "commit", "-qm", "art")
+    swept = a.run("gc", "--remote", "--keep-ref", "main", "--grace-days", "0")
+    assert swept.returncode == 0, swept.stderr
+    assert all(path.exists() for path in theirs)
+
+
+def test_gc_remote_all_refs_stops_at_a_lock_it_cannot_read(tmp_path: Path) -> None:
+    a, store = folder_machine(tmp_path)
+    git(a.root, "init", "-q", "-b", "main")
+    assert a.run("run").returncode == 0
+    git(a.root, "add", "assets.toml", "assets.lock")
+    git(a.root, "commit", "-qm", "art")
+    git(a.root, "checkout", "-q", "-b", "broken")
+    (a.root / "assets.lock").write_text("{ not json", encoding="utf-8")
+    git(a.root, "commit", "-qam", "a lock git cannot give back as JSON")
+    git(a.root, "checkout", "-q", "main")
+    result = a.run("gc", "--remote", "--all-refs", "--grace-days", "0", "--dry-run")
+    assert result.returncode == 2 and "broken" in result.stderr and "would remove" not in result.stdout
+
+
+def test_grace_periods_refuse_values_that_would_switch_them_off(tmp_path: Path) -> None:
+    a, _ = folder_machine(tmp_path)
+    for args in (("gc", "--keep-days", "nan"), ("gc", "--keep-days", "-1"),
+                 ("gc", "--remote", "--all-refs", "--grace-days", "nan"), ("gc", "--keep-days", "inf")):
+        result = a.run(*args, "--dry-run")
+        assert result.returncode == 2 and "number of days" in result.stderr, (args, result.stderr)
+
+
+def test_push_never_uploads_cache_bytes_that_are_not_the_locked_image(tmp_path: Path) -> None:
+    a, store = folder_machine(tmp_path, ASSETBUILD_REMOTE_PUSH="0")
+    assert a.run("run").returncode == 0
+    entry = json.loads((a.root / "assets.lock").read_text())["assets"][TARGETS[0]]
+    cache = Path(a.env["ASSETBUILD_CACHE_DIR"])
+    cached = next(cache.rglob(f"{entry['key']}.img"))
+    other = tmp_path / "other.img"
+    b = first_machine(tmp_path / "b", {})  # a cache entry of the same format, other bytes
+    assert b.run("run").returncode == 0
+    donor = next(p for p in Path(b.env["ASSETBUILD_CACHE_DIR"]).rglob("*.img") if p.name != cached.name)
+    other.write_bytes(donor.read_bytes())
+    os.replace(other, cached)  # as a --rebuild followed by `git checkout assets.lock` leaves it
+    a.env.pop("ASSETBUILD_REMOTE_PUSH")
+    assert a.run("push").returncode == 0
+    clone = a.clone("fresh")
+    pulled = clone.run("pull", TARGETS[0])
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr  # the store holds the locked image
+    assert json.loads((a.root / "assets.lock").read_text())["assets"][TARGETS[0]]["hash"] == entry["hash"]
+
+
+def test_blank_or_malformed_store_urls_are_configuration_errors(tmp_path: Path) -> None:
+    a, _ = folder_machine(tmp_path)
+    assert a.run("run").returncode == 0
+    blank = a.run("push", ASSETBUILD_REMOTE="  ")
+    assert blank.returncode == 2 and "no team store" in blank.stderr
+    assert not any(p.suffix == ".img" for p in a.root.rglob("*"))  # the project folder is not a store
+    for url in ("http://host:99999/x", "http://[::1/x"):
+        bad = a.run("push", ASSETBUILD_REMOTE=url)
+        assert bad.returncode == 2 and "bug" not in bad.stderr, (url, bad.stderr)
+    secret = a.run("push", ASSETBUILD_REMOTE="http://127.0.0.1:1/p?sig=TOPSECRET123")
+    assert "TOPSECRET123" not in secret.stdout + secret.stderr

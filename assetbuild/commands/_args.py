@@ -79,6 +79,15 @@ def decimal(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
+def days(text: str) -> float:
+    """An argparse ``type`` for a grace period: a finite number of days, 0 or more (``nan`` or ``-1``
+    would silently switch a grace period off and let gc remove what it protects)."""
+    value = decimal(text)
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days (0 or more)")
+    return value
+
+
 def add_no_wait(parser: argparse.ArgumentParser) -> None:
     """``--no-wait``, for every command that takes the project lock (see assetbuild.projectlock)."""
     parser.add_argument("--no-wait", action="store_true",

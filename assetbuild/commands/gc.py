@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ..errors import UsageError
-from ._args import add_no_wait
+from ._args import add_no_wait, days
 
 if TYPE_CHECKING:
     from ..workspace import Workspace
@@ -29,7 +29,7 @@ DEFAULT_KEEP_DAYS = 14.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--keep-days", type=float, metavar="N",
+    parser.add_argument("--keep-days", type=days, metavar="N",
                         help="also keep entries used in the last N days (default 14; 0: keep only what a project "
                              "needs)")
     parser.add_argument("--keep-ref", action="append", default=[], metavar="REF",
@@ -45,7 +45,7 @@ def add_remote_arguments(parser: argparse.ArgumentParser) -> None:
                         help="prune the team store instead; needs --keep-ref REF... or --all-refs")
     parser.add_argument("--all-refs", action="store_true",
                         help="with --remote: keep what assets.lock needs at every branch and tag")
-    parser.add_argument("--grace-days", type=float, metavar="N",
+    parser.add_argument("--grace-days", type=days, metavar="N",
                         help="with --remote: keep objects newer than N days (default 30)")
     parser.add_argument("--json", action="store_true", help="with --remote: one JSON object per event")
 
@@ -131,6 +131,10 @@ def gc(ws: Workspace, out: TextIO, *, keep_days: float | None, keep_refs: list[s
     return 0
 
 
+class NoLockAtRef(UsageError):
+    """The ref exists but has no assets.lock: it needs nothing (unlike a lock that cannot be read)."""
+
+
 def _keys_at_ref(lock_path: Path, ref: str) -> set[str]:
     """Keys recorded in ``assets.lock`` as it is at git ``ref``."""
     import subprocess
@@ -147,6 +151,9 @@ def _keys_at_ref(lock_path: Path, ref: str) -> set[str]:
         raise UsageError(f"--keep-ref {ref}: {folder} is not in a git repository (or git is missing)") from None
     if shown.returncode != 0:
         message = shown.stderr.strip().splitlines()[-1] if shown.stderr.strip() else "unknown error"
+        if "does not exist in" in message or "exists on disk, but not in" in message:
+            raise NoLockAtRef(f"--keep-ref {ref}: there is no assets.lock there",
+                              hint="use a branch, tag or commit that has assets.lock, e.g. origin/main")
         raise UsageError(f"--keep-ref {ref}: cannot read assets.lock there ({message})",
                          hint="use a branch, tag or commit that has assets.lock, e.g. origin/main")
     try:

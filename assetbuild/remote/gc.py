@@ -17,14 +17,14 @@ from ..errors import UsageError
 from ..workspace import Workspace
 from .objects import key_of
 from .remote import bounded_map
-from .store import StoredObject
+from .store import RemoteDown, StoredObject
 
 DEFAULT_GRACE_DAYS = 30.0
 
 
 def gc_remote(ws: Workspace, out: TextIO, *, keep_refs: list[str], all_refs: bool, grace_days: float | None,
               dry_run: bool, as_json: bool) -> int:
-    from ..commands.gc import _keys_at_ref
+    from ..commands.gc import NoLockAtRef, _keys_at_ref
 
     if not keep_refs and not all_refs:
         raise UsageError("gc --remote deletes from the shared store only with an explicit scope",
@@ -43,33 +43,43 @@ def gc_remote(ws: Workspace, out: TextIO, *, keep_refs: list[str], all_refs: boo
         for ref in _every_ref(ws):
             try:
                 needed |= _keys_at_ref(ws.project.lock_path, ref)
-            except UsageError:  # a branch without assets.lock needs nothing
-                continue
+            except NoLockAtRef:  # a branch without assets.lock needs nothing; one that cannot be read
+                continue  # stops gc (UsageError): deleting what it may need is not an option
     grace = DEFAULT_GRACE_DAYS if grace_days is None else grace_days
     cutoff = time.time() - grace * 86400
     doomed = []
     kept = 0
-    for obj in remote.store.objects():
-        key = key_of(obj.path)
-        if key is None:
-            continue
-        if key in needed or obj.modified >= cutoff:
-            kept += 1
-        else:
-            doomed.append(obj)
+    try:
+        for obj in remote.store.objects():
+            key = key_of(obj.path)
+            if key is None:
+                continue
+            if key in needed or obj.modified >= cutoff:
+                kept += 1
+            else:
+                doomed.append(obj)
+    except RemoteDown as exc:
+        raise UsageError(f"the team store failed while listing its objects ({exc}); nothing was removed",
+                         hint="run gc --remote again when the store answers") from None
     verb = "would remove" if dry_run else "removed"
 
     def remove(obj: StoredObject) -> None:
         if not dry_run:
             remote.store.delete(obj.path)
 
-    freed = 0
-    for obj, _ in bounded_map(remove, doomed):
-        freed += obj.size
-        if as_json:
-            out.write(json.dumps({"event": "object", "action": verb, "key": key_of(obj.path), "size": obj.size}) + "\n")
-        else:
-            out.write(f"{verb} {key_of(obj.path)} ({obj.size} B)\n")
+    freed = removed = 0
+    try:
+        for obj, _ in bounded_map(remove, doomed):
+            freed += obj.size
+            removed += 1
+            if as_json:
+                out.write(json.dumps({"event": "object", "action": verb, "key": key_of(obj.path),
+                                      "size": obj.size}) + "\n")
+            else:
+                out.write(f"{verb} {key_of(obj.path)} ({obj.size} B)\n")
+    except RemoteDown as exc:
+        raise UsageError(f"the team store failed while removing objects ({exc}); {removed} of {len(doomed)} "
+                         "were removed", hint="run gc --remote again when the store answers") from None
     if as_json:
         out.write(json.dumps({"event": "gc_finished", "store": remote.name, "dry_run": dry_run,
                               "removed": len(doomed), "bytes": freed, "kept": kept}) + "\n")

@@ -163,6 +163,10 @@ class Remote:
         except CorruptEntry as exc:
             self.warn(str(exc))
             hit = None
+        if hit is not None and expected_hash is not None and hit.hash != expected_hash:
+            # The cache holds other bytes under this key (a --rebuild whose lock was then reverted):
+            # the store is write-once, so only the image the lock records may go there.
+            hit = None
         if hit is None and fallback is not None and expected_hash is not None:
             try:
                 data = fallback.read_bytes()

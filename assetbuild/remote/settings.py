@@ -50,9 +50,7 @@ class RemoteSettings:
 
 def shown_url(url: str) -> str:
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    host = parts.netloc.rpartition("@")[2]  # as written (reading .port would raise on a bad one)
     if parts.username:
         host = f"{parts.username}:****@{host}" if parts.password else f"{parts.username}@{host}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
@@ -61,11 +59,17 @@ def shown_url(url: str) -> str:
 def resolve(manifest_remote: str | None, manifest_push: bool, root: Path,
             where: str = "assets.toml") -> RemoteSettings | None:
     """The team store settings, or None when there is no remote. Raises ``RemoteConfigError``."""
-    written = os.environ.get(REMOTE_ENV) or manifest_remote
+    from_env = (os.environ.get(REMOTE_ENV) or "").strip()
+    written = from_env or (manifest_remote or "").strip()  # blank is unset (never the project folder)
     if not written:
         return None
-    origin = REMOTE_ENV if os.environ.get(REMOTE_ENV) else f"{where}: [cache] remote"
-    url = _as_url(written.strip(), root, origin)
+    origin = REMOTE_ENV if from_env else f"{where}: [cache] remote"
+    try:
+        url = _as_url(written, root, origin)
+        shown_url(url)  # every URL assetbuild keeps must also be printable (a bad port raises here)
+    except ValueError as exc:  # urlsplit: "Port out of range", an unclosed "[" of an IPv6 host...
+        raise RemoteConfigError(f"{origin}: the team store URL is malformed ({exc})",
+                                hint="write it like s3://bucket/prefix, https://host/path or a folder") from None
     push = manifest_push and os.environ.get(PUSH_ENV, "").strip().lower() not in FALSE_WORDS
     token = (os.environ.get(TOKEN_ENV) or "").strip() or None
     if token is not None and not token.isprintable():

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .settings import RemoteConfigError, RemoteSettings
 
@@ -175,7 +175,9 @@ class Store:
 
     def _secrets(self) -> list[str]:
         s = self.settings
-        found = [s.token or "", s.signing_key.decode() if s.signing_key else "", urlsplit(s.url).password or ""]
+        parts = urlsplit(s.url)
+        found = [s.token or "", s.signing_key.decode() if s.signing_key else "", parts.password or ""]
+        found += [parts.query] + [value for _name, value in parse_qsl(parts.query)]  # e.g. a signed URL's sig=
         found += [os.environ.get(name, "") for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                                                         "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_SAS_KEY")]
         return [secret for secret in found if len(secret) >= 4]
