@@ -330,3 +330,16 @@ def test_a_decompression_bomb_is_shown_without_a_preview(project: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "bug" not in result.stderr
     assert (project / ".assetbuild" / "review" / "index.html").is_file()
+
+
+def test_review_never_replaces_a_folder_it_did_not_write(project: Path) -> None:
+    write_manifest(project, QUICKSTART)
+    assert run_cli(project).returncode == 0
+    docs = project / "docs"
+    docs.mkdir()
+    (docs / "index.html").write_text("<h1>mine</h1>", encoding="utf-8")
+    refused = run_cli(project, "review", "-o", "docs")
+    assert refused.returncode == 2 and "did not write" in refused.stderr
+    assert (docs / "index.html").read_text(encoding="utf-8") == "<h1>mine</h1>"
+    assert run_cli(project, "review", "-o", "site").returncode == 0  # a new folder, then the same again
+    assert run_cli(project, "review", "-o", "site").returncode == 0

@@ -24,7 +24,11 @@ class Site:
 
 def write(review: Review, out: Path, *, link: str | None = None, workers: int | None = None,
           live: bool = False) -> Site:
-    """``live`` (``watch --review``): the page reloads itself when a later write changes the site."""
+    """``live`` (``watch --review``): the page reloads itself when a later write changes the site.
+
+    A folder that holds files but no ``meta.json`` was not written by review: it is refused (UsageError)
+    rather than having someone's own ``index.html`` replaced."""
+    _check_is_ours(out)
     images = SiteImages(out, workers=workers)
     built, shares = images.build(review.images(), review.pairs())
     index = out / "index.html"
@@ -39,3 +43,18 @@ def write(review: Review, out: Path, *, link: str | None = None, workers: int | 
 
 def _stamp() -> str:
     return f"{os.getpid()}-{time.time_ns()}"
+
+
+def _check_is_ours(out: Path) -> None:
+    from ..errors import UsageError
+    from .thumbs import META
+
+    try:
+        present = [entry.name for entry in out.iterdir()]
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        raise UsageError(f"{out} is a file, not a folder for the review site") from None
+    if present and META not in present:
+        raise UsageError(f"{out} holds files that assetbuild review did not write (no {META})",
+                         hint="pass an empty or new folder with -o; review replaces index.html there")
