@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,10 @@ def set_seed(project: Project, target: str, seed: int) -> SeedEdit:
             item.trivia.trail = "\r\n"
         _append(table, item)
     new_text = tomlkit.dumps(doc)
+    if "\r\n" in text and "\n" not in text.replace("\r\n", ""):
+        # A CRLF file stays CRLF: tomlkit ends the line it had to close (a file without a final newline)
+        # with a bare LF.
+        new_text = re.sub(r"(?<!\r)\n", "\r\n", new_text)
     if changed:
         _check(project, target, seed, new_text, header)
     return SeedEdit(original, new_text, header, note, changed)

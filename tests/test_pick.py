@@ -239,3 +239,15 @@ def test_pick_takes_the_project_lock(commented: Path, fake: FakeSwarm) -> None:
     assert code == 1, out
     assert "not waiting" in out
     assert (project / "assets.toml").read_text(encoding="utf-8") == COMMENTED
+
+
+def test_crlf_manifest_without_a_final_newline_stays_crlf(project: Path, fake: FakeSwarm) -> None:
+    # The picked asset's table is the last one, and its last line has no line ending at all.
+    body = ('[server]\r\nurl = "http://127.0.0.1:9"\r\n\r\n[defaults]\r\nmodel = "sd_xl_base_1.0"\r\n'
+            'width = 64\r\nheight = 64\r\n\r\n[assets."sprites/hero.png"]\r\nprompt = "a knight"')
+    (project / "assets.toml").write_bytes(body.encode())
+    assert cli(project, fake.url, "explore", "sprites/hero.png", "--seeds", "4")[0] == 0
+    code, out = cli(project, fake.url, "pick", "sprites/hero.png", "4")
+    assert code == 0, out
+    after = (project / "assets.toml").read_bytes().decode()
+    assert "\n" not in after.replace("\r\n", "")  # no bare LF anywhere
