@@ -343,3 +343,12 @@ def test_review_never_replaces_a_folder_it_did_not_write(project: Path) -> None:
     assert (docs / "index.html").read_text(encoding="utf-8") == "<h1>mine</h1>"
     assert run_cli(project, "review", "-o", "site").returncode == 0  # a new folder, then the same again
     assert run_cli(project, "review", "-o", "site").returncode == 0
+
+
+def test_variants_group_by_their_table_even_when_the_number_appears_twice(project: Path) -> None:
+    write_manifest(project, '[server]\nurl = "placeholder"\n\n[defaults]\nwidth = 64\nheight = 64\n\n'
+                            '[assets."t{n}_v1.png"]\nprompt = "a tree"\ncount = 2\n')
+    assert run_cli(project).returncode == 0
+    review = collect(project)
+    assert {card.target: card.variant_of for card in review.cards} == {"t1_v1.png": "t{n}_v1.png",
+                                                                      "t2_v1.png": "t{n}_v1.png"}

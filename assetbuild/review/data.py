@@ -174,7 +174,8 @@ def _card(ws: Workspace, status: Status, known: dict[str, Status]) -> Card:
         generator=_str(form.get("generator")),
         key=status.key or (entry.key if entry is not None else None),
         source=asset.source if asset is not None else None,
-        variant_of=_variant_of(asset) if asset is not None else None,
+        variant_of=(ws.project.tables.get(asset.target) or _variant_of(asset)
+                    if asset is not None and asset.variant is not None else None),
         image=image,
         form=status.form,
     )
@@ -199,7 +200,8 @@ def _file_image(ws: Workspace, path: Path) -> ImageRef | None:
 
 
 def _variant_of(asset: Asset) -> str | None:
-    """The `count = N` entry a variant comes from, as written ("trees/oak_{n}.png"), for grouping."""
+    """The `count = N` entry a variant comes from ("trees/oak_{n}.png"), for grouping, when the manifest's
+    table key as written is not known: the variant number put back as ``{n}``."""
     if asset.variant is None:
         return None
     folder, name = posixpath.split(asset.target)
