@@ -187,14 +187,14 @@ def test_loras_table_errors(project: Path, table: str, message: str) -> None:
 
 
 def test_old_lock_without_model_hashes_is_read_and_written_unchanged(tmp_path: Path) -> None:
-    old = LockEntry("k" * 32, "h" * 32, 1, "m", {"v": 1, "params": {"prompt": "p"}})
+    old = LockEntry("a" * 32, "b" * 32, 1, "m", {"v": 1, "params": {"prompt": "p"}})
     data = render({"a.png": old})
     assert b"model_hashes" not in data
     path = tmp_path / "assets.lock"
     path.write_bytes(data)
     lock = Lock.load(path)
     assert lock.get("a.png") == old
-    lock.commit("b.png", LockEntry("j" * 32, "g" * 32, 2, "m", {}, {"model:m": "0x1"}))
+    lock.commit("b.png", LockEntry("c" * 32, "d" * 32, 2, "m", {}, {"model:m": "0x1"}))
     text = path.read_text(encoding="utf-8")
     assert text.count("model_hashes") == 1
     assert Lock.load(path).get("b.png").model_hashes == {"model:m": "0x1"}  # type: ignore[union-attr]
