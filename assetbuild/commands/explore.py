@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # the heavy modules are imported when the command runs, not w
     from ..manifest import Asset, Project
     from ..workspace import Workspace
 
+from ..safetext import safe_text
 from ._args import add_no_wait
 
 HELP = "make N candidates of an asset (distinct seeds) and a contact sheet; never touches the target"
@@ -94,7 +95,7 @@ def explore(ws: Workspace, patterns: list[str], events: BuildEvents, out: TextIO
     make_state_dir(project.state_dir)
     started = time.monotonic()
     for target in chosen:
-        out.write(f"exploring {target}: {len(seeds)} candidate(s), seeds {', '.join(map(str, seeds))}\n")
+        out.write(f"exploring {safe_text(target)}: {len(seeds)} candidate(s), seeds {', '.join(map(str, seeds))}\n")
     out.flush()
     work: list[tuple[str, Asset, str, dict[str, str]]] = []  # label, candidate asset, key, input hashes
     for target in chosen:
@@ -226,11 +227,11 @@ def _sheet(ws: Workspace, target: str, seeds: list[int], out: TextIO) -> None:
     for candidate in shown:
         if candidate.seed in seeds:
             image = folder / contactsheet.image_name(candidate.seed, target)
-            out.write(f"{target}  seed {candidate.seed}: {_shown(image)}\n")
+            out.write(f"{safe_text(target)}  seed {candidate.seed}: {safe_text(_shown(image))}\n")
     earlier = len(shown) - sum(1 for c in shown if c.seed in seeds)
     more = f" (and {earlier} earlier candidate(s))" if earlier else ""
-    out.write(f"contact sheet{more}: {_shown(page)}\n")
-    out.write(f"pin one with: assetbuild pick {_quote(target)} SEED\n")
+    out.write(f"contact sheet{more}: {safe_text(_shown(page))}\n")
+    out.write(f"pin one with: assetbuild pick {safe_text(_quote(target))} SEED\n")
     out.flush()
 
 

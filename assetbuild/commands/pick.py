@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:  # the heavy modules are imported when the command runs, not when the parser is built
     from ..workspace import Workspace
 
+from ..safetext import safe_text
 from ._args import add_no_wait
 
 HELP = "pin a candidate: write seed = SEED into the asset's table, then restore it from the cache"
@@ -100,11 +101,12 @@ def pin(ws: Workspace, name: str, seed: int | None, *, current: bool, generate: 
                               "to generate it now")
     if edit.changed:
         manifest_edit.write(project, edit)
-        out.write(f"pinned {target}: seed = {seed} in {edit.table} of {project.manifest.name}\n")
+        out.write(f"pinned {safe_text(target)}: seed = {seed} in {safe_text(edit.table)} of "
+                  f"{safe_text(project.manifest.name)}\n")
     else:
-        out.write(f"{target} is already pinned to seed {seed}\n")
+        out.write(f"{safe_text(target)} is already pinned to seed {seed}\n")
     if edit.note:
-        out.write(f"note: {edit.note}\n")
+        out.write(f"note: {safe_text(edit.note)}\n")
     out.flush()
     return seed
 
