@@ -24,7 +24,7 @@ _EXPORTS = {
     "Generator": "generators.base",
     "ManifestError": "errors",
     "Outcome": "api",
-    "Progress": "generators.base",
+    "Progress": "events",
     "Project": "manifest",
     "State": "plan",
     "Summary": "api",
@@ -60,8 +60,8 @@ __all__ = [
 if TYPE_CHECKING:
     from .api import AssetResult, AssetStatus, Outcome, Summary, build, load_manifest, status
     from .errors import AssetbuildError, AssetError, GenerationError, ManifestError, UsageError
-    from .events import BuildEvents
-    from .generators.base import GenerationRequest, GenerationResult, Generator, Progress
+    from .events import BuildEvents, Progress
+    from .generators.base import GenerationRequest, GenerationResult, Generator
     from .manifest import Project
     from .plan import State
 

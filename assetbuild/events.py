@@ -9,7 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .generators.base import Progress
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report from a generator, for the display.
+
+    ``phase`` is one of: ``queued``, ``waiting``, ``loading``, ``generating``, ``downloading``.
+    ``fraction`` is 0..1 when known (``generating``), else None. ``detail`` is free text.
+    """
+
+    phase: str
+    fraction: float | None = None
+    detail: str = ""
+
 
 # What happened to one asset.
 GENERATED = "generated"

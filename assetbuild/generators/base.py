@@ -11,19 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-
-@dataclass(frozen=True)
-class Progress:
-    """One progress report from a generator, for the display.
-
-    ``phase`` is one of: ``queued``, ``waiting``, ``loading``, ``generating``, ``downloading``.
-    ``fraction`` is 0..1 when known (``generating``), else None. ``detail`` is free text.
-    """
-
-    phase: str
-    fraction: float | None = None
-    detail: str = ""
-
+from ..events import Progress as Progress  # re-exported: the generator protocol reports progress with it
 
 ProgressCallback = Callable[[Progress], None]
 

@@ -30,7 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import CloseCode
 
-from ..generators.base import Progress
+from ..events import Progress
 from ..safetext import safe_text
 from . import messages
 from . import metadata as image_metadata

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from ..generators.base import Progress
+from ..events import Progress
 from ..safetext import safe_text
 from .errors import SwarmBadAnswer
 
