@@ -953,3 +953,24 @@ def test_refused_credentials_that_are_set_get_a_hint_about_them() -> None:
             generator.close()
     assert "server refused them" in str(info.value)
     assert "wrong-key-123456" not in str(info.value)
+
+
+def test_every_swarm_error_type_has_its_own_row_in_the_one_error_map() -> None:
+    """Issue 13: SwarmUI errors become assetbuild's in exactly one place (generators.swarmui.ERROR_MAP)."""
+    import inspect
+
+    from assetbuild import errors as app_errors
+    from assetbuild.generators.swarmui import ERROR_MAP, as_asset_error
+    from assetbuild.swarm import errors as swarm_errors
+
+    client_types = {cls for _name, cls in inspect.getmembers(swarm_errors, inspect.isclass)
+                    if issubclass(cls, SwarmError) and cls.__module__ == swarm_errors.__name__}
+    rows = [source for source, _target in ERROR_MAP]
+    assert client_types == set(rows) and len(rows) == len(set(rows))
+    for index, source in enumerate(rows):  # a subclass row must come before its base's, or it never matches
+        assert not any(issubclass(source, earlier) for earlier in rows[:index]), source
+    secret = Credentials(api_key="s3cr3t-key-value")
+    for source, target in ERROR_MAP:
+        mapped = as_asset_error("a.png", source("failed with s3cr3t-key-value"), secret)
+        assert type(mapped) is target and issubclass(target, app_errors.AssetError)
+        assert mapped.asset == "a.png" and "s3cr3t" not in str(mapped)

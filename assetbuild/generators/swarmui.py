@@ -18,7 +18,16 @@ from ..errors import AssetError, AuthError, GenerationError, ImageError, ServerE
 from ..manifest import ServerSettings
 from ..swarm.client import SwarmClient, parse_server_url
 from ..swarm.credentials import Credentials
-from ..swarm.errors import SwarmAPIError, SwarmAuthError, SwarmBadImage, SwarmError, SwarmUnreachable
+from ..swarm.errors import (
+    SessionInvalid,
+    SwarmAPIError,
+    SwarmAuthError,
+    SwarmBadAnswer,
+    SwarmBadImage,
+    SwarmError,
+    SwarmUnreachable,
+    WebSocketUnavailable,
+)
 from ..swarm.models import with_model_suggestion
 from .base import GenerationRequest, GenerationResult, ProgressCallback, UsedModelHash
 
@@ -155,15 +164,28 @@ def _requested_seed(request: GenerationRequest) -> int | None:
     return int(seed) if isinstance(seed, int) and seed >= 0 else None
 
 
+# The one place where the SwarmUI client's errors become assetbuild's: the first row whose client error
+# type matches wins, so subclasses come before their bases (tests/test_swarm_client.py checks that every
+# error type of swarm.errors has its own row).
+ERROR_MAP: tuple[tuple[type[SwarmError], type[AssetError]], ...] = (
+    (SwarmAuthError, AuthError),  # credentials refused: exit 1 with what to set
+    (SwarmUnreachable, ServerUnreachable),  # refused connections, timeouts, 5xx after retries
+    (SwarmBadImage, ImageError),  # not an image, too big, the wrong size
+    (SwarmBadAnswer, ServerError),  # malformed server data
+    (SessionInvalid, ServerError),  # the server kept rejecting new sessions
+    (SwarmAPIError, ServerError),  # the server's own {"error": ...}
+    (WebSocketUnavailable, GenerationError),  # only if the HTTP fallback failed too
+    (SwarmError, GenerationError),
+)
+
+
 def as_asset_error(asset: str, exc: SwarmError, credentials: Credentials) -> AssetError:
     """The client's error, attributed to ``asset``, with secrets removed from the text."""
     message = credentials.redact(exc.message)
-    if isinstance(exc, SwarmAuthError):
-        return AuthError(asset, message, hint=credentials.refused_hint(exc.hint))
-    if isinstance(exc, SwarmUnreachable):
-        return ServerUnreachable(asset, message, hint=exc.hint)
-    if isinstance(exc, SwarmBadImage):
-        return ImageError(asset, message, hint=exc.hint or "check the server's image format settings")
-    if isinstance(exc, SwarmAPIError):
-        return ServerError(asset, message, hint=exc.hint)
-    return GenerationError(asset, message, hint=exc.hint)
+    kind = next(target for source, target in ERROR_MAP if isinstance(exc, source))
+    hint = exc.hint
+    if kind is AuthError:
+        hint = credentials.refused_hint(exc.hint)
+    elif kind is ImageError:
+        hint = exc.hint or "check the server's image format settings"
+    return kind(asset, message, hint=hint)
