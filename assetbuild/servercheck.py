@@ -324,8 +324,8 @@ def ask(ws: Workspace, assets: list[Asset], *, refresh: bool = False) -> ServerT
     """``gather`` on a short-lived client that gives up quickly (``status``, ``why``). Raises ``SwarmError``."""
     import asyncio
 
+    from .servercalls import QUICK
     from .swarm.client import SwarmClient
-    from .swarm.sync import QUICK
     from .userconfig import credentials
 
     server = ws.project.server

@@ -103,8 +103,6 @@ def check_value(key: Key, value: str) -> str:
             raise ConfigError(exc.message, hint=exc.hint) from None
         value = value.rstrip("/")
     if key.secret:  # the same rule as when the secret is used: it must fit in an HTTP header
-        from .swarm.credentials import clean_secret
-
         value = clean_secret(value, key.name) or value
     if key.name == "cache-dir" and not Path(value).expanduser().is_absolute():
         raise ConfigError(f"cache-dir {value!r} must be an absolute path (or start with ~)",
@@ -247,4 +245,35 @@ def effective(settings: dict[str, str] | None = None) -> dict[str, Setting]:
 
 def credentials() -> Credentials:
     """SwarmUI credentials: ``ASSETBUILD_API_KEY``/``ASSETBUILD_TOKEN``, else the config file."""
-    return Credentials.from_environment(fallback=load())
+    return credentials_from_environment(fallback=load())
+
+
+API_KEY_ENV = "ASSETBUILD_API_KEY"
+TOKEN_ENV = "ASSETBUILD_TOKEN"
+
+
+def credentials_from_environment(fallback: dict[str, str] | None = None) -> Credentials:
+    """From the environment, else ``fallback`` (the user config: ``api-key``, ``token``)."""
+    fallback = fallback or {}
+    api_key = clean_secret(os.environ.get(API_KEY_ENV), API_KEY_ENV) or clean_secret(fallback.get("api-key"),
+                                                                                       "api-key")
+    token = clean_secret(os.environ.get(TOKEN_ENV), TOKEN_ENV) or clean_secret(fallback.get("token"), "token")
+    return Credentials(api_key, token)
+
+
+def clean_secret(value: str | None, name: str) -> str | None:
+    """A credential with surrounding whitespace removed (e.g. the CR of a key saved on Windows).
+
+    What remains must be printable ASCII, since it goes into an HTTP header; otherwise the HTTP library
+    would refuse it with an error quoting the whole header, secret included. The error names the
+    setting, never the value.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if not all(" " < char < "\x7f" for char in value):
+        raise ConfigError(f"{name} contains spaces, control or non-ASCII characters, which cannot be sent "
+                          "in an HTTP header", hint=f"set {name} again, without extra characters")
+    return value

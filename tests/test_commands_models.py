@@ -13,8 +13,8 @@ from helpers import cli, free_port
 from assetbuild import userconfig
 from assetbuild.cli import main
 from assetbuild.errors import ServerError
+from assetbuild.servermodels import closest_model, suggest_model, with_model_suggestion
 from assetbuild.swarm.client import SwarmClient
-from assetbuild.swarm.models import closest_model, suggest_model, with_model_suggestion
 from assetbuild.testing import FakeSwarm
 
 MODELS = [

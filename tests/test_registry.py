@@ -84,3 +84,19 @@ def test_a_target_close_to_a_command_word_is_built(project: Path) -> None:
     path = run_cli(project, "-q", "sprites/hero.png")
     assert path.returncode == 0, path.stderr
     assert (project / "sprites" / "hero.png").is_file()
+
+
+def test_the_swarm_package_is_a_client_library_only() -> None:
+    """Issue 13: assetbuild/swarm/ imports neither the generator interface nor the application's errors,
+    commands or workspace; only the progress value type and the text escaper from outside itself."""
+    import re
+    from pathlib import Path
+
+    swarm = Path(__file__).resolve().parent.parent / "assetbuild" / "swarm"
+    outside = set()
+    for path in swarm.glob("*.py"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            match = re.match(r"\s*from \.\.(\w+)", line)
+            if match:
+                outside.add(match.group(1))
+    assert outside <= {"events", "safetext"}, outside

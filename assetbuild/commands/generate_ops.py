@@ -45,10 +45,10 @@ from ..errors import AssetbuildError, AssetError, GenerationError, UsageError
 from ..events import GENERATED, BuildEvents, Failure, Summary
 from ..generators.base import GenerationRequest, Progress
 from ..safetext import safe_json, safe_text
+from ..servercalls import check_url
+from ..servermodels import is_unknown_model_error, suggest_model_async
 from ..swarm.client import SwarmClient, sniff
 from ..swarm.errors import SwarmError
-from ..swarm.models import is_unknown_model_error, suggest_model_async
-from ..swarm.sync import check_url
 from .newfile import create_first_free, numbered
 from .server_ops import Target
 

@@ -9,11 +9,11 @@ from rich.text import Text
 
 from ..errors import UsageError
 from ..safetext import safe_json, safe_text
+from ..servercalls import run
+from ..servermodels import list_models
 from ..swarm.client import SwarmClient
 from ..swarm.credentials import shown_url
 from ..swarm.messages import ModelList, validated
-from ..swarm.models import list_models
-from ..swarm.sync import run
 from .server_ops import Target
 
 SUBTYPES = ("Stable-Diffusion", "LoRA", "VAE", "Embedding", "ControlNet", "Clip", "ClipVision")

@@ -19,11 +19,11 @@ from ..errors import UsageError
 from ..layout import find_manifest
 from ..manifest import ServerSettings
 from ..safetext import safe_json, safe_text
+from ..servercalls import DEADLINE, ServerCommandError, new_session, run
 from ..swarm.client import SwarmClient
 from ..swarm.credentials import Credentials, shown_url
 from ..swarm.errors import SwarmAPIError
 from ..swarm.messages import CurrentStatus, validated
-from ..swarm.sync import DEADLINE, ServerCommandError, new_session, run
 from ..workspace import manifest_server, server_url
 
 

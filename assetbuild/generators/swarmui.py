@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from ..errors import AssetError, AuthError, GenerationError, ImageError, ServerError, ServerUnreachable, UsageError
 from ..manifest import ServerSettings
+from ..servermodels import with_model_suggestion
 from ..swarm.client import SwarmClient, parse_server_url
 from ..swarm.credentials import Credentials
 from ..swarm.errors import (
@@ -28,7 +29,7 @@ from ..swarm.errors import (
     SwarmUnreachable,
     WebSocketUnavailable,
 )
-from ..swarm.models import with_model_suggestion
+from ..userconfig import credentials_from_environment
 from .base import GenerationRequest, GenerationResult, ProgressCallback, UsedModelHash
 
 T = TypeVar("T")
@@ -44,7 +45,7 @@ class SwarmUIGenerator:
         except SwarmError as exc:
             raise UsageError(exc.message, hint=exc.hint) from None
         self.server = server
-        self.credentials = credentials if credentials is not None else Credentials.from_environment()
+        self.credentials = credentials if credentials is not None else credentials_from_environment()
         self._client_options = client_options
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None

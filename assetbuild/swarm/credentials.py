@@ -6,11 +6,7 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-
-API_KEY_ENV = "ASSETBUILD_API_KEY"
-TOKEN_ENV = "ASSETBUILD_TOKEN"
 
 
 def shown_url(url: str) -> str:
@@ -33,15 +29,6 @@ def mask(secret: str | None) -> str:
 class Credentials:
     api_key: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
-
-    @classmethod
-    def from_environment(cls, fallback: dict[str, str] | None = None) -> Credentials:
-        """From the environment, else ``fallback`` (the user config: ``api-key``, ``token``)."""
-        fallback = fallback or {}
-        api_key = clean_secret(os.environ.get(API_KEY_ENV), API_KEY_ENV) or clean_secret(fallback.get("api-key"),
-                                                                                           "api-key")
-        token = clean_secret(os.environ.get(TOKEN_ENV), TOKEN_ENV) or clean_secret(fallback.get("token"), "token")
-        return cls(api_key, token)
 
     def headers(self) -> dict[str, str]:
         """Headers for every request, including the WebSocket upgrade and downloads."""
@@ -69,23 +56,3 @@ class Credentials:
 
     def __repr__(self) -> str:
         return f"Credentials(api_key={mask(self.api_key)}, token={mask(self.token)})"
-
-
-def clean_secret(value: str | None, name: str) -> str | None:
-    """A credential with surrounding whitespace removed (e.g. the CR of a key saved on Windows).
-
-    What remains must be printable ASCII, since it goes into an HTTP header; otherwise the HTTP library
-    would refuse it with an error quoting the whole header, secret included. The error names the
-    setting, never the value.
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    if not all(" " < char < "\x7f" for char in value):
-        from ..errors import ConfigError
-
-        raise ConfigError(f"{name} contains spaces, control or non-ASCII characters, which cannot be sent "
-                          "in an HTTP header", hint=f"set {name} again, without extra characters")
-    return value

@@ -12,10 +12,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from ..errors import AssetbuildError, UsageError
-from .client import CONTROL_TIMEOUT, SwarmClient, parse_server_url
-from .credentials import Credentials, shown_url
-from .errors import SwarmAuthError, SwarmError, SwarmUnreachable
+from .errors import AssetbuildError, UsageError
+from .swarm.client import CONTROL_TIMEOUT, SwarmClient, parse_server_url
+from .swarm.credentials import Credentials, shown_url
+from .swarm.errors import SwarmAuthError, SwarmError, SwarmUnreachable
 
 T = TypeVar("T")
 

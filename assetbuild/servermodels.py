@@ -12,10 +12,10 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-from ..errors import AssetbuildError
-from .client import SwarmClient
-from .credentials import Credentials
-from .sync import run
+from .errors import AssetbuildError
+from .servercalls import run
+from .swarm.client import SwarmClient
+from .swarm.credentials import Credentials
 
 MAX_DEPTH = 20  # SwarmUI clamps depth to 1..20
 _EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft")
