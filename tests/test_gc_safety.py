@@ -43,7 +43,8 @@ def age(cache: Path, days: float) -> None:
         os.utime(entry.path, (then, then))
 
 
-def test_gc_in_one_project_keeps_what_another_project_sharing_the_cache_needs(tmp_path: Path) -> None:
+def two_projects_sharing_a_cache(tmp_path: Path) -> tuple[Path, dict[str, str], Path, Path]:
+    """Projects one (red) and two (blue), each built once into one shared cache folder."""
     shared = tmp_path / "shared-cache"
     env = {"ASSETBUILD_CACHE_DIR": str(shared)}
     one, two = tmp_path / "one", tmp_path / "two"
@@ -51,6 +52,11 @@ def test_gc_in_one_project_keeps_what_another_project_sharing_the_cache_needs(tm
         root.mkdir()
         write_manifest(root, manifest(word))
         assert run_cli(root, "-q", env=env).returncode == 0
+    return shared, env, one, two
+
+
+def test_gc_in_one_project_keeps_what_another_project_sharing_the_cache_needs(tmp_path: Path) -> None:
+    shared, env, one, two = two_projects_sharing_a_cache(tmp_path)
     before = keys(shared)
     assert len(before) == 6
     write_manifest(two, manifest("green"))  # two's blue images are now needed by nobody
@@ -72,13 +78,7 @@ def test_gc_in_one_project_keeps_what_another_project_sharing_the_cache_needs(tm
 
 
 def test_a_project_that_only_finds_everything_fresh_registers_too(tmp_path: Path) -> None:
-    shared = tmp_path / "shared-cache"
-    env = {"ASSETBUILD_CACHE_DIR": str(shared)}
-    one, two = tmp_path / "one", tmp_path / "two"
-    for root, word in ((one, "red"), (two, "blue")):
-        root.mkdir()
-        write_manifest(root, manifest(word))
-        assert run_cli(root, "-q", env=env).returncode == 0
+    shared, env, one, two = two_projects_sharing_a_cache(tmp_path)
     for registration in (shared / "projects").iterdir():  # as if built by a version without registration
         registration.unlink()
     (two / ".assetbuild" / "noop.json").unlink()
@@ -89,13 +89,7 @@ def test_a_project_that_only_finds_everything_fresh_registers_too(tmp_path: Path
 
 
 def test_a_registered_project_that_is_gone_is_forgotten(tmp_path: Path) -> None:
-    shared = tmp_path / "shared-cache"
-    env = {"ASSETBUILD_CACHE_DIR": str(shared)}
-    one, two = tmp_path / "one", tmp_path / "two"
-    for root, word in ((one, "red"), (two, "blue")):
-        root.mkdir()
-        write_manifest(root, manifest(word))
-        assert run_cli(root, "-q", env=env).returncode == 0
+    shared, env, one, two = two_projects_sharing_a_cache(tmp_path)
     (two / "assets.toml").unlink()
     age(shared, 30)
     result = run_cli(one, "gc", "--keep-days", "0", env=env)
