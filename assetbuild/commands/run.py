@@ -153,6 +153,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     # capacity (swarm/capacity.py); -n/--jobs sets how many assets doit processes at once (restores and
     # derivations included), so it bounds generations in flight too. (``chosen`` was made above.)
     cacheusers.register(project)  # so gc run from any project sharing the cache keeps what this one needs
+    ws.cache.defer_sync()  # each entry is a copy of a target fsynced before its lock entry; settle() syncs all
     builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: chosen, events, frozen=frozen,
                       remote=remote)
     try:

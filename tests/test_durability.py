@@ -1,0 +1,91 @@
+"""Which fsyncs a build makes, and when (issue 16: each one has a reason; see docs/benchmarks.md).
+
+Per generated asset: the intent (before the rename), the target's temporary file and its folder (before
+the lock commit), and the lock's commit (its journal or a rewrite). Cache entries are copies of targets
+made durable that way, so a build flushes them once, at its end, instead of two fsyncs each on the way.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from conftest import write_manifest
+
+from assetbuild import cache as cache_module
+from assetbuild.cache import Cache
+from assetbuild.cli import main
+
+
+def record_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every fsync from now on, as the path of what it flushed."""
+    seen: list[str] = []
+    real = os.fsync
+
+    def spy(fd: int) -> None:
+        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    return seen
+
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to name fsynced files")
+
+
+def test_a_build_flushes_its_cache_entries_once_after_every_image_is_in_place(
+        project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache_dir = tmp_path / "cache"
+    monkeypatch.setenv("ASSETBUILD_CACHE_DIR", str(cache_dir))
+    write_manifest(project, '[server]\nurl = "placeholder"\n[defaults]\nwidth = 64\nheight = 64\n'
+                   + "".join(f'[assets."art/a{n}.png"]\nprompt = "asset {n}"\nseed = {n}\n' for n in range(6)))
+    seen = record_fsyncs(monkeypatch)
+    monkeypatch.chdir(project)
+    assert main(["run", "-q", "-n", "2"]) == 0
+    entries = sorted(str(p) for p in cache_dir.glob("*/*.img"))
+    assert len(entries) == 6
+    shards = {str(p.parent) for p in cache_dir.glob("*/*.img")}
+    cache_syncs = [i for i, path in enumerate(seen)
+                   if path.startswith(str(cache_dir)) and (path.endswith(".img") or path in shards or ".img." in path)]
+    # Each entry once (and its folder), not the temporary file plus folder on the way...
+    assert sorted(seen[i] for i in cache_syncs if seen[i].endswith(".img")) == entries
+    # ...and all of them after the last image was placed (a copy flushed late loses nothing on a crash).
+    target_syncs = [i for i, path in enumerate(seen) if re.search(r"/\.assetbuild/tmp/\.a\d\.png\.", path)]
+    assert len(target_syncs) == 6
+    assert min(cache_syncs) > max(target_syncs)
+    # Per image: intent, target file, target folder; the lock (6 commits of a small lock: rewrites).
+    assert sum(1 for path in seen if path.endswith("intents.jsonl")) == 6
+    assert sum(1 for path in seen if path == str(project / "art")) == 6
+
+
+def test_few_deferred_entries_are_flushed_one_by_one_and_many_with_one_syncfs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole: list[Path] = []
+    monkeypatch.setattr(cache_module, "_sync_filesystem", whole.append)
+    cache = Cache(tmp_path / "cache")
+    cache.defer_sync()
+    seen = record_fsyncs(monkeypatch)
+    for n in range(3):
+        cache.put(f"{n:032x}", b"image %d" % n, seed=n, model=None)
+    assert seen == []  # nothing flushed while building
+    cache.sync()
+    entries = [str(cache.path_of(f"{n:032x}")) for n in range(3)]
+    assert sorted(seen) == sorted([*entries, str(tmp_path / "cache" / "00")])
+    seen.clear()
+    cache.sync()
+    assert seen == [] and whole == []  # nothing new: nothing to flush
+    for n in range(cache_module._LISTED_UNSYNCED + 1):
+        cache.put(f"{n + 100:032x}", b"image %d" % n, seed=n, model=None)
+    cache.sync()
+    assert seen == [] and whole == [tmp_path / "cache"]
+
+
+def test_a_cache_not_deferred_flushes_each_entry_as_it_is_written(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Candidates (explore, pick) live only in the cache: their entries are durable at once."""
+    cache = Cache(tmp_path / "cache")
+    seen = record_fsyncs(monkeypatch)
+    cache.put("0" * 32, b"only copy", seed=1, model=None)
+    assert len(seen) == 2 and seen[1] == str(tmp_path / "cache" / "00")  # the temporary file, then the folder
