@@ -11,8 +11,7 @@ from __future__ import annotations
 from .assets import BUILD_KEYS
 from .loader import load
 from .paths import inside
-from .project import PLACEHOLDER, Asset, ImageInput, Project, ServerSettings
+from .project import Asset, ImageInput, Project, ServerSettings
 from .schema import ServerTable
 
-__all__ = ["BUILD_KEYS", "PLACEHOLDER", "Asset", "ImageInput", "Project", "ServerSettings", "ServerTable", "inside",
-           "load"]
+__all__ = ["BUILD_KEYS", "Asset", "ImageInput", "Project", "ServerSettings", "ServerTable", "inside", "load"]
