@@ -145,8 +145,7 @@ class Builder:
         try:
             outcome = self._build(target)
         except OSError as exc:  # disk full, read-only folder, a folder where the image should go...
-            where = f" ({exc.filename})" if exc.filename else ""
-            error = AssetError(target, f"{exc.strerror or exc}{where}", hint=self._folder_hint(exc))
+            error = self._disk_error(target, exc)
             self._errors[target] = error
             raise error from None
         except AssetError as exc:
@@ -155,12 +154,16 @@ class Builder:
         self._outcomes[target] = outcome
         return outcome
 
+    def _disk_error(self, target: str, exc: OSError) -> AssetError:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return AssetError(target, f"{exc.strerror or exc}{where}", hint=self._folder_hint(exc))
+
     def _folder_hint(self, exc: OSError) -> str:
         """Name the folder that failed: the cache, assetbuild's state folder or the output folder."""
         name = str(exc.filename or "")
         for folder, what, fix in (
-            (self.workspace.cache.folder, "the cache folder", "make it writable, or choose another with [project] "
-                                                    "cache_dir or ASSETBUILD_CACHE_DIR"),
+            (self.workspace.cache.folder, "the cache folder",
+             "make it writable, or choose another with [project] cache_dir or ASSETBUILD_CACHE_DIR"),
             (self.project.state_dir, "assetbuild's state folder", "make it writable"),
         ):
             if name == str(folder) or name.startswith(str(folder) + os.sep):
@@ -242,8 +245,7 @@ class Builder:
             self._check_cancel(label)
             self.workspace.cache.put(key, made.data, seed=made.seed, model=made.model)
         except OSError as exc:
-            where = f" ({exc.filename})" if exc.filename else ""
-            raise AssetError(label, f"{exc.strerror or exc}{where}", hint=self._folder_hint(exc)) from None
+            raise self._disk_error(label, exc) from None
         return made.outcome
 
     def _produce(self, target: str, asset: Asset, key: str,
