@@ -154,8 +154,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     # derivations included), so it bounds generations in flight too. (``chosen`` was made above.)
     cacheusers.register(project)  # so gc run from any project sharing the cache keeps what this one needs
     ws.cache.defer_sync()  # each entry is a copy of a target fsynced before its lock entry; settle() syncs all
-    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: chosen, events, frozen=frozen,
-                      remote=remote)
+    builder = Builder(ws, lambda: chosen, events, frozen=frozen, remote=remote)
     try:
         with on_interrupt(builder.cancel) as interrupted:
             # Only the stale assets become doit tasks: after one edit in a big manifest, doit handles
