@@ -7,6 +7,7 @@ made durable that way, so a build flushes them once, at its end, instead of two 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -89,3 +90,47 @@ def test_a_cache_not_deferred_flushes_each_entry_as_it_is_written(tmp_path: Path
     seen = record_fsyncs(monkeypatch)
     cache.put("0" * 32, b"only copy", seed=1, model=None)
     assert len(seen) == 2 and seen[1] == str(tmp_path / "cache" / "00")  # the temporary file, then the folder
+
+
+def test_after_a_power_loss_that_cost_the_cache_entry_the_image_is_recorded_not_generated_again(
+        project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state a power loss can leave between an image's rename and its lock commit, now that cache
+    entries are flushed at the end of the run: the image and its intent are on disk, the lock entry and
+    the cache entry are not. The next run records the image (seed and model from the intent) and puts it
+    back into the cache; it does not generate it again over the one that was made."""
+    from helpers import generations
+
+    from assetbuild.generators.placeholder import LOG_ENV
+    from assetbuild.lock import Lock
+
+    cache_dir = tmp_path / "cache"
+    log = tmp_path / "generations.log"
+    monkeypatch.setenv("ASSETBUILD_CACHE_DIR", str(cache_dir))
+    monkeypatch.setenv(LOG_ENV, str(log))
+    write_manifest(project, '[server]\nurl = "placeholder"\n[defaults]\nwidth = 64\nheight = 64\n'
+                   '[assets."art/a.png"]\nprompt = "a"\nseed = -1\n[assets."art/b.png"]\nprompt = "b"\nseed = 2\n')
+    monkeypatch.chdir(project)
+    assert main(["run", "-q"]) == 0
+    lock = Lock.load(project / "assets.lock")
+    entry = lock.get("art/a.png")
+    assert entry is not None and entry.seed is not None  # a random seed: only the lock (and intent) know it
+    image = (project / "art" / "a.png").read_bytes()
+    # The power loss: no lock entry, no cache entry, the intent the builder wrote before the rename.
+    lock.commit("art/a.png", None)
+    Cache(cache_dir).path_of(entry.key).unlink()
+    intent = {"t": "art/a.png", "h": entry.hash, "k": entry.key, "s": entry.seed, "m": entry.model}
+    (project / ".assetbuild" / "intents.jsonl").write_text(json.dumps(intent) + "\n")
+    (project / ".assetbuild" / "noop.json").unlink(missing_ok=True)
+    log.unlink()
+    assert main(["run", "-q"]) == 0
+    assert generations(log) == []  # recorded, not generated
+    assert (project / "art" / "a.png").read_bytes() == image
+    assert Lock.load(project / "assets.lock").get("art/a.png") == entry
+    assert Cache(cache_dir).get(entry.key) is not None
+    # An intent for other inputs (the manifest changed since) proves nothing about these: generated.
+    lock = Lock.load(project / "assets.lock")
+    lock.commit("art/a.png", None)
+    Cache(cache_dir).path_of(entry.key).unlink()
+    (project / ".assetbuild" / "intents.jsonl").write_text(json.dumps({**intent, "k": "f" * 32}) + "\n")
+    assert main(["run", "-q"]) == 0
+    assert generations(log) == ["art/a.png"]
