@@ -348,12 +348,29 @@ class Builder:
         self.workspace.cache.put(status.key, data, seed=made.seed, model=made.model)
         return CacheHit(data, status.on_disk, made.seed, made.model)
 
+    def _salvage(self, target: str, asset: Asset, status: Status) -> None:
+        """Before replacing an image an interrupted run left at ``target`` for other inputs (see intents.py):
+        keep it in the cache under its own key if a power loss cost that entry. It was generated; it is not
+        lost because the manifest changed before the next run."""
+        if status.on_disk is None or (status.entry is not None and status.entry.hash == status.on_disk):
+            return
+        made = self.workspace.planner.intents.announced(target, status.on_disk)
+        if made is None or made.key is None or made.key == status.key or self.workspace.cache.has(made.key):
+            return
+        try:
+            data = asset.path.read_bytes()
+        except OSError:
+            return
+        if hash_bytes(data) == status.on_disk:
+            self.workspace.cache.put(made.key, data, seed=made.seed, model=made.model)
+
     def _write(self, target: str, asset: Asset, data: bytes, status: Status, seed: int | None,
                model: str | None, *, cache: bool, model_hashes: dict[str, str] | None = None) -> None:
         assert status.key is not None and status.form is not None
         self._check_cancel(target)
         digest = self.workspace.cache.put(status.key, data, seed=seed, model=model) if cache else hash_bytes(data)
         self._check_target_unchanged(target, asset, status)
+        self._salvage(target, asset, status)
         self.workspace.planner.intents.record(target, digest, Announced(status.key, seed, model))
         # The temporary file lives in the state folder: a kill mid-write leaves nothing among the assets.
         written = atomic_write(asset.path, data, tmp_dir=self.project.state_dir / "tmp")

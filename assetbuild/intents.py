@@ -59,9 +59,13 @@ class Intents:
 
     def made_for(self, target: str, digest: str, key: str) -> Announced | None:
         """What the intent for ``digest`` at ``target`` says, when it was made for ``key``; else None."""
-        with self._lock:
-            made = self._known.get(target, {}).get(digest)
+        made = self.announced(target, digest)
         return made if made is not None and made.key == key else None
+
+    def announced(self, target: str, digest: str) -> Announced | None:
+        """What the intent for ``digest`` at ``target`` says (None: no such intent)."""
+        with self._lock:
+            return self._known.get(target, {}).get(digest)
 
     def record(self, target: str, digest: str, made: Announced | None = None) -> None:
         """Durably note that ``digest`` (made for ``made``) is about to be placed at ``target``."""

@@ -134,3 +134,6 @@ def test_after_a_power_loss_that_cost_the_cache_entry_the_image_is_recorded_not_
     (project / ".assetbuild" / "intents.jsonl").write_text(json.dumps({**intent, "k": "f" * 32}) + "\n")
     assert main(["run", "-q"]) == 0
     assert generations(log) == ["art/a.png"]
+    # ...but the image it replaced was kept in the cache under the key its intent named.
+    kept = Cache(cache_dir).get("f" * 32)
+    assert kept is not None and kept.data == image and kept.seed == entry.seed
