@@ -376,6 +376,7 @@ class Builder:
         written = atomic_write(asset.path, data, tmp_dir=self.project.state_dir / "tmp")
         self.workspace.hashes.remember(asset.path, digest, written)  # the stamp of our bytes, not of a later edit
         self.workspace.lock.commit(target, LockEntry(status.key, digest, seed, model, status.form, model_hashes or {}))
+        self.workspace.planner.intents.covered(target, digest)
         if cache and self.remote is not None:
             self.remote.push_later(status.key)  # in the background: generation never waits for uploads
 

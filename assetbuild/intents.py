@@ -77,6 +77,16 @@ class Intents:
             append_durably(self.path, json.dumps(_line(target, digest, made)).encode() + b"\n")
             self._known.setdefault(target, {})[digest] = made
 
+    def covered(self, target: str, digest: str) -> None:
+        """The lock now records ``digest`` at ``target``: the intent is no longer needed in memory (the
+        file keeps it until ``prune``; a build of 100,000 assets must not hold 100,000 of them)."""
+        with self._lock:
+            hashes = self._known.get(target)
+            if hashes is not None:
+                hashes.pop(digest, None)
+                if not hashes:
+                    del self._known[target]
+
     def prune(self, lock: Lock, on_disk: Callable[[str], str | None]) -> None:
         """Keep only intents still needed: bytes at their target that the lock does not record.
 

@@ -137,3 +137,22 @@ def test_after_a_power_loss_that_cost_the_cache_entry_the_image_is_recorded_not_
     # ...but the image it replaced was kept in the cache under the key its intent named.
     kept = Cache(cache_dir).get("f" * 32)
     assert kept is not None and kept.data == image and kept.seed == entry.seed
+
+
+def test_intents_covered_by_the_lock_leave_memory_and_prune_keeps_the_others(tmp_path: Path) -> None:
+    from assetbuild.intents import Announced, Intents
+    from assetbuild.lock import Lock, LockEntry
+
+    state = tmp_path / ".assetbuild"
+    intents = Intents(state / "intents.jsonl")
+    intents.record("a.png", "a" * 32, Announced("1" * 32, 7, "m"))
+    intents.record("b.png", "b" * 32, Announced("2" * 32, 8, "m"))
+    lock = Lock(tmp_path / "assets.lock")
+    lock.commit("a.png", LockEntry("1" * 32, "a" * 32, 7, "m", {}))
+    intents.covered("a.png", "a" * 32)
+    assert not intents.ours("a.png", "a" * 32) and intents.ours("b.png", "b" * 32)
+    assert Intents(state / "intents.jsonl").ours("a.png", "a" * 32)  # still in the file until pruned
+    intents.prune(lock, lambda target: {"a.png": "a" * 32, "b.png": "b" * 32}[target])
+    reloaded = Intents(state / "intents.jsonl")
+    assert not reloaded.ours("a.png", "a" * 32)
+    assert reloaded.made_for("b.png", "b" * 32, "2" * 32) == Announced("2" * 32, 8, "m")
