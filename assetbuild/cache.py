@@ -55,7 +55,7 @@ class Cache:
                             sort_keys=True, separators=(",", ":"))
         path = self.path_of(key)
         real_dir(path.parent)  # a shard planted as a symlink would take the entry elsewhere
-        atomic_write(path, header.encode() + b"\n" + data)
+        atomic_write(path, (header.encode() + b"\n", data))  # the image is not copied to prepend the header
         return digest
 
     def get(self, key: str) -> CacheHit | None:

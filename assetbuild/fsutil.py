@@ -39,15 +39,16 @@ def _umask_mode() -> int:
 _FILE_MODE = _umask_mode()
 
 
-def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: int | None = None,
-                 sync: bool = True) -> os.stat_result:
+def atomic_write(path: Path, data: bytes | tuple[bytes, ...], *, tmp_dir: Path | None = None,
+                 mode: int | None = None, sync: bool = True) -> os.stat_result:
     """Write ``data`` to ``path`` so that readers (and crashes) see the old file or the new, never half.
 
     The bytes go to a temporary file, are flushed to disk, and the file is renamed over the target; the
     folder is synced so the rename itself survives a power loss. The temporary file is made in
     ``tmp_dir`` when given (assetbuild's state folder, so a killed run leaves no stray file among the
     user's assets), else next to ``path``; it falls back to next to ``path`` when ``tmp_dir`` is on
-    another filesystem. ``mode`` defaults to what the umask allows (pass 0o600 for secrets).
+    another filesystem. ``mode`` defaults to what the umask allows (pass 0o600 for secrets). ``data`` may
+    be a tuple of pieces, written one after another (a header and an image, without joining them first).
     ``sync=False`` skips the flushes, for copies of data that is durable elsewhere (``pull``, which syncs
     once at the end): readers still never see half a file.
 
@@ -87,12 +88,13 @@ def write_temporary(folder: Path, name: str, data: bytes, mode: int | None = Non
 _TMP_NAME_CHARS = 24
 
 
-def _write_temporary(folder: Path, name: str, data: bytes, mode: int | None, *,
+def _write_temporary(folder: Path, name: str, data: bytes | tuple[bytes, ...], mode: int | None, *,
                      sync: bool = True) -> tuple[str, os.stat_result]:
     fd, tmp = tempfile.mkstemp(prefix=f".{name[:_TMP_NAME_CHARS]}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for piece in (data,) if isinstance(data, bytes) else data:
+                handle.write(piece)
             handle.flush()
             if sync:
                 os.fsync(handle.fileno())
