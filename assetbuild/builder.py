@@ -91,6 +91,7 @@ class Builder:
         with self._generator_lock:
             if self._generator is not None:
                 self._generator.close()
+        self.cache.flush()  # the cache entries whose flush went to the background
 
     def cancel(self) -> None:
         """Stop: no new writes, and server-side work interrupted."""
@@ -294,7 +295,9 @@ class Builder:
                model: str | None, *, cache: bool, model_hashes: dict[str, str] | None = None) -> None:
         assert status.key is not None and status.form is not None
         self._check_cancel(target)
-        digest = self.cache.put(status.key, data, seed=seed, model=model) if cache else hash_bytes(data)
+        # The target is written durably next: the cache entry's flush need not hold up the next image.
+        digest = (self.cache.put(status.key, data, seed=seed, model=model, sync_later=True) if cache
+                  else hash_bytes(data))
         self._check_target_unchanged(target, asset, status)
         self.planner.intents.record(target, digest)
         # The temporary file lives in the state folder: a kill mid-write leaves nothing among the assets.

@@ -77,6 +77,17 @@ def atomic_write(path: Path, data: bytes | tuple[bytes, ...], *, tmp_dir: Path |
     return written
 
 
+def sync_file(path: Path) -> None:
+    """Flush ``path`` (already written and renamed into place, e.g. by ``atomic_write(sync=False)``) and
+    its folder to disk. Never opens a symlink; FileNotFoundError when it is gone."""
+    fd = open_nofollow(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _sync_dir(path.parent)
+
+
 def write_temporary(folder: Path, name: str, data: bytes, mode: int | None = None, *, sync: bool = True) -> str:
     """A new temporary file in ``folder`` holding ``data``, flushed to disk, with the mode a new file
     would get (or ``mode``); its path. The caller places it (rename or link) or removes it."""

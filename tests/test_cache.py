@@ -34,6 +34,53 @@ def test_put_get_round_trip_and_metadata(tmp_path: Path) -> None:
     assert cache.get("cd" * 16) is None
 
 
+def synced_inodes(monkeypatch: pytest.MonkeyPatch) -> set[tuple[int, int]]:
+    """(device, inode) of every file or folder fsynced from now on (the real fsync still runs)."""
+    seen: set[tuple[int, int]] = set()
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        seen.add((st.st_dev, st.st_ino))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return seen
+
+
+def identity(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["now", "later"])
+def test_entries_reach_the_disk_before_put_returns_or_by_flush(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               later: bool) -> None:
+    """Issue 16.4: a build's entry is flushed in the background (its image is written durably to the
+    target anyway); ``flush`` waits for it. Every other put flushes before returning."""
+    synced = synced_inodes(monkeypatch)
+    cache = Cache(tmp_path / "cache")
+    keys = [f"{n:02x}" * 16 for n in (0xab, 0xcd, 0xab + 1)]
+    for n, key in enumerate(keys):
+        cache.put(key, b"\x89PNG image %d" % n, seed=n, model=None, sync_later=later)
+    cache.flush()
+    for n, key in enumerate(keys):
+        path = cache.path_of(key)
+        assert identity(path) in synced and identity(path.parent) in synced
+        hit = cache.get(key)
+        assert hit is not None and hit.data == b"\x89PNG image %d" % n
+
+
+def test_flush_without_pending_entries_and_a_vanished_entry(tmp_path: Path) -> None:
+    cache = Cache(tmp_path / "cache")
+    cache.flush()  # nothing was put: returns at once
+    key = "ef" * 16
+    cache.put(key, b"\x89PNG gone soon", seed=None, model=None, sync_later=True)
+    cache.remove(cache.path_of(key))  # e.g. gc from another project sharing the cache
+    cache.flush()  # no error: nothing left to flush
+    assert cache.get(key) is None
+
+
 def test_damaged_entry_is_removed_and_never_returned(tmp_path: Path) -> None:
     cache = Cache(tmp_path / "cache")
     key = "ab" * 16
