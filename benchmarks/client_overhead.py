@@ -145,16 +145,21 @@ def main(argv: list[str] | None = None) -> int:
         warmup = 0 if args.quick else 1
         for rep in range(args.repeat + warmup):  # interleaved rounds, after a warm-up
             loads.append(os.getloadavg()[0])
-            bare_s = {(j, c): bare_loop(fake.url, c, args.size, f"r{rep}-bare{j}-{c}", j) for j in jobs for c in counts}
-            if not png_bytes["server"]:
-                files = fake.stored_files()
-                png_bytes["server"] = max(len(d) for d in files.values()) if files else 0
+            bare_s: dict[tuple[int, int], float] = {}
             results = {}
-            for variant, save, j, command in variants:
+            for j in jobs:  # each baseline right before the builds compared with it: load drifts on a shared machine
                 for c in counts:
-                    root = Path(tmp) / f"{variant.replace(':', '-')}-{c}-{rep}"
-                    write_project(root, c, args.size, save, f"r{rep}-{c}", j)
-                    results[variant, c] = assetbuild_build(command, fake.url, root, c, j)
+                    bare_s[j, c] = bare_loop(fake.url, c, args.size, f"r{rep}-bare{j}-{c}", j)
+                if not png_bytes["server"]:
+                    files = fake.stored_files()
+                    png_bytes["server"] = max(len(d) for d in files.values()) if files else 0
+                for variant, save, vj, command in variants:
+                    if vj != j:
+                        continue
+                    for c in counts:
+                        root = Path(tmp) / f"{variant.replace(':', '-')}-{c}-{rep}"
+                        write_project(root, c, args.size, save, f"r{rep}-{c}", j)
+                        results[variant, c] = assetbuild_build(command, fake.url, root, c, j)
             if rep < warmup:
                 continue
             for key, seconds in bare_s.items():
