@@ -15,6 +15,10 @@ about 1 MiB), so the server costs the same for both sides and what differs is th
   (the default: the image comes back inside the WebSocket as a data URL) and ``save_images = true``
   (downloaded from its View path, like the baseline).
 
+For information, the same images also go through ``SwarmClient.generate`` alone (the client library in
+this process, like the bare loop: no build, no file), which splits assetbuild's overhead between the
+client and the build (post-processing, cache, durable writes, lock).
+
 Two rates per case, both against the bare loop at the same concurrency, from the same rounds:
 
 - whole build: N / time, assetbuild's time being the build time it reports itself
@@ -33,6 +37,7 @@ commit), interleaved in the same rounds, for before/after figures from one run. 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -79,6 +84,26 @@ def bare_loop(url: str, count: int, size: int, salt: str, concurrency: int = 1) 
         for future in [pool.submit(worker) for _ in range(concurrency)]:
             future.result()
     return time.perf_counter() - started
+
+
+def client_loop(url: str, count: int, size: int, salt: str, concurrency: int = 1) -> float:
+    """Seconds for ``count`` images through assetbuild's SwarmUI client library alone (``SwarmClient.generate``:
+    sessions, WebSocket generation with progress, GET View), ``concurrency`` at once, in this process like
+    the bare loop: no build, no file. Splits the overhead between the client library and the build."""
+    from assetbuild.swarm.client import SwarmClient
+
+    async def run() -> float:
+        client = SwarmClient(url, concurrency=concurrency, save_images=True)
+        try:
+            started = time.perf_counter()
+            await asyncio.gather(*(client.generate(
+                {"prompt": f"benchmark image {i} {salt}", "seed": i, "model": "sd_xl_base_1.0", "width": size,
+                 "height": size, "steps": 20}, {}, lambda _progress: None) for i in range(count)))
+            return time.perf_counter() - started
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
 
 
 def write_project(root: Path, count: int, size: int, save_images: bool, salt: str, jobs: int) -> None:
@@ -136,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 for j in jobs for kind in ("ws", "view") for who, command in builds.items()]
     counts = (n, small)
     bare: dict[tuple[int, int], list[float]] = {(j, c): [] for j in jobs for c in counts}
+    library: dict[tuple[int, int], list[float]] = {(j, c): [] for j in jobs for c in counts}
     ab: dict[tuple[str, int], list[float]] = {(v, c): [] for v, *_ in variants for c in counts}
     ab_wall: dict[str, list[float]] = {v: [] for v, *_ in variants}
     png_bytes = {"server": 0, "written": 0}
@@ -146,10 +172,12 @@ def main(argv: list[str] | None = None) -> int:
         for rep in range(args.repeat + warmup):  # interleaved rounds, after a warm-up
             loads.append(os.getloadavg()[0])
             bare_s: dict[tuple[int, int], float] = {}
+            library_s: dict[tuple[int, int], float] = {}
             results = {}
             for j in jobs:  # each baseline right before the builds compared with it: load drifts on a shared machine
                 for c in counts:
                     bare_s[j, c] = bare_loop(fake.url, c, args.size, f"r{rep}-bare{j}-{c}", j)
+                    library_s[j, c] = client_loop(fake.url, c, args.size, f"r{rep}-client{j}-{c}", j)
                 if not png_bytes["server"]:
                     files = fake.stored_files()
                     png_bytes["server"] = max(len(d) for d in files.values()) if files else 0
@@ -164,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             for key, seconds in bare_s.items():
                 bare[key].append(seconds)
+                library[key].append(library_s[key])
             for (variant, c), (build_s, wall_s, written) in results.items():
                 ab[variant, c].append(build_s)
                 if c == n:
@@ -180,6 +209,15 @@ def main(argv: list[str] | None = None) -> int:
                                                   "steady_images_per_s": rounded(bare_steady[j], 2)} for j in jobs}}
     rows = [[f"bare httpx loop (POST + GET View), {j} at once", median(bare[j, n]), bare_rates[j], 1.0,
              _cell(bare_steady[j]), 1.0, "-", "baseline"] for j in jobs]
+    for j in jobs:
+        rate = n / median(library[j, n])
+        steady = steady_rate(n, small, library[j, n], library[j, small])
+        out[f"client-n{j}"] = {"median_s": round(median(library[j, n]), 3), "images_per_s": round(rate, 2),
+                               "ratio": round(rate / bare_rates[j], 3), "steady_ratio": rounded(
+                                   quotient(steady, bare_steady[j]), 3)}
+        rows.append([f"SwarmClient.generate alone (WebSocket + GET View), {j} at once", median(library[j, n]), rate,
+                     rate / bare_rates[j], _cell(steady), _cell(quotient(steady, bare_steady[j])), "-",
+                     "(information)"])
     labels = {"ws": "assetbuild -n {j}, save_images=false (data URL in the WebSocket)",
               "view": "assetbuild -n {j}, save_images=true (GET View)"}
     for variant, _save, j, _command in variants:
