@@ -76,6 +76,63 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: 
     return written
 
 
+def write_new(path: Path, data: bytes | memoryview, *, tmp_dir: Path, sync: bool = True) -> os.stat_result:
+    """Create ``path`` holding ``data``, whole or not at all, and never over anything already there
+    (raises ``FileExistsError``: a file, a folder or a symlink that appeared meanwhile stays untouched).
+
+    The bytes go to a temporary file in ``tmp_dir`` (a real folder, e.g. the state folder's ``tmp``;
+    next to ``path`` when that is another file system), are flushed to disk unless ``sync`` is False,
+    and the file is then hard-linked to its name: unlike a rename, a link fails when the name exists,
+    so no check-then-write window lets a user's new file be replaced. Where hard links are not
+    supported, a check and a rename do. The caller makes the new name durable by syncing the folder
+    (``sync_dir``, once per folder for many files). Returns the stat of the new file.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:_TMP_NAME_CHARS]}.", suffix=".tmp", dir=tmp_dir)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, _FILE_MODE)
+            if sync:
+                os.fsync(fd)
+            written = os.fstat(fd)
+        finally:
+            os.close(fd)
+        _link_new(tmp, path)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV or tmp_dir == path.parent:
+            raise
+        return write_new(path, data, tmp_dir=path.parent, sync=sync)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    return written
+
+
+def _link_new(tmp: str, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileNotFoundError:  # the first file of a folder that does not exist yet
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # a file where a folder should be: not "the target exists"
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path.parent)) from None
+        os.link(tmp, path)
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.EXDEV):
+            raise
+        # No hard links on this file system (FAT, some network shares): check, then rename.
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
+        os.replace(tmp, path)
+
+
+def sync_dir(folder: Path) -> None:
+    """Make the names created in ``folder`` durable (an fsync of the folder; a no-op where unsupported)."""
+    _sync_dir(folder)
+
+
 def write_temporary(folder: Path, name: str, data: bytes, mode: int | None = None, *, sync: bool = True) -> str:
     """A new temporary file in ``folder`` holding ``data``, flushed to disk, with the mode a new file
     would get (or ``mode``); its path. The caller places it (rename or link) or removes it."""
