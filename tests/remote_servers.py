@@ -21,7 +21,11 @@ __all__ = ["ACCESS_KEY", "BUCKET", "SECRET_KEY", "SeaweedFS", "WebDAV", "skip_re
 class WebDAV:
     """WsgiDAV serving ``folder`` at ``/``; requests without ``Authorization: Bearer <token>`` get 401."""
 
-    def __init__(self, folder: Path, token: str) -> None:
+    def __init__(self, folder: Path, token: str, *, threads: int = 10,
+                 on_get: Callable[[str], Callable[[], None] | None] | None = None) -> None:
+        """``threads``: requests served at once. ``on_get(path)`` is called when a GET arrives, before it is
+        served (a test can hold it there, or change the world meanwhile); the callable it may return is
+        called once that GET has been served."""
         from cheroot import wsgi
         from wsgidav.wsgidav_app import WsgiDAVApp
 
@@ -38,9 +42,16 @@ class WebDAV:
             if environ.get("HTTP_AUTHORIZATION") != f"Bearer {token}":
                 start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("Content-Length", "12")])
                 return [b"unauthorized"]
-            return dav(environ, start_response)  # type: ignore[no-any-return]
+            if on_get is None or environ["REQUEST_METHOD"] != "GET":
+                return dav(environ, start_response)  # type: ignore[no-any-return]
+            served = on_get(environ.get("PATH_INFO", ""))
+            try:
+                return list(dav(environ, start_response))
+            finally:
+                if served is not None:
+                    served()
 
-        self.server = wsgi.Server(("127.0.0.1", self.port), app)
+        self.server = wsgi.Server(("127.0.0.1", self.port), app, numthreads=threads)
         self.server.prepare()
         self.thread = threading.Thread(target=self.server.serve, daemon=True)
         self.thread.start()
