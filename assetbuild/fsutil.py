@@ -17,10 +17,12 @@ import errno
 import json
 import os
 import stat
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import xxhash
 
@@ -80,14 +82,19 @@ def write_new(path: Path, data: bytes | memoryview, *, tmp_dir: Path, sync: bool
     """Create ``path`` holding ``data``, whole or not at all, and never over anything already there
     (raises ``FileExistsError``: a file, a folder or a symlink that appeared meanwhile stays untouched).
 
-    The bytes go to a temporary file in ``tmp_dir`` (a real folder, e.g. the state folder's ``tmp``;
-    next to ``path`` when that is another file system), are flushed to disk unless ``sync`` is False,
-    and the file is then hard-linked to its name: unlike a rename, a link fails when the name exists,
-    so no check-then-write window lets a user's new file be replaced. Where hard links are not
-    supported, a check and a rename do. The caller makes the new name durable by syncing the folder
-    (``sync_dir``, once per folder for many files). Returns the stat of the new file.
+    ``stage_file`` then ``link_new``: the bytes go to a temporary file in ``tmp_dir`` (a real folder, e.g.
+    the state folder's ``tmp``), flushed to disk unless ``sync`` is False, which is then hard-linked to
+    its name. The caller makes the new name durable by syncing the folder (``sync_dir``, once per folder
+    for many files). Returns the stat of the new file.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:_TMP_NAME_CHARS]}.", suffix=".tmp", dir=tmp_dir)
+    tmp, written = stage_file(tmp_dir, path.name, data, sync=sync)
+    return link_new(tmp, path, written)
+
+
+def stage_file(folder: Path, name: str, data: bytes | memoryview, *, sync: bool) -> tuple[str, os.stat_result]:
+    """A new temporary file in ``folder`` holding ``data`` (any buffer, written without a copy), with the
+    mode a new file gets, flushed to disk when ``sync``; its path and stat. ``link_new`` places it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name[:_TMP_NAME_CHARS]}.", suffix=".tmp", dir=folder)
     try:
         try:
             view = memoryview(data)
@@ -96,36 +103,72 @@ def write_new(path: Path, data: bytes | memoryview, *, tmp_dir: Path, sync: bool
             os.fchmod(fd, _FILE_MODE)
             if sync:
                 os.fsync(fd)
-            written = os.fstat(fd)
+            return tmp, os.fstat(fd)
         finally:
             os.close(fd)
-        _link_new(tmp, path)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV or tmp_dir == path.parent:
-            raise
-        return write_new(path, data, tmp_dir=path.parent, sync=sync)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def link_new(tmp: str, path: Path, written: os.stat_result) -> os.stat_result:
+    """Give the temporary file ``tmp`` (whose stat is ``written``) the name ``path``, never over anything
+    there: unlike a rename, a hard link fails when the name exists (``FileExistsError``), so no
+    check-then-write window lets a user's new file be replaced. Missing folders are created. Where hard
+    links are not supported, a check and a rename do; a ``tmp`` on another file system is copied next to
+    ``path`` first (flushed). ``tmp`` is gone afterwards in every case. Returns the new file's stat."""
+    try:
+        try:
+            os.link(tmp, path)
+        except FileNotFoundError:  # the first file of a folder that does not exist yet
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:  # a file where a folder should be: not "the target exists"
+                raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path.parent)) from None
+            os.link(tmp, path)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                raise
+            if exc.errno == errno.EXDEV:
+                with open(tmp, "rb") as handle:
+                    return write_new(path, handle.read(), tmp_dir=path.parent)
+            # No hard links on this file system (FAT, some network shares): check, then rename.
+            if os.path.lexists(path):
+                raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
+            os.replace(tmp, path)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
     return written
 
 
-def _link_new(tmp: str, path: Path) -> None:
+def sync_filesystem(folder: Path) -> bool:
+    """Flush every file of the file system that holds ``folder`` with one call (Linux ``syncfs``): much
+    cheaper than an fsync per file for many new files. False where unsupported (then fsync each file)."""
+    syncfs = _syncfs()
+    if syncfs is None:
+        return False
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        os.link(tmp, path)
-    except FileNotFoundError:  # the first file of a folder that does not exist yet
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:  # a file where a folder should be: not "the target exists"
-            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path.parent)) from None
-        os.link(tmp, path)
-    except OSError as exc:
-        if exc.errno in (errno.EEXIST, errno.EXDEV):
-            raise
-        # No hard links on this file system (FAT, some network shares): check, then rename.
-        if os.path.lexists(path):
-            raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
-        os.replace(tmp, path)
+        return bool(syncfs(fd) == 0)
+    finally:
+        os.close(fd)
+
+
+_SYNCFS: list[Any] = []
+
+
+def _syncfs() -> Any:
+    if not _SYNCFS:
+        found = None
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            with contextlib.suppress(OSError, AttributeError):
+                found = ctypes.CDLL(None, use_errno=True).syncfs
+        _SYNCFS.append(found)
+    return _SYNCFS[0]
 
 
 def sync_dir(folder: Path) -> None:

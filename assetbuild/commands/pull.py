@@ -4,11 +4,12 @@ For checkouts where the images are not committed. A target that exists with othe
 lock records (edited, or hand-made) is never overwritten: it is reported (exit 1).
 
 Each image is looked for in the local cache, then downloaded (at most ``TRANSFER_JOBS`` at once, and a
-bounded window of work queued, so memory does not grow with the number of images), verified against
-its header, the lock and the signing key before anything is written, and written once, to its target,
-from the downloaded buffer (no copy): a temporary file, flushed to disk, then hard-linked to its name,
-which fails if anything appeared there meanwhile. At the end each folder that received a file is synced
-once, so a crash leaves every target either absent or whole.
+bounded window of work queued, so memory does not grow with the number of images), and verified
+against its header, the lock and the signing key before anything is written. It is then written once,
+from the downloaded buffer (no copy), and landed in batches (``remote.landing``): one ``syncfs`` per
+batch makes the bytes durable before each file is hard-linked to its target name, which fails if
+anything appeared there meanwhile; each folder is synced once at the end. A crash leaves every target
+either absent or whole.
 
 The local cache is not filled: the restored target is itself the verified image the lock records, the
 store keeps the durable copy, and a cache entry (a header before the bytes) cannot share the target's
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._args import add_no_wait
@@ -51,8 +51,9 @@ def pull(ws: Workspace, args: argparse.Namespace) -> int:
     from ..cache import CorruptEntry
     from ..display import make_display
     from ..errors import UsageError
-    from ..fsutil import real_dir, sync_dir, write_new
+    from ..fsutil import real_dir
     from ..lock import LockEntry
+    from ..remote.landing import Landed, Landing, Staged
     from ..remote.remote import bounded_map
     from ..remote.report import TransferReport
     from .select import select
@@ -66,25 +67,25 @@ def pull(ws: Workspace, args: argparse.Namespace) -> int:
     chosen = [t for t in select(ws.project, args.targets) if t in entries]
     report = TransferReport(events, out, as_json=args.json, command="pull")
     report.start(len(chosen))
-    tmp_dir = real_dir(ws.project.state_dir / "tmp")
-    folders: set[Path] = set()  # folders that received a file: each is synced once at the end
+    landing: Landing[tuple[str, str, str, float]] = Landing(real_dir(ws.project.state_dir / "tmp"))
 
-    def restore(target: str) -> tuple[str, str | None, float]:
-        """(outcome, problem, seconds) for one target; problem is None when it went well."""
+    def restore(target: str) -> Staged[tuple[str, str, str, float]] | tuple[str, str | None]:
+        """The image of ``target`` staged for landing, or (outcome, problem) when there is nothing to write:
+        problem is None when the target is already fresh."""
         try:
             return restore_one(target)
-        except OSError as exc:  # a file where a folder should be, a read-only folder, a full disk...
-            return "", f"{exc.strerror or exc} ({exc.filename or ws.project.target_path(target)})", 0.0
+        except OSError as exc:  # a full disk, an unreadable folder...
+            return "", f"{exc.strerror or exc} ({exc.filename or ws.project.target_path(target)})"
 
-    def restore_one(target: str) -> tuple[str, str | None, float]:
+    def restore_one(target: str) -> Staged[tuple[str, str, str, float]] | tuple[str, str | None]:
         started = time.monotonic()
         entry: LockEntry = entries[target]
         path = ws.project.target_path(target)
         on_disk = ws.hashes.hash(path)
         if on_disk == entry.hash:
-            return PRESENT, None, 0.0
+            return PRESENT, None
         if on_disk is not None:
-            return "", f"{path} differs from what assets.lock records; not overwriting it", 0.0
+            return "", f"{path} differs from what assets.lock records; not overwriting it"
         try:
             hit = ws.cache.get(entry.key)
         except CorruptEntry as exc:
@@ -99,23 +100,27 @@ def pull(ws: Workspace, args: argparse.Namespace) -> int:
         if data is None:
             down = remote.breaker.is_open or remote.breaker.warned
             return "", (f"the team store {remote.name} is unavailable" if down
-                        else "not in the team store (nor in the local cache)"), 0.0
-        try:
-            written = write_new(path, data, tmp_dir=tmp_dir)
-        except FileExistsError:  # it appeared while we downloaded: the user's now
-            return "", f"{path} appeared meanwhile; not overwriting it", 0.0
-        folders.add(path.parent)
-        ws.hashes.remember(path, entry.hash, written)
-        return outcome, None, time.monotonic() - started
+                        else "not in the team store (nor in the local cache)")
+        return landing.stage(path, data, (target, entry.hash, outcome, time.monotonic() - started))
+
+    def landed(placed: list[Landed[tuple[str, str, str, float]]]) -> None:
+        for item in placed:
+            target, digest, outcome, seconds = item.payload
+            if item.written is None:
+                report.failure(target, item.problem or "not restored")
+            else:
+                ws.hashes.remember(item.path, digest, item.written)
+                report.item(target, outcome, seconds)
 
     try:
-        for target, (outcome, problem, seconds) in bounded_map(restore, chosen):
-            if problem is None:
-                report.item(target, outcome, seconds)
+        for target, result in bounded_map(restore, chosen):
+            if isinstance(result, Staged):
+                landed(landing.add(result))
+            elif result[1] is None:
+                report.item(target, result[0])
             else:
-                report.failure(target, problem)
+                report.failure(target, result[1])
     finally:
-        for folder in folders:
-            sync_dir(folder)
+        landed(landing.finish())  # verified images already staged are placed, even on Ctrl-C
         ws.hashes.save()
     return report.finish(remote.name)
