@@ -214,3 +214,29 @@ def test_write_new_reports_a_file_where_a_folder_should_be(tmp_path: Path) -> No
     with pytest.raises(NotADirectoryError):
         write_new(tmp_path / "img/sub/a.png", b"x", tmp_dir=tmp)
     assert list(tmp.iterdir()) == []
+
+
+# --- Landing: batches of staged files, synced, then linked ------------------------------------------------
+
+
+def test_landing_places_batches_whole_and_never_over_a_file_that_appeared(tmp_path: Path) -> None:
+    from assetbuild.remote.landing import Landing
+
+    tmp = tmp_path / "state-tmp"
+    tmp.mkdir()
+    landing: Landing[str] = Landing(tmp, batch_files=2)
+    placed = []
+    for i in range(5):
+        target = tmp_path / f"out/{i}.png"
+        placed += landing.add(landing.stage(target, memoryview(f"image {i}".encode()), f"t{i}"))
+        if i == 2:  # a batch of two was handed over; the user saves a file where the fifth goes
+            (tmp_path / "out").mkdir(exist_ok=True)
+            (tmp_path / "out/4.png").write_bytes(b"mine")
+    placed += landing.finish()
+    assert sorted(item.payload for item in placed) == ["t0", "t1", "t2", "t3", "t4"]  # each reported once
+    refused = [item for item in placed if item.written is None]
+    assert [item.payload for item in refused] == ["t4"] and "appeared meanwhile" in (refused[0].problem or "")
+    assert (tmp_path / "out/4.png").read_bytes() == b"mine"
+    for i in range(4):
+        assert (tmp_path / f"out/{i}.png").read_bytes() == f"image {i}".encode()
+    assert list(tmp.iterdir()) == []  # every temporary file linked or removed
