@@ -22,10 +22,10 @@ class WebDAV:
     """WsgiDAV serving ``folder`` at ``/``; requests without ``Authorization: Bearer <token>`` get 401."""
 
     def __init__(self, folder: Path, token: str, *, threads: int = 10,
-                 on_get: Callable[[str], Callable[[], None] | None] | None = None) -> None:
-        """``threads``: requests served at once. ``on_get(path)`` is called when a GET arrives, before it is
-        served (a test can hold it there, or change the world meanwhile); the callable it may return is
-        called once that GET has been served."""
+                 on_request: Callable[[str, str], Callable[[], None] | None] | None = None) -> None:
+        """``threads``: requests served at once. ``on_request(method, path)`` is called when an authorized
+        request arrives, before it is served (a test can hold it there, or change the world meanwhile);
+        the callable it may return is called once that request has been served."""
         from cheroot import wsgi
         from wsgidav.wsgidav_app import WsgiDAVApp
 
@@ -42,9 +42,9 @@ class WebDAV:
             if environ.get("HTTP_AUTHORIZATION") != f"Bearer {token}":
                 start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("Content-Length", "12")])
                 return [b"unauthorized"]
-            if on_get is None or environ["REQUEST_METHOD"] != "GET":
+            if on_request is None:
                 return dav(environ, start_response)  # type: ignore[no-any-return]
-            served = on_get(environ.get("PATH_INFO", ""))
+            served = on_request(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))
             try:
                 return list(dav(environ, start_response))
             finally:

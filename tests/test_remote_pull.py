@@ -104,14 +104,14 @@ def test_pull_never_replaces_a_file_that_appears_while_it_downloads(tmp_path: Pa
     victim = root / "img/001.png"
     appeared = threading.Event()
 
-    def on_get(path: str) -> Callable[[], None] | None:
-        if path.endswith(f"/{key}.img"):
+    def on_request(method: str, path: str) -> Callable[[], None] | None:
+        if method == "GET" and path.endswith(f"/{key}.img"):
             victim.parent.mkdir(parents=True, exist_ok=True)
             victim.write_bytes(b"drawn by hand meanwhile")
             appeared.set()
         return None
 
-    server = WebDAV(tmp_path / "dav", TOKEN, on_get=on_get)
+    server = WebDAV(tmp_path / "dav", TOKEN, on_request=on_request)
     try:
         url = server.url("store")
         images = lock_only_project(root, server.folder / "store", 3)
@@ -137,8 +137,8 @@ class Gate:
         self.cond = threading.Condition()
         self.started = self.in_flight = self.widest = 0
 
-    def __call__(self, path: str) -> Callable[[], None] | None:
-        if not path.endswith(".img"):
+    def __call__(self, method: str, path: str) -> Callable[[], None] | None:
+        if method != "GET" or not path.endswith(".img"):
             return None
         with self.cond:
             self.started += 1
@@ -157,7 +157,7 @@ class Gate:
 def test_pull_runs_at_most_transfer_jobs_downloads_at_once(tmp_path: Path) -> None:
     count = TRANSFER_JOBS * 3
     gate = Gate(count, TRANSFER_JOBS)
-    server = WebDAV(tmp_path / "dav", TOKEN, threads=count + 8, on_get=gate)
+    server = WebDAV(tmp_path / "dav", TOKEN, threads=count + 8, on_request=gate)
     try:
         url = server.url("store")
         root = tmp_path / "clone"
