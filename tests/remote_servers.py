@@ -15,7 +15,11 @@ from helpers import free_port
 
 from assetbuild.testing.seaweedfs import ACCESS_KEY, BUCKET, SECRET_KEY, SeaweedFS, skip_reason
 
-__all__ = ["ACCESS_KEY", "BUCKET", "SECRET_KEY", "SeaweedFS", "WebDAV", "skip_reason"]
+__all__ = ["ACCESS_KEY", "BUCKET", "SECRET_KEY", "SeaweedFS", "Unavailable", "WebDAV", "skip_reason"]
+
+
+class Unavailable(Exception):
+    """Raised by a WebDAV ``on_request`` hook: the request is answered 503 and not served."""
 
 
 class WebDAV:
@@ -44,7 +48,11 @@ class WebDAV:
                 return [b"unauthorized"]
             if on_request is None:
                 return dav(environ, start_response)  # type: ignore[no-any-return]
-            served = on_request(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))
+            try:
+                served = on_request(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))
+            except Unavailable:
+                start_response("503 Service Unavailable", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+                return [b"down"]
             try:
                 return list(dav(environ, start_response))
             finally:

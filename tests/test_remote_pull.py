@@ -21,9 +21,11 @@ from assetbuild.remote.objects import encode, path_of
 from assetbuild.remote.remote import TRANSFER_JOBS
 
 
-def lock_only_project(root: Path, store: Path, count: int, *, signing_key: bytes | None = None) -> dict[str, bytes]:
+def lock_only_project(root: Path, store: Path, count: int, *, signing_key: bytes | None = None,
+                      in_store: bool = True) -> dict[str, bytes]:
     """A checkout whose assets.lock names ``count`` images held only by the store folder ``store`` (as a
-    machine with a server would have pushed them). Returns each target's image bytes."""
+    machine with a server would have pushed them), or with ``in_store=False`` only by the checkout's
+    target files (to be pushed). Returns each target's image bytes."""
     root.mkdir(parents=True)
     lines = ["[server]", 'url = "placeholder"', ""]
     assets: dict[str, object] = {}
@@ -34,9 +36,9 @@ def lock_only_project(root: Path, store: Path, count: int, *, signing_key: bytes
         data = os.urandom(2048) + target.encode()
         key = hash_bytes(f"{root}-{target}".encode())
         assets[target] = {"key": key, "hash": hash_bytes(data), "seed": i, "model": "m", "inputs": {}}
-        obj = store / path_of(key)
-        obj.parent.mkdir(parents=True, exist_ok=True)
-        obj.write_bytes(encode(key, data, seed=i, model="m", signing_key=signing_key))
+        place = store / path_of(key) if in_store else root / target
+        place.parent.mkdir(parents=True, exist_ok=True)
+        place.write_bytes(encode(key, data, seed=i, model="m", signing_key=signing_key) if in_store else data)
         images[target] = data
     (root / "assets.toml").write_text("\n".join(lines), encoding="utf-8")
     (root / "assets.lock").write_text(json.dumps({"version": 1, "assets": assets}, sort_keys=True, indent=1))

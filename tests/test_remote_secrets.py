@@ -3,11 +3,21 @@ happens (success, refused credentials, an outage); Ctrl-C in the middle of `push
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 from helpers import free_port
-from remote_servers import WebDAV
+from remote_servers import Unavailable, WebDAV
 from test_remote_build import TOKEN, Machine, dav, first_machine  # noqa: F401  (fixture)
+from test_remote_pull import lock_only_project
+
+from assetbuild.keys import hash_bytes
+from assetbuild.remote.objects import decode, path_of
 
 PASSWORD = "pa55word-in-the-url-never-shown"
 
@@ -41,3 +51,69 @@ def test_a_password_in_an_http_store_url_never_appears_in_output_or_files(dav: W
     for machine in (a, b, refused, down):
         assert files_holding(machine.root, PASSWORD) == []
         assert files_holding(Path(machine.env["ASSETBUILD_CACHE_DIR"]), PASSWORD) == []  # none when absent
+
+
+class CutOff:
+    """Lets the first ``keep`` uploads through, holds the next ones until ``release``, then refuses
+    every upload (503, nothing written) until ``reopen``: a push interrupted with some uploads done."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.puts = 0
+        self.lock = threading.Lock()
+        self.held = threading.Event()
+        self.released = threading.Event()
+        self.open = False
+
+    def __call__(self, method: str, path: str) -> None:
+        if method != "PUT" or not path.endswith(".img"):
+            return None
+        with self.lock:
+            self.puts += 1
+            if self.open or self.puts <= self.keep:
+                return None
+        self.held.set()
+        self.released.wait(60)  # set by the test once Ctrl-C is sent (the timeout only avoids a hang)
+        if not self.open:
+            raise Unavailable
+        return None
+
+
+def test_ctrl_c_in_the_middle_of_push_keeps_finished_uploads_and_push_again_does_the_rest(tmp_path: Path) -> None:
+    count, keep = 40, 5
+    cut = CutOff(keep)
+    server = WebDAV(tmp_path / "dav", TOKEN, threads=64, on_request=cut)
+    try:
+        url = server.url("store")
+        root = tmp_path / "checkout"
+        images = lock_only_project(root, server.folder / "store", count, in_store=False)
+        for shard in range(256):  # so that each upload is one PUT (no MKCOL of its folder first)
+            (server.folder / "store" / f"{shard:02x}").mkdir()
+        env = {**os.environ, "ASSETBUILD_REMOTE": url, "ASSETBUILD_REMOTE_TOKEN": TOKEN,
+               "ASSETBUILD_CACHE_DIR": str(tmp_path / "cache")}
+        push = subprocess.Popen([sys.executable, "-m", "assetbuild", "push", "--json"], cwd=root, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert cut.held.wait(60), "push never got past its first uploads"
+            push.send_signal(signal.SIGINT)
+        finally:
+            cut.released.set()
+            out, err = push.communicate(timeout=120)
+        assert push.returncode == 130, out + err
+        assert "Traceback" not in err
+        stored = sorted((server.folder / "store").rglob("*.img"))
+        assert len(stored) == keep  # the finished uploads stay, whole; nothing half-written
+        cut.open = True
+        again = subprocess.run([sys.executable, "-m", "assetbuild", "push", "--json"], cwd=root, env=env,
+                               capture_output=True, text=True, timeout=120)
+    finally:
+        server.stop()
+    assert again.returncode == 0, again.stdout + again.stderr
+    finished = json.loads(again.stdout.splitlines()[-1])
+    assert finished["counts"] == {"present": keep, "uploaded": count - keep}
+    lock = json.loads((root / "assets.lock").read_text())["assets"]
+    for target, data in images.items():
+        key = lock[target]["key"]
+        raw = (server.folder / "store" / path_of(key)).read_bytes()
+        entry = decode(key, raw, expected_hash=hash_bytes(data), signing_key=None)
+        assert entry.data == data
