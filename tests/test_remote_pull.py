@@ -4,6 +4,7 @@ meanwhile, whole files only, at most TRANSFER_JOBS downloads at once. Real store
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -242,3 +243,35 @@ def test_landing_places_batches_whole_and_never_over_a_file_that_appeared(tmp_pa
     for i in range(4):
         assert (tmp_path / f"out/{i}.png").read_bytes() == f"image {i}".encode()
     assert list(tmp.iterdir()) == []  # every temporary file linked or removed
+
+
+@pytest.mark.parametrize("refusal", [errno.EPERM, errno.EXDEV])
+def test_write_new_without_hard_links_or_across_file_systems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            refusal: int) -> None:
+    """Where the file system refuses hard links (FAT, some shares: EPERM) or the temporary folder is on
+    another one (EXDEV), the file is still placed whole, and still never over an existing one."""
+    def no_link(src: object, dst: object, **_: object) -> None:
+        raise OSError(refusal, os.strerror(refusal))
+
+    monkeypatch.setattr(os, "link", no_link)
+    tmp = tmp_path / "state-tmp"
+    tmp.mkdir()
+    if refusal == errno.EXDEV:  # the copy next to the target links there: let that one through
+        monkeypatch.undo()
+        real_link = os.link
+
+        def link_only_next_to_target(src: str, dst: str, **kw: object) -> None:
+            if Path(src).parent == tmp:
+                raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+            real_link(src, dst)
+
+        monkeypatch.setattr(os, "link", link_only_next_to_target)
+    target = tmp_path / "out/a.png"
+    target.parent.mkdir()
+    write_new(target, b"pulled bytes", tmp_dir=tmp)
+    assert target.read_bytes() == b"pulled bytes"
+    (tmp_path / "out/b.png").write_bytes(b"mine")
+    with pytest.raises(FileExistsError):
+        write_new(tmp_path / "out/b.png", b"pulled", tmp_dir=tmp)
+    assert (tmp_path / "out/b.png").read_bytes() == b"mine"
+    assert list(tmp.iterdir()) == [] and sorted(p.name for p in target.parent.iterdir()) == ["a.png", "b.png"]
