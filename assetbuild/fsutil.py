@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import os
 import stat
@@ -94,13 +95,12 @@ def write_new(path: Path, data: bytes | memoryview, *, tmp_dir: Path, sync: bool
 def stage_file(folder: Path, name: str, data: bytes | memoryview, *, sync: bool) -> tuple[str, os.stat_result]:
     """A new temporary file in ``folder`` holding ``data`` (any buffer, written without a copy), with the
     mode a new file gets, flushed to disk when ``sync``; its path and stat. ``link_new`` places it."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{name[:_TMP_NAME_CHARS]}.", suffix=".tmp", dir=folder)
+    fd, tmp = _create_temporary(folder, name)
     try:
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fchmod(fd, _FILE_MODE)
             if sync:
                 os.fsync(fd)
             return tmp, os.fstat(fd)
@@ -110,6 +110,22 @@ def stage_file(folder: Path, name: str, data: bytes | memoryview, *, sync: bool)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+_TMP_COUNTER = itertools.count()
+
+
+def _create_temporary(folder: Path, name: str) -> tuple[int, str]:
+    """A new file in ``folder`` named after ``name``, this process and a counter, created with the mode
+    any new file gets (0666 minus the umask; mkstemp's 0600 would need a chmod). O_EXCL: never an
+    existing file nor a symlink; a name left by a dead process with the same pid is skipped."""
+    prefix = f"{folder}{os.sep}.{name[:_TMP_NAME_CHARS]}.{os.getpid()}."
+    while True:
+        tmp = f"{prefix}{next(_TMP_COUNTER)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def link_new(tmp: str, path: Path, written: os.stat_result) -> os.stat_result:

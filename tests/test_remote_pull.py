@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -275,3 +276,27 @@ def test_write_new_without_hard_links_or_across_file_systems(tmp_path: Path, mon
         write_new(tmp_path / "out/b.png", b"pulled", tmp_dir=tmp)
     assert (tmp_path / "out/b.png").read_bytes() == b"mine"
     assert list(tmp.iterdir()) == [] and sorted(p.name for p in target.parent.iterdir()) == ["a.png", "b.png"]
+
+
+def test_pull_restores_from_the_local_cache_first_and_skips_a_damaged_entry(tmp_path: Path) -> None:
+    from test_remote_build import first_machine
+
+    store = tmp_path / "store"
+    a = first_machine(tmp_path, {"ASSETBUILD_REMOTE": str(store)})
+    assert a.run("run").returncode == 0
+    lock = json.loads((a.root / "assets.lock").read_text())["assets"]
+    images = {t: (a.root / t).read_bytes() for t in lock}
+    for target in lock:
+        (a.root / target).unlink()
+    shutil.rmtree(store)  # nothing can come from the store: every image must come from the cache
+    cache = Path(a.env["ASSETBUILD_CACHE_DIR"])
+    damaged = lock["ui/icon_sword.png"]["key"]
+    entry = cache / damaged[:2] / f"{damaged}.img"
+    entry.write_bytes(entry.read_bytes()[:-3] + b"xyz")
+    code, output, events = pull(a.root, {"ASSETBUILD_REMOTE": str(store), "ASSETBUILD_CACHE_DIR": str(cache)})
+    assert code == 1  # the damaged entry is reported and removed; the store does not have it either
+    assert f"cache entry {entry} was damaged" in output and not entry.exists()
+    assert events[-1]["counts"] == {"restored": 2}
+    for target in ("sprites/hero.png", "sprites/hero_attack.png"):
+        assert (a.root / target).read_bytes() == images[target]
+    assert not (a.root / "ui/icon_sword.png").exists()

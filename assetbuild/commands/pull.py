@@ -68,6 +68,7 @@ def pull(ws: Workspace, args: argparse.Namespace) -> int:
     report = TransferReport(events, out, as_json=args.json, command="pull")
     report.start(len(chosen))
     landing: Landing[tuple[str, str, str, float]] = Landing(real_dir(ws.project.state_dir / "tmp"))
+    cache_exists = ws.cache.folder.is_dir()  # a fresh clone has none: no lookup per image
 
     def restore(target: str) -> Staged[tuple[str, str, str, float]] | tuple[str, str | None]:
         """The image of ``target`` staged for landing, or (outcome, problem) when there is nothing to write:
@@ -87,7 +88,7 @@ def pull(ws: Workspace, args: argparse.Namespace) -> int:
         if on_disk is not None:
             return "", f"{path} differs from what assets.lock records; not overwriting it"
         try:
-            hit = ws.cache.get(entry.key)
+            hit = ws.cache.get(entry.key) if cache_exists else None
         except CorruptEntry as exc:
             events.warning(str(exc))
             hit = None
