@@ -47,8 +47,8 @@ def main(args: argparse.Namespace) -> int:
 
     # The manifest, lock and file-hash index of a big project are many objects that live until the end:
     # the cycle collector would scan them again and again while they are built (~6 % of a 1,000-image
-    # pull's CPU under perf). Off while they load, then they are set aside (freeze) and collection resumes, so
-    # memory stays flat during the transfers.
+    # pull's CPU under perf). Off while they load, then they are set aside (freeze) and collection
+    # resumes, so memory stays flat during the transfers.
     gc.disable()
     try:
         with workspace(args, writes=True) as ws:  # it writes targets: one writer per project
