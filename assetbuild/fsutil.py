@@ -51,8 +51,8 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: 
     ``tmp_dir`` when given (assetbuild's state folder, so a killed run leaves no stray file among the
     user's assets), else next to ``path``; it falls back to next to ``path`` when ``tmp_dir`` is on
     another filesystem. ``mode`` defaults to what the umask allows (pass 0o600 for secrets).
-    ``sync=False`` skips the flushes, for copies of data that is durable elsewhere (``pull``, which syncs
-    once at the end): readers still never see half a file.
+    ``sync=False`` skips the flushes, for copies of data that is durable elsewhere: readers still never
+    see half a file. (Many files at once: ``stage_file`` + ``sync_filesystem`` + ``link_new``, as ``pull``.)
 
     The rename replaces a symlink at ``path`` itself (it never writes through one). Returns the stat of
     the file as written (the same inode, size and mtime the renamed file has), so callers can record
