@@ -172,6 +172,11 @@ def sync_filesystem(folder: Path) -> bool:
         os.close(fd)
 
 
+def can_sync_filesystem() -> bool:
+    """Whether ``sync_filesystem`` is available here (without calling it)."""
+    return _syncfs() is not None
+
+
 _SYNCFS: list[Any] = []
 
 

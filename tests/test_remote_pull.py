@@ -300,3 +300,27 @@ def test_pull_restores_from_the_local_cache_first_and_skips_a_damaged_entry(tmp_
     for target in ("sprites/hero.png", "sprites/hero_attack.png"):
         assert (a.root / target).read_bytes() == images[target]
     assert not (a.root / "ui/icon_sword.png").exists()
+
+
+@pytest.mark.parametrize("platform", ["syncfs fails", "no syncfs"])
+def test_landing_without_a_working_syncfs_flushes_each_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           platform: str) -> None:
+    """Where syncfs is missing (not Linux) or fails, every file is fsynced on its own before it gets its name."""
+    import assetbuild.remote.landing as landing_module
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    if platform == "no syncfs":
+        monkeypatch.setattr(landing_module, "can_sync_filesystem", lambda: False)
+    monkeypatch.setattr(landing_module, "sync_filesystem", lambda folder: False)
+    tmp = tmp_path / "state-tmp"
+    tmp.mkdir()
+    landing: landing_module.Landing[int] = landing_module.Landing(tmp, batch_files=2)
+    placed = []
+    for i in range(3):
+        placed += landing.add(landing.stage(tmp_path / f"out/{i}.png", f"image {i}".encode(), i))
+    placed += landing.finish()
+    assert sorted(item.payload for item in placed) == [0, 1, 2] and all(item.written for item in placed)
+    assert len(synced) >= 3 + 1  # each file, then the folder
+    assert [(tmp_path / f"out/{i}.png").read_bytes() for i in range(3)] == [b"image 0", b"image 1", b"image 2"]

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from ..fsutil import link_new, stage_file, sync_dir, sync_filesystem
+from ..fsutil import can_sync_filesystem, link_new, stage_file, sync_dir, sync_filesystem
 
 BATCH_FILES = 256
 BATCH_BYTES = 64 << 20
@@ -61,8 +61,9 @@ class Landing(Generic[P]):
         self._folders: set[Path] = set()  # folders that received files (written by the landing thread)
         self._lander: ThreadPoolExecutor | None = None
         self._pending: Future[list[Landed[P]]] | None = None
-        # Probed once: without syncfs every staged file is flushed on its own.
-        self._flush_each = not sync_filesystem(tmp_dir)
+        # Without syncfs (not Linux) every staged file is flushed on its own; if a syncfs call fails, that
+        # batch's files are flushed one by one before they get their names (``_place``).
+        self._flush_each = not can_sync_filesystem()
 
     def stage(self, path: Path, data: bytes | memoryview, payload: P) -> Staged[P]:
         """Write ``data`` to a temporary file for ``path`` (thread-safe). Raises OSError (disk full...)."""
