@@ -1,5 +1,5 @@
 """Team-store secrets: a password in an HTTP store URL never reaches any output or file, whatever
-happens (success, refused credentials, an outage); Ctrl-C in the middle of `push` loses nothing."""
+happens (success, refused credentials, an outage); Ctrl-C in the middle of `push` or `pull` loses nothing."""
 
 from __future__ import annotations
 
@@ -54,11 +54,13 @@ def test_a_password_in_an_http_store_url_never_appears_in_output_or_files(dav: W
 
 
 class CutOff:
-    """Lets the first ``keep`` uploads through, holds the next ones until ``release``, then refuses
-    every upload (503, nothing written) until ``reopen``: a push interrupted with some uploads done."""
+    """Lets the first ``keep`` requests of ``method`` for objects through, holds the next ones until
+    ``released`` is set, then refuses them (503, nothing done) until ``open``: a transfer interrupted with
+    some objects done."""
 
-    def __init__(self, keep: int) -> None:
+    def __init__(self, keep: int, method: str = "PUT") -> None:
         self.keep = keep
+        self.method = method
         self.puts = 0
         self.lock = threading.Lock()
         self.held = threading.Event()
@@ -66,7 +68,7 @@ class CutOff:
         self.open = False
 
     def __call__(self, method: str, path: str) -> None:
-        if method != "PUT" or not path.endswith(".img"):
+        if method != self.method or not path.endswith(".img"):
             return None
         with self.lock:
             self.puts += 1
@@ -117,3 +119,38 @@ def test_ctrl_c_in_the_middle_of_push_keeps_finished_uploads_and_push_again_does
         raw = (server.folder / "store" / path_of(key)).read_bytes()
         entry = decode(key, raw, expected_hash=hash_bytes(data), signing_key=None)
         assert entry.data == data
+
+
+def test_ctrl_c_in_the_middle_of_pull_leaves_whole_targets_only_and_pull_again_does_the_rest(tmp_path: Path) -> None:
+    count, keep = 40, 5
+    cut = CutOff(keep, method="GET")
+    server = WebDAV(tmp_path / "dav", TOKEN, threads=64, on_request=cut)
+    try:
+        url = server.url("store")
+        root = tmp_path / "checkout"
+        images = lock_only_project(root, server.folder / "store", count)
+        env = {**os.environ, "ASSETBUILD_REMOTE": url, "ASSETBUILD_REMOTE_TOKEN": TOKEN,
+               "ASSETBUILD_CACHE_DIR": str(tmp_path / "cache")}
+        pull = subprocess.Popen([sys.executable, "-m", "assetbuild", "pull", "--json"], cwd=root, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert cut.held.wait(60), "pull never got past its first downloads"
+            pull.send_signal(signal.SIGINT)
+        finally:
+            cut.released.set()
+            out, err = pull.communicate(timeout=120)
+        assert pull.returncode == 130, out + err
+        assert "Traceback" not in err
+        restored = [t for t in images if (root / t).exists()]
+        assert len(restored) <= keep
+        assert all((root / t).read_bytes() == images[t] for t in restored)  # whole, or not there
+        assert list((root / ".assetbuild" / "tmp").iterdir()) == []  # no temporary file left behind
+        cut.open = True
+        again = subprocess.run([sys.executable, "-m", "assetbuild", "pull", "--json"], cwd=root, env=env,
+                               capture_output=True, text=True, timeout=120)
+    finally:
+        server.stop()
+    assert again.returncode == 0, again.stdout + again.stderr
+    finished = json.loads(again.stdout.splitlines()[-1])
+    assert finished["counts"] == {"pulled": count - len(restored), **({"fresh": len(restored)} if restored else {})}
+    assert all((root / t).read_bytes() == data for t, data in images.items())

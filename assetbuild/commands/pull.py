@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -91,6 +92,8 @@ def pull(ws: Workspace, args: argparse.Namespace) -> int:
             return "", f"{exc.strerror or exc} ({exc.filename or ws.project.target_path(target)})"
 
     def restore_one(target: str) -> Staged[tuple[str, str, str, float]] | tuple[str, str | None]:
+        if stopping.is_set():  # interrupted: the transfers still queued do nothing
+            return "", "interrupted"
         started = time.monotonic()
         entry: LockEntry = entries[target]
         path = ws.project.target_path(target)
@@ -114,6 +117,8 @@ def pull(ws: Workspace, args: argparse.Namespace) -> int:
             down = remote.breaker.is_open or remote.breaker.warned
             return "", (f"the team store {remote.name} is unavailable" if down
                         else "not in the team store (nor in the local cache)")
+        if stopping.is_set():
+            return "", "interrupted"
         return landing.stage(path, data, (target, entry.hash, outcome, time.monotonic() - started))
 
     def landed(placed: list[Landed[tuple[str, str, str, float]]]) -> None:
@@ -125,8 +130,10 @@ def pull(ws: Workspace, args: argparse.Namespace) -> int:
                 ws.hashes.remember(item.path, digest, item.written)
                 report.item(target, outcome, seconds)
 
+    stopping = threading.Event()
+    results = bounded_map(restore, chosen)
     try:
-        for target, result in bounded_map(restore, chosen):
+        for target, result in results:
             if isinstance(result, Staged):
                 landed(landing.add(result))
             elif result[1] is None:
@@ -134,6 +141,8 @@ def pull(ws: Workspace, args: argparse.Namespace) -> int:
             else:
                 report.failure(target, result[1])
     finally:
-        landed(landing.finish())  # verified images already staged are placed, even on Ctrl-C
+        stopping.set()  # on Ctrl-C (or a bug): the transfers in flight end without writing, and
+        results.close()  # are waited for; what was already staged is placed (it is verified) ...
+        landed(landing.finish())  # ... and a temporary file nobody will place is removed
         ws.hashes.save()
     return report.finish(remote.name)

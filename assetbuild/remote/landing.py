@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,8 @@ class Landing(Generic[P]):
         self._batch_size = 0
         self._folders: set[Path] = set()  # folders that received files (written by the landing thread)
         self._lander: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._unplaced: set[str] = set()  # temporary files staged and not yet placed
         self._pending: Future[list[Landed[P]]] | None = None
         # Without syncfs (not Linux) every staged file is flushed on its own; if a syncfs call fails, that
         # batch's files are flushed one by one before they get their names (``_place``).
@@ -68,6 +71,8 @@ class Landing(Generic[P]):
     def stage(self, path: Path, data: bytes | memoryview, payload: P) -> Staged[P]:
         """Write ``data`` to a temporary file for ``path`` (thread-safe). Raises OSError (disk full...)."""
         tmp, written = stage_file(self.tmp_dir, path.name, data, sync=self._flush_each)
+        with self._lock:
+            self._unplaced.add(tmp)
         return Staged(tmp, path, written, payload)
 
     def add(self, staged: Staged[P]) -> list[Landed[P]]:
@@ -99,6 +104,8 @@ class Landing(Generic[P]):
         return [self._place(staged, flushed) for staged in batch]
 
     def _place(self, staged: Staged[P], flushed: bool) -> Landed[P]:
+        with self._lock:
+            self._unplaced.discard(staged.tmp)
         try:
             if not flushed:  # syncfs failed: flush this file on its own before it gets a name
                 fd = os.open(staged.tmp, os.O_RDONLY)
@@ -126,4 +133,9 @@ class Landing(Generic[P]):
         for folder in self._folders:
             sync_dir(folder)
         self._folders.clear()
+        with self._lock:  # staged but never added (the run was interrupted): nobody will place them
+            leftovers, self._unplaced = self._unplaced, set()
+        for tmp in leftovers:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         return landed

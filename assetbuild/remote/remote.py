@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TypeVar
@@ -230,7 +230,8 @@ class Remote:
             worker.join()
 
 
-def bounded_map(action: Callable[[T], R], items: Iterable[T], jobs: int = TRANSFER_JOBS) -> Iterator[tuple[T, R]]:
+def bounded_map(action: Callable[[T], R], items: Iterable[T],
+                jobs: int = TRANSFER_JOBS) -> Generator[tuple[T, R], None, None]:
     """``(item, action(item))`` as they complete, at most ``jobs`` running and ``2 * jobs`` queued: memory
     stays flat however many items there are."""
     source = iter(items)
