@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import os
 import stat
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import xxhash
 
@@ -49,8 +52,8 @@ def atomic_write(path: Path, data: bytes | Iterable[bytes], *, tmp_dir: Path | N
     ``tmp_dir`` when given (assetbuild's state folder, so a killed run leaves no stray file among the
     user's assets), else next to ``path``; it falls back to next to ``path`` when ``tmp_dir`` is on
     another filesystem. ``mode`` defaults to what the umask allows (pass 0o600 for secrets).
-    ``sync=False`` skips the flushes, for copies of data that is durable elsewhere (``pull``, which syncs
-    once at the end): readers still never see half a file.
+    ``sync=False`` skips the flushes, for copies of data that is durable elsewhere: readers still never
+    see half a file. (Many files at once: ``stage_file`` + ``sync_filesystem`` + ``link_new``, as ``pull``.)
 
     The rename replaces a symlink at ``path`` itself (it never writes through one). Returns the stat of
     the file as written (the same inode, size and mtime the renamed file has), so callers can record
@@ -81,6 +84,124 @@ def atomic_write(path: Path, data: bytes | Iterable[bytes], *, tmp_dir: Path | N
     if sync:
         _sync_dir(path.parent)
     return written
+
+
+def write_new(path: Path, data: bytes | memoryview, *, tmp_dir: Path, sync: bool = True) -> os.stat_result:
+    """Create ``path`` holding ``data``, whole or not at all, and never over anything already there
+    (raises ``FileExistsError``: a file, a folder or a symlink that appeared meanwhile stays untouched).
+
+    ``stage_file`` then ``link_new``: the bytes go to a temporary file in ``tmp_dir`` (a real folder, e.g.
+    the state folder's ``tmp``), flushed to disk unless ``sync`` is False, which is then hard-linked to
+    its name. The caller makes the new name durable by syncing the folder (``sync_dir``, once per folder
+    for many files). Returns the stat of the new file.
+    """
+    tmp, written = stage_file(tmp_dir, path.name, data, sync=sync)
+    return link_new(tmp, path, written)
+
+
+def stage_file(folder: Path, name: str, data: bytes | memoryview, *, sync: bool) -> tuple[str, os.stat_result]:
+    """A new temporary file in ``folder`` holding ``data`` (any buffer, written without a copy), with the
+    mode a new file gets, flushed to disk when ``sync``; its path and stat. ``link_new`` places it."""
+    fd, tmp = _create_temporary(folder, name)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if sync:
+                os.fsync(fd)
+            return tmp, os.fstat(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+_TMP_COUNTER = itertools.count()
+
+
+def _create_temporary(folder: Path, name: str) -> tuple[int, str]:
+    """A new file in ``folder`` named after ``name``, this process and a counter, created with the mode
+    any new file gets (0666 minus the umask; mkstemp's 0600 would need a chmod). O_EXCL: never an
+    existing file nor a symlink; a name left by a dead process with the same pid is skipped."""
+    prefix = f"{folder}{os.sep}.{name[:_TMP_NAME_CHARS]}.{os.getpid()}."
+    while True:
+        tmp = f"{prefix}{next(_TMP_COUNTER)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_BINARY, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def link_new(tmp: str, path: Path, written: os.stat_result) -> os.stat_result:
+    """Give the temporary file ``tmp`` (whose stat is ``written``) the name ``path``, never over anything
+    there: unlike a rename, a hard link fails when the name exists (``FileExistsError``), so no
+    check-then-write window lets a user's new file be replaced. Missing folders are created. Where hard
+    links are not supported, a check and a rename do; a ``tmp`` on another file system is copied next to
+    ``path`` first (flushed). ``tmp`` is gone afterwards in every case. Returns the new file's stat."""
+    try:
+        try:
+            os.link(tmp, path)
+        except FileNotFoundError:  # the first file of a folder that does not exist yet
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:  # a file where a folder should be: not "the target exists"
+                raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path.parent)) from None
+            os.link(tmp, path)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                raise
+            if exc.errno == errno.EXDEV:
+                with open(tmp, "rb") as handle:
+                    return write_new(path, handle.read(), tmp_dir=path.parent)
+            # No hard links on this file system (FAT, some network shares): check, then rename.
+            if os.path.lexists(path):
+                raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    return written
+
+
+def sync_filesystem(folder: Path) -> bool:
+    """Flush every file of the file system that holds ``folder`` with one call (Linux ``syncfs``): much
+    cheaper than an fsync per file for many new files. False where unsupported (then fsync each file)."""
+    syncfs = _syncfs()
+    if syncfs is None:
+        return False
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        return bool(syncfs(fd) == 0)
+    finally:
+        os.close(fd)
+
+
+def can_sync_filesystem() -> bool:
+    """Whether ``sync_filesystem`` is available here (without calling it)."""
+    return _syncfs() is not None
+
+
+_SYNCFS: list[Any] = []
+
+
+def _syncfs() -> Any:
+    if not _SYNCFS:
+        found = None
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            with contextlib.suppress(OSError, AttributeError):
+                found = ctypes.CDLL(None, use_errno=True).syncfs
+        _SYNCFS.append(found)
+    return _SYNCFS[0]
+
+
+def sync_dir(folder: Path) -> None:
+    """Make the names created in ``folder`` durable (an fsync of the folder; a no-op where unsupported)."""
+    _sync_dir(folder)
 
 
 def write_temporary(folder: Path, name: str, data: bytes, mode: int | None = None, *, sync: bool = True) -> str:

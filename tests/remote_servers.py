@@ -15,13 +15,21 @@ from helpers import free_port
 
 from assetbuild.testing.seaweedfs import ACCESS_KEY, BUCKET, SECRET_KEY, SeaweedFS, skip_reason
 
-__all__ = ["ACCESS_KEY", "BUCKET", "SECRET_KEY", "SeaweedFS", "WebDAV", "skip_reason"]
+__all__ = ["ACCESS_KEY", "BUCKET", "SECRET_KEY", "SeaweedFS", "Unavailable", "WebDAV", "skip_reason"]
+
+
+class Unavailable(Exception):
+    """Raised by a WebDAV ``on_request`` hook: the request is answered 503 and not served."""
 
 
 class WebDAV:
     """WsgiDAV serving ``folder`` at ``/``; requests without ``Authorization: Bearer <token>`` get 401."""
 
-    def __init__(self, folder: Path, token: str) -> None:
+    def __init__(self, folder: Path, token: str, *, threads: int = 10,
+                 on_request: Callable[[str, str], Callable[[], None] | None] | None = None) -> None:
+        """``threads``: requests served at once. ``on_request(method, path)`` is called when an authorized
+        request arrives, before it is served (a test can hold it there, or change the world meanwhile);
+        the callable it may return is called once that request has been served."""
         from cheroot import wsgi
         from wsgidav.wsgidav_app import WsgiDAVApp
 
@@ -38,9 +46,20 @@ class WebDAV:
             if environ.get("HTTP_AUTHORIZATION") != f"Bearer {token}":
                 start_response("401 Unauthorized", [("Content-Type", "text/plain"), ("Content-Length", "12")])
                 return [b"unauthorized"]
-            return dav(environ, start_response)  # type: ignore[no-any-return]
+            if on_request is None:
+                return dav(environ, start_response)  # type: ignore[no-any-return]
+            try:
+                served = on_request(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))
+            except Unavailable:
+                start_response("503 Service Unavailable", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+                return [b"down"]
+            try:
+                return list(dav(environ, start_response))
+            finally:
+                if served is not None:
+                    served()
 
-        self.server = wsgi.Server(("127.0.0.1", self.port), app)
+        self.server = wsgi.Server(("127.0.0.1", self.port), app, numthreads=threads)
         self.server.prepare()
         self.thread = threading.Thread(target=self.server.serve, daemon=True)
         self.thread.start()

@@ -21,7 +21,11 @@ import json
 import re
 from dataclasses import dataclass
 
+import xxhash
+
 from ..keys import hash_bytes
+
+Buffer = bytes | bytearray | memoryview
 
 
 class BadObject(Exception):
@@ -31,6 +35,15 @@ class BadObject(Exception):
 @dataclass(frozen=True)
 class Entry:
     data: bytes
+    hash: str
+    seed: int | None
+    model: str | None
+
+
+@dataclass(frozen=True)
+class View:
+    """A verified entry whose image bytes are a view into the downloaded object (no copy)."""
+    data: memoryview
     hash: str
     seed: int | None
     model: str | None
@@ -50,8 +63,10 @@ def key_of(path: str) -> str | None:
     return match.group(2) if match else None
 
 
-def sign(signing_key: bytes, key: str, data: bytes) -> str:
-    return hmac.new(signing_key, key.encode() + b"\0" + data, hashlib.sha256).hexdigest()
+def sign(signing_key: bytes, key: str, data: Buffer) -> str:
+    mac = hmac.new(signing_key, key.encode() + b"\0", hashlib.sha256)
+    mac.update(data)
+    return mac.hexdigest()
 
 
 def encode(key: str, data: bytes, *, seed: int | None, model: str | None, signing_key: bytes | None) -> bytes:
@@ -61,21 +76,33 @@ def encode(key: str, data: bytes, *, seed: int | None, model: str | None, signin
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode() + b"\n" + data
 
 
-def decode(key: str, raw: bytes, *, expected_hash: str | None, signing_key: bytes | None) -> Entry:
-    """The verified entry in ``raw``. Raises ``BadObject`` saying what is wrong."""
-    end = raw.find(b"\n")
+# A header is a few hundred bytes (a model name is its only free-form field); looking for its end stops here.
+MAX_HEADER = 64 * 1024
+
+
+def decode(key: str, raw: Buffer, *, expected_hash: str | None, signing_key: bytes | None) -> Entry:
+    """The verified entry in ``raw`` (its image bytes copied out). Raises ``BadObject`` saying what is wrong."""
+    entry = decode_view(key, raw, expected_hash=expected_hash, signing_key=signing_key)
+    return Entry(bytes(entry.data), entry.hash, entry.seed, entry.model)
+
+
+def decode_view(key: str, raw: Buffer, *, expected_hash: str | None, signing_key: bytes | None) -> View:
+    """``decode`` without copying: the image bytes stay a view into ``raw`` (``pull`` writes them from
+    there). Every check of ``decode`` is made, in the same order. Raises ``BadObject``."""
+    view = memoryview(raw).cast("B")
+    end = bytes(view[:MAX_HEADER]).find(b"\n")
     if end < 0:
         raise BadObject("no header")
     try:
-        header = json.loads(raw[:end])
+        header = json.loads(bytes(view[:end]))
         claimed, size = str(header["hash"]), int(header["size"])
         seed, model = header.get("seed"), header.get("model")
     except (ValueError, KeyError, TypeError, RecursionError):
         raise BadObject("unreadable header") from None
-    data = raw[end + 1:]
+    data = view[end + 1:]
     if len(data) != size:
         raise BadObject(f"{len(data)} bytes where the header says {size}")
-    if hash_bytes(data) != claimed:
+    if xxhash.xxh3_128_hexdigest(data) != claimed:  # keys.hash_bytes, on a view
         raise BadObject("its bytes do not match the hash it claims")
     if expected_hash is not None and claimed != expected_hash:
         raise BadObject("its image is not the one assets.lock records for this key")
@@ -87,4 +114,4 @@ def decode(key: str, raw: bytes, *, expected_hash: str | None, signing_key: byte
             raise BadObject("its signature is wrong")
     if not (seed is None or isinstance(seed, int)) or not (model is None or isinstance(model, str)):
         raise BadObject("unreadable header")
-    return Entry(data, claimed, seed, model)
+    return View(data, claimed, seed, model)

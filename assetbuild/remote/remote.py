@@ -14,14 +14,14 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TypeVar
 
 from ..cache import Cache, CacheHit, CorruptEntry
 from ..keys import hash_bytes
-from .objects import BadObject, Entry, decode, encode, path_of
+from .objects import BadObject, Entry, View, decode_view, encode, path_of
 from .settings import RemoteConfigError, RemoteSettings
 from .store import RemoteDown, Store
 
@@ -127,11 +127,16 @@ class Remote:
 
     def fetch(self, key: str, expected_hash: str | None) -> Entry | None:
         """The verified entry for ``key``; None if absent, refused (reported by key) or unreachable."""
-        raw = self._call(lambda: self.store.get(path_of(key)))
+        view = self.fetch_view(key, expected_hash)
+        return None if view is None else Entry(bytes(view.data), view.hash, view.seed, view.model)
+
+    def fetch_view(self, key: str, expected_hash: str | None) -> View | None:
+        """``fetch`` without copying the image bytes out of the downloaded object (verified all the same)."""
+        raw = self._call(lambda: self.store.get_view(path_of(key)))
         if raw is None:
             return None
         try:
-            return decode(key, raw, expected_hash=expected_hash, signing_key=self.settings.signing_key)
+            return decode_view(key, raw, expected_hash=expected_hash, signing_key=self.settings.signing_key)
         except BadObject as exc:
             self.refused.append(key)
             self.warn(f"team store object {key} refused: {exc}; not restoring it")
@@ -225,7 +230,8 @@ class Remote:
             worker.join()
 
 
-def bounded_map(action: Callable[[T], R], items: Iterable[T], jobs: int = TRANSFER_JOBS) -> Iterator[tuple[T, R]]:
+def bounded_map(action: Callable[[T], R], items: Iterable[T],
+                jobs: int = TRANSFER_JOBS) -> Generator[tuple[T, R], None, None]:
     """``(item, action(item))`` as they complete, at most ``jobs`` running and ``2 * jobs`` queued: memory
     stays flat however many items there are."""
     source = iter(items)

@@ -70,10 +70,16 @@ class Store:
     # -- the operations --
 
     def get(self, path: str) -> bytes | None:
+        view = self.get_view(path)
+        return None if view is None else bytes(view)
+
+    def get_view(self, path: str) -> memoryview | None:
+        """The object's bytes as a view into obstore's buffer: no copy (``pull`` hashes and writes them
+        from there). None when the object is not there."""
         import obstore
 
         try:
-            return bytes(obstore.get(self._store, path).bytes())
+            return memoryview(obstore.get(self._store, path).bytes())
         except Exception as exc:
             self._absent_or_raise(exc, path)
             return None
