@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fsutil import abandoned_files, atomic_write, real_dir
+from .fsutil import abandoned_files, atomic_write, real_dir, sync_filesystem
 from .keys import hash_bytes
 
 _KEY = re.compile(r"[0-9a-f]{32}")  # an asset key (xxh3-128 hex): the only names the cache has
@@ -156,23 +156,11 @@ def _fsync_path(path: Path, flags: int) -> None:
 def _sync_filesystem(folder: Path) -> None:
     """syncfs(2) of the file system holding ``folder`` (Linux); ``sync()`` of every one elsewhere."""
     try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        syncfs = libc.syncfs
-    except (OSError, AttributeError):
+        synced = sync_filesystem(folder)
+    except OSError:  # the folder cannot be opened
+        synced = False
+    if not synced:
         os.sync()
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        os.sync()
-        return
-    try:
-        if syncfs(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True)
