@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import write_manifest
@@ -221,10 +222,10 @@ def test_after_ctrl_c_only_the_upload_in_flight_finishes(tmp_path: Path) -> None
     started, release = threading.Event(), threading.Event()
     create = remote.store.create
 
-    def slow_create(path: str, data: bytes) -> bool:
+    def slow_create(path: str, data: bytes, **options: Any) -> bool:
         started.set()
         release.wait(10)
-        return create(path, data)
+        return create(path, data, **options)
 
     remote.store.create = slow_create  # type: ignore[method-assign]
     for key in keys:

@@ -17,7 +17,7 @@ from test_remote_build import TOKEN, Machine, dav, first_machine  # noqa: F401  
 from test_remote_pull import lock_only_project
 
 from assetbuild.keys import hash_bytes
-from assetbuild.remote.objects import decode, path_of
+from assetbuild.remote.objects import decode, encode, path_of
 
 PASSWORD = "pa55word-in-the-url-never-shown"
 
@@ -154,3 +154,32 @@ def test_ctrl_c_in_the_middle_of_pull_leaves_whole_targets_only_and_pull_again_d
     finished = json.loads(again.stdout.splitlines()[-1])
     assert finished["counts"] == {"pulled": count - len(restored), **({"fresh": len(restored)} if restored else {})}
     assert all((root / t).read_bytes() == data for t, data in images.items())
+
+
+def test_push_replaces_a_truncated_object_an_http_server_kept_but_never_a_whole_one(tmp_path: Path) -> None:
+    """An HTTP server may write a PUT in place: an upload cut off half-way leaves a truncated object under
+    its final name. push must not take it for present (the image would never reach the store), while a
+    whole object of another size (another machine's image for the key) stays: the store is write-once."""
+    server = WebDAV(tmp_path / "dav", TOKEN)
+    try:
+        url = server.url("store")
+        root = tmp_path / "checkout"
+        images = lock_only_project(root, server.folder / "store", 3, in_store=False)
+        lock = json.loads((root / "assets.lock").read_text())["assets"]
+        cut_key, other_key = lock["img/000.png"]["key"], lock["img/001.png"]["key"]
+        whole = encode(cut_key, images["img/000.png"], seed=0, model="m", signing_key=None)
+        other = encode(other_key, b"another machine's image", seed=7, model="m", signing_key=None)
+        for key, raw in ((cut_key, whole[:len(whole) // 2]), (other_key, other)):
+            (server.folder / "store" / path_of(key)).parent.mkdir(parents=True, exist_ok=True)
+            (server.folder / "store" / path_of(key)).write_bytes(raw)
+        env = {**os.environ, "ASSETBUILD_REMOTE": url, "ASSETBUILD_REMOTE_TOKEN": TOKEN,
+               "ASSETBUILD_CACHE_DIR": str(tmp_path / "cache")}
+        result = subprocess.run([sys.executable, "-m", "assetbuild", "push", "--json"], cwd=root, env=env,
+                                capture_output=True, text=True, timeout=120)
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"team store object {cut_key} is damaged" in result.stdout + result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["counts"] == {"present": 1, "uploaded": 2}
+    assert (server.folder / "store" / path_of(cut_key)).read_bytes() == whole
+    assert (server.folder / "store" / path_of(other_key)).read_bytes() == other  # never overwritten

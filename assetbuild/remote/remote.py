@@ -182,12 +182,22 @@ class Remote:
         if hit is None:
             return NOT_LOCAL
         body = encode(key, hit.data, seed=hit.seed, model=hit.model, signing_key=self.settings.signing_key)
-        created = self._call(lambda: self.store.create(path_of(key), body))
+        created = self._call(lambda: self.store.create(path_of(key), body, whole=lambda raw: self._whole(key, raw)))
         if created is None:
             return SKIPPED
         if created:
             self.uploaded += 1
         return UPLOADED if created else PRESENT
+
+    def _whole(self, key: str, raw: memoryview) -> bool:
+        """Whether ``raw``, found in the store under ``key``, is a whole object (signature aside: a whole
+        object is never replaced, write-once)."""
+        try:
+            decode_view(key, raw, expected_hash=None, signing_key=None)
+        except BadObject as exc:
+            self.warn(f"team store object {key} is damaged ({exc}): replacing it")
+            return False
+        return True
 
     def push_later(self, key: str) -> None:
         """Queue ``key`` for upload in the background (when push is on). Never blocks."""

@@ -12,7 +12,7 @@ Messages keep obstore's first line only (never its debug dump) with secrets remo
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -94,14 +94,20 @@ class Store:
             return False
         return True
 
-    def create(self, path: str, data: bytes) -> bool:
-        """Write ``data`` at ``path`` unless an object is there (write-once). True if this call wrote it."""
+    def create(self, path: str, data: bytes, *, whole: Callable[[memoryview], bool] | None = None) -> bool:
+        """Write ``data`` at ``path`` unless an object is there (write-once). True if this call wrote it.
+
+        ``whole`` (HTTP stores only): tells whether the bytes of an object already at ``path`` are a whole
+        object. An HTTP server may write a PUT in place, so an upload cut off half-way can leave a
+        truncated object under the final name; left there, every later push would take it for present
+        and the image would never reach the store. Such an object is replaced; a whole one never is."""
         import obstore
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
         if self.settings.scheme in ("http", "https"):
             # HTTPStore has no conditional put: look first (a narrow race remains; readers verify).
-            if self.exists(path):
+            size = self._size(path)
+            if size is not None and not self._damaged(path, size, len(data), whole):
                 return False
             mode = "overwrite"
         else:
@@ -114,6 +120,22 @@ class Store:
             self._absent_or_raise(exc, path)
             raise RemoteDown(f"cannot write {path}") from None  # a 404 on a write: the bucket went away
         return True
+
+    def _size(self, path: str) -> int | None:
+        """The size of the object at ``path``; None when there is none."""
+        import obstore
+
+        try:
+            return int(obstore.head(self._store, path)["size"])
+        except Exception as exc:
+            self._absent_or_raise(exc, path)
+            return None
+
+    def _damaged(self, path: str, size: int, ours: int, whole: Callable[[memoryview], bool] | None) -> bool:
+        if whole is None or size == ours:  # the same size as ours: taken as whole without reading it
+            return False
+        found = self.get_view(path)
+        return found is not None and not whole(found)
 
     def delete(self, path: str) -> None:
         import obstore
