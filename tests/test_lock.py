@@ -335,3 +335,47 @@ def test_a_big_locks_rewrites_grow_geometrically_and_a_kill_loses_nothing(
     lock.flush()
     assert not journal.exists()
     assert Lock.load(path).entries() == lock.entries()
+
+
+# --- a lock this class rendered is read back fast and re-rendered only where it changes (issue 16) ------------
+
+
+def _rendered_lock(tmp_path: Path, count: int = 5) -> tuple[Path, dict[str, LockEntry]]:
+    path = tmp_path / "assets.lock"
+    lock = Lock.load(path)
+    entries = {f"dir/t{i}.png": entry(i, prompt=f"p {i}, with \"quotes\", commas,\n    and é") for i in range(count)}
+    for target, value in entries.items():
+        lock.commit(target, value)
+    lock.flush()
+    return path, entries
+
+
+def test_a_lock_it_rendered_is_read_with_its_rendered_entries(tmp_path: Path) -> None:
+    path, entries = _rendered_lock(tmp_path)
+    loaded = Lock.load(path)
+    assert loaded.entries() == entries
+    assert loaded._chunks == {t: lock_module._chunk(t, e) for t, e in entries.items()}  # nothing to re-render
+    changed = entry(7, prompt="new")
+    loaded.commit("dir/t2.png", changed)
+    loaded.flush()
+    assert path.read_bytes() == render({**entries, "dir/t2.png": changed})
+    assert Lock.load(path).entries() == {**entries, "dir/t2.png": changed}
+
+
+def test_a_hand_edited_lock_is_checked_in_full(tmp_path: Path) -> None:
+    path, _ = _rendered_lock(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace(f'"key": "{3:032x}"', '"key": "../../etc/passwd"'), encoding="utf-8")
+    with pytest.raises(ManifestError, match="32 hexadecimal digits"):
+        Lock.load(path)
+
+
+@pytest.mark.parametrize("note", [b"", b"garbage", b"\xff\xfe", b"v1:" + b"0" * 32])
+def test_a_damaged_or_stale_rendered_note_only_costs_a_full_read(tmp_path: Path, note: bytes) -> None:
+    path, entries = _rendered_lock(tmp_path)
+    (tmp_path / ".assetbuild" / lock_module.RENDERED_NAME).write_bytes(note)
+    loaded = Lock.load(path)
+    assert loaded.entries() == entries and loaded._chunks == {}
+    loaded.commit("dir/t0.png", entry(9))
+    loaded.flush()
+    assert path.read_bytes() == render({**entries, "dir/t0.png": entry(9)})
