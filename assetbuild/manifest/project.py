@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..layout import LOCK_NAME, STATE_DIR
 from ..postspec import Postprocess
 from .schema import ServerTable
+
+if TYPE_CHECKING:
+    from .memo import ResolvedMemo
 
 PLACEHOLDER = "placeholder"
 
@@ -95,6 +98,8 @@ class Project:
     remote: str | None = None  # [cache] remote, as written (the environment may override it: remote.settings)
     push: bool = True  # [cache] push
     tables: dict[str, str] = field(default_factory=dict)  # target -> its [assets."..."] key as written
+    # The asset tables resolved by this load and earlier ones, saved at the end of a build (manifest.memo).
+    memo: ResolvedMemo | None = field(default=None, repr=False, compare=False)
 
     @property
     def lock_path(self) -> Path:

@@ -1,0 +1,105 @@
+"""The resolved assets of the last load, by the text of their tables, so one edit re-reads one table.
+
+``.assetbuild/manifest.json`` (a header line with a checksum of the rest, then JSON) maps the xxh3-128
+of an asset table's text (``sections.Piece``) to what that table resolved to: its name as written and,
+per target, the checked parameters, post-processing settings and variant. It is valid only for the
+global part it was made with (the hash of the text of every non-asset table: [project], [defaults],
+[styles.*]...), the project folder and this assetbuild version; any change there makes every table
+resolve again. Tables whose result depends on more than their text and the
+global part are never kept: image inputs and ``source`` (other targets, files on disk) and tables
+that gave a warning (its message names a line, which moves).
+
+Target paths are checked again on every load (symlinks may have appeared), and so are duplicates
+across tables. The memo is an accelerator only: a missing, damaged or foreign file is ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..fsutil import atomic_write
+from ..keys import hash_bytes
+
+MEMO_NAME = "manifest.json"
+FORMAT = 1
+
+# One target of a kept table: (target as declared, checked params, post-processing settings, variant).
+Resolved = tuple[str, dict[str, Any], dict[str, Any], int | None]
+
+
+class ResolvedMemo:
+    """Asset tables resolved by an earlier load (read) and by this one (``keep``; ``save`` writes them)."""
+
+    def __init__(self, path: Path, context: str, known: dict[str, tuple[str, list[Resolved]]]) -> None:
+        self.path = path
+        self.context = context  # hash of the global part and the version the entries were resolved with
+        self._known = known
+        self._now: dict[str, tuple[str, list[Resolved]]] = {}
+        self.changed = False
+
+    @classmethod
+    def open(cls, state_dir: Path) -> ResolvedMemo:
+        """The memo in ``state_dir`` (empty when missing, damaged or of another format). The caller has
+        checked the state folder (``fsutil.check_state_dir``) before anything is read there."""
+        path = state_dir / MEMO_NAME
+        try:
+            head, _, body = path.read_bytes().partition(b"\n")
+            header = json.loads(head)
+            if header.get("format") != FORMAT or header.get("check") != hash_bytes(body):
+                return cls(path, "", {})  # another version's, or damaged (cut short, bytes changed)
+            known = {str(h): (str(entry[0]), [(str(t), dict(p), dict(s), v if isinstance(v, int) else None)
+                                               for t, p, s, v in entry[1]])
+                     for h, entry in json.loads(body).items()}
+            return cls(path, str(header["context"]), known)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            return cls(path, "", {})
+
+    @staticmethod
+    def context_of(global_text: str, root: Path) -> str:
+        return hash_bytes(f"{__version__}|{FORMAT}|{root}|{global_text}".encode("utf-8", "surrogateescape"))
+
+    def start(self, context: str) -> None:
+        """Begin a load whose global part hashes to ``context``: earlier entries count only if it is theirs."""
+        if context != self.context:
+            self._known = {}
+            self.changed = True
+        self.context = context
+        self._now = {}
+
+    def get(self, text_hash: str) -> tuple[str, list[Resolved]] | None:
+        found = self._known.get(text_hash)
+        if found is not None:
+            self._now[text_hash] = found
+        return found
+
+    def keep(self, text_hash: str, written: str, resolved: list[Resolved]) -> None:
+        """Remember what the table with this text resolved to (if it can be written as JSON and read
+        back the same: a TOML date cannot)."""
+        try:
+            if json.loads(json.dumps(resolved, allow_nan=False)) != [list(r) for r in resolved]:
+                return
+        except (ValueError, TypeError):
+            return
+        self._now[text_hash] = (written, resolved)
+        self.changed = True
+
+    def finish(self) -> None:
+        """The load is complete: only the tables it saw stay (a removed table is forgotten)."""
+        if len(self._now) != len(self._known):
+            self.changed = True
+        self._known = self._now
+
+    def save(self, tmp_dir: Path) -> None:
+        """Write the memo if this load changed it (never fails a build: it is only an accelerator)."""
+        if not self.changed:
+            return
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            tables = {h: [written, [list(r) for r in resolved]] for h, (written, resolved) in self._known.items()}
+            body = json.dumps(tables, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+            header = json.dumps({"format": FORMAT, "context": self.context, "check": hash_bytes(body)}).encode()
+            atomic_write(self.path, header + b"\n" + body, tmp_dir=tmp_dir, sync=False)
+            self.changed = False
