@@ -13,7 +13,7 @@ import posixpath
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import ManifestError
 from ..keys import hash_bytes
@@ -26,7 +26,10 @@ from .lines import KeyOrigin, Locator, line_from_message
 from .memo import Resolved, ResolvedMemo
 from .paths import TargetPaths, forget_folders, inside
 from .project import Asset, Project, ServerSettings
-from .schema import ManifestFile, validate
+from .quick import FileShape, refuse_non_finite, shape
+
+if TYPE_CHECKING:
+    from .schema import ManifestFile
 
 
 class Table(NamedTuple):
@@ -74,7 +77,7 @@ def load(manifest: Path, *, cache_dir_override: str | None = None, text: str | N
         raise ManifestError(shown, "nested too deeply to read (arrays or tables inside each other hundreds of "
                             "levels deep)", hint="a manifest needs at most a few levels of nesting") from None
     locator = Locator(shown, text)
-    return _resolve(manifest, validate(raw, locator), locator, cache_dir_override)
+    return _resolve(manifest, _validated(raw, locator), locator, cache_dir_override)
 
 
 def _load_by_tables(manifest: Path, shown: str, text: str, cache_override: str | None,
@@ -120,9 +123,20 @@ def _load_by_tables(manifest: Path, shown: str, text: str, cache_override: str |
         return None  # a table declared twice: TOML's error, from the whole file
     raw["assets"] = fresh
     locator = Locator(shown, text)
-    project = _resolve(manifest, validate(raw, locator), locator, cache_override, pieces=tables, memo=memo)
+    project = _resolve(manifest, _validated(raw, locator), locator, cache_override, pieces=tables, memo=memo)
     memo.finish()
     return project
+
+
+def _validated(raw: dict[str, Any], locator: Locator) -> FileShape | ManifestFile:
+    """The file's tables; ``ManifestError`` naming each problem and its line."""
+    refuse_non_finite(raw, locator)
+    quick = shape(raw)
+    if quick is not None:
+        return quick
+    from .schema import validate  # pydantic: it decides, and words the errors
+
+    return validate(raw, locator)
 
 
 def _shown(path: Path) -> str:
@@ -132,7 +146,7 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _resolve(manifest: Path, shape: ManifestFile, locator: Locator, cache_override: str | None, *,
+def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, cache_override: str | None, *,
              pieces: list[Table] | None = None, memo: ResolvedMemo | None = None) -> Project:
     """The project of a validated file. ``pieces`` (with ``memo``): every asset table in file order, with
     what the memo knows of it (else it is in ``shape``); the tables resolved here are kept in the memo."""
@@ -223,7 +237,8 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: Locator, cache_overri
                    explicit, remote=shape.cache.remote, push=shape.cache.push, tables=tables)
 
 
-def _folders(root: Path, shape: ManifestFile, locator: Locator, cache_override: str | None) -> tuple[Path, Path]:
+def _folders(root: Path, shape: FileShape | ManifestFile, locator: Locator,
+             cache_override: str | None) -> tuple[Path, Path]:
     """The output folder (inside the project) and the cache folder (anywhere: it may be shared)."""
     try:  # the line is looked up only for the message (finding it indexes the whole file)
         out_rel = inside(root, shape.project.output_dir, locator.shown, "output_dir")
@@ -242,7 +257,7 @@ def _folders(root: Path, shape: ManifestFile, locator: Locator, cache_override: 
     return output_dir, cache_dir
 
 
-def _written_of(target: str, shape: ManifestFile) -> str:
+def _written_of(target: str, shape: FileShape | ManifestFile) -> str:
     """The [assets."..."] name as written that declared ``target`` (its first match: a ``{n}`` entry or
     a path written another way, such as ``x/../r.png``)."""
     for written in shape.assets:
