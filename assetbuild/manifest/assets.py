@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import params as P
 from ..errors import ManifestError
-from ..postspec import POST_KEYS, PostprocessSpecError
+from ..postspec import POST_KEYS, Postprocess, PostprocessSpecError
 from ..postspec import parse as parse_post
 from .lines import KeyOrigin, Locator
 from .paths import inside
@@ -165,8 +165,15 @@ def from_memo(target: str, resolved: tuple[str, dict[str, Any], dict[str, Any], 
     """The asset ``make_asset`` made from the same table before (``manifest.memo``): its checked params,
     post-processing settings and variant; no image inputs and no ``source`` (those are never kept)."""
     _, params, post, variant = resolved
-    return Asset(target, output_dir / target, params, (), parse_post(post, posixpath.splitext(target)[1]),
-                 line=line, variant=variant)
+    suffix = posixpath.splitext(target)[1]
+    if post:
+        steps = parse_post(post, suffix)
+    else:  # the common case: no post-processing settings, one Postprocess per file type
+        steps = _PLAIN_POST.get(suffix) or _PLAIN_POST.setdefault(suffix, parse_post({}, suffix))
+    return Asset(target, output_dir / target, params, (), steps, line=line, variant=variant)
+
+
+_PLAIN_POST: dict[str, Postprocess] = {}  # suffix -> the post-processing of an asset with no settings
 
 
 def _lora_table(table: dict[str, Any], where: str, target: str) -> tuple[list[str], list[float]]:
