@@ -180,7 +180,10 @@ def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, 
                 declared[norm], tables[norm], lines[norm], known[norm] = resolved[0], written, piece.line, resolved
             continue
         table = shape.assets[written]
-        where = locator.where("assets", written)
+        # The line of a table cut from the file is known (and then it is the one the locator would find:
+        # every header-like line was a cut); looking it up would index the whole file.
+        line = piece.line if piece.line is not None else locator.line("assets", written)
+        where = f"{locator.shown}:{line}" if line else locator.shown
         own = normalised_table(table, locator, ("assets", written))
         style_name = own.get("style", defaults.get("style"))
         origin = KeyOrigin(locator, written, table, style_name if isinstance(style_name, str) else None,
@@ -198,7 +201,7 @@ def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, 
             declared[norm] = target
             tables[norm] = written
             drafts[norm] = values
-            lines[norm] = locator.line("assets", written)
+            lines[norm] = line
             origins[norm] = origin
             table_of[norm] = piece
 
@@ -212,8 +215,9 @@ def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, 
         values = drafts[target]
         post = {key: values[key] for key in POST_KEYS if key in values}
         warned = len(warnings)
-        asset = make_asset(target, values, declared, root, output_dir, locator.where("assets", as_written),
-                           lines[target], warnings, origins[target])
+        line = lines[target]
+        asset = make_asset(target, values, declared, root, output_dir,
+                           f"{locator.shown}:{line}" if line else locator.shown, line, warnings, origins[target])
         assets[target] = asset
         if memo is not None:
             piece = table_of[target]
