@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from .cache import Cache
 from .fsutil import HashCache, check_state_dir, refuse_tracked_state
+from .gcpause import paused
 from .generators import kind_for
 from .layout import MANIFEST_NAME, STATE_DIR, find_manifest  # noqa: F401  (re-exported for commands)
 from .lock import Lock
@@ -77,8 +78,9 @@ def load_project(manifest: str | None, *, server: str | None = None) -> Project:
     path = find_manifest(manifest)
     state = path.absolute().parent / STATE_DIR
     check_state_dir(state)  # a planted symlink is refused before anything is read there
-    memo = ResolvedMemo.open(state)
-    project = load(path, cache_dir_override=os.environ.get(CACHE_ENV) or None, memo=memo)
+    with paused():  # many long-lived objects, no garbage cycles (see gcpause)
+        memo = ResolvedMemo.open(state)
+        project = load(path, cache_dir_override=os.environ.get(CACHE_ENV) or None, memo=memo)
     project.memo = memo
     apply_user_settings(project, server)
     return project
@@ -91,7 +93,8 @@ def workspace_of(project: Project, *, force: bool = False, kind: str | None = No
     # Before anything reads or writes there: a cloned repository may have planted the state folder.
     check_state_dir(project.state_dir)
     refuse_tracked_state(project.state_dir)
-    lock = Lock.load(project.lock_path)
+    with paused():
+        lock = Lock.load(project.lock_path)
     if lock.merged:
         project.warnings.append(MERGED_LOCK)
     hashes = HashCache(project.state_dir / "hashes.json")
