@@ -405,10 +405,17 @@ def _ours(raw: bytes, digest: str, rendered_path: Path) -> tuple[dict[str, LockE
         if len(pieces) == len(entries):
             ordered = sorted(entries)
             pieces = [pieces[0]] + ['    "' + piece for piece in pieces[1:]]
-            if all(piece.startswith(f"    {json.dumps(target, ensure_ascii=False)}: {{")
+            if all(piece.startswith(f"    {_json_string(target)}: {{")
                    for target, piece in zip(ordered, pieces, strict=True)):
                 chunks = dict(zip(ordered, pieces, strict=True))
     return entries, chunks
+
+
+def _json_string(text: str) -> str:
+    """``json.dumps(text, ensure_ascii=False)``, without the encoder for the common case."""
+    if '"' in text or "\\" in text or not text.isprintable():
+        return json.dumps(text, ensure_ascii=False)
+    return f'"{text}"'
 
 
 def _no_constant(name: str) -> Any:

@@ -344,6 +344,9 @@ def _rendered_lock(tmp_path: Path, count: int = 5) -> tuple[Path, dict[str, Lock
     path = tmp_path / "assets.lock"
     lock = Lock.load(path)
     entries = {f"dir/t{i}.png": entry(i, prompt=f"p {i}, with \"quotes\", commas,\n    and é") for i in range(count)}
+    # Names the encoder escapes (a quote, a backslash, a control character) or leaves as they are (é).
+    entries.update({name: entry(50 + n) for n, name in enumerate(['q"uote.png', "back\\slash.png", "c\x01.png",
+                                                                   "café.png"])})
     for target, value in entries.items():
         lock.commit(target, value)
     lock.flush()
