@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ManifestError
+from .errors import ManifestError, StateError
 from .fsutil import atomic_write, make_state_dir, open_nofollow
 from .keys import hash_bytes
 from .layout import STATE_DIR
@@ -367,9 +367,9 @@ _RENDERED_FORMAT = f"v{LOCK_VERSION}:"
 
 def _remember_rendered(path: Path, digest: str) -> None:
     """Note that the lock file now holds exactly what ``render`` made (hash ``digest``). Only an accelerator:
-    not synced, and a lost or stale note only means the next load parses the file in full."""
-    with contextlib.suppress(OSError):
-        fd = open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    not synced, and a lost or stale note only means the next load reads the file in full."""
+    with contextlib.suppress(OSError, StateError):
+        fd = open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)  # never through a symlink
         try:
             os.write(fd, (_RENDERED_FORMAT + digest).encode())
         finally:
@@ -377,38 +377,43 @@ def _remember_rendered(path: Path, digest: str) -> None:
 
 
 def _ours(raw: bytes, digest: str, rendered_path: Path) -> tuple[dict[str, LockEntry], dict[str, str]] | None:
-    """For a lock file whose bytes are exactly what this class last rendered (``rendered_path`` names their
-    hash): its entries, read without re-validating them (they were valid when rendered), and each entry's
-    rendered text, so the next rewrite renders only the entries that change (one edit in a 10,000-asset
-    project must not re-render 10,000 entries). None for any other file: it is read in full by ``_parse``."""
+    """For a lock file whose bytes are what this class last rendered (``rendered_path`` notes their hash):
+    its entries, and each entry's rendered text, so the next rewrite renders only the entries that change
+    (one edit in a 10,000-asset project must not render 10,000 entries again). None for any other file,
+    or one that does not read as rendered: ``_parse`` then reads it in full.
+
+    The note is a hint, not a proof (an archive could carry one next to a forged lock): every entry is still
+    checked (``LockEntry.from_json``), and a text is kept only where the layout is exactly ``render``'s."""
     try:
-        with open(rendered_path, "rb") as handle:
+        fd = open_nofollow(rendered_path, os.O_RDONLY)
+        with os.fdopen(fd, "rb") as handle:
             if handle.read(100).decode("ascii") != _RENDERED_FORMAT + digest:
                 return None
-    except (OSError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError, StateError):
         return None
     try:
         text = raw.decode("utf-8")
-        data = json.loads(text)
-        assets = data["assets"]
-        entries = {target: LockEntry(key=entry["key"], hash=entry["hash"], seed=entry.get("seed"),
-                                     model=entry.get("model"), inputs=entry.get("inputs") or {},
-                                     model_hashes=entry.get("model_hashes") or {})
-                   for target, entry in assets.items()}
+        data = json.loads(text, parse_constant=_no_constant)
+        entries = {target: LockEntry.from_json(entry) for target, entry in data["assets"].items()}
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
-    # The rendered text of each entry: the file is the chunks joined by ",\n" inside a fixed frame, and
-    # every line inside a chunk is indented deeper than its first (JSON strings hold no raw newline).
+    # The rendered text of each entry: the file is the chunks joined by ",\n" inside a fixed frame; a chunk
+    # starts with its target at an indent of 4, ends with "}" at 4, and every line between is deeper (JSON
+    # strings hold no raw newline).
     chunks: dict[str, str] = {}
     if entries and text.startswith(_FRAME_HEAD) and text.endswith(_FRAME_TAIL):
         pieces = text[len(_FRAME_HEAD):-len(_FRAME_TAIL)].split(',\n    "')
         if len(pieces) == len(entries):
             ordered = sorted(entries)
             pieces = [pieces[0]] + ['    "' + piece for piece in pieces[1:]]
-            if all(piece.startswith(f"    {_json_string(target)}: {{")
+            if all(piece.startswith(f"    {_json_string(target)}: {{") and piece.endswith("\n    }")
+                   and not _SHALLOW_LINE.search(piece, 0, len(piece) - 6)
                    for target, piece in zip(ordered, pieces, strict=True)):
                 chunks = dict(zip(ordered, pieces, strict=True))
     return entries, chunks
+
+
+_SHALLOW_LINE = re.compile(r"\n {0,5}(?! )")  # a line indented less than a chunk's inner lines
 
 
 def _json_string(text: str) -> str:

@@ -382,3 +382,29 @@ def test_a_damaged_or_stale_rendered_note_only_costs_a_full_read(tmp_path: Path,
     loaded.commit("dir/t0.png", entry(9))
     loaded.flush()
     assert path.read_bytes() == render({**entries, "dir/t0.png": entry(9)})
+
+
+def test_a_note_planted_next_to_a_forged_lock_vouches_for_nothing(tmp_path: Path) -> None:
+    """An archive may carry .assetbuild/lock.rendered naming the hash of a forged assets.lock: the entries are
+    still checked (a key must stay 32 hex digits: it names a cache file)."""
+    path, _ = _rendered_lock(tmp_path)
+    forged = path.read_text(encoding="utf-8").replace(f'"key": "{3:032x}"', '"key": "../../../etc/passwd"').encode()
+    path.write_bytes(forged)
+    (tmp_path / ".assetbuild" / lock_module.RENDERED_NAME).write_text("v1:" + hash_bytes(forged))
+    with pytest.raises(ManifestError, match="32 hexadecimal digits"):
+        Lock.load(path)
+
+
+def test_a_rendered_note_that_is_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    path, entries = _rendered_lock(tmp_path)
+    note = tmp_path / ".assetbuild" / lock_module.RENDERED_NAME
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(note.read_bytes())
+    note.unlink()
+    note.symlink_to(elsewhere)
+    loaded = Lock.load(path)
+    assert loaded.entries() == entries and loaded._chunks == {}  # read in full
+    loaded.commit("dir/t1.png", entry(8))
+    loaded.flush()  # the note is not written through the symlink either
+    assert elsewhere.read_text() == "v1:" + hash_bytes(render(entries))
+    assert Lock.load(path).entries()["dir/t1.png"] == entry(8)
