@@ -189,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = {"sizes": {}}
     rows = []
+    cpu_rows: list[list[Any]] = []
     with tempfile.TemporaryDirectory(prefix="assetbuild-bench-noop-") as tmp:
         base = Path(args.workdir) if args.workdir else Path(tmp)
         for count in sizes:
@@ -206,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
             entry["ratio_full_vs_doit"] = round(full.median / doit.median, 3)
             entry["ratio_cold_vs_doit"] = round(cold.median / doit.median, 3)
             entry["ratio_edit_vs_doit"] = round(edit.median / doit.median, 3)
+            cpu_doit = doit.median_cpu or 1e-9
+            entry["cpu_ratios_vs_doit"] = {name: round(s.median_cpu / cpu_doit, 3) for name, s in samples.items()}
+            cpu_rows.append([count] + [round(s.median_cpu, 3) for s in samples.values()]
+                            + [entry["cpu_ratios_vs_doit"][name] for name in samples if name != "doit"])
             results["sizes"][str(count)] = entry
             rows.append([count, doit.median, memo.median, full.median, cold.median, edit.median,
                          entry["ratio_memo_vs_doit"], entry["ratio_full_vs_doit"], entry["ratio_cold_vs_doit"],
@@ -215,18 +220,25 @@ def main(argv: list[str] | None = None) -> int:
     text = [table(["assets", "doit s", "memo s", "full plan s", "cold plan s", "one edit s", "memo / doit",
                    "full / doit", "cold / doit", "edit / doit", "RSS MiB memo", "RSS MiB full", "RSS MiB edit",
                    "RSS MiB doit"], rows)]
+    text.append("")
+    text.append("CPU time (user + system of each process, medians): steadier than wall time on a shared machine")
+    text.append(table(["assets", "doit cpu s", "memo cpu s", "full cpu s", "cold cpu s", "edit cpu s", "memo / doit",
+                       "full / doit", "cold / doit", "edit / doit"], cpu_rows))
     if len(sizes) >= 2:
         xs = [float(s) for s in sizes]
         fits = {}
         for name in ("doit", "memo", "full", "cold", "edit"):
             ys = [results["sizes"][str(s)][name]["median_s"] for s in sizes]
             a, b = linear_fit(xs, ys)
-            fits[name] = {"fixed_s": round(a, 4), "per_1000_assets_s": round(b * 1000, 4)}
+            cpu_a, cpu_b = linear_fit(xs, [results["sizes"][str(s)][name].get("median_cpu_s", 0.0) for s in sizes])
+            fits[name] = {"fixed_s": round(a, 4), "per_1000_assets_s": round(b * 1000, 4),
+                          "cpu_fixed_s": round(cpu_a, 4), "cpu_per_1000_assets_s": round(cpu_b * 1000, 4)}
         results["growth"] = fits
         text.append("")
         text.append("Growth, least-squares fit time = fixed + per_asset x N over the sizes above:")
-        text.append(table(["path", "fixed s", "s per 1,000 assets"],
-                          [[name, f["fixed_s"], f["per_1000_assets_s"]] for name, f in fits.items()]))
+        text.append(table(["path", "fixed s", "s per 1,000 assets", "cpu fixed s", "cpu s per 1,000 assets"],
+                          [[name, f["fixed_s"], f["per_1000_assets_s"], f["cpu_fixed_s"], f["cpu_per_1000_assets_s"]]
+                           for name, f in fits.items()]))
     largest = str(max(sizes))
     big = results["sizes"][largest]
     results["targets"] = {
