@@ -128,8 +128,9 @@ def record(project: Project, ctx: str, orphans: list[str],
     except OSError:
         return
     with contextlib.suppress(OSError):
+        # Not synced: after a power loss an old or empty memo only means a full plan (see ``check``).
         atomic_write(_memo_path(project.manifest), json.dumps(memo, separators=(",", ":")).encode(),
-                     tmp_dir=project.state_dir / "tmp")
+                     tmp_dir=project.state_dir / "tmp", sync=False)
 
 
 def forget(manifest: Path) -> None:
