@@ -73,6 +73,7 @@ def snapshot(project: Project) -> dict[str, Any]:
 
 
 def memo_load(root: Path, text: str | None = None) -> tuple[Project, ResolvedMemo]:
+    (root / ".assetbuild").mkdir(exist_ok=True)  # as a build makes it (the memo is bound to that folder)
     memo = ResolvedMemo.open(root / ".assetbuild")
     project = load(root / "assets.toml", text=text, memo=memo)
     memo.save(root / ".assetbuild" / "tmp")
@@ -245,3 +246,20 @@ def test_a_build_keeps_the_memo_and_an_edit_rebuilds_only_its_asset(project: Pat
     assert main(["-q"]) == 0
     assert len((project.parent / "gen.log").read_text().splitlines()) == 1
     assert "bronze" in (project / "assets.lock").read_text()
+
+
+def test_a_memo_from_another_state_folder_is_not_used(project: Path, counted: list[str]) -> None:
+    """A memo shipped in a repository or an archive (same path, same text) is not this checkout's own."""
+    write_manifest(project, BODY)
+    memo_load(project)
+    state = project / ".assetbuild"
+    saved = (state / MEMO_NAME).read_bytes()
+    state.rename(project.parent / "old-state")
+    state.mkdir()  # the same path, another folder (as an archive or a clone would make it)
+    (state / MEMO_NAME).write_bytes(saved)
+    counted.clear()
+    project_now, _ = memo_load(project)
+    assert len(counted) == len(project_now.assets)
+    counted.clear()
+    memo_load(project)  # its own memo from now on
+    assert counted == ["b/odd.png", "b/derived.png", "b/img2img.png"]

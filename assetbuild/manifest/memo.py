@@ -4,8 +4,9 @@
 of an asset table's text (``sections.Piece``) to what that table resolved to: its name as written and,
 per target, the checked parameters, post-processing settings and variant. It is valid only for the
 global part it was made with (the hash of the text of every non-asset table: [project], [defaults],
-[styles.*]...), the project folder and this assetbuild version; any change there makes every table
-resolve again. Tables whose result depends on more than their text and the
+[styles.*]...), the project folder, this assetbuild version and this very state folder (so a memo
+that came with a repository or an archive is never used); any change there makes every table resolve
+again. Tables whose result depends on more than their text and the
 global part are never kept: image inputs and ``source`` (other targets, files on disk) and tables
 that gave a warning (its message names a line, which moves).
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,8 @@ class ResolvedMemo:
     def __init__(self, path: Path, context: str, known: dict[str, tuple[str, list[Resolved]]],
                  texts: dict[str, bytes] | None = None) -> None:
         self.path = path
-        self.context = context  # hash of the global part and the version the entries were resolved with
+        self.context = context  # as read: the global part, version and state folder the entries were made with
+        self._context = ""  # of this load (``start``), before it is bound to the state folder
         self._known = known
         self._texts = texts or {}  # table hash -> its JSON text in the file
         self._now: dict[str, tuple[str, list[Resolved]]] = {}
@@ -70,15 +73,26 @@ class ResolvedMemo:
 
     @staticmethod
     def context_of(global_text: str, root: Path) -> str:
+        """What every entry depends on besides its table's text (and the state folder, see ``_bound``)."""
         return hash_bytes(f"{__version__}|{FORMAT}|{root}|{global_text}".encode("utf-8", "surrogateescape"))
 
+    def _bound(self, context: str) -> str | None:
+        """``context`` bound to the identity of the state folder (device and inode), which no repository
+        or archive can know in advance: a memo shipped in one is never used (its entries are not checked
+        again, so they must be this checkout's own). None when the folder does not exist."""
+        try:
+            st = os.stat(self.path.parent)
+        except OSError:
+            return None
+        return hash_bytes(f"{context}|{st.st_dev}:{st.st_ino}".encode())
+
     def start(self, context: str) -> None:
-        """Begin a load whose global part hashes to ``context``: earlier entries count only if it is theirs."""
-        if context != self.context:
+        """Begin a load whose global part gives ``context``: earlier entries count only if it is theirs."""
+        if self._bound(context) != self.context:
             self._known = {}
             self._texts = {}
             self.changed = True
-        self.context = context
+        self._context = context
         self._now = {}
 
     def get(self, text_hash: str) -> tuple[str, list[Resolved]] | None:
@@ -111,9 +125,12 @@ class ResolvedMemo:
         """Write the memo if this load changed it (never fails a build: it is only an accelerator)."""
         if not self.changed:
             return
+        bound = self._bound(self._context)
+        if bound is None:
+            return
         with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
             body = b"\n".join(h.encode("ascii") + b" " + self._texts[h] for h in self._known)
-            header = json.dumps({"format": FORMAT, "context": self.context, "check": hash_bytes(body)}).encode()
+            header = json.dumps({"format": FORMAT, "context": bound, "check": hash_bytes(body)}).encode()
             atomic_write(self.path, header + b"\n" + body, tmp_dir=tmp_dir, sync=False)
             self.changed = False
 
