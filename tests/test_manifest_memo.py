@@ -232,8 +232,8 @@ def test_split_cuts_before_every_header() -> None:
                                             if line.startswith("[assets.")]
 
 
-def test_a_build_keeps_the_memo_and_an_edit_rebuilds_only_its_asset(project: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_build_keeps_the_memo_and_an_edit_rebuilds_only_its_asset(project: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     counted: list[str]) -> None:
     write_manifest(project, QUICKSTART)
     monkeypatch.chdir(project)
     monkeypatch.setenv("ASSETBUILD_PLACEHOLDER_LOG", str(project.parent / "gen.log"))
@@ -243,7 +243,9 @@ def test_a_build_keeps_the_memo_and_an_edit_rebuilds_only_its_asset(project: Pat
     (project.parent / "gen.log").unlink()
     text = (project / "assets.toml").read_text()
     (project / "assets.toml").write_text(text.replace("a steel sword icon", "a bronze sword icon"), encoding="utf-8")
+    counted.clear()
     assert main(["-q"]) == 0
+    assert counted == ["sprites/hero_attack.png", "ui/icon_sword.png"]  # the edited table, and one with an input
     assert len((project.parent / "gen.log").read_text().splitlines()) == 1
     assert "bronze" in (project / "assets.lock").read_text()
 
