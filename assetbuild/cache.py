@@ -84,7 +84,8 @@ class Cache:
             self._unsynced.append(path)
             if len(self._unsynced) > _LISTED_UNSYNCED:
                 self._unsynced = None
-        atomic_write(path, header.encode() + b"\n" + data, sync=not self._deferred)
+        # The header is written before the image rather than copied onto it.
+        atomic_write(path, (header.encode() + b"\n", data), sync=not self._deferred)
         return digest
 
     def get(self, key: str) -> CacheHit | None:
