@@ -54,4 +54,5 @@ class SafeJsonDB(JsonDB):  # type: ignore[misc]  # doit has no type hints
 
     def dump(self) -> None:
         path = Path(self.name)
-        atomic_write(path, self.codec.encode(self._db).encode("utf-8"), tmp_dir=path.parent / "tmp")
+        # Not synced (an accelerator): after a power loss a damaged file is discarded like any other.
+        atomic_write(path, self.codec.encode(self._db).encode("utf-8"), tmp_dir=path.parent / "tmp", sync=False)

@@ -444,4 +444,6 @@ class HashCache:
             data = json.dumps(self._entries, separators=(",", ":"), sort_keys=True).encode()
             self._dirty = False
         make_state_dir(self.path.parent)
-        atomic_write(self.path, data)
+        # Not synced: only an accelerator (after a power loss, a stale or empty file costs a re-hash at most;
+        # every entry is checked against the file's stamp before it is used).
+        atomic_write(self.path, data, sync=False)

@@ -53,7 +53,10 @@ def canonical(asset: Asset, generator_kind: str, input_hashes: Mapping[str, str]
     return form
 
 
+# One encoder for every key (``json.dumps`` with these options would build a new one per call).
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def key_of(form: Mapping[str, Any]) -> str:
     """xxh3-128 of the canonical JSON of ``form``."""
-    text = json.dumps(form, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hash_bytes(text.encode("utf-8"))
+    return hash_bytes(_CANONICAL_JSON.encode(form).encode("utf-8"))

@@ -103,11 +103,13 @@ def record(project: Project, ctx: str, orphans: list[str],
     stamp now, and then no memo is written, so the next run plans in full and sees the edit.
     """
     root = project.root
+    prefix = str(root).rstrip(os.sep) + os.sep
     files: list[tuple[str, list[int] | None]] = []
     seen: set[str] = set()
     for asset in project.assets.values():
         for path in (asset.path, *(image.path for image in asset.inputs)):
-            name = os.path.relpath(path, root)
+            text = str(path)  # inside the project (the manifest's rules): relpath only in case it is not
+            name = text[len(prefix):] if text.startswith(prefix) else os.path.relpath(path, root)
             if name not in seen:
                 seen.add(name)
                 stamp = _stamp(path)
@@ -127,8 +129,9 @@ def record(project: Project, ctx: str, orphans: list[str],
     except OSError:
         return
     with contextlib.suppress(OSError):
+        # Not synced: after a power loss an old or empty memo only means a full plan (see ``check``).
         atomic_write(_memo_path(project.manifest), json.dumps(memo, separators=(",", ":")).encode(),
-                     tmp_dir=project.state_dir / "tmp")
+                     tmp_dir=project.state_dir / "tmp", sync=False)
 
 
 def forget(manifest: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from .cache import Cache
 from .errors import ManifestError
 from .fsutil import HashCache
+from .gcpause import paused
 from .intents import Intents
 from .keys import canonical, key_of
 from .lock import Lock, LockEntry
@@ -183,10 +184,11 @@ class Planner:
         """States of the given assets (default all) in dependency order."""
         wanted = set(targets) if targets is not None else set(self.project.assets)
         states: dict[str, Status] = {}
-        for target, asset in self.project.assets.items():
-            # Dependency order guarantees every upstream was decided already.
-            fresh_up = all(states[up].state in (State.FRESH, State.ADOPT) for up in asset.upstream)
-            states[target] = self.status(asset, fresh_up)
+        with paused():  # one status per asset, no garbage cycles (see gcpause)
+            for target, asset in self.project.assets.items():
+                # Dependency order guarantees every upstream was decided already.
+                fresh_up = all(states[up].state in (State.FRESH, State.ADOPT) for up in asset.upstream)
+                states[target] = self.status(asset, fresh_up)
         return [states[t] for t in self.project.assets if t in wanted]
 
     def orphans(self) -> list[Status]:

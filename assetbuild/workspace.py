@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING
 
 from .cache import Cache
 from .fsutil import HashCache, check_state_dir, refuse_tracked_state
+from .gcpause import paused
 from .generators import kind_for
-from .layout import MANIFEST_NAME, find_manifest  # noqa: F401  (re-exported for commands)
+from .layout import MANIFEST_NAME, STATE_DIR, find_manifest  # noqa: F401  (re-exported for commands)
 from .lock import Lock
 from .manifest import Project, ServerSettings, load
+from .manifest.memo import ResolvedMemo
 from .plan import Planner
 
 MERGED_LOCK = ("assets.lock holds both sides of a git merge conflict: for each asset, the entry whose hash matches "
@@ -53,6 +55,8 @@ class Workspace:
         self.lock.flush()
         self.planner.intents.prune(self.lock, self._hash_or_none)
         self.hashes.save()
+        if self.project.memo is not None:
+            self.project.memo.save(self.project.state_dir / "tmp")
 
     def _hash_or_none(self, target: str) -> str | None:
         try:
@@ -71,8 +75,15 @@ def open_workspace(manifest: str | None, *, server: str | None = None, force: bo
 
 
 def load_project(manifest: str | None, *, server: str | None = None) -> Project:
-    """The validated manifest with the user's settings applied; reads nothing else, writes nothing."""
-    project = load(find_manifest(manifest), cache_dir_override=os.environ.get(CACHE_ENV) or None)
+    """The validated manifest with the user's settings applied; writes nothing. Asset tables unchanged
+    since the last build are taken from its memo (``manifest.memo``; ``Workspace.settle`` saves it)."""
+    path = find_manifest(manifest)
+    state = path.absolute().parent / STATE_DIR
+    check_state_dir(state)  # a planted symlink is refused before anything is read there
+    with paused():  # many long-lived objects, no garbage cycles (see gcpause)
+        memo = ResolvedMemo.open(state)
+        project = load(path, cache_dir_override=os.environ.get(CACHE_ENV) or None, memo=memo)
+    project.memo = memo
     apply_user_settings(project, server)
     return project
 
@@ -84,7 +95,8 @@ def workspace_of(project: Project, *, force: bool = False, kind: str | None = No
     # Before anything reads or writes there: a cloned repository may have planted the state folder.
     check_state_dir(project.state_dir)
     refuse_tracked_state(project.state_dir)
-    lock = Lock.load(project.lock_path)
+    with paused():
+        lock = Lock.load(project.lock_path)
     if lock.merged:
         project.warnings.append(MERGED_LOCK)
     hashes = HashCache(project.state_dir / "hashes.json")

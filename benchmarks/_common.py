@@ -42,6 +42,7 @@ class Run:
     returncode: int
     stdout: bytes = b""
     stderr: bytes = b""
+    cpu_seconds: float = 0.0  # the child's user + system CPU time (steadier than wall time on a busy machine)
 
 
 def run_timed(argv: Sequence[str], *, cwd: Path | str | None = None, env: dict[str, str] | None = None,
@@ -69,7 +70,8 @@ def run_timed(argv: Sequence[str], *, cwd: Path | str | None = None, env: dict[s
         out.seek(0)
         err.seek(0)
         result = Run(elapsed, int(usage.ru_maxrss), proc.returncode,
-                     b"".join(chunks) if stdout_to_pipe else out.read(), err.read())
+                     b"".join(chunks) if stdout_to_pipe else out.read(), err.read(),
+                     usage.ru_utime + usage.ru_stime)
     if check and result.returncode != 0:
         raise SystemExit(f"command failed ({result.returncode}): {' '.join(argv)}\n"
                          f"{result.stdout.decode(errors='replace')[-2000:]}\n"
@@ -88,14 +90,20 @@ class Samples:
     name: str
     seconds: list[float] = field(default_factory=list)
     rss_kib: list[int] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # user + system seconds of each run
 
     def add(self, run: Run) -> None:
         self.seconds.append(run.seconds)
         self.rss_kib.append(run.max_rss_kib)
+        self.cpu.append(run.cpu_seconds)
 
     @property
     def median(self) -> float:
         return median(self.seconds)
+
+    @property
+    def median_cpu(self) -> float:
+        return median(self.cpu) if self.cpu else 0.0
 
     @property
     def peak_rss_mib(self) -> float:
@@ -104,6 +112,7 @@ class Samples:
     def as_dict(self) -> dict[str, Any]:
         return {"median_s": round(self.median, 4), "min_s": round(min(self.seconds), 4),
                 "max_s": round(max(self.seconds), 4), "runs": len(self.seconds),
+                **({"median_cpu_s": round(self.median_cpu, 4)} if self.cpu else {}),
                 **({"peak_rss_mib": round(self.peak_rss_mib, 1)} if self.rss_kib else {})}
 
 

@@ -14,8 +14,10 @@ repeated, and reports medians:
 
 - ``doit -f dodo_plain.py``: the baseline;
 - ``assetbuild -q``: the normal path (the no-op memo answers);
-- ``assetbuild -q`` with ``.assetbuild/noop.json`` deleted before each run: the full plan (parse,
-  keys, lock, file stats), as after any edit to the manifest.
+- ``assetbuild -q`` with ``.assetbuild/noop.json`` deleted before each run: the full plan (keys, lock,
+  file stats; the manifest's tables come from its memo, ``.assetbuild/manifest.json``);
+- the same with the manifest memo deleted too: the cold plan (every table parsed and checked);
+- one prompt edited (issue 16): a new prompt for the first asset, then the build (one generation).
 
 Peak RSS of every run (wait4's ru_maxrss) is reported too (the memory target: < 150 MiB at 10,000).
 Target (issue 8): at 10,000 assets, the no-op build takes at most 0.4 x plain doit's time.
@@ -38,6 +40,8 @@ from _common import ASSETBUILD, DOIT, Samples, clean_env, emit, interleaved, par
 
 TARGET_RATIO = 0.4
 TARGET_RSS_MIB = 150
+TARGET_EDIT_RATIO = 0.5  # issue 16: one prompt edited, against plain doit's no-op
+TARGET_PLAN_RATIO = 0.35  # issue 16: the plan alone when the no-op memo cannot answer (nothing stale)
 
 
 def write_project(root: Path, count: int, *, size: int = 64, per_folder: int = 100) -> Path:
@@ -119,7 +123,9 @@ def prepare(base: Path, count: int) -> tuple[Path, Path, dict[str, float]]:
 def measure(project: Path, plain: Path, repeat: int, warmup: int = 1) -> dict[str, Samples]:
     memo = project / ".assetbuild" / "noop.json"
     doit_s, memo_s, full_s = Samples("doit"), Samples("assetbuild (memo)"), Samples("assetbuild (full plan)")
+    cold_s = Samples("assetbuild (cold plan)")
     edit_s = Samples("assetbuild (one prompt edited)")
+    tables = project / ".assetbuild" / "manifest.json"  # the manifest memo (assetbuild.manifest.memo)
     manifest = project / "assets.toml"
     original = manifest.read_text(encoding="utf-8")
     edits = iter(range(10**6))
@@ -139,6 +145,14 @@ def measure(project: Path, plain: Path, repeat: int, warmup: int = 1) -> dict[st
             raise SystemExit("the full-plan run did not record the memo: the project is not fresh")
         return run
 
+    def cold_run() -> Any:
+        memo.unlink(missing_ok=True)
+        tables.unlink(missing_ok=True)
+        run = run_timed([ASSETBUILD, "-q"], cwd=project)
+        if not memo.exists():
+            raise SystemExit("the cold-plan run did not record the memo: the project is not fresh")
+        return run
+
     def edit_run() -> Any:
         # Issue 16: the everyday edit. A new prompt for the first asset (never seen before, so it is
         # generated, not restored), then the build; the manifest is put back (and rebuilt) afterwards.
@@ -149,9 +163,9 @@ def measure(project: Path, plain: Path, repeat: int, warmup: int = 1) -> dict[st
         run_timed([ASSETBUILD, "-q"], cwd=project)  # back to all fresh (a cache restore), not timed
         return run
 
-    interleaved([(doit_s, doit_run), (memo_s, memo_run), (full_s, full_run), (edit_s, edit_run)], repeat,
-                warmup=warmup)
-    return {"doit": doit_s, "memo": memo_s, "full": full_s, "edit": edit_s}
+    interleaved([(doit_s, doit_run), (memo_s, memo_run), (full_s, full_run), (cold_s, cold_run),
+                 (edit_s, edit_run)], repeat, warmup=warmup)
+    return {"doit": doit_s, "memo": memo_s, "full": full_s, "cold": cold_s, "edit": edit_s}
 
 
 def linear_fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
@@ -175,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = {"sizes": {}}
     rows = []
+    cpu_rows: list[list[Any]] = []
     with tempfile.TemporaryDirectory(prefix="assetbuild-bench-noop-") as tmp:
         base = Path(args.workdir) if args.workdir else Path(tmp)
         for count in sizes:
@@ -185,31 +200,45 @@ def main(argv: list[str] | None = None) -> int:
                 project, plain, first = prepare(base, count)
             samples = measure(project, plain, args.repeat, warmup=0 if args.quick else 1)
             doit, memo, full, edit = samples["doit"], samples["memo"], samples["full"], samples["edit"]
+            cold = samples["cold"]
             entry: dict[str, Any] = {name: s.as_dict() for name, s in samples.items()}
             entry.update(first)
             entry["ratio_memo_vs_doit"] = round(memo.median / doit.median, 3)
             entry["ratio_full_vs_doit"] = round(full.median / doit.median, 3)
+            entry["ratio_cold_vs_doit"] = round(cold.median / doit.median, 3)
             entry["ratio_edit_vs_doit"] = round(edit.median / doit.median, 3)
+            cpu_doit = doit.median_cpu or 1e-9
+            entry["cpu_ratios_vs_doit"] = {name: round(s.median_cpu / cpu_doit, 3) for name, s in samples.items()}
+            cpu_rows.append([count] + [round(s.median_cpu, 3) for s in samples.values()]
+                            + [entry["cpu_ratios_vs_doit"][name] for name in samples if name != "doit"])
             results["sizes"][str(count)] = entry
-            rows.append([count, doit.median, memo.median, full.median, edit.median, entry["ratio_memo_vs_doit"],
-                         entry["ratio_full_vs_doit"], entry["ratio_edit_vs_doit"], round(memo.peak_rss_mib),
-                         round(full.peak_rss_mib), round(doit.peak_rss_mib)])
+            rows.append([count, doit.median, memo.median, full.median, cold.median, edit.median,
+                         entry["ratio_memo_vs_doit"], entry["ratio_full_vs_doit"], entry["ratio_cold_vs_doit"],
+                         entry["ratio_edit_vs_doit"], round(memo.peak_rss_mib), round(full.peak_rss_mib),
+                         round(edit.peak_rss_mib), round(doit.peak_rss_mib)])
 
-    text = [table(["assets", "doit s", "assetbuild s (memo)", "assetbuild s (full plan)", "assetbuild s (one edit)",
-                   "memo / doit", "full / doit", "edit / doit", "RSS MiB memo", "RSS MiB full", "RSS MiB doit"],
-                  rows)]
+    text = [table(["assets", "doit s", "memo s", "full plan s", "cold plan s", "one edit s", "memo / doit",
+                   "full / doit", "cold / doit", "edit / doit", "RSS MiB memo", "RSS MiB full", "RSS MiB edit",
+                   "RSS MiB doit"], rows)]
+    text.append("")
+    text.append("CPU time (user + system of each process, medians): steadier than wall time on a shared machine")
+    text.append(table(["assets", "doit cpu s", "memo cpu s", "full cpu s", "cold cpu s", "edit cpu s", "memo / doit",
+                       "full / doit", "cold / doit", "edit / doit"], cpu_rows))
     if len(sizes) >= 2:
         xs = [float(s) for s in sizes]
         fits = {}
-        for name in ("doit", "memo", "full"):
+        for name in ("doit", "memo", "full", "cold", "edit"):
             ys = [results["sizes"][str(s)][name]["median_s"] for s in sizes]
             a, b = linear_fit(xs, ys)
-            fits[name] = {"fixed_s": round(a, 4), "per_1000_assets_s": round(b * 1000, 4)}
+            cpu_a, cpu_b = linear_fit(xs, [results["sizes"][str(s)][name].get("median_cpu_s", 0.0) for s in sizes])
+            fits[name] = {"fixed_s": round(a, 4), "per_1000_assets_s": round(b * 1000, 4),
+                          "cpu_fixed_s": round(cpu_a, 4), "cpu_per_1000_assets_s": round(cpu_b * 1000, 4)}
         results["growth"] = fits
         text.append("")
         text.append("Growth, least-squares fit time = fixed + per_asset x N over the sizes above:")
-        text.append(table(["path", "fixed s", "s per 1,000 assets"],
-                          [[name, f["fixed_s"], f["per_1000_assets_s"]] for name, f in fits.items()]))
+        text.append(table(["path", "fixed s", "s per 1,000 assets", "cpu fixed s", "cpu s per 1,000 assets"],
+                          [[name, f["fixed_s"], f["per_1000_assets_s"], f["cpu_fixed_s"], f["cpu_per_1000_assets_s"]]
+                           for name, f in fits.items()]))
     largest = str(max(sizes))
     big = results["sizes"][largest]
     results["targets"] = {
@@ -220,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
         "noop_rss_mib": {"assets": int(largest), "memo": big["memo"]["peak_rss_mib"],
                          "full": big["full"]["peak_rss_mib"], "target": TARGET_RSS_MIB,
                          "met": max(big["memo"]["peak_rss_mib"], big["full"]["peak_rss_mib"]) < TARGET_RSS_MIB},
+        "edit_ratio": {"assets": int(largest), "edit": big["ratio_edit_vs_doit"], "target": TARGET_EDIT_RATIO,
+                       "met": big["ratio_edit_vs_doit"] <= TARGET_EDIT_RATIO},
+        "plan_ratio": {"assets": int(largest), "full": big["ratio_full_vs_doit"], "cold": big["ratio_cold_vs_doit"],
+                       "target": TARGET_PLAN_RATIO, "met_full": big["ratio_full_vs_doit"] <= TARGET_PLAN_RATIO,
+                       "met_cold": big["ratio_cold_vs_doit"] <= TARGET_PLAN_RATIO},
     }
     t = results["targets"]
     rss_memo, rss_full = big["memo"]["peak_rss_mib"], big["full"]["peak_rss_mib"]
@@ -228,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"({verdict(t['noop_ratio']['met_memo'])}), full plan {big['ratio_full_vs_doit']} "
                 f"({verdict(t['noop_ratio']['met_full'])}); peak RSS < {TARGET_RSS_MIB} MiB -> "
                 f"{rss_memo} / {rss_full} MiB ({verdict(t['noop_rss_mib']['met'])})")
+    text.append(f"Issue 16 at {largest} assets: one edit <= {TARGET_EDIT_RATIO} x doit -> {big['ratio_edit_vs_doit']} "
+                f"({verdict(t['edit_ratio']['met'])}); plan alone <= {TARGET_PLAN_RATIO} x doit -> full plan "
+                f"{big['ratio_full_vs_doit']} ({verdict(t['plan_ratio']['met_full'])}), cold plan "
+                f"{big['ratio_cold_vs_doit']} ({verdict(t['plan_ratio']['met_cold'])})")
     text.append(f"(medians of {args.repeat} interleaved runs after a warm-up; whole-process wall time)")
     emit(args, "noop", results, "\n".join(text))
     return 0

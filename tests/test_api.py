@@ -33,7 +33,8 @@ def test_all_is_short_sorted_and_every_name_exists() -> None:
 
 def test_importing_assetbuild_imports_nothing_heavy() -> None:
     assert heavy_imports("import assetbuild") == []
-    assert "pydantic" in heavy_imports("import assetbuild; assetbuild.Project")  # the probe can see them
+    # The probe can see them: the manifest package needs xxhash (pydantic only to word a manifest error).
+    assert "xxhash" in heavy_imports("import assetbuild; assetbuild.Project")
 
 
 def test_build_then_status_return_typed_results(project: Path) -> None:

@@ -395,3 +395,77 @@ def test_journal_commits_waiting_together_share_one_fsync(tmp_path: Path, monkey
         t.join()
     assert len(syncs) == 2  # one append for the first commit, one for the six that waited
     assert Lock.load(path).entries() == lock.entries()
+
+
+# --- a lock this class rendered is read back fast and re-rendered only where it changes (issue 16) ------------
+
+
+def _rendered_lock(tmp_path: Path, count: int = 5) -> tuple[Path, dict[str, LockEntry]]:
+    path = tmp_path / "assets.lock"
+    lock = Lock.load(path)
+    entries = {f"dir/t{i}.png": entry(i, prompt=f"p {i}, with \"quotes\", commas,\n    and é") for i in range(count)}
+    # Names the encoder escapes (a quote, a backslash, a control character) or leaves as they are (é).
+    entries.update({name: entry(50 + n) for n, name in enumerate(['q"uote.png', "back\\slash.png", "c\x01.png",
+                                                                   "café.png"])})
+    for target, value in entries.items():
+        lock.commit(target, value)
+    lock.flush()
+    return path, entries
+
+
+def test_a_lock_it_rendered_is_read_with_its_rendered_entries(tmp_path: Path) -> None:
+    path, entries = _rendered_lock(tmp_path)
+    loaded = Lock.load(path)
+    assert loaded.entries() == entries
+    assert {t: text for t, (_, text) in loaded._chunks.items()} == {  # nothing to render again
+        t: lock_module._chunk(t, e) for t, e in entries.items()}
+    changed = entry(7, prompt="new")
+    loaded.commit("dir/t2.png", changed)
+    loaded.flush()
+    assert path.read_bytes() == render({**entries, "dir/t2.png": changed})
+    assert Lock.load(path).entries() == {**entries, "dir/t2.png": changed}
+
+
+def test_a_hand_edited_lock_is_checked_in_full(tmp_path: Path) -> None:
+    path, _ = _rendered_lock(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace(f'"key": "{3:032x}"', '"key": "../../etc/passwd"'), encoding="utf-8")
+    with pytest.raises(ManifestError, match="32 hexadecimal digits"):
+        Lock.load(path)
+
+
+@pytest.mark.parametrize("note", [b"", b"garbage", b"\xff\xfe", b"v1:" + b"0" * 32])
+def test_a_damaged_or_stale_rendered_note_only_costs_a_full_read(tmp_path: Path, note: bytes) -> None:
+    path, entries = _rendered_lock(tmp_path)
+    (tmp_path / ".assetbuild" / lock_module.RENDERED_NAME).write_bytes(note)
+    loaded = Lock.load(path)
+    assert loaded.entries() == entries and loaded._chunks == {}
+    loaded.commit("dir/t0.png", entry(9))
+    loaded.flush()
+    assert path.read_bytes() == render({**entries, "dir/t0.png": entry(9)})
+
+
+def test_a_note_planted_next_to_a_forged_lock_vouches_for_nothing(tmp_path: Path) -> None:
+    """An archive may carry .assetbuild/lock.rendered naming the hash of a forged assets.lock: the entries are
+    still checked (a key must stay 32 hex digits: it names a cache file)."""
+    path, _ = _rendered_lock(tmp_path)
+    forged = path.read_text(encoding="utf-8").replace(f'"key": "{3:032x}"', '"key": "../../../etc/passwd"').encode()
+    path.write_bytes(forged)
+    (tmp_path / ".assetbuild" / lock_module.RENDERED_NAME).write_text("v1:" + hash_bytes(forged))
+    with pytest.raises(ManifestError, match="32 hexadecimal digits"):
+        Lock.load(path)
+
+
+def test_a_rendered_note_that_is_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    path, entries = _rendered_lock(tmp_path)
+    note = tmp_path / ".assetbuild" / lock_module.RENDERED_NAME
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(note.read_bytes())
+    note.unlink()
+    note.symlink_to(elsewhere)
+    loaded = Lock.load(path)
+    assert loaded.entries() == entries and loaded._chunks == {}  # read in full
+    loaded.commit("dir/t1.png", entry(8))
+    loaded.flush()  # the note is not written through the symlink either
+    assert elsewhere.read_text() == "v1:" + hash_bytes(render(entries))
+    assert Lock.load(path).entries()["dir/t1.png"] == entry(8)

@@ -87,7 +87,6 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     from ..builder import Builder
     from ..events import Failure, Summary
     from ..plan import State, closure
-    from ..tasks import run as run_doit
     from .interrupt import INTERRUPTED_EXIT, on_interrupt
     from .select import select
 
@@ -152,6 +151,8 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     # Generations in flight are capped by server.concurrency when it is set, else they follow the server's
     # capacity (swarm/capacity.py); -n/--jobs sets how many assets doit processes at once (restores and
     # derivations included), so it bounds generations in flight too. (``chosen`` was made above.)
+    from ..tasks import run as run_doit  # doit: imported only when there is work
+
     cacheusers.register(project)  # so gc run from any project sharing the cache keeps what this one needs
     ws.cache.defer_sync()  # each entry is a copy of a target fsynced before its lock entry; settle() syncs all
     builder = Builder(ws, lambda: chosen, events, frozen=frozen, remote=remote)

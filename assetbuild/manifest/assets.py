@@ -4,13 +4,13 @@ variants, post-processing settings, ``source``, and each parameter checked again
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from pathlib import Path
 from typing import Any
 
 from .. import params as P
 from ..errors import ManifestError
-from ..postspec import POST_KEYS, PostprocessSpecError
+from ..postspec import POST_KEYS, Postprocess, PostprocessSpecError
 from ..postspec import parse as parse_post
 from .lines import KeyOrigin, Locator
 from .paths import inside
@@ -88,10 +88,10 @@ def expand_variants(target: str, values: dict[str, Any], where: str) -> Iterable
 _VARIANT = "_variant"  # not a normalised name (those are letters only), so it cannot clash with a parameter
 
 
-def make_asset(target: str, values: dict[str, Any], drafts: dict[str, dict[str, Any]], root: Path,
+def make_asset(target: str, values: dict[str, Any], drafts: Container[str], root: Path,
                output_dir: Path, where: str, line: int | None, warnings: list[str],
                origin: KeyOrigin | None = None) -> Asset:
-    """One asset from its merged values (one variant); ``drafts``: every target's values, so that an image
+    """One asset from its merged values (one variant); ``drafts``: every target, so that an image
     parameter naming another asset's target is told from a file in the project."""
     def where_key(key: str) -> str:  # the line of the key that set ``key``: own table, style or [defaults]
         return origin.where(key) if origin else where
@@ -160,6 +160,22 @@ def make_asset(target: str, values: dict[str, Any], drafts: dict[str, dict[str, 
     return Asset(target, output_dir / target, params, tuple(inputs), post, line=line, variant=variant)
 
 
+def from_memo(target: str, resolved: tuple[str, dict[str, Any], dict[str, Any], int | None], output_dir: Path,
+              line: int | None) -> Asset:
+    """The asset ``make_asset`` made from the same table before (``manifest.memo``): its checked params,
+    post-processing settings and variant; no image inputs and no ``source`` (those are never kept)."""
+    _, params, post, variant = resolved
+    suffix = posixpath.splitext(target)[1]
+    if post:
+        steps = parse_post(post, suffix)
+    else:  # the common case: no post-processing settings, one Postprocess per file type
+        steps = _PLAIN_POST.get(suffix) or _PLAIN_POST.setdefault(suffix, parse_post({}, suffix))
+    return Asset(target, output_dir / target, params, (), steps, line=line, variant=variant)
+
+
+_PLAIN_POST: dict[str, Postprocess] = {}  # suffix -> the post-processing of an asset with no settings
+
+
 def _lora_table(table: dict[str, Any], where: str, target: str) -> tuple[list[str], list[float]]:
     """``loras = { "name" = weight, ... }`` as SwarmUI's parallel ``loras`` and ``loraweights`` lists, in
     name order (so the order of the TOML does not change the key)."""
@@ -177,7 +193,7 @@ def _lora_table(table: dict[str, Any], where: str, target: str) -> tuple[list[st
     return names, weights
 
 
-def _image_input(param: str, value: str, drafts: dict[str, dict[str, Any]], root: Path, output_dir: Path,
+def _image_input(param: str, value: str, drafts: Container[str], root: Path, output_dir: Path,
                  where: str, target: str) -> ImageInput:
     reference = posixpath.normpath(value.replace("\\", "/"))
     if reference in drafts:

@@ -15,8 +15,10 @@ def dependency_order(assets: dict[str, Asset], where_of: Callable[[str], str]) -
     """Assets in dependency order (upstream first); of the assets ready at the same point, the one first
     in the manifest comes first. A cycle is an error naming it, from its asset first in the manifest
     (``where_of(target)``: the ``file:line`` of an asset, for the message)."""
-    sorter = graphlib.TopologicalSorter({target: asset.upstream for target, asset in assets.items()})
     index = {target: n for n, target in enumerate(assets)}
+    if all(index.get(up, n) < n for n, asset in enumerate(assets.values()) for up in asset.upstream):
+        return dict(assets)  # every asset already comes after those it uses: that order is the answer
+    sorter = graphlib.TopologicalSorter({target: asset.upstream for target, asset in assets.items()})
     try:
         sorter.prepare()
     except graphlib.CycleError as exc:

@@ -5,6 +5,7 @@ Best effort, on the raw text: tomllib gives values, not positions.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -27,14 +28,24 @@ class Locator:
 
     def __init__(self, shown: str, text: str) -> None:
         self.shown = shown
-        self.lines = text.splitlines()
-        self.headers: dict[tuple[str, ...], int] = {}  # dotted header parts -> 0-based line index
+        self._text = text
+
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        return self._text.splitlines()
+
+    @functools.cached_property
+    def headers(self) -> dict[tuple[str, ...], int]:
+        """Dotted header parts -> 0-based line index. Made on first use: a load that finds no problem and
+        reads every table from the memo (``memo``) never needs it."""
+        headers: dict[tuple[str, ...], int] = {}
         for number, line in enumerate(self.lines):
             match = _HEADER.match(line)
             if match:
                 parts = _split_dotted(match.group(1))
                 if parts is not None:
-                    self.headers.setdefault(parts, number)
+                    headers.setdefault(parts, number)
+        return headers
 
     def where(self, *path: str) -> str:
         line = self.line(*path)

@@ -13,21 +13,42 @@ import posixpath
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..errors import ManifestError
+from ..keys import hash_bytes
 from ..layout import STATE_DIR
-from .assets import expand_variants, make_asset, merge, normalised_table
+from ..postspec import POST_KEYS
+from . import sections
+from .assets import expand_variants, from_memo, make_asset, merge, normalised_table
 from .graph import dependency_order
 from .lines import KeyOrigin, Locator, line_from_message
+from .memo import Resolved, ResolvedMemo
 from .paths import TargetPaths, forget_folders, inside
 from .project import Asset, Project, ServerSettings
-from .schema import ManifestFile, validate
+from .quick import FileShape, refuse_non_finite, shape
+
+if TYPE_CHECKING:
+    from .schema import ManifestFile
 
 
-def load(manifest: Path, *, cache_dir_override: str | None = None, text: str | None = None) -> Project:
+class Table(NamedTuple):
+    """One [assets."..."] table of the file, for a load with a memo."""
+
+    text_hash: str  # of its text
+    written: str  # its name as written
+    line: int | None  # of its header
+    known: list[Resolved] | None  # its resolution, from the memo (None: resolved in this load)
+
+
+def load(manifest: Path, *, cache_dir_override: str | None = None, text: str | None = None,
+         memo: ResolvedMemo | None = None) -> Project:
     """Read and validate ``manifest`` (or ``text`` as if it were its content, e.g. an edit about to be
-    written). Raises ``ManifestError`` on any problem."""
+    written). Raises ``ManifestError`` on any problem.
+
+    ``memo``: asset tables resolved by earlier loads (``memo``), reused where their text is unchanged; it
+    is updated with this load's tables (the caller saves it). The result is the same with or without it.
+    """
     manifest = manifest.absolute()
     shown = _shown(manifest)
     try:
@@ -38,6 +59,13 @@ def load(manifest: Path, *, cache_dir_override: str | None = None, text: str | N
                             "or pass the manifest with -f FILE") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(shown, f"cannot read: {exc}") from None
+    if memo is not None:
+        try:
+            project = _load_by_tables(manifest, shown, text, cache_dir_override, memo)
+        except ManifestError:
+            project = None  # the whole file is read below, and reports the problem as it always does
+        if project is not None:
+            return project
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -49,9 +77,68 @@ def load(manifest: Path, *, cache_dir_override: str | None = None, text: str | N
         raise ManifestError(shown, "nested too deeply to read (arrays or tables inside each other hundreds of "
                             "levels deep)", hint="a manifest needs at most a few levels of nesting") from None
     locator = Locator(shown, text)
-    shape = validate(raw, locator)
-    del raw  # the validated copy is all _resolve needs: 100,000 asset tables are ~100 MB to hold twice
+    shape = _validated(raw, locator)
+    del raw  # the validated tables are all _resolve needs: 100,000 asset tables are ~100 MB to hold twice
     return _resolve(manifest, shape, locator, cache_dir_override)
+
+
+def _load_by_tables(manifest: Path, shown: str, text: str, cache_override: str | None,
+                    memo: ResolvedMemo) -> Project | None:
+    """``load`` table by table: tables the memo knows by their text are not parsed or checked again. None
+    when the file cannot be read this way (see ``sections``): then the whole file is parsed."""
+    cut = sections.split(text)
+    parts: list[dict[str, Any]] = []
+    for piece in cut.global_pieces:  # each piece must parse alone: proof that the cuts are real headers
+        try:
+            parts.append(tomllib.loads(piece.text))
+        except (tomllib.TOMLDecodeError, RecursionError):
+            return None
+    global_text = "".join(piece.text for piece in cut.global_pieces)
+    try:
+        raw = tomllib.loads(global_text)  # and together, for TOML's rules across them (no table twice)
+    except (tomllib.TOMLDecodeError, RecursionError):
+        return None
+    if "assets" in raw:  # [assets], [[assets]], [assets."x".sub] or dotted keys: the whole file decides
+        return None
+    memo.start(ResolvedMemo.context_of(global_text, manifest.parent))
+    tables: list[Table] = []
+    fresh: dict[str, Any] = {}
+    for piece in cut.assets:
+        text_hash = hash_bytes(piece.text.encode("utf-8", "surrogatepass"))
+        known = memo.get(text_hash)
+        if known is not None:
+            tables.append(Table(text_hash, known[0], piece.line, known[1]))
+            continue
+        try:
+            alone = tomllib.loads(piece.text)
+        except (tomllib.TOMLDecodeError, RecursionError):
+            return None
+        table = alone.get("assets")
+        if list(alone) != ["assets"] or not isinstance(table, dict) or len(table) != 1:
+            return None
+        (written, values), = table.items()
+        if written in fresh or not isinstance(values, dict):
+            return None
+        fresh[written] = values
+        tables.append(Table(text_hash, written, piece.line, None))
+    if len({table.written for table in tables}) != len(tables):
+        return None  # a table declared twice: TOML's error, from the whole file
+    raw["assets"] = fresh
+    locator = Locator(shown, text)
+    project = _resolve(manifest, _validated(raw, locator), locator, cache_override, pieces=tables, memo=memo)
+    memo.finish()
+    return project
+
+
+def _validated(raw: dict[str, Any], locator: Locator) -> FileShape | ManifestFile:
+    """The file's tables; ``ManifestError`` naming each problem and its line."""
+    refuse_non_finite(raw, locator)
+    quick = shape(raw)
+    if quick is not None:
+        return quick
+    from .schema import validate  # pydantic: it decides, and words the errors
+
+    return validate(raw, locator)
 
 
 def _shown(path: Path) -> str:
@@ -61,7 +148,10 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _resolve(manifest: Path, shape: ManifestFile, locator: Locator, cache_override: str | None) -> Project:
+def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, cache_override: str | None, *,
+             pieces: list[Table] | None = None, memo: ResolvedMemo | None = None) -> Project:
+    """The project of a validated file. ``pieces`` (with ``memo``): every asset table in file order, with
+    what the memo knows of it (else it is in ``shape``); the tables resolved here are kept in the memo."""
     forget_folders()  # folders may have changed (or become symlinks) since the last load
     root = manifest.parent
     output_dir, cache_dir = _folders(root, shape, locator, cache_override)
@@ -78,9 +168,24 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: Locator, cache_overri
     declared: dict[str, str] = {}  # normalised target -> as written
     tables: dict[str, str] = {}  # normalised target -> the key of its table (with {n} for variants)
     origins: dict[str, KeyOrigin] = {}
+    known: dict[str, Resolved] = {}  # normalised target -> its resolution, from the memo
+    table_of: dict[str, Table] = {}  # normalised target -> its table (with a memo)
     targets = TargetPaths(root, output_dir, lines.get)
-    for written, table in shape.assets.items():
-        where = locator.where("assets", written)
+    for piece in pieces if pieces is not None else [Table("", written, None, None) for written in shape.assets]:
+        written = piece.written
+        if piece.known is not None:
+            where = f"{locator.shown}:{piece.line}"
+            for resolved in piece.known:
+                norm = targets.check(resolved[0], where)
+                if norm in declared:  # the whole file is read again, and names both declarations
+                    raise ManifestError(where, f"duplicate target {norm!r}")
+                declared[norm], tables[norm], lines[norm], known[norm] = resolved[0], written, piece.line, resolved
+            continue
+        table = shape.assets[written]
+        # The line of a table cut from the file is known (and then it is the one the locator would find:
+        # every header-like line was a cut); looking it up would index the whole file.
+        line = piece.line if piece.line is not None else locator.line("assets", written)
+        where = f"{locator.shown}:{line}" if line else locator.shown
         own = normalised_table(table, locator, ("assets", written))
         style_name = own.get("style", defaults.get("style"))
         origin = KeyOrigin(locator, written, table, style_name if isinstance(style_name, str) else None,
@@ -98,15 +203,37 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: Locator, cache_overri
             declared[norm] = target
             tables[norm] = written
             drafts[norm] = values
-            lines[norm] = locator.line("assets", written)
+            lines[norm] = line
             origins[norm] = origin
+            table_of[norm] = piece
 
     assets: dict[str, Asset] = {}
-    for target, values in drafts.items():
-        where = locator.where("assets", declared[target])
-        assets[target] = make_asset(target, values, drafts, root, output_dir, where, lines[target], warnings,
-                                    origins[target])
+    kept: dict[str, list[Resolved] | None] = {}  # text hash -> the resolution of its table (None: not kept)
+    for target, as_written in declared.items():
+        memoised = known.get(target)
+        if memoised is not None:
+            assets[target] = from_memo(target, memoised, output_dir, lines[target])
+            continue
+        values = drafts[target]
+        post = {key: values[key] for key in POST_KEYS if key in values}
+        warned = len(warnings)
+        line = lines[target]
+        asset = make_asset(target, values, declared, root, output_dir,
+                           f"{locator.shown}:{line}" if line else locator.shown, line, warnings, origins[target])
+        assets[target] = asset
+        if memo is not None:
+            piece = table_of[target]
+            so_far = kept.setdefault(piece.text_hash, [])
+            if so_far is None or asset.inputs or asset.source or len(warnings) != warned:
+                kept[piece.text_hash] = None  # depends on more than its text (other targets, files, a line)
+            else:
+                so_far.append((as_written, asset.params, post, asset.variant))
     ordered = dependency_order(assets, lambda t: locator.where("assets", declared[t]))
+    if memo is not None:
+        for piece in pieces or ():
+            resolution = kept.get(piece.text_hash)
+            if resolution:
+                memo.keep(piece.text_hash, piece.written, resolution)
     explicit = frozenset([f"server.{name}" for name in shape.server.model_fields_set]
                          + [f"project.{name}" for name in shape.project.model_fields_set]
                          + [f"cache.{name}" for name in shape.cache.model_fields_set])
@@ -116,9 +243,14 @@ def _resolve(manifest: Path, shape: ManifestFile, locator: Locator, cache_overri
                    explicit, remote=shape.cache.remote, push=shape.cache.push, tables=tables)
 
 
-def _folders(root: Path, shape: ManifestFile, locator: Locator, cache_override: str | None) -> tuple[Path, Path]:
+def _folders(root: Path, shape: FileShape | ManifestFile, locator: Locator,
+             cache_override: str | None) -> tuple[Path, Path]:
     """The output folder (inside the project) and the cache folder (anywhere: it may be shared)."""
-    out_rel = inside(root, shape.project.output_dir, locator.where("project", "output_dir"), "output_dir")
+    try:  # the line is looked up only for the message (finding it indexes the whole file)
+        out_rel = inside(root, shape.project.output_dir, locator.shown, "output_dir")
+    except ManifestError:
+        inside(root, shape.project.output_dir, locator.where("project", "output_dir"), "output_dir")
+        raise
     output_dir = (root / out_rel) if out_rel != "." else root
     if shape.cache.dir and shape.project.cache_dir and shape.cache.dir != shape.project.cache_dir:
         raise ManifestError(locator.where("cache", "dir"), "[cache] dir and [project] cache_dir disagree",
@@ -131,7 +263,7 @@ def _folders(root: Path, shape: ManifestFile, locator: Locator, cache_override: 
     return output_dir, cache_dir
 
 
-def _written_of(target: str, shape: ManifestFile) -> str:
+def _written_of(target: str, shape: FileShape | ManifestFile) -> str:
     """The [assets."..."] name as written that declared ``target`` (its first match: a ``{n}`` entry or
     a path written another way, such as ``x/../r.png``)."""
     for written in shape.assets:

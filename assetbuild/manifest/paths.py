@@ -78,9 +78,23 @@ class TargetPaths:
         self._state_real = _real_dir(str(root / STATE_DIR))  # symlinks into the state folder count too
         self._line_of = line_of  # the manifest line of an already accepted target
         self._folded: dict[str, str] = {}  # folded name -> the first target that folds to it
+        out, top = str(output_dir), str(root)
+        # The quick path (``_plain``) needs folders written in normal form, so that joining is normalising.
+        self._quick = out == os.path.normpath(out) and top == os.path.normpath(top) and out != os.sep
+        self._out_prefix = out + os.sep
+        self._root_real = _real_dir(top)
 
     def check(self, target: str, where: str) -> str:
         """``target`` normalised; raises ``ManifestError`` naming ``where`` when it breaks a rule."""
+        if self._quick and _PLAIN.fullmatch(target) and len(target) <= NAME_MAX and os.sep == "/":
+            # The common case, with each rule below reduced to what can still fail for a plain relative
+            # path of ordinary names: a symlink on the way (one lstat), the state folder, a folded twin.
+            path = self._out_prefix + target
+            real = _real(path)
+            if (_within(path, str(self.root)) and _within(real, self._root_real) and target != LOCK_NAME
+                    and not target.startswith(STATE_DIR + "/") and not _within(real, self._state_real)):
+                self._refuse_folded_twin(target, where)
+                return target
         check_name(target, where)
         norm = inside(self.output_dir, target, where, "target", root=self.root)
         if norm in (LOCK_NAME,) or norm.startswith(STATE_DIR + "/") or _within(
@@ -102,6 +116,11 @@ class TargetPaths:
                                 hint="they would be one file on macOS; write both the same way (NFC)")
         raise ManifestError(where, f"target {norm!r} differs from {folded!r}{line} only in letter case",
                             hint="they would be one file on macOS and Windows; rename one")
+
+
+# A relative path of ordinary names (ASCII letters, digits, ``_+,@-``, and dots or ``~`` after the first
+# character), already in normal form: no empty, ``.`` or ``..`` part, no backslash, drive or NUL.
+_PLAIN = re.compile(r"[A-Za-z0-9_+,@-][A-Za-z0-9_.+,@~-]*(?:/[A-Za-z0-9_+,@-][A-Za-z0-9_.+,@~-]*)*")
 
 
 def _within(path: str, root: str) -> bool:

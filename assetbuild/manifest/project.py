@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..layout import LOCK_NAME, STATE_DIR
 from ..postspec import Postprocess
-from .schema import ServerTable
+from .quick import ServerShape
+
+if TYPE_CHECKING:
+    from .memo import ResolvedMemo
+    from .schema import ServerTable
 
 PLACEHOLDER = "placeholder"
 
@@ -48,12 +52,12 @@ class Asset:
 PLACEHOLDER_JOBS = 4  # the placeholder draws on this machine's CPU
 FOLLOW_SERVER_JOBS = 64  # the SwarmUI client admits only what the server can take (swarm/capacity.py)
 
-_SERVER_DEFAULTS = ServerTable()
+_SERVER_DEFAULTS = ServerShape()
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """The ``[server]`` settings in force. The defaults are ServerTable's: one source for both."""
+    """The ``[server]`` settings in force. The defaults are ServerTable's (both take them from ``quick``)."""
 
     url: str = _SERVER_DEFAULTS.url
     websocket: bool = _SERVER_DEFAULTS.websocket
@@ -64,7 +68,7 @@ class ServerSettings:
     unused_params: str = _SERVER_DEFAULTS.unused_params  # parameters the server reports unused: "error"/"warn"
 
     @classmethod
-    def of(cls, table: ServerTable) -> ServerSettings:
+    def of(cls, table: ServerTable | ServerShape) -> ServerSettings:
         """The settings a validated ``[server]`` table gives."""
         return cls(**table.model_dump())
 
@@ -95,6 +99,8 @@ class Project:
     remote: str | None = None  # [cache] remote, as written (the environment may override it: remote.settings)
     push: bool = True  # [cache] push
     tables: dict[str, str] = field(default_factory=dict)  # target -> its [assets."..."] key as written
+    # The asset tables resolved by this load and earlier ones, saved at the end of a build (manifest.memo).
+    memo: ResolvedMemo | None = field(default=None, repr=False, compare=False)
 
     @property
     def lock_path(self) -> Path:

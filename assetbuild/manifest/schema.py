@@ -1,12 +1,12 @@
 """The file's shape: the TOML tables of assets.toml as pydantic models, and their errors as messages.
 
 Only the tables assetbuild itself defines are typed here; asset, style and defaults tables are free
-dictionaries of parameters, checked per asset by ``assets``.
+dictionaries of parameters, checked per asset by ``assets``. A load imports this only when ``quick``
+finds something it must judge (pydantic's import costs more than reading a big manifest).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .. import params as P
 from ..errors import ManifestError
 from .lines import Locator
+from .quick import CONCURRENCY_RANGE, SERVER_TIMEOUT, SERVER_URL, refuse_non_finite
 
 
 class ProjectTable(BaseModel):
@@ -33,10 +34,10 @@ class CacheTable(BaseModel):
 
 class ServerTable(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    url: str = "http://localhost:7801"
+    url: str = SERVER_URL
     websocket: bool = True
-    concurrency: int | None = Field(default=None, ge=1, le=256)  # None: follow the server's capacity
-    timeout: float = Field(default=900.0, gt=0)
+    concurrency: int | None = Field(default=None, ge=CONCURRENCY_RANGE[0], le=CONCURRENCY_RANGE[1])  # None: follow
+    timeout: float = Field(default=SERVER_TIMEOUT, gt=0)
     save_images: bool = False
     model_changes: Literal["rebuild", "warn"] = "rebuild"
     unused_params: Literal["error", "warn"] = "error"
@@ -59,25 +60,6 @@ def validate(raw: dict[str, Any], locator: Locator) -> ManifestFile:
         return ManifestFile.model_validate(raw)
     except ValidationError as exc:
         raise _from_validation(exc, locator) from None
-
-
-def refuse_non_finite(raw: dict[str, Any], locator: Locator) -> None:
-    """Refuse nan and inf anywhere (known parameter or not): they are not JSON, so they could not be
-    written to assets.lock. Iterative: the parsed TOML may be nested hundreds of levels deep."""
-    stack: list[tuple[tuple[str, ...], Any]] = [((), raw)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend(((*path, str(key)), item) for key, item in value.items())
-        elif isinstance(value, list):
-            stack.extend((path, item) for item in value)
-        elif isinstance(value, float) and not math.isfinite(value):
-            table = path[:2] if path[:1] in (("assets",), ("styles",)) else path[:1]
-            name = path[len(table)] if len(path) > len(table) else path[-1]
-            where = locator.where(*path[:len(table) + 1]) if path else locator.shown
-            owner = f"asset {table[1]!r}: " if table[:1] == ("assets",) and len(table) > 1 else ""
-            raise ManifestError(where, f"{owner}{name} must be a finite number, not {value}",
-                                hint="nan and inf cannot be stored in assets.lock; write a number")
 
 
 def _from_validation(exc: ValidationError, locator: Locator) -> ManifestError:

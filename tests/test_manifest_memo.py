@@ -1,0 +1,267 @@
+"""The manifest memo (issue 16.2): unchanged asset tables are not parsed again, and the result is always the
+one the whole file gives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import write_manifest
+from helpers import QUICKSTART
+
+from assetbuild.cli import main
+from assetbuild.errors import ManifestError
+from assetbuild.manifest import Project, load, loader
+from assetbuild.manifest.memo import MEMO_NAME, ResolvedMemo
+from assetbuild.manifest.sections import split
+from assetbuild.workspace import load_project
+
+BODY = """\
+[server]
+url = "placeholder"
+
+[defaults]
+model = "m"
+steps = 20
+width = 64
+height = 64
+
+[styles.pixel]
+prompt = "pixel art of {prompt}, 16-bit"
+negative_prompt = "blurry"
+
+[assets."a/one.png"]
+prompt = "one"
+style = "pixel"
+cfg_scale = 7.0
+
+[assets."a/two.webp"]
+prompt = "two"
+quality = 80
+resize = [32, 32]
+
+[assets."trees/oak_{n}.png"]
+prompt = "an oak"
+count = 3
+seed = 5
+
+[assets."b/loras.png"]
+prompt = "with loras"
+loras = { "z-lora" = 0.5, "a-lora" = 1 }
+
+[assets."b/odd.png"]
+prompt = "unknown parameter"
+sharpness = 3
+
+[assets."b/derived.png"]
+source = "a/one.png"
+resize = [16, 16]
+
+[assets."b/img2img.png"]
+prompt = "from one"
+init_image = "a/one.png"
+"""
+
+
+def snapshot(project: Project) -> dict[str, Any]:
+    return {"assets": {t: (a.path, a.params, a.inputs, a.post, a.source, a.line, a.variant)
+                       for t, a in project.assets.items()},
+            "order": list(project.assets), "warnings": project.warnings, "tables": project.tables,
+            "server": project.server, "output": project.output_dir, "cache": project.cache_dir}
+
+
+def memo_load(root: Path, text: str | None = None) -> tuple[Project, ResolvedMemo]:
+    (root / ".assetbuild").mkdir(exist_ok=True)  # as a build makes it (the memo is bound to that folder)
+    memo = ResolvedMemo.open(root / ".assetbuild")
+    project = load(root / "assets.toml", text=text, memo=memo)
+    memo.save(root / ".assetbuild" / "tmp")
+    return project, memo
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The targets ``make_asset`` resolves (those not taken from the memo)."""
+    made: list[str] = []
+    original = loader.make_asset
+
+    def counting(target: str, *args: Any, **kwargs: Any) -> Any:
+        made.append(target)
+        return original(target, *args, **kwargs)
+
+    monkeypatch.setattr(loader, "make_asset", counting)
+    return made
+
+
+def test_a_load_from_the_memo_equals_a_load_of_the_whole_file(project: Path, counted: list[str]) -> None:
+    write_manifest(project, BODY)
+    whole = snapshot(load(project / "assets.toml"))
+    first, _ = memo_load(project)
+    assert snapshot(first) == whole
+    assert (project / ".assetbuild" / MEMO_NAME).is_file()
+    counted.clear()
+    again, _ = memo_load(project)
+    assert snapshot(again) == whole
+    # Only the tables that depend on other targets, files or give a warning are resolved again.
+    assert counted == ["b/odd.png", "b/derived.png", "b/img2img.png"]
+
+
+def test_editing_one_table_resolves_only_that_table(project: Path, counted: list[str]) -> None:
+    write_manifest(project, BODY)
+    memo_load(project)
+    edited = BODY.replace('prompt = "two"', 'prompt = "two, edited"').replace("seed = 5", "seed = 6")
+    (project / "assets.toml").write_text(edited, encoding="utf-8")
+    counted.clear()
+    project_now, _ = memo_load(project)
+    assert sorted(set(counted) - {"b/odd.png", "b/derived.png", "b/img2img.png"}) == [
+        "a/two.webp", "trees/oak_1.png", "trees/oak_2.png", "trees/oak_3.png"]
+    assert snapshot(project_now) == snapshot(load(project / "assets.toml"))
+    assert project_now.assets["a/two.webp"].params["prompt"] == "two, edited"
+    assert project_now.assets["trees/oak_3.png"].params["seed"] == 8
+
+
+@pytest.mark.parametrize("edit", [
+    ('prompt = "pixel art of {prompt}, 16-bit"', 'prompt = "pixel art of {prompt}, 8-bit"'),  # a style
+    ("steps = 20", "steps = 30"),  # [defaults]
+    ("[defaults]", "[project]\noutput_dir = \"out\"\n\n[defaults]"),  # where targets go
+    ("[defaults]", "# a comment only\n[defaults]"),  # any change to the global part
+])
+def test_editing_the_global_part_resolves_every_table(project: Path, counted: list[str],
+                                                      edit: tuple[str, str]) -> None:
+    write_manifest(project, BODY)
+    memo_load(project)
+    text = BODY.replace(*edit)
+    assert text != BODY
+    (project / "assets.toml").write_text(text, encoding="utf-8")
+    counted.clear()
+    project_now, _ = memo_load(project)
+    assert len(counted) == len(project_now.assets)
+    assert snapshot(project_now) == snapshot(load(project / "assets.toml"))
+
+
+def test_lines_follow_their_tables_when_an_edit_moves_them(project: Path) -> None:
+    write_manifest(project, BODY)
+    memo_load(project)
+    text = BODY.replace('prompt = "one"', 'prompt = """one,\nover\nthree lines"""')
+    (project / "assets.toml").write_text(text, encoding="utf-8")
+    project_now, _ = memo_load(project)
+    assert snapshot(project_now) == snapshot(load(project / "assets.toml"))
+    assert project_now.assets["a/two.webp"].line == text.splitlines().index('[assets."a/two.webp"]') + 1
+
+
+@pytest.mark.parametrize("damage", [b"", b"{", b"not json\n{}", b'{"format": 1, "context": "x", "check": "y"}\n{}',
+                                    "truncated", "flipped", "forged"])
+def test_a_damaged_memo_is_ignored(project: Path, counted: list[str], damage: bytes | str) -> None:
+    write_manifest(project, BODY)
+    memo_load(project)
+    path = project / ".assetbuild" / MEMO_NAME
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[:len(data) // 2])
+    elif damage == "flipped":  # a changed value: the checksum no longer matches
+        path.write_bytes(data.replace(b'"two"', b'"TWO"'))
+    elif damage == "forged":  # valid JSON of the wrong shape, with a matching checksum
+        head = json.loads(data.partition(b"\n")[0])
+        from assetbuild.keys import hash_bytes
+
+        body = b'{"x": [1, 2]}'
+        head["check"] = hash_bytes(body)
+        path.write_bytes(json.dumps(head).encode() + b"\n" + body)
+    else:
+        assert isinstance(damage, bytes)
+        path.write_bytes(damage)
+    counted.clear()
+    project_now, _ = memo_load(project)
+    assert len(counted) == len(project_now.assets)  # nothing was taken from it
+    assert snapshot(project_now) == snapshot(load(project / "assets.toml"))
+    assert project_now.assets["a/two.webp"].params["prompt"] == "two"
+
+
+# Texts whose cut into tables is not what it seems: the memo must give what the whole file gives, or the
+# same error.
+TRICKY = [
+    # A fake header inside a multi-line string of an asset.
+    BODY + '\n[assets."c/fake.png"]\nprompt = """x\n[assets."c/inside.png"]\nprompt = "not a table"\n"""\n',
+    # ... and inside a multi-line string of [defaults], closed in a later table.
+    BODY.replace('model = "m"', 'model = "m"\nnegativeprompt = """\n[assets."c/ghost.png"]\nprompt = "g"\n"""'),
+    # A header the cut does not recognise as an asset table: sub-tables, [assets] itself, arrays of tables.
+    BODY + '\n[assets."c/sub.png"]\nprompt = "s"\n[assets."c/sub.png".loras]\n"a" = 1\n',
+    BODY + '\n[assets]\n"c/inline.png" = { prompt = "i" }\n',
+    # Indented headers and CRLF line ends.
+    BODY + '\n  [assets."c/indented.png"]\n  prompt = "i"\n',
+    BODY.replace("\n", "\r\n"),
+    # No newline at the end, a comment after a header.
+    BODY + '\n[assets."c/last.png"] # the last one\nprompt = "l"',
+    # The same table twice (a TOML error), and a target declared twice by two spellings.
+    BODY + '\n[assets."a/one.png"]\nprompt = "again"\n',
+    BODY + '\n[assets."a/../a/one.png"]\nprompt = "again"\n',
+    # Folded twins, a target escaping the project, a bad value, a TOML syntax error in one table.
+    BODY + '\n[assets."A/One.png"]\nprompt = "twin"\n',
+    BODY + '\n[assets."../escape.png"]\nprompt = "out"\n',
+    BODY + '\n[assets."c/bad.png"]\nprompt = "bad"\nsteps = "many"\n',
+    BODY + '\n[assets."c/syntax.png"]\nprompt = "unclosed\n',
+    BODY + '\n[assets."c/time.png"]\nprompt = "a date"\nwhen = 1979-05-27\n',
+]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_tricky_files_give_what_the_whole_file_gives(project: Path, text: str) -> None:
+    write_manifest(project, BODY)
+    memo_load(project)  # the memo knows the tables of BODY
+    (project / "assets.toml").write_bytes(text.encode())
+    try:
+        expected: Any = snapshot(load(project / "assets.toml"))
+    except ManifestError as exc:
+        expected = ("error", str(exc))
+    for _ in range(2):  # from a memo of BODY, then from the memo this load made
+        try:
+            got: Any = snapshot(memo_load(project)[0])
+        except ManifestError as exc:
+            got = ("error", str(exc))
+        assert got == expected
+
+
+def test_split_cuts_before_every_header() -> None:
+    cut = split(BODY)
+    assert [piece.text.splitlines()[0] for piece in cut.assets] == [
+        '[assets."a/one.png"]', '[assets."a/two.webp"]', '[assets."trees/oak_{n}.png"]', '[assets."b/loras.png"]',
+        '[assets."b/odd.png"]', '[assets."b/derived.png"]', '[assets."b/img2img.png"]']
+    assert "".join(p.text for p in sorted([*cut.global_pieces, *cut.assets], key=lambda p: p.line)) == BODY
+    assert [p.line for p in cut.assets] == [n + 1 for n, line in enumerate(BODY.splitlines())
+                                            if line.startswith("[assets.")]
+
+
+def test_a_build_keeps_the_memo_and_an_edit_rebuilds_only_its_asset(project: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     counted: list[str]) -> None:
+    write_manifest(project, QUICKSTART)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("ASSETBUILD_PLACEHOLDER_LOG", str(project.parent / "gen.log"))
+    assert main(["-q"]) == 0
+    assert (project / ".assetbuild" / MEMO_NAME).is_file()
+    assert load_project(None).memo is not None
+    (project.parent / "gen.log").unlink()
+    text = (project / "assets.toml").read_text()
+    (project / "assets.toml").write_text(text.replace("a steel sword icon", "a bronze sword icon"), encoding="utf-8")
+    counted.clear()
+    assert main(["-q"]) == 0
+    assert counted == ["sprites/hero_attack.png", "ui/icon_sword.png"]  # the edited table, and one with an input
+    assert len((project.parent / "gen.log").read_text().splitlines()) == 1
+    assert "bronze" in (project / "assets.lock").read_text()
+
+
+def test_a_memo_from_another_state_folder_is_not_used(project: Path, counted: list[str]) -> None:
+    """A memo shipped in a repository or an archive (same path, same text) is not this checkout's own."""
+    write_manifest(project, BODY)
+    memo_load(project)
+    state = project / ".assetbuild"
+    saved = (state / MEMO_NAME).read_bytes()
+    state.rename(project.parent / "old-state")
+    state.mkdir()  # the same path, another folder (as an archive or a clone would make it)
+    (state / MEMO_NAME).write_bytes(saved)
+    counted.clear()
+    project_now, _ = memo_load(project)
+    assert len(counted) == len(project_now.assets)
+    counted.clear()
+    memo_load(project)  # its own memo from now on
+    assert counted == ["b/odd.png", "b/derived.png", "b/img2img.png"]
