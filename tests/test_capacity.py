@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import run_cli, write_manifest
 
@@ -119,6 +120,35 @@ def test_without_concurrency_every_server_slot_is_used_and_the_queue_stays_short
         assert fake.peak_live_gens == 16  # all 8 backends x 2 slots generated at once
         assert fake.peak_in_flight <= 2 * 16  # never a flood
         assert client.capacity is not None and client.capacity.server_slots == 16
+
+
+class _HeldListBackends(httpx.AsyncHTTPTransport):
+    """Holds the ListBackends call until a generation reaches the server (or a second has passed): a
+    client that submitted before knowing the server's slots shows it in the server's request order."""
+
+    def __init__(self, fake: FakeSwarm) -> None:
+        super().__init__()
+        self.fake = fake
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/ListBackends"):
+            for _ in range(100):
+                if self.fake.request_count("GenerateText2ImageWS"):
+                    break
+                await asyncio.sleep(0.01)
+        return await super().handle_async_request(request)
+
+
+def test_the_server_is_asked_for_its_slots_before_the_first_generation() -> None:
+    # The pool is sized before anything is submitted: the first wave already fills every slot, instead
+    # of starting at the old default of 4 and growing once a poll comes round.
+    with FakeSwarm(backends=8, **PARALLEL) as fake:
+        client = _generate_all(fake, 16, transport=_HeldListBackends(fake))
+        routes = [r.route for r in fake.requests]
+        assert "ListBackends" in routes and "GenerateText2ImageWS" in routes
+        assert routes.index("ListBackends") < routes.index("GenerateText2ImageWS")
+        assert client.capacity is not None and client.capacity.changes[0] == target_in_flight(16)
+        assert fake.peak_live_gens == 16
 
 
 def test_a_fixed_concurrency_stays_a_hard_cap() -> None:
