@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import ASSETBUILD, Samples, emit, median, parser, run_timed, table, verdict
 
+from assetbuild.swarm.capacity import target_in_flight
 from assetbuild.testing import FakeSwarm
 
 TARGET_RATIO = 1.1
@@ -80,32 +81,57 @@ def one_build(fake: FakeSwarm, base: Path, name: str, count: int, jobs: int | No
             "peak_in_flight": fake.peak_in_flight}
 
 
+def bare_client(fake: FakeSwarm, count: int, concurrency: int, prefix: str) -> float:
+    """Seconds the bare asyncio WebSocket client (its own process) takes for ``count`` images."""
+    run = run_timed([sys.executable, str(Path(__file__).with_name("_bare_ws_client.py")), fake.url, str(count),
+                     str(concurrency), "--prefix", prefix])
+    answer = json.loads(run.stdout)
+    if answer["images"] != count:
+        raise SystemExit(f"the bare client made {answer['images']} of {count} images")
+    return float(answer["seconds"])
+
+
 def default_settings(args: Any, base: Path) -> tuple[dict[str, Any], list[list[Any]]]:
-    """Issue 16: no `concurrency`, no `-n`; B backends x 2 slots (slot_parallel), 8 images per slot."""
+    """Issue 16: no `concurrency`, no `-n`; B backends x 2 slots (slot_parallel), 4 images per slot.
+
+    Interleaved with each build, the bare asyncio client (``_bare_ws_client.py``) makes as many images
+    against the same double with as many WebSockets as the server has slots, and with as many as
+    assetbuild keeps in flight: the double's own ceiling on this machine (it shares the cores)."""
     results: dict[str, Any] = {}
     rows = []
     for b in args.backend_counts:
         slots = 2 * b
         n = args.per_slot * slots
         ideal = math.ceil(n / slots) * args.latency
+        same = target_in_flight(slots)
         with FakeSwarm(backends=b, latency=args.latency, steps=args.steps, close_delay=0.1, model_load_delay=0,
                        slot_parallel=True) as fake:
-            walls, builds, in_flight = [], [], []
+            walls, builds, in_flight, bare, bare_same = [], [], [], [], []
             for rep in range(args.repeat + (0 if args.quick else 1)):
                 r = one_build(fake, base, f"default-{b}-{rep}", n, None, "json", None)
+                fake.reset_records()
+                bare_s = bare_client(fake, n, slots, f"bare {b} {rep}")
+                bare_same_s = bare_client(fake, n, same, f"bare-same {b} {rep}")
                 if rep == 0 and not args.quick:
                     continue  # warm-up
                 walls.append(r["wall"])
                 builds.append(r["build"])
                 in_flight.append(r["peak_in_flight"])
+                bare.append(bare_s)
+                bare_same.append(bare_same_s)
         build_ratio = round(median(builds) / ideal, 3)
         entry = {"backends": b, "images": n, "ideal_s": ideal, "wall_median_s": round(median(walls), 3),
                  "build_median_s": round(median(builds), 3), "wall_over_ideal": round(median(walls) / ideal, 3),
                  "build_over_ideal": build_ratio, "peak_in_flight": max(in_flight), "server_slots": slots,
+                 "bare_median_s": round(median(bare), 3), "bare_over_ideal": round(median(bare) / ideal, 3),
+                 "build_over_bare": round(median(builds) / median(bare), 3),
+                 "bare_same_in_flight": same, "bare_same_median_s": round(median(bare_same), 3),
+                 "build_over_bare_same": round(median(builds) / median(bare_same), 3),
                  "met": build_ratio <= DEFAULT_TARGET and max(in_flight) <= 2 * slots}
         results[str(b)] = entry
         rows.append([f"{b} x 2", n, ideal, entry["build_median_s"], build_ratio, entry["wall_over_ideal"],
-                     f"{max(in_flight)} / {2 * slots}", verdict(entry["met"])])
+                     f"{max(in_flight)} / {2 * slots}", entry["bare_over_ideal"], entry["build_over_bare"],
+                     f"{entry['build_over_bare_same']} ({same})", verdict(entry["met"])])
     return results, rows
 
 
@@ -170,10 +196,12 @@ def main(argv: list[str] | None = None) -> int:
                          entry.get("build_median_s", "-"), entry.get("build_over_ideal", "-"), max(peaks),
                          f"<= {TARGET_RATIO}: {verdict(entry['met'])}" if is_target else "(information)"])
     text = table(["backends", "images", "ideal s", "build s", "build / ideal", "wall / ideal",
-                  "peak in flight / 2x slots",
-                  f"build <= {DEFAULT_TARGET} x ideal"], default_rows)
+                  "peak in flight / 2x slots", "bare / ideal", "build / bare",
+                  "build / bare (same in flight)", f"build <= {DEFAULT_TARGET} x ideal"], default_rows)
     text += (f"\nDefault settings (no server.concurrency, no -n), slot_parallel, L={lat} s, {args.per_slot} images "
-             "per slot; medians after a warm-up.\n\n")
+             "per slot; medians after a warm-up. bare: a bare asyncio WebSocket client (benchmarks/_bare_ws_client.py, "
+             "its own process, sessions opened before its clock starts) with as many WebSockets as the server "
+             "has slots, or as assetbuild keeps in flight (in brackets): the double's own ceiling.\n\n")
     text += table(["case", "ideal s", "wall s", "wall / ideal", "build s", "build / ideal", "peak live",
                   "target"], rows)
     text += (f"\nN={n} images, B={b} backends x 2 slots, L={lat} s, -n {jobs}; medians of {args.repeat} builds "
