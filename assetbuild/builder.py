@@ -16,22 +16,23 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from . import events as ev
 from . import postprocess
-from .cache import Cache, CacheHit, CorruptEntry
+from .cache import CacheHit, CorruptEntry
 from .errors import AssetError, GenerationError, ImageError, ModifiedFileError
 from .events import BuildEvents
-from .fsutil import HashCache, atomic_write
+from .fsutil import atomic_write
 from .generators.base import GenerationRequest, GenerationResult, Generator, Progress
 from .keys import hash_bytes
-from .lock import Lock, LockEntry
+from .lock import LockEntry
 from .manifest import Asset, Project
-from .plan import Planner, State, Status, modified_hint
+from .plan import State, Status, modified_hint
 
 if TYPE_CHECKING:
     from .remote.remote import Remote
+    from .workspace import Workspace
 
 
 class Made(NamedTuple):
@@ -52,17 +53,31 @@ class FrozenError(AssetError):
     """--frozen: the asset would have to be generated."""
 
 
-class Builder:
-    """Builds assets on request; shared by every doit task of a run (thread-safe)."""
+class Outcomes(Protocol):
+    """What is known of an asset once its build ended: all the doit reporter (tasks.Reporter) reads."""
 
-    def __init__(self, project: Project, lock: Lock, cache: Cache, hashes: HashCache, planner: Planner,
-                 generator_factory: Callable[[], Generator], events: BuildEvents, *,
+    def outcome(self, target: str) -> str:
+        """How ``target`` was brought up to date (events.GENERATED, ...); FRESH when it was not built."""
+        ...
+
+    def error(self, target: str) -> AssetError | None:
+        """Why ``target`` failed, or None (not built, built, or failed by something else than the asset)."""
+        ...
+
+    def seconds(self, target: str) -> float:
+        """Time since ``target``'s build started (0 when it did not start)."""
+        ...
+
+
+class Builder:
+    """Builds assets on request; shared by every doit task of a run (thread-safe). Implements ``Outcomes``.
+
+    The project, lock, cache, file hashes and planner are the ``workspace``'s (``workspace.open_workspace``).
+    """
+
+    def __init__(self, workspace: Workspace, generator_factory: Callable[[], Generator], events: BuildEvents, *,
                  frozen: bool = False, remote: Remote | None = None) -> None:
-        self.project = project
-        self.lock = lock
-        self.cache = cache
-        self.hashes = hashes
-        self.planner = planner
+        self.workspace = workspace
         self.events = events
         self.frozen = frozen
         self.remote = remote  # the team store: read after the local cache, written after each generation
@@ -70,9 +85,25 @@ class Builder:
         self._generator: Generator | None = None
         self._generator_lock = threading.Lock()
         self.cancelled = threading.Event()
-        self.outcomes: dict[str, str] = {}
-        self.errors: dict[str, AssetError] = {}
-        self.started: dict[str, float] = {}
+        self._outcomes: dict[str, str] = {}
+        self._errors: dict[str, AssetError] = {}
+        self._started: dict[str, float] = {}
+
+    @property
+    def project(self) -> Project:
+        return self.workspace.project
+
+    # -- Outcomes: written by worker threads, read once a task has ended --
+
+    def outcome(self, target: str) -> str:
+        return self._outcomes.get(target, ev.FRESH)
+
+    def error(self, target: str) -> AssetError | None:
+        return self._errors.get(target)
+
+    def seconds(self, target: str) -> float:
+        started = self._started.get(target)
+        return 0.0 if started is None else time.monotonic() - started
 
     # -- the shared generator, created on first need (a no-op build never contacts a server) --
 
@@ -103,25 +134,36 @@ class Builder:
     # -- per asset --
 
     def status(self, target: str) -> Status:
-        return self.planner.status(self.project.assets[target])
+        return self.workspace.planner.status(self.project.assets[target])
 
     def is_fresh(self, target: str) -> bool:
         return self.status(target).state is State.FRESH
 
     def build(self, target: str) -> str:
-        """Bring ``target`` up to date; returns the outcome. Raises ``AssetError``."""
+        """Bring ``target`` up to date; returns the outcome (also kept: ``outcome``). Raises ``AssetError``
+        (also kept: ``error``)."""
         try:
-            return self._build(target)
+            outcome = self._build(target)
         except OSError as exc:  # disk full, read-only folder, a folder where the image should go...
-            where = f" ({exc.filename})" if exc.filename else ""
-            raise AssetError(target, f"{exc.strerror or exc}{where}", hint=self._folder_hint(exc)) from None
+            error = self._disk_error(target, exc)
+            self._errors[target] = error
+            raise error from None
+        except AssetError as exc:
+            self._errors[target] = exc
+            raise
+        self._outcomes[target] = outcome
+        return outcome
+
+    def _disk_error(self, target: str, exc: OSError) -> AssetError:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return AssetError(target, f"{exc.strerror or exc}{where}", hint=self._folder_hint(exc))
 
     def _folder_hint(self, exc: OSError) -> str:
         """Name the folder that failed: the cache, assetbuild's state folder or the output folder."""
         name = str(exc.filename or "")
         for folder, what, fix in (
-            (self.cache.folder, "the cache folder", "make it writable, or choose another with [project] "
-                                                    "cache_dir or ASSETBUILD_CACHE_DIR"),
+            (self.workspace.cache.folder, "the cache folder",
+             "make it writable, or choose another with [project] cache_dir or ASSETBUILD_CACHE_DIR"),
             (self.project.state_dir, "assetbuild's state folder", "make it writable"),
         ):
             if name == str(folder) or name.startswith(str(folder) + os.sep):
@@ -129,7 +171,7 @@ class Builder:
         return f"check the disk and the permissions of the output folder {self.project.output_dir}"
 
     def _build(self, target: str) -> str:
-        self.started[target] = time.monotonic()
+        self._started[target] = time.monotonic()
         self._check_cancel(target)
         asset = self.project.assets[target]
         status = self.status(target)
@@ -145,7 +187,7 @@ class Builder:
         if status.state in (State.RESTORE, State.ADOPT):
             hit = self._cache_get(target, status.key)
             if hit is not None and status.state is State.ADOPT:  # the right bytes are already in place
-                self.lock.commit(target, LockEntry(status.key, hit.hash, hit.seed, hit.model, status.form))
+                self.workspace.lock.commit(target, LockEntry(status.key, hit.hash, hit.seed, hit.model, status.form))
                 return ev.RECORDED
             if hit is not None:
                 self._write(target, asset, hit.data, status, hit.seed, hit.model, cache=False)
@@ -161,7 +203,7 @@ class Builder:
 
     def _cache_get(self, target: str, key: str) -> CacheHit | None:
         try:
-            return self.cache.get(key)
+            return self.workspace.cache.get(key)
         except CorruptEntry as exc:
             self.events.warning(f"{target}: {exc}; building it again")
             return None
@@ -170,7 +212,7 @@ class Builder:
         """The team store's verified entry for a stale asset not in the local cache (now cached locally)."""
         if self.remote is None or status.state not in (State.GENERATE, State.RESTORE) or status.key is None:
             return None
-        if self.planner.model_change(self.project.assets[status.target], status.entry) is not None:
+        if self.workspace.planner.model_change(self.project.assets[status.target], status.entry) is not None:
             return None  # the store has images by key, and a model replaced on the server keeps keys
         expected = status.entry.hash if status.entry is not None and status.entry.key == status.key else None
         return self.remote.restore(status.key, expected)
@@ -180,7 +222,7 @@ class Builder:
         made = self._produce(target, asset, status.key, (status.form or {}).get("inputs"))
         self._write(target, asset, made.data, status, made.seed, made.model, cache=True,
                     model_hashes=made.model_hashes)
-        self.planner.rebuild.discard(target)  # rebuilt once (run --rebuild): fresh from now on
+        self.workspace.planner.rebuild.discard(target)  # rebuilt once (run --rebuild): fresh from now on
         return made.outcome
 
     def make_candidate(self, label: str, asset: Asset, key: str, inputs: Mapping[str, str] | None = None) -> str:
@@ -192,7 +234,7 @@ class Builder:
         Crash safety is the cache's: an entry is written atomically once the final bytes exist, so a kill
         at any instant leaves either no entry or a whole one.
         """
-        self.started[label] = time.monotonic()
+        self._started[label] = time.monotonic()
         try:
             self._check_cancel(label)
             if self._cache_get(label, key) is not None:
@@ -201,10 +243,9 @@ class Builder:
                 raise FrozenError(label, "not in the cache; --frozen forbids generating")
             made = self._produce(label, asset, key, inputs)
             self._check_cancel(label)
-            self.cache.put(key, made.data, seed=made.seed, model=made.model)
+            self.workspace.cache.put(key, made.data, seed=made.seed, model=made.model)
         except OSError as exc:
-            where = f" ({exc.filename})" if exc.filename else ""
-            raise AssetError(label, f"{exc.strerror or exc}{where}", hint=self._folder_hint(exc)) from None
+            raise self._disk_error(label, exc) from None
         return made.outcome
 
     def _produce(self, target: str, asset: Asset, key: str,
@@ -270,7 +311,7 @@ class Builder:
     def _model_hashes(self, asset: Asset, result: GenerationResult) -> dict[str, str]:
         from .servercheck import hashes_for
 
-        return hashes_for(asset, result.models, self.planner.model_hashes)
+        return hashes_for(asset, result.models, self.workspace.planner.model_hashes)
 
     def _read(self, path: Path, target: str) -> bytes:
         try:
@@ -280,8 +321,8 @@ class Builder:
 
     def _check_target_unchanged(self, target: str, asset: Asset, status: Status) -> None:
         """A file created or edited at the target while the asset was being made is the user's: keep it."""
-        now = self.hashes.hash(asset.path)
-        if now != status.on_disk and not self.planner.force:
+        now = self.workspace.hashes.hash(asset.path)
+        if now != status.on_disk and not self.workspace.planner.force:
             what = "appeared" if status.on_disk is None else "changed"
             raise ModifiedFileError(target, f"{asset.path} {what} while the asset was being made; not "
                                     "overwriting it", hint=modified_hint(asset.path))
@@ -294,13 +335,13 @@ class Builder:
                model: str | None, *, cache: bool, model_hashes: dict[str, str] | None = None) -> None:
         assert status.key is not None and status.form is not None
         self._check_cancel(target)
-        digest = self.cache.put(status.key, data, seed=seed, model=model) if cache else hash_bytes(data)
+        digest = self.workspace.cache.put(status.key, data, seed=seed, model=model) if cache else hash_bytes(data)
         self._check_target_unchanged(target, asset, status)
-        self.planner.intents.record(target, digest)
+        self.workspace.planner.intents.record(target, digest)
         # The temporary file lives in the state folder: a kill mid-write leaves nothing among the assets.
         written = atomic_write(asset.path, data, tmp_dir=self.project.state_dir / "tmp")
-        self.hashes.remember(asset.path, digest, written)  # the stamp of our bytes, not of a later edit
-        self.lock.commit(target, LockEntry(status.key, digest, seed, model, status.form, model_hashes or {}))
+        self.workspace.hashes.remember(asset.path, digest, written)  # the stamp of our bytes, not of a later edit
+        self.workspace.lock.commit(target, LockEntry(status.key, digest, seed, model, status.form, model_hashes or {}))
         if cache and self.remote is not None:
             self.remote.push_later(status.key)  # in the background: generation never waits for uploads
 

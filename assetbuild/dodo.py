@@ -39,8 +39,7 @@ def task_assets() -> Iterator[dict[str, Any]]:
     ws = open_workspace(os.environ.get("ASSETBUILD_MANIFEST"))
     for warning in ws.project.warnings:
         print(f"warning: {warning}")
-    builder = Builder(ws.project, ws.lock, ws.cache, ws.hashes, ws.planner,
-                      lambda: generators.create(ws.project.server), PlainDisplay())
+    builder = Builder(ws, lambda: generators.create(ws.project.server), PlainDisplay())
     atexit.register(ws.settle)  # doit has no end-of-run hook for us: settle state when it exits
     for task in task_dicts(builder):
         task.pop("basename")

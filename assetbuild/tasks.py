@@ -11,7 +11,6 @@ threads; config files ignored, so a host repo's ``[tool.doit]`` cannot change ou
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import unquote
 
@@ -21,8 +20,7 @@ from doit.exceptions import TaskFailed, UnmetDependency
 from doit.loader import generate_tasks
 
 from . import doitdb
-from . import events as ev
-from .builder import Builder, Cancelled
+from .builder import Builder, Cancelled, Outcomes
 from .errors import AssetError, ModifiedFileError
 from .events import BuildEvents, Failure, Summary
 from .fsutil import make_state_dir
@@ -90,9 +88,8 @@ def _uptodate(builder: Builder, target: str) -> Any:
 
 def _action(builder: Builder, target: str) -> TaskFailed | None:
     try:
-        builder.outcomes[target] = builder.build(target)
+        builder.build(target)  # the builder keeps the outcome or the error, for the Reporter
     except AssetError as exc:
-        builder.errors[target] = exc
         return TaskFailed(exc.reason)
     return None
 
@@ -123,8 +120,8 @@ class Reporter:
     doit calls ``execute_task`` from worker threads and the rest from the main thread.
     """
 
-    def __init__(self, builder: Builder, events: BuildEvents, summary: Summary) -> None:
-        self.builder = builder
+    def __init__(self, outcomes: Outcomes, events: BuildEvents, summary: Summary) -> None:
+        self.outcomes = outcomes
         self.events = events
         self.summary = summary
         self.unexpected = 0  # doit errors that are not an asset's failure or a skipped dependent (bugs)
@@ -140,14 +137,13 @@ class Reporter:
 
     def add_success(self, task: Any) -> None:
         target = _target_of(task.name)
-        outcome = self.builder.outcomes.get(target, ev.FRESH)
+        outcome = self.outcomes.outcome(target)
         self.summary.count(outcome)
-        seconds = time.monotonic() - self.builder.started.get(target, time.monotonic())
-        self.events.asset_finished(target, outcome, seconds)
+        self.events.asset_finished(target, outcome, self.outcomes.seconds(target))
 
     def add_failure(self, task: Any, fail: Any) -> None:
         target = _target_of(task.name)
-        error = self.builder.errors.get(target)
+        error = self.outcomes.error(target)
         if isinstance(error, Cancelled):
             failure = Failure(target, "interrupted", skipped=True)
             self.summary.skipped += 1

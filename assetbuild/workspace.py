@@ -131,7 +131,7 @@ def manifest_server(path: Path) -> tuple[ServerSettings, set[str]]:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise ManifestError(str(path), f"server.{where}: {first['msg']}") from None
-    return ServerSettings(**server.model_dump()), set(server.model_fields_set)
+    return ServerSettings.of(server), set(server.model_fields_set)
 
 
 def apply_user_settings(project: Project, option: str | None) -> None:

@@ -135,8 +135,7 @@ def test_rebuilt_file_whose_lock_commit_was_lost_is_adopted_not_modified(proj: P
     write_manifest(proj, QUICKSTART.replace("a steel sword icon", "a bronze sword icon"))
     ws = workspace()
     ws.lock.commit = lambda *args, **kwargs: None  # type: ignore[method-assign]  # "killed" before the commit
-    builder = Builder(ws.project, ws.lock, ws.cache, ws.hashes, ws.planner,
-                      lambda: generators.create(ws.project.server), PlainDisplay(quiet=True))
+    builder = Builder(ws, lambda: generators.create(ws.project.server), PlainDisplay(quiet=True))
     assert builder.build(ICON) == "generated"
     status = {s.target: s for s in workspace().planner.plan()}[ICON]
     assert status.state == State.ADOPT
@@ -145,6 +144,25 @@ def test_rebuilt_file_whose_lock_commit_was_lost_is_adopted_not_modified(proj: P
     assert build() == 0
     assert len(log(proj)) == count  # recorded, not generated again
     assert states()[ICON] == State.FRESH
+
+
+def test_builder_keeps_each_outcome_and_error_for_the_reporter(proj: Path) -> None:
+    # The doit reporter reads results through builder.Outcomes only: what build() returned or raised.
+    from assetbuild.errors import ModifiedFileError
+
+    (proj / "sprites").mkdir()
+    (proj / HERO).write_bytes(b"drawn by hand")
+    ws = workspace()
+    builder = Builder(ws, lambda: generators.create(ws.project.server), PlainDisplay(quiet=True))
+    assert (builder.outcome(ICON), builder.error(ICON), builder.seconds(ICON)) == ("fresh", None, 0.0)
+    assert builder.build(ICON) == "generated"
+    assert (builder.outcome(ICON), builder.error(ICON)) == ("generated", None)
+    assert builder.seconds(ICON) > 0
+    with pytest.raises(ModifiedFileError) as raised:
+        builder.build(HERO)
+    assert builder.error(HERO) is raised.value
+    assert builder.outcome(HERO) == "fresh"  # nothing was built for it
+    assert (proj / HERO).read_bytes() == b"drawn by hand"
 
 
 def test_orphans(proj: Path) -> None:

@@ -289,8 +289,7 @@ def test_an_input_changed_after_planning_is_not_filed_under_the_old_key(project:
     (project / "refs/sketch.png").write_bytes(png((200, 0, 0)))
     write_manifest(project, WITH_INPUT.replace("{prompt}", "x").replace("http://127.0.0.1:9", "placeholder"))
     ws = open_workspace(str(project / "assets.toml"))
-    builder = Builder(ws.project, ws.lock, ws.cache, ws.hashes, ws.planner,
-                      lambda: generators.create(ws.project.server), PlainDisplay(quiet=True))
+    builder = Builder(ws, lambda: generators.create(ws.project.server), PlainDisplay(quiet=True))
     planned = builder.status("sprites/from_sketch.png")
     (project / "refs/sketch.png").write_bytes(png((0, 200, 0)))
     builder.status = lambda target: planned  # type: ignore[method-assign]  # decided before the edit

@@ -162,7 +162,6 @@ def _check_server(ws: Workspace, generator: Generator, assets: list[Asset], even
 def _make_all(ws: Workspace, work: list[tuple[str, Asset, str, dict[str, str]]], events: BuildEvents,
               summary: Summary, generator: Generator) -> bool:
     """Make every candidate, as many at once as a build would. Returns whether the run was interrupted."""
-    import time
     from concurrent.futures import ThreadPoolExecutor
 
     from ..builder import Builder, Cancelled
@@ -171,7 +170,7 @@ def _make_all(ws: Workspace, work: list[tuple[str, Asset, str, dict[str, str]]],
     from .interrupt import on_interrupt
 
     project = ws.project
-    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: generator, events)
+    builder = Builder(ws, lambda: generator, events)
 
     def make(label: str, asset: Asset, key: str, inputs: dict[str, str]) -> None:
         events.asset_started(label)
@@ -190,7 +189,7 @@ def _make_all(ws: Workspace, work: list[tuple[str, Asset, str, dict[str, str]]],
             events.asset_failed(label, failure)
             return
         summary.count(outcome)
-        events.asset_finished(label, outcome, time.monotonic() - builder.started.get(label, time.monotonic()))
+        events.asset_finished(label, outcome, builder.seconds(label))
 
     try:
         with on_interrupt(builder.cancel) as interrupted, \

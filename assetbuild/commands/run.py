@@ -153,8 +153,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     # capacity (swarm/capacity.py); -n/--jobs sets how many assets doit processes at once (restores and
     # derivations included), so it bounds generations in flight too. (``chosen`` was made above.)
     cacheusers.register(project)  # so gc run from any project sharing the cache keeps what this one needs
-    builder = Builder(project, ws.lock, ws.cache, ws.hashes, ws.planner, lambda: chosen, events, frozen=frozen,
-                      remote=remote)
+    builder = Builder(ws, lambda: chosen, events, frozen=frozen, remote=remote)
     try:
         with on_interrupt(builder.cancel) as interrupted:
             # Only the stale assets become doit tasks: after one edit in a big manifest, doit handles

@@ -1,0 +1,122 @@
+"""Path rules: every path a manifest names stays inside the project, and every target can be a file.
+
+Targets are relative to the output folder, image inputs to the project folder; absolute paths, ``..``
+and symlinks that leave the project are refused, as are names no file system can hold, targets in
+assetbuild's own state folder, and two targets that would be one file on macOS or Windows.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import posixpath
+import re
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import ManifestError
+from ..layout import LOCK_NAME, STATE_DIR
+
+NAME_MAX = 255  # bytes in one file or folder name: the limit of every common file system
+
+
+def check_name(target: str, where: str) -> None:
+    """Refuse target names no file system can hold: a NUL byte, or a part longer than NAME_MAX bytes."""
+    for part in target.replace("\\", "/").split("/"):
+        size = len(part.encode("utf-8", "surrogateescape"))
+        if size > NAME_MAX:
+            raise ManifestError(where, f"name too long: {part[:40]!r}… is {size} bytes; file systems allow "
+                                f"{NAME_MAX} bytes per file or folder name", hint="shorten the target's name")
+
+
+def inside(base: Path, relative: str, where: str, what: str, root: Path | None = None) -> str:
+    """Normalise ``relative`` (posix) and check it stays inside ``root`` (default ``base``), symlinks too.
+
+    ``base`` must itself be inside ``root`` (it is the root or the checked output folder).
+    """
+    root = root or base
+    if "\0" in relative:
+        raise ManifestError(where, f"{what} {relative!r} contains a NUL byte", hint="file names cannot contain one")
+    # Paths are relative to ``base``: the output folder (output_dir) for targets, else the project folder.
+    relative_to = "the project folder (where assets.toml is)" if base == root else (
+        f"the output folder {os.path.relpath(base, root)!r} (output_dir)")
+    text = relative.replace("\\", "/")
+    if not text or text.startswith("/") or re.match(r"^[A-Za-z]:", text) or text.startswith("~"):
+        raise ManifestError(where, f"{what} must be a relative path inside the project, not {relative!r}",
+                            hint=f"write paths relative to {relative_to}, e.g. \"sprites/hero.png\"")
+    norm = posixpath.normpath(text)
+    # Plain strings, not pathlib: this runs for every target, and a manifest may have 10,000 of them.
+    candidate = os.path.normpath(os.path.join(base, norm))
+    if not _within(candidate, str(root)):
+        raise ManifestError(where, f"{what} {relative!r} leaves the project folder {root}",
+                            hint=f"paths are relative to {relative_to} and may not use .. to leave the project")
+    if norm == ".." or norm.startswith("../"):  # inside the project, but outside the output folder
+        raise ManifestError(where, f"{what} {relative!r} leaves {relative_to}",
+                            hint=f"{what}s are relative to {relative_to}; to write there, move output_dir up "
+                                 "or use a path inside it")
+    if not _within(_real(candidate), _real_dir(str(root))):
+        raise ManifestError(where, f"{what} {relative!r} goes through a symlink that leaves the project",
+                            hint="point the symlink inside the project or use a real folder")
+    return norm
+
+
+def forget_folders() -> None:
+    """Drop the resolved folders: they may have changed (or become symlinks) since the last load."""
+    _real_dir.cache_clear()
+
+
+class TargetPaths:
+    """The rules every target of one manifest passes: a name a file system can hold, inside the output
+    folder, not assetbuild's own files, and no two targets that would be one file where names are
+    compared without letter case (macOS, Windows) or without Unicode normalisation (macOS: "café" typed
+    as one é or as e + a combining accent)."""
+
+    def __init__(self, root: Path, output_dir: Path, line_of: Callable[[str], int | None]) -> None:
+        self.root = root
+        self.output_dir = output_dir
+        self._state_real = _real_dir(str(root / STATE_DIR))  # symlinks into the state folder count too
+        self._line_of = line_of  # the manifest line of an already accepted target
+        self._folded: dict[str, str] = {}  # folded name -> the first target that folds to it
+
+    def check(self, target: str, where: str) -> str:
+        """``target`` normalised; raises ``ManifestError`` naming ``where`` when it breaks a rule."""
+        check_name(target, where)
+        norm = inside(self.output_dir, target, where, "target", root=self.root)
+        if norm in (LOCK_NAME,) or norm.startswith(STATE_DIR + "/") or _within(
+                _real(os.path.join(self.output_dir, norm)), self._state_real):
+            raise ManifestError(where, f"target {norm!r} is reserved for assetbuild's own files",
+                                hint="a target may not be (or go through a symlink into) .assetbuild/")
+        self._refuse_folded_twin(norm, where)
+        return norm
+
+    def _refuse_folded_twin(self, norm: str, where: str) -> None:
+        folded = self._folded.setdefault(unicodedata.normalize("NFC", norm).lower(), norm)
+        if folded == norm:  # the first of its name (or the same target again: the caller reports that)
+            return
+        first_line = self._line_of(folded)
+        line = f" (line {first_line})" if first_line else ""
+        if unicodedata.normalize("NFC", folded) == unicodedata.normalize("NFC", norm):
+            raise ManifestError(where, f"target {ascii(norm)} differs from {ascii(folded)}{line} only in "
+                                "Unicode normalisation (NFC/NFD: the same letters, encoded differently)",
+                                hint="they would be one file on macOS; write both the same way (NFC)")
+        raise ManifestError(where, f"target {norm!r} differs from {folded!r}{line} only in letter case",
+                            hint="they would be one file on macOS and Windows; rename one")
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+@functools.lru_cache(maxsize=4096)
+def _real_dir(folder: str) -> str:
+    return os.path.realpath(folder)
+
+
+def _real(path: str) -> str:
+    """``realpath`` of ``path``, resolving each folder once (targets share folders; 10,000 of them must
+    not cost 10,000 full resolutions)."""
+    if os.path.islink(path):
+        return os.path.realpath(path)
+    folder, name = os.path.split(path)
+    return os.path.join(_real_dir(folder), name)
