@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ASSETBUILD, Samples, emit, median, parser, run_timed, table, verdict
+from _common import ASSETBUILD, Samples, clean_env, emit, median, parser, run_timed, table, verdict
 
 from assetbuild.testing import FakeSwarm
 
@@ -52,13 +52,16 @@ def write_project(root: Path, count: int, *, size: int = 256, concurrency: int |
 
 
 def one_build(fake: FakeSwarm, base: Path, name: str, count: int, jobs: int | None, display: str,
-              concurrency: int | None) -> dict[str, Any]:
+              concurrency: int | None, source: str | None = None) -> dict[str, Any]:
+    """One build in a fresh project; ``source``: run the assetbuild package found in that folder instead
+    (another checkout's source tree, for before/after in the same minutes)."""
     root = base / name
     write_project(root, count, concurrency=concurrency)
     fake.reset_records()
     argv = [ASSETBUILD, "--server", fake.url, *(["-n", str(jobs)] if jobs else []),
             *(["--json"] if display == "json" else [])]
-    run = run_timed(argv, cwd=root, stdout_to_pipe=True)
+    env = clean_env(PYTHONPATH=source) if source else None
+    run = run_timed(argv, cwd=root, stdout_to_pipe=True, env=env)
     out = run.stdout.decode()
     build_seconds = math.nan
     progress = 0
@@ -105,7 +108,13 @@ def default_settings(args: Any, base: Path) -> tuple[dict[str, Any], list[list[A
         with FakeSwarm(backends=b, latency=args.latency, steps=args.steps, close_delay=0.1, model_load_delay=0,
                        slot_parallel=True) as fake:
             walls, builds, in_flight, bare, bare_same, same = [], [], [], [], [], []
+            before_builds, before_in_flight = [], []
             for rep in range(args.repeat + (0 if args.quick else 1)):
+                if args.before_src:
+                    old = one_build(fake, base, f"before-{b}-{rep}", n, None, "json", None, args.before_src)
+                    if rep or args.quick:
+                        before_builds.append(old["build"])
+                        before_in_flight.append(old["peak_in_flight"])
                 r = one_build(fake, base, f"default-{b}-{rep}", n, None, "json", None)
                 fake.reset_records()
                 bare_s = bare_client(fake, n, slots, f"bare {b} {rep}")
@@ -127,10 +136,17 @@ def default_settings(args: Any, base: Path) -> tuple[dict[str, Any], list[list[A
                  "bare_same_in_flight": max(same), "bare_same_median_s": round(median(bare_same), 3),
                  "build_over_bare_same": round(median(builds) / median(bare_same), 3),
                  "met": build_ratio <= DEFAULT_TARGET and max(in_flight) <= 2 * slots}
+        if before_builds:
+            entry["before"] = {"build_median_s": round(median(before_builds), 3),
+                               "build_over_ideal": round(median(before_builds) / ideal, 3),
+                               "build_over_bare": round(median(before_builds) / median(bare), 3),
+                               "peak_in_flight": max(before_in_flight)}
         results[str(b)] = entry
         rows.append([f"{b} x 2", n, ideal, entry["build_median_s"], build_ratio, entry["wall_over_ideal"],
                      f"{max(in_flight)} / {2 * slots}", entry["bare_over_ideal"], entry["build_over_bare"],
-                     f"{entry['build_over_bare_same']} ({max(same)})", verdict(entry["met"])])
+                     f"{entry['build_over_bare_same']} ({max(same)})", verdict(entry["met"]),
+                     *([f"{entry['before']['build_over_ideal']} / {entry['before']['build_over_bare']} "
+                        f"({entry['before']['peak_in_flight']})"] if before_builds else [])])
     return results, rows
 
 
@@ -145,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="default-settings cases: backend counts (default 1,2,4,8,16)")
     p.add_argument("--per-slot", type=int, default=4, help="default-settings cases: images per server slot")
     p.add_argument("--only-default", action="store_true", help="only the default-settings cases")
+    p.add_argument("--before-src", default=None, metavar="DIR",
+                   help="default-settings cases: also build with the assetbuild package in DIR (e.g. an older "
+                        "checkout's source tree), interleaved, for a before/after from the same minutes")
     args = p.parse_args(argv)
     if args.quick:
         args.images, args.backends, args.latency, args.repeat, args.steps = 8, 2, 0.1, 1, 2
@@ -196,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"<= {TARGET_RATIO}: {verdict(entry['met'])}" if is_target else "(information)"])
     text = table(["backends", "images", "ideal s", "build s", "build / ideal", "wall / ideal",
                   "peak in flight / 2x slots", "bare / ideal", "build / bare",
-                  "build / bare (same in flight)", f"build <= {DEFAULT_TARGET} x ideal"], default_rows)
+                  "build / bare (same in flight)", f"build <= {DEFAULT_TARGET} x ideal",
+                  *(["before: build / ideal / bare (peak)"] if args.before_src else [])], default_rows)
     text += (f"\nDefault settings (no server.concurrency, no -n), slot_parallel, L={lat} s, {args.per_slot} images "
              "per slot; medians after a warm-up. bare: a bare asyncio WebSocket client (benchmarks/_bare_ws_client.py, "
              "its own process, sessions opened before its clock starts) with as many WebSockets as the server "
