@@ -25,6 +25,7 @@ from .errors import AssetError, GenerationError, ImageError, ModifiedFileError
 from .events import BuildEvents
 from .fsutil import atomic_write
 from .generators.base import GenerationRequest, GenerationResult, Generator, Progress
+from .intents import Announced
 from .keys import hash_bytes
 from .lock import LockEntry
 from .manifest import Asset, Project
@@ -186,6 +187,8 @@ class Builder:
         assert status.key is not None and status.form is not None
         if status.state in (State.RESTORE, State.ADOPT):
             hit = self._cache_get(target, status.key)
+            if hit is None and status.state is State.ADOPT:
+                hit = self._from_intent(target, asset, status)
             if hit is not None and status.state is State.ADOPT:  # the right bytes are already in place
                 self.workspace.lock.commit(target, LockEntry(status.key, hit.hash, hit.seed, hit.model, status.form))
                 return ev.RECORDED
@@ -331,17 +334,49 @@ class Builder:
         if self.cancelled.is_set():
             raise Cancelled(target, "interrupted")
 
+    def _from_intent(self, target: str, asset: Asset, status: Status) -> CacheHit | None:
+        """The image at ``target`` that an interrupted run made for this key, put back into the cache (which
+        lost it: see intents.py); None when the intent or the file does not prove that."""
+        assert status.key is not None and status.on_disk is not None
+        made = self.workspace.planner.intents.made_for(target, status.on_disk, status.key)
+        try:
+            data = asset.path.read_bytes()
+        except OSError:
+            return None
+        if made is None or hash_bytes(data) != status.on_disk:
+            return None
+        self.workspace.cache.put(status.key, data, seed=made.seed, model=made.model)
+        return CacheHit(data, status.on_disk, made.seed, made.model)
+
+    def _salvage(self, target: str, asset: Asset, status: Status) -> None:
+        """Before replacing an image an interrupted run left at ``target`` for other inputs (see intents.py):
+        keep it in the cache under its own key if a power loss cost that entry. It was generated; it is not
+        lost because the manifest changed before the next run."""
+        if status.on_disk is None or (status.entry is not None and status.entry.hash == status.on_disk):
+            return
+        made = self.workspace.planner.intents.announced(target, status.on_disk)
+        if made is None or made.key is None or made.key == status.key or self.workspace.cache.has(made.key):
+            return
+        try:
+            data = asset.path.read_bytes()
+        except OSError:
+            return
+        if hash_bytes(data) == status.on_disk:
+            self.workspace.cache.put(made.key, data, seed=made.seed, model=made.model)
+
     def _write(self, target: str, asset: Asset, data: bytes, status: Status, seed: int | None,
                model: str | None, *, cache: bool, model_hashes: dict[str, str] | None = None) -> None:
         assert status.key is not None and status.form is not None
         self._check_cancel(target)
         digest = self.workspace.cache.put(status.key, data, seed=seed, model=model) if cache else hash_bytes(data)
         self._check_target_unchanged(target, asset, status)
-        self.workspace.planner.intents.record(target, digest)
+        self._salvage(target, asset, status)
+        self.workspace.planner.intents.record(target, digest, Announced(status.key, seed, model))
         # The temporary file lives in the state folder: a kill mid-write leaves nothing among the assets.
         written = atomic_write(asset.path, data, tmp_dir=self.project.state_dir / "tmp")
         self.workspace.hashes.remember(asset.path, digest, written)  # the stamp of our bytes, not of a later edit
         self.workspace.lock.commit(target, LockEntry(status.key, digest, seed, model, status.form, model_hashes or {}))
+        self.workspace.planner.intents.covered(target, digest)
         if cache and self.remote is not None:
             self.remote.push_later(status.key)  # in the background: generation never waits for uploads
 

@@ -39,6 +39,31 @@ class CorruptEntry(Exception):
 class Cache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._deferred = False  # see defer_sync
+        self._unsynced: list[Path] | None = []  # entries written without their fsync (None: too many to list)
+
+    def defer_sync(self) -> None:
+        """From now on, ``put`` does not flush each entry (its file and its folder: two fsyncs) but leaves
+        that to one ``sync()`` at the end of the run.
+
+        For a build only, where every entry put is a copy of bytes that are also written, fsynced, to a
+        target before the lock records them: a power loss before ``sync()`` can cost a cache entry, never
+        an image (and a damaged entry is detected by its hash and rebuilt). ``sync()`` at the end of the
+        run makes the entries durable before a later run may overwrite those targets."""
+        self._deferred = True
+
+    def sync(self) -> None:
+        """Flush every entry written since ``defer_sync``: each one (file and folder) when they are few,
+        else one ``syncfs`` of the cache's file system (which also waits for other programs' writes there,
+        so it only pays off for many entries)."""
+        unsynced, self._unsynced = self._unsynced, []
+        if unsynced is None:
+            _sync_filesystem(self.folder)
+            return
+        for folder in {path.parent for path in unsynced}:
+            for path in [p for p in unsynced if p.parent == folder]:
+                _fsync_path(path, os.O_RDONLY)
+            _fsync_path(folder, os.O_RDONLY)
 
     def path_of(self, key: str) -> Path:
         if not _KEY.fullmatch(key):  # the lock refuses such keys; never let one name a path elsewhere
@@ -55,7 +80,12 @@ class Cache:
                             sort_keys=True, separators=(",", ":"))
         path = self.path_of(key)
         real_dir(path.parent)  # a shard planted as a symlink would take the entry elsewhere
-        atomic_write(path, header.encode() + b"\n" + data)
+        if self._deferred and self._unsynced is not None:
+            self._unsynced.append(path)
+            if len(self._unsynced) > _LISTED_UNSYNCED:
+                self._unsynced = None
+        # The header is written before the image rather than copied onto it.
+        atomic_write(path, (header.encode() + b"\n", data), sync=not self._deferred)
         return digest
 
     def get(self, key: str) -> CacheHit | None:
@@ -109,6 +139,40 @@ class Cache:
     def remove(path: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+_LISTED_UNSYNCED = 64  # more unsynced entries than this are flushed with one syncfs
+
+
+def _fsync_path(path: Path, flags: int) -> None:
+    with contextlib.suppress(OSError):  # gone (gc) or not openable (a folder on Windows): nothing to flush
+        fd = os.open(path, flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _sync_filesystem(folder: Path) -> None:
+    """syncfs(2) of the file system holding ``folder`` (Linux); ``sync()`` of every one elsewhere."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        os.sync()
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        os.sync()
+        return
+    try:
+        if syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ was written (``assetbuild.crash``), and the traceback is shown only with ``--ver
 from __future__ import annotations
 
 import argparse
+import datetime  # noqa: F401  (see below)
 import importlib
 import os
 import sys
@@ -22,6 +23,9 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import cast
 
+# `datetime` is imported first, while nothing can be interrupted half-way: pydantic-core (a Rust module) loads
+# datetime's C API as it is imported, and a Ctrl-C landing inside that import turns into a Rust panic
+# (PanicException, not KeyboardInterrupt) with a traceback. Already imported, the lookup runs no Python code.
 from . import __version__
 from .commands._args import Options, parents
 from .errors import AssetbuildError, UsageError

@@ -20,6 +20,7 @@ import stat
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import xxhash
@@ -39,7 +40,7 @@ def _umask_mode() -> int:
 _FILE_MODE = _umask_mode()
 
 
-def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: int | None = None,
+def atomic_write(path: Path, data: bytes | Iterable[bytes], *, tmp_dir: Path | None = None, mode: int | None = None,
                  sync: bool = True) -> os.stat_result:
     """Write ``data`` to ``path`` so that readers (and crashes) see the old file or the new, never half.
 
@@ -54,6 +55,9 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: 
     The rename replaces a symlink at ``path`` itself (it never writes through one). Returns the stat of
     the file as written (the same inode, size and mtime the renamed file has), so callers can record
     what they verified rather than stat again after another process may have changed it.
+
+    ``data`` may be an iterable of byte strings, written in turn (a big file need not exist whole in
+    memory).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     if tmp_dir is not None:
@@ -65,6 +69,9 @@ def atomic_write(path: Path, data: bytes, *, tmp_dir: Path | None = None, mode: 
         except OSError as exc:
             if tmp_dir is None or exc.errno != errno.EXDEV:
                 raise
+            if not isinstance(data, bytes):  # consumed: the temporary file holds it all
+                with open(tmp, "rb") as handle:
+                    data = handle.read()
             os.unlink(tmp)
             return atomic_write(path, data, mode=mode, sync=sync)
     except BaseException:
@@ -87,12 +94,15 @@ def write_temporary(folder: Path, name: str, data: bytes, mode: int | None = Non
 _TMP_NAME_CHARS = 24
 
 
-def _write_temporary(folder: Path, name: str, data: bytes, mode: int | None, *,
+def _write_temporary(folder: Path, name: str, data: bytes | Iterable[bytes], mode: int | None, *,
                      sync: bool = True) -> tuple[str, os.stat_result]:
     fd, tmp = tempfile.mkstemp(prefix=f".{name[:_TMP_NAME_CHARS]}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, bytes):
+                handle.write(data)
+            else:
+                handle.writelines(data)
             handle.flush()
             if sync:
                 os.fsync(handle.fileno())

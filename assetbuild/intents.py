@@ -6,23 +6,41 @@ vouch for them either (they belong to the old key), and the file would look hand
 forever without --force. So before each rename the builder appends ``{target, hash}`` to
 ``.assetbuild/intents.jsonl`` (fsynced); the planner treats a file whose hash is recorded there as
 assetbuild's own. At the end of a run, intents that the lock now covers are dropped.
+
+An intent also names the key, seed and model the bytes were made for. A build does not fsync its cache
+entries one by one (they are flushed at the end of the run), so after a power loss between the rename and
+the lock commit the cache may have lost the entry: the intent then still proves the file is the image
+made for that key, and the next run records it (and puts it back into the cache) instead of generating
+it again over a generated image.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from .lock import Lock
+
+_HEX128 = re.compile(r"[0-9a-f]{32}")
+
+
+class Announced(NamedTuple):
+    """What an intent says its bytes were made for (None where it does not say: older intents)."""
+
+    key: str | None = None
+    seed: int | None = None
+    model: str | None = None
 
 
 class Intents:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._known: dict[str, set[str]] = {}
+        self._known: dict[str, dict[str, Announced]] = {}
         self._lock = threading.Lock()
         try:
             lines = path.read_bytes().splitlines()
@@ -31,22 +49,43 @@ class Intents:
         for line in lines:
             try:
                 record = json.loads(line)
-                self._known.setdefault(str(record["t"]), set()).add(str(record["h"]))
-            except (ValueError, KeyError, TypeError):
+                self._known.setdefault(str(record["t"]), {})[str(record["h"])] = _made(record)
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue  # a line cut by a kill: that rename never happened
 
     def ours(self, target: str, digest: str) -> bool:
         with self._lock:
-            return digest in self._known.get(target, ())
+            return digest in self._known.get(target, {})
 
-    def record(self, target: str, digest: str) -> None:
-        """Durably note that ``digest`` is about to be placed at ``target``."""
+    def made_for(self, target: str, digest: str, key: str) -> Announced | None:
+        """What the intent for ``digest`` at ``target`` says, when it was made for ``key``; else None."""
+        made = self.announced(target, digest)
+        return made if made is not None and made.key == key else None
+
+    def announced(self, target: str, digest: str) -> Announced | None:
+        """What the intent for ``digest`` at ``target`` says (None: no such intent)."""
+        with self._lock:
+            return self._known.get(target, {}).get(digest)
+
+    def record(self, target: str, digest: str, made: Announced | None = None) -> None:
+        """Durably note that ``digest`` (made for ``made``) is about to be placed at ``target``."""
+        made = made if made is not None else Announced()
         from .fsutil import append_durably, make_state_dir
 
         with self._lock:
             make_state_dir(self.path.parent)
-            append_durably(self.path, json.dumps({"t": target, "h": digest}).encode() + b"\n")
-            self._known.setdefault(target, set()).add(digest)
+            append_durably(self.path, json.dumps(_line(target, digest, made)).encode() + b"\n")
+            self._known.setdefault(target, {})[digest] = made
+
+    def covered(self, target: str, digest: str) -> None:
+        """The lock now records ``digest`` at ``target``: the intent is no longer needed in memory (the
+        file keeps it until ``prune``; a build of 100,000 assets must not hold 100,000 of them)."""
+        with self._lock:
+            hashes = self._known.get(target)
+            if hashes is not None:
+                hashes.pop(digest, None)
+                if not hashes:
+                    del self._known[target]
 
     def prune(self, lock: Lock, on_disk: Callable[[str], str | None]) -> None:
         """Keep only intents still needed: bytes at their target that the lock does not record.
@@ -55,17 +94,36 @@ class Intents:
         """
         with self._lock:
             entries = lock.entries()
-            left: dict[str, set[str]] = {}
+            left: dict[str, dict[str, Announced]] = {}
             for target, hashes in self._known.items():
                 entry = entries.get(target)
                 current = on_disk(target)
-                left[target] = {h for h in hashes if h == current and (entry is None or entry.hash != h)}
+                left[target] = {h: made for h, made in hashes.items()
+                                if h == current and (entry is None or entry.hash != h)}
             self._known = {t: hashes for t, hashes in left.items() if hashes}
             if not self._known:
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()
                 return
-            lines = [json.dumps({"t": t, "h": h}) for t in sorted(self._known) for h in sorted(self._known[t])]
+            lines = [json.dumps(_line(t, h, self._known[t][h])) for t in sorted(self._known)
+                     for h in sorted(self._known[t])]
         from .fsutil import atomic_write
 
         atomic_write(self.path, ("\n".join(lines) + "\n").encode(), tmp_dir=self.path.parent / "tmp")
+
+
+def _line(target: str, digest: str, made: Announced) -> dict[str, Any]:
+    record: dict[str, Any] = {"t": target, "h": digest}
+    if made.key is not None:
+        record.update(k=made.key, s=made.seed, m=made.model)
+    return record
+
+
+def _made(record: dict[str, Any]) -> Announced:
+    """The key, seed and model of a record, each only when well formed (the file is local state, but a
+    damaged value must never reach the lock: a key names a cache file)."""
+    key, seed, model = record.get("k"), record.get("s"), record.get("m")
+    if not (isinstance(key, str) and _HEX128.fullmatch(key)):
+        return Announced()
+    return Announced(key, seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+                model if isinstance(model, str) else None)

@@ -17,9 +17,12 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import xxhash
 
 from .errors import ManifestError
 from .fsutil import atomic_write, make_state_dir, open_nofollow
@@ -98,14 +101,17 @@ class Lock:
         self.tmp_dir = tmp_dir if tmp_dir is not None else state / "tmp"
         self.journal_path = state / "lock.journal"
         self._entries: dict[str, LockEntry] = dict(entries or {})
-        self._chunks: dict[str, str] = {}  # rendered text per target, so rewrites do not re-render all
+        # Rendered text per target with the entry it renders (a stale one is never used), so the rewrites of
+        # a long build do not render every entry again.
+        self._chunks: dict[str, tuple[LockEntry, str]] = {}
+        self._pending: dict[str, None] = {}  # targets changed since the last write (file or journal), in order
         self._state = threading.Lock()
         self._writer = threading.Lock()
         self._base = ""  # hash of the file as it is on disk ("" when there is none)
         self._journal_started = False  # this Lock has written the journal's header since its last rewrite
         self._dirty = False
         self._changes = 0  # how many changes were made in memory (under _state)
-        self._written = 0  # how many of them the file on disk holds (set after a rewrite)
+        self._written = 0  # how many of them are durable, in the file or its journal (set by the writer)
         self._file_bytes = 0  # size of the file as last written
         self._journal_bytes = 0  # size of the journal since that rewrite
         self._alternatives: dict[str, list[LockEntry]] = {}  # both sides of a merge conflict, per target
@@ -190,7 +196,6 @@ class Lock:
         if self._entries.get(target) == entry:
             return False
         self._entries[target] = entry
-        self._chunks.pop(target, None)
         return True
 
     def commit(self, target: str, entry: LockEntry | None) -> None:
@@ -203,6 +208,7 @@ class Lock:
             if self._set(target, entry):
                 self._dirty = True
                 self._changes += 1
+                self._pending[target] = None
             mine = self._changes  # an unchanged entry still waits for a pending change to be written
         with self._writer:
             if self._written >= mine:
@@ -214,7 +220,7 @@ class Lock:
             if self._file_bytes < REWRITE_ALWAYS_BYTES or self._journal_bytes >= COMPACT_RATIO * self._file_bytes:
                 self._rewrite()
                 return
-            self._append_journal(target, self.get(target))  # the latest entry, whoever set it
+            self._append_journal()
 
     def flush(self) -> None:
         """Write the file now if anything changed since it was last written."""
@@ -222,41 +228,75 @@ class Lock:
             if self._dirty:
                 self._rewrite()
 
-    def _append_journal(self, target: str, entry: LockEntry | None) -> None:
-        # Opened for each record (the fsync dominates anyway), so no file handle outlives a commit.
-        record = {"t": target, "e": entry.to_json() if entry is not None else None}
-        line = json.dumps(record, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n"
+    def _append_journal(self) -> None:
+        """Called with the writer lock held: append every change not yet durable, with one fsync.
+
+        Grouped like rewrites: commits that arrived while the previous append was being synced are all
+        covered by this one (the fsync, not the bytes, is what a commit costs)."""
+        with self._state:
+            records = [(target, self._entries.get(target)) for target in self._pending]
+            self._pending.clear()
+            covered = self._changes
+        data = b"".join(_journal_line(target, entry) for target, entry in records)
         if not self._journal_started:
             make_state_dir(self.journal_path.parent)
-            line = json.dumps({"base": self._base}).encode() + b"\n" + line
+            data = json.dumps({"base": self._base}).encode() + b"\n" + data
         flags = os.O_WRONLY | os.O_CREAT
         flags |= os.O_APPEND if self._journal_started else os.O_TRUNC
+        # Opened for each append (the fsync dominates anyway), so no file handle outlives a commit.
         fd = open_nofollow(self.journal_path, flags, 0o644)  # never through a planted symlink
         try:
-            os.write(fd, line)
-            os.fsync(fd)
+            os.write(fd, data)
+            os.fsync(fd)  # the commit's durability: its image is in place, and the lock must say so
         finally:
             os.close(fd)
         self._journal_started = True
-        self._journal_bytes += len(line)
+        self._journal_bytes += len(data)
+        self._written = covered
+
+    def _chunk_of(self, target: str, entry: LockEntry) -> str:
+        cached = self._chunks.get(target)
+        if cached is not None and cached[0] is entry:
+            return cached[1]
+        text = _chunk(target, entry)
+        self._chunks[target] = (entry, text)
+        return text
 
     def _rewrite(self) -> None:
-        """Called with the writer lock held: write the file, then retire the journal it covers."""
+        """Called with the writer lock held: write the file, then retire the journal it covers.
+
+        The entries are rendered and streamed to the temporary file outside ``_state`` (commits and
+        readers go on meanwhile) and in pieces: a 100,000-asset lock is ~65 MB of text, which must not be
+        held two or three times over (the text, its bytes, the list joined) at each rewrite."""
         with self._state:
-            for target, entry in self._entries.items():
-                if target not in self._chunks:
-                    self._chunks[target] = _chunk(target, entry)
-            data = _assemble([self._chunks[t] for t in sorted(self._entries)])
+            snapshot = dict(self._entries)
+            self._pending.clear()
             self._dirty = False
             covered = self._changes
-        atomic_write(self.path, data, tmp_dir=self.tmp_dir)
+        hasher = xxhash.xxh3_128()
+        size = 0
+
+        def parts() -> Iterator[bytes]:
+            nonlocal size
+            for piece in _pieces(self._chunk_of(target, snapshot[target]) for target in sorted(snapshot)):
+                data = piece.encode()
+                hasher.update(data)
+                size += len(data)
+                yield data
+
+        atomic_write(self.path, parts(), tmp_dir=self.tmp_dir)
         self._written = covered
-        self._base = hash_bytes(data)
-        self._file_bytes = len(data)
+        self._base = hasher.hexdigest()  # equal to hash_bytes of the whole file
+        self._file_bytes = size
         self._journal_bytes = 0
         self._journal_started = False
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.journal_path)
+
+
+def _journal_line(target: str, entry: LockEntry | None) -> bytes:
+    record = {"t": target, "e": entry.to_json() if entry is not None else None}
+    return json.dumps(record, sort_keys=True, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
 CONFLICT_HINT = ("resolve the conflicted images first (`git checkout --ours IMAGE` or `--theirs IMAGE`), then keep "
@@ -360,9 +400,25 @@ def _chunk(target: str, entry: LockEntry) -> str:
     return f"    {json.dumps(target, ensure_ascii=False)}: {body}"
 
 
+_PIECE = 512  # entries per piece written
+
+
+def _pieces(chunks: Iterable[str]) -> Iterator[str]:
+    """The file's text in pieces of a few hundred entries: ``_assemble`` without holding it all."""
+    head, batch, first = '{\n  "assets": {\n', [], True
+    for chunk in chunks:
+        batch.append(chunk)
+        if len(batch) == _PIECE:
+            yield (head if first else ",\n") + ",\n".join(batch)
+            batch, first = [], False
+    if batch:
+        yield (head if first else ",\n") + ",\n".join(batch)
+        first = False
+    yield ('{\n  "assets": {}' if first else "\n  }") + f',\n  "version": {LOCK_VERSION}\n}}\n'
+
+
 def _assemble(chunks: list[str]) -> bytes:
-    assets = "{\n" + ",\n".join(chunks) + "\n  }" if chunks else "{}"
-    return f'{{\n  "assets": {assets},\n  "version": {LOCK_VERSION}\n}}\n'.encode()
+    return "".join(_pieces(chunks)).encode()
 
 
 def render(entries: dict[str, LockEntry]) -> bytes:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .fsutil import atomic_write
+from .fsutil import atomic_write, hash_file
 from .keys import KEY_VERSION, hash_bytes
 from .layout import LOCK_NAME, STATE_DIR
 
@@ -81,9 +81,10 @@ def check(manifest: Path, ctx: str) -> Memo | None:
         root = manifest.absolute().parent
         if (root / STATE_DIR / "lock.journal").exists():
             return None
-        if hash_bytes(manifest.read_bytes()) != memo["manifest"]:
+        # Hashed in chunks: the lock of 100,000 assets is ~65 MB, which the no-op must not hold at once.
+        if hash_file(manifest) != memo["manifest"]:
             return None
-        if hash_bytes((root / LOCK_NAME).read_bytes()) != memo["lock"]:
+        if hash_file(root / LOCK_NAME) != memo["lock"]:
             return None
         for name, stamp in memo["files"]:
             if _stamp(root / name) != stamp:
@@ -116,8 +117,8 @@ def record(project: Project, ctx: str, orphans: list[str],
     try:
         memo = {
             "context": ctx,
-            "manifest": hash_bytes(project.manifest.read_bytes()),
-            "lock": hash_bytes(project.lock_path.read_bytes()),
+            "manifest": hash_file(project.manifest),
+            "lock": hash_file(project.lock_path),
             "count": len(project.assets),
             "warnings": project.warnings,
             "orphans": orphans,

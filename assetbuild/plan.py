@@ -151,6 +151,10 @@ class Planner:
         if self._cached_hash(key) == on_disk:
             reason = "file matches the cache; lock entry " + ("missing" if entry is None else "outdated")
             return Status(target, State.ADOPT, reason, key, form, entry, on_disk)
+        if self.intents.made_for(target, on_disk, key) is not None:  # the cache lost it (a power loss)
+            reason = "file written for these inputs by an interrupted run; lock entry " + (
+                "missing" if entry is None else "outdated")
+            return Status(target, State.ADOPT, reason, key, form, entry, on_disk)
         if self.intents.ours(target, on_disk):
             return stale("left by an interrupted run")
         if self.force:

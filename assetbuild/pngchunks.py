@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from typing import NamedTuple
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 KEPT = (b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND")
@@ -27,64 +28,86 @@ def strip(data: bytes, text: list[tuple[str, str]], *, max_pixels: int) -> bytes
 
     Returns None when the fast path does not apply (not a PNG, interlaced, unknown critical chunk).
     Raises ``ValueError`` when the PNG is damaged or over ``max_pixels``.
+
+    The kept chunks are copied verbatim (their CRCs were just checked), read through a memoryview: the
+    image's bytes are copied once, into the result.
     """
     if not data.startswith(SIGNATURE):
         return None
-    chunks = list(_chunks(data))
-    if not chunks or chunks[0][0] != b"IHDR" or chunks[-1][0] != b"IEND":
+    view = memoryview(data)
+    spans = _spans(view)
+    if not spans or spans[0].kind != b"IHDR" or spans[-1].kind != b"IEND":
         raise ValueError("not a readable image (a PNG without IHDR or IEND)")
-    width, height, depth, colour, _compression, _filter, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    width, height, depth, colour, _compression, _filter, interlace = struct.unpack(">IIBBBBB", spans[0].body(view))
     if width * height > max_pixels:
         raise ValueError(f"image is {width}x{height}, larger than the {max_pixels} pixel limit")
     if interlace or colour not in _CHANNELS or depth not in (1, 2, 4, 8, 16):
         return None
-    if any(kind[0:1].isupper() and kind not in KEPT for kind, _ in chunks):
+    if any(span.kind[0:1].isupper() and span.kind not in KEPT for span in spans):
         return None  # a critical chunk we do not know: let Pillow judge it
     row_bytes = (width * _CHANNELS[colour] * depth + 7) // 8
-    _check_image_data(b"".join(body for kind, body in chunks if kind == b"IDAT"), height * (1 + row_bytes))
-    out = [SIGNATURE]
-    for kind, body in chunks:
-        if kind == b"IDAT" and text:
+    _check_image_data([span.body(view) for span in spans if span.kind == b"IDAT"], height * (1 + row_bytes))
+    out: list[bytes | memoryview] = [SIGNATURE]
+    for span in spans:
+        if span.kind == b"IDAT" and text:
             out.extend(_chunk(b"tEXt" if value.isascii() else b"iTXt", _text_body(keyword, value))
                        for keyword, value in text)
             text = []
-        if kind in KEPT:
-            out.append(_chunk(kind, body))
+        if span.kind in KEPT:
+            out.append(view[span.start:span.end])
     return b"".join(out)
 
 
-def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+class _Span(NamedTuple):
+    """One chunk of a PNG: its type and where it lies (``start`` at its length field, ``end`` after its CRC)."""
+
+    kind: bytes
+    start: int
+    end: int
+
+    def body(self, view: memoryview) -> memoryview:
+        return view[self.start + 8:self.end - 4]
+
+
+def _spans(view: memoryview) -> list[_Span]:
+    """The chunks of a PNG up to IEND, each CRC checked (without copying their bodies)."""
     found = []
     at = len(SIGNATURE)
-    while at < len(data):
-        if at + 8 > len(data):
+    size = len(view)
+    while at < size:
+        if at + 8 > size:
             raise ValueError("not a readable image (a truncated PNG chunk)")
-        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        length, kind = struct.unpack_from(">I4s", view, at)
         end = at + 8 + length + 4
-        if end > len(data):
+        if end > size:
             raise ValueError("not a readable image (a truncated PNG chunk)")
-        body = data[at + 8:at + 8 + length]
-        (crc,) = struct.unpack(">I", data[end - 4:end])
-        if zlib.crc32(kind + body) != crc:
+        (crc,) = struct.unpack_from(">I", view, end - 4)
+        if zlib.crc32(view[at + 8:end - 4], zlib.crc32(kind)) != crc:
             raise ValueError(f"not a readable image (PNG chunk {kind!r} fails its CRC check)")
-        found.append((kind, body))
+        found.append(_Span(kind, at, end))
         at = end
         if kind == b"IEND":
             break
     return found
 
 
-def _check_image_data(stream: bytes, expected: int) -> None:
-    """The compressed pixels must inflate to exactly ``expected`` bytes (rows plus filter bytes)."""
+def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, body) of each chunk, CRC checked (for tests and tools; ``strip`` reads spans)."""
+    view = memoryview(data)
+    return [(span.kind, bytes(span.body(view))) for span in _spans(view)]
+
+
+def _check_image_data(pieces: list[memoryview], expected: int) -> None:
+    """The compressed pixels (the IDAT bodies, in order) must inflate to exactly ``expected`` bytes (rows
+    plus filter bytes). Inflated in bounded pieces and thrown away: memory does not grow with the image."""
     inflater = zlib.decompressobj()
     size = 0
     try:
-        pending = stream
-        while pending:
-            size += len(inflater.decompress(pending, _INFLATE_CHUNK))
-            pending = inflater.unconsumed_tail
-            if size > expected:
-                break
+        for piece in pieces:
+            pending: bytes | memoryview = piece
+            while pending and size <= expected:
+                size += len(inflater.decompress(pending, _INFLATE_CHUNK))
+                pending = inflater.unconsumed_tail
         size += len(inflater.flush())
     except zlib.error as exc:
         raise ValueError(f"not a readable image (damaged PNG image data: {exc})") from None
@@ -100,4 +123,4 @@ def _text_body(keyword: str, value: str) -> bytes:
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(kind)))

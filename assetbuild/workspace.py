@@ -47,7 +47,9 @@ class Workspace:
         return open_remote(settings, self.cache, warn, probe=probe)
 
     def settle(self) -> None:
-        """End-of-run bookkeeping: write the lock, drop the intents it now covers, keep file hashes."""
+        """End-of-run bookkeeping: flush the cache entries written, write the lock, drop the intents it
+        now covers, keep file hashes."""
+        self.cache.sync()
         self.lock.flush()
         self.planner.intents.prune(self.lock, self._hash_or_none)
         self.hashes.save()

@@ -1,27 +1,45 @@
 """Client overhead: images per second through a whole assetbuild build vs a bare httpx loop, ~1 MiB PNGs.
 
-    /tmp/venv/bin/python benchmarks/client_overhead.py [-N 40] [--size 592] [--repeat 5] [--json] [--quick]
+    python benchmarks/client_overhead.py [-N 40] [--size 592] [--repeat 5] [--jobs 1,4,8]
+                                         [--before CMD] [--json] [--quick]
 
 FakeSwarm runs in this process with zero latency and ``noise=True`` (incompressible PNGs; 592 x 592 is
 about 1 MiB), so the server costs the same for both sides and what differs is the client.
 
-- Baseline, in this process: a bare httpx loop that opens a session, then for each of the N images
-  POSTs GenerateText2Image (``donotsave=false``) and GETs the image from its View path. Nothing else.
-- assetbuild, as a subprocess: a real build of N distinct assets (session, WebSocket generation with
-  progress, image transfer, decode + re-encode without metadata, hashing, cache entry, atomic write,
-  lock commit). Two variants: ``save_images = false`` (the default: the image comes back inside the
-  WebSocket as a data URL) and ``save_images = true`` (downloaded from its View path, like the
-  baseline); each with ``-n 4`` (the default ``server.concurrency``: what a user runs, and the case the
-  target is judged on) and ``-n 1`` (one image at a time, like the baseline; for information).
+- Baseline, in this process: a bare httpx loop, ``j`` workers each with its own session and connection,
+  that for each image POSTs GenerateText2Image (``donotsave=false``) and GETs the image from its View
+  path. Nothing else: no file is written.
+- assetbuild, as a subprocess: a real build of N distinct assets with ``-n j`` and ``concurrency = j``
+  (session, WebSocket generation with progress, image transfer, chunk-level metadata strip, hashing,
+  cache entry, atomic durable writes, intent and lock commits). Two variants: ``save_images = false``
+  (the default: the image comes back inside the WebSocket as a data URL) and ``save_images = true``
+  (downloaded from its View path, like the baseline).
 
-Rates are N / time. assetbuild's time is the build time it reports itself (``run_finished.seconds``:
-from the start of the build to its end, start-up excluded, as the baseline's loop excludes Python's);
-whole-process rates are shown too. Target (issue 8): assetbuild's rate >= 0.7 x the bare loop's.
+For information, the same images also go through ``SwarmClient.generate`` alone (the client library in
+this process, like the bare loop: no build, no file), which splits assetbuild's overhead between the
+client and the build (post-processing, cache, durable writes, lock).
+
+Two rates per case, both against the bare loop at the same concurrency, from the same rounds:
+
+- whole build: N / time, assetbuild's time being the build time it reports itself
+  (``run_finished.seconds``: planning, the server check, imports made on first use and the first
+  session included; interpreter start-up excluded, as the baseline's loop excludes Python's).
+- steady state: the cost of one more image. Each case also runs with N/4 images, and the rate is
+  (N - N/4) / (median time at N - median time at N/4), for the bare loop and for assetbuild alike: the
+  per-run costs (assetbuild's server check and imports, the loop's client and sessions) cancel out,
+  what is left is the per-image path. With N = 40 a bare run lasts about a second, so the whole-build
+  ratio mixes the two.
+
+``--before CMD`` adds the same builds made by another assetbuild command (e.g. a checkout of an older
+commit), interleaved in the same rounds, for before/after figures from one run. Target (issue 16.4):
+>= 0.85 x the bare loop at concurrency 1, 4 and 8.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -68,6 +86,26 @@ def bare_loop(url: str, count: int, size: int, salt: str, concurrency: int = 1) 
     return time.perf_counter() - started
 
 
+def client_loop(url: str, count: int, size: int, salt: str, concurrency: int = 1) -> float:
+    """Seconds for ``count`` images through assetbuild's SwarmUI client library alone (``SwarmClient.generate``:
+    sessions, WebSocket generation with progress, GET View), ``concurrency`` at once, in this process like
+    the bare loop: no build, no file. Splits the overhead between the client library and the build."""
+    from assetbuild.swarm.client import SwarmClient
+
+    async def run() -> float:
+        client = SwarmClient(url, concurrency=concurrency, save_images=True)
+        try:
+            started = time.perf_counter()
+            await asyncio.gather(*(client.generate(
+                {"prompt": f"benchmark image {i} {salt}", "seed": i, "model": "sd_xl_base_1.0", "width": size,
+                 "height": size, "steps": 20}, {}, lambda _progress: None) for i in range(count)))
+            return time.perf_counter() - started
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
 def write_project(root: Path, count: int, size: int, save_images: bool, salt: str, jobs: int) -> None:
     root.mkdir(parents=True)
     lines = ["[server]", "websocket = true", f"save_images = {str(save_images).lower()}", f"concurrency = {jobs}",
@@ -78,14 +116,29 @@ def write_project(root: Path, count: int, size: int, save_images: bool, salt: st
     (root / "assets.toml").write_text("\n".join(lines), encoding="utf-8")
 
 
-def assetbuild_build(url: str, root: Path, count: int, jobs: int) -> tuple[float, float, int]:
+def assetbuild_build(command: list[str], url: str, root: Path, count: int, jobs: int) -> tuple[float, float, int]:
     """(build seconds as reported, whole-process seconds, output bytes of one image)."""
-    run = run_timed([ASSETBUILD, "--server", url, "-n", str(jobs), "--json"], cwd=root, stdout_to_pipe=True)
+    run = run_timed([*command, "--server", url, "-n", str(jobs), "--json"], cwd=root, stdout_to_pipe=True)
     events = [json.loads(line) for line in run.stdout.decode().splitlines() if line.strip()]
     finished = next(e for e in events if e["event"] == "run_finished")
     if finished["generated"] != count:
         raise SystemExit(f"expected {count} generated images: {finished}")
     return float(finished["seconds"]), run.seconds, (root / "img" / "0000.png").stat().st_size
+
+
+def steady_rate(count: int, small: int, seconds: list[float], small_seconds: list[float]) -> float | None:
+    """Images per second of the images beyond the first ``small``: the per-run costs cancel out. None
+    when the noise exceeds the difference (only in --quick runs, with a handful of tiny images)."""
+    extra = median(seconds) - median(small_seconds)
+    return (count - small) / extra if extra > 0 else None
+
+
+def quotient(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def rounded(value: float | None, digits: int) -> float | None:
+    return round(value, digits) if value is not None else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,67 +148,109 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=5, help="timed rounds (after one warm-up)")
     p.add_argument("--jobs", default="1,4,8",
                    help="concurrency values (assetbuild -n and server.concurrency, and the bare loop's)")
+    p.add_argument("--before", metavar="CMD", help="another assetbuild command to measure in the same rounds "
+                                                   "(e.g. a wrapper running an older checkout)")
     args = p.parse_args(argv)
     if args.quick:
         args.images, args.size, args.repeat = 4, 128, 1
     n = args.images
+    small = max(1, n // 4)
     jobs = [int(j) for j in args.jobs.split(",")]
-    variants = [(f"{kind}-n{j}", kind == "view", j) for j in jobs for kind in ("ws", "view")]
-    bare: dict[int, list[float]] = {j: [] for j in jobs}
-    ab: dict[str, list[float]] = {v: [] for v, _, _ in variants}
-    ab_wall: dict[str, list[float]] = {v: [] for v, _, _ in variants}
+    builds = {"": [ASSETBUILD]} | ({"before:": args.before.split()} if args.before else {})
+    variants = [(f"{who}{kind}-n{j}", kind == "view", j, command)
+                for j in jobs for kind in ("ws", "view") for who, command in builds.items()]
+    counts = (n, small)
+    bare: dict[tuple[int, int], list[float]] = {(j, c): [] for j in jobs for c in counts}
+    library: dict[tuple[int, int], list[float]] = {(j, c): [] for j in jobs for c in counts}
+    ab: dict[tuple[str, int], list[float]] = {(v, c): [] for v, *_ in variants for c in counts}
+    ab_wall: dict[str, list[float]] = {v: [] for v, *_ in variants}
     png_bytes = {"server": 0, "written": 0}
+    loads = []
     with FakeSwarm(backends=2, latency=0.0, steps=0, noise=True, close_delay=0.1, model_load_delay=0) as fake, \
             tempfile.TemporaryDirectory(prefix="assetbuild-bench-client-") as tmp:
         warmup = 0 if args.quick else 1
         for rep in range(args.repeat + warmup):  # interleaved rounds, after a warm-up
-            bare_s = {j: bare_loop(fake.url, n, args.size, f"r{rep}-bare{j}", j) for j in jobs}
-            if not png_bytes["server"]:
-                files = fake.stored_files()
-                png_bytes["server"] = max(len(d) for d in files.values()) if files else 0
+            loads.append(os.getloadavg()[0])
+            bare_s: dict[tuple[int, int], float] = {}
+            library_s: dict[tuple[int, int], float] = {}
             results = {}
-            for variant, save, j in variants:
-                root = Path(tmp) / f"{variant}-{rep}"
-                write_project(root, n, args.size, save, f"r{rep}", j)
-                results[variant] = assetbuild_build(fake.url, root, n, j)
+            for j in jobs:  # each baseline right before the builds compared with it: load drifts on a shared machine
+                for c in counts:
+                    bare_s[j, c] = bare_loop(fake.url, c, args.size, f"r{rep}-bare{j}-{c}", j)
+                    library_s[j, c] = client_loop(fake.url, c, args.size, f"r{rep}-client{j}-{c}", j)
+                if not png_bytes["server"]:
+                    files = fake.stored_files()
+                    png_bytes["server"] = max(len(d) for d in files.values()) if files else 0
+                for variant, save, vj, command in variants:
+                    if vj != j:
+                        continue
+                    for c in counts:
+                        root = Path(tmp) / f"{variant.replace(':', '-')}-{c}-{rep}"
+                        write_project(root, c, args.size, save, f"r{rep}-{c}", j)
+                        results[variant, c] = assetbuild_build(command, fake.url, root, c, j)
             if rep < warmup:
                 continue
-            for j in jobs:
-                bare[j].append(bare_s[j])
-            for variant, (build_s, wall_s, written) in results.items():
-                ab[variant].append(build_s)
-                ab_wall[variant].append(wall_s)
-                png_bytes["written"] = written
+            for key, seconds in bare_s.items():
+                bare[key].append(seconds)
+                library[key].append(library_s[key])
+            for (variant, c), (build_s, wall_s, written) in results.items():
+                ab[variant, c].append(build_s)
+                if c == n:
+                    ab_wall[variant].append(wall_s)
+                    png_bytes["written"] = written
 
-    bare_rates = {j: n / median(bare[j]) for j in jobs}
-    out: dict[str, Any] = {"images": n, "size": args.size, "jobs": jobs,
+    bare_rates = {j: n / median(bare[j, n]) for j in jobs}
+    bare_steady = {j: steady_rate(n, small, bare[j, n], bare[j, small]) for j in jobs}
+    out: dict[str, Any] = {"images": n, "steady_from": small, "size": args.size, "jobs": jobs,
+                           "load_average": [round(x, 2) for x in loads],
                            "png_bytes_from_server": png_bytes["server"], "png_bytes_written": png_bytes["written"],
-                           "bare_loop": {str(j): {"median_s": round(median(bare[j]), 3),
-                                                  "images_per_s": round(bare_rates[j], 2)} for j in jobs}}
-    rows = [[f"bare httpx loop (POST + GET View), {j} at once", median(bare[j]), bare_rates[j], 1.0, "-", "baseline"]
-            for j in jobs]
+                           "bare_loop": {str(j): {"median_s": round(median(bare[j, n]), 3),
+                                                  "images_per_s": round(bare_rates[j], 2),
+                                                  "steady_images_per_s": rounded(bare_steady[j], 2)} for j in jobs}}
+    rows = [[f"bare httpx loop (POST + GET View), {j} at once", median(bare[j, n]), bare_rates[j], 1.0,
+             _cell(bare_steady[j]), 1.0, "-", "baseline"] for j in jobs]
+    for j in jobs:
+        rate = n / median(library[j, n])
+        steady = steady_rate(n, small, library[j, n], library[j, small])
+        out[f"client-n{j}"] = {"median_s": round(median(library[j, n]), 3), "images_per_s": round(rate, 2),
+                               "ratio": round(rate / bare_rates[j], 3), "steady_ratio": rounded(
+                                   quotient(steady, bare_steady[j]), 3)}
+        rows.append([f"SwarmClient.generate alone (WebSocket + GET View), {j} at once", median(library[j, n]), rate,
+                     rate / bare_rates[j], _cell(steady), _cell(quotient(steady, bare_steady[j])), "-",
+                     "(information)"])
     labels = {"ws": "assetbuild -n {j}, save_images=false (data URL in the WebSocket)",
               "view": "assetbuild -n {j}, save_images=true (GET View)"}
-    for variant, _save, j in variants:
-        judged = True
-        bare_rate = bare_rates[j]
-        rate = n / median(ab[variant])
+    for variant, _save, j, _command in variants:
+        who, _, kind = variant.rpartition(":")
+        rate = n / median(ab[variant, n])
+        ratio = rate / bare_rates[j]
+        steady = steady_rate(n, small, ab[variant, n], ab[variant, small])
+        steady_ratio = quotient(steady, bare_steady[j])
+        steady_met = steady_ratio is not None and steady_ratio >= TARGET_RATIO
         wall_rate = n / median(ab_wall[variant])
-        ratio = rate / bare_rate
-        out[variant] = {"build_median_s": round(median(ab[variant]), 3), "images_per_s": round(rate, 2),
-                        "ratio": round(ratio, 3), "wall_median_s": round(median(ab_wall[variant]), 3),
-                        "wall_images_per_s": round(wall_rate, 2), "wall_ratio": round(wall_rate / bare_rate, 3),
-                        **({"met": ratio >= TARGET_RATIO} if judged else {})}
-        rows.append([labels[variant.split("-")[0]].format(j=j), median(ab[variant]), rate, ratio,
-                     round(wall_rate / bare_rate, 3),
-                     f">= {TARGET_RATIO}: {verdict(ratio >= TARGET_RATIO)}" if judged else "(information)"])
+        out[variant] = {"build_median_s": round(median(ab[variant, n]), 3), "images_per_s": round(rate, 2),
+                        "ratio": round(ratio, 3), "steady_images_per_s": rounded(steady, 2),
+                        "steady_ratio": rounded(steady_ratio, 3), "wall_median_s": round(median(ab_wall[variant]), 3),
+                        "wall_ratio": round(wall_rate / bare_rates[j], 3),
+                        "met": ratio >= TARGET_RATIO, "steady_met": steady_met}
+        label = labels[kind.split("-")[0]].format(j=j) + (f" [{who}]" if who else "")
+        rows.append([label, median(ab[variant, n]), rate, ratio, _cell(steady), _cell(steady_ratio),
+                     round(wall_rate / bare_rates[j], 3),
+                     f"{verdict(ratio >= TARGET_RATIO)} / {verdict(steady_met)}"])
     out["target"] = TARGET_RATIO
-    text = table(["path", "median s", "images/s", "x bare loop", "x bare (whole process)", "target"], rows)
+    text = table(["path", "median s", "images/s", "x bare loop", "steady images/s", "x bare (steady)",
+                  "x bare (whole process)", f">= {TARGET_RATIO} whole / steady"], rows)
     text += (f"\nN={n} distinct images of {args.size}x{args.size} (server PNG {png_bytes['server'] / 2**20:.2f} MiB, "
              f"written {png_bytes['written'] / 2**20:.2f} MiB), zero latency, each compared with the bare loop "
-             f"at the same concurrency; medians of {args.repeat} interleaved rounds after a warm-up")
+             f"at the same concurrency; steady state: the images beyond the first {small} (runs of {n} and {small}); "
+             f"medians of {args.repeat} interleaved rounds after a warm-up; load average "
+             f"{min(loads):.2f}-{max(loads):.2f} at the rounds' starts")
     emit(args, "client_overhead", out, text)
     return 0
+
+
+def _cell(value: float | None) -> float | str:
+    return value if value is not None else "-"
 
 
 if __name__ == "__main__":

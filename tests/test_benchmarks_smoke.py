@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-SCRIPTS = ["noop", "startup", "throughput", "client_overhead", "memory", "servercheck", "review"]
+SCRIPTS = ["noop", "startup", "throughput", "client_overhead", "memory", "servercheck", "review", "firstbuild"]
 
 
 def run(script: str, *args: str) -> str:

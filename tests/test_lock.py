@@ -9,6 +9,7 @@ import os
 import re
 import stat
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -304,6 +305,10 @@ def test_atomic_write_falls_back_when_the_state_folder_is_on_another_filesystem(
     assert sources == [state, target.parent]
     assert list(state.iterdir()) == []
     assert sorted(p.name for p in target.parent.iterdir()) == ["a.png"]
+    # Data given in pieces (a generator, consumed by the first attempt) lands whole too.
+    fsutil.atomic_write(target, (part for part in (b"in ", b"pieces")), tmp_dir=state)
+    assert target.read_bytes() == b"in pieces"
+    assert list(state.iterdir()) == []
 
 
 def test_a_big_locks_rewrites_grow_geometrically_and_a_kill_loses_nothing(
@@ -316,9 +321,10 @@ def test_a_big_locks_rewrites_grow_geometrically_and_a_kill_loses_nothing(
     written: list[int] = []
     real_write = lock_module.atomic_write
 
-    def counting_write(target: Path, data: bytes, **kwargs: object) -> None:
-        written.append(len(data))
-        real_write(target, data, **kwargs)  # type: ignore[arg-type]
+    def counting_write(target: Path, data: Iterable[bytes], **kwargs: object) -> None:
+        parts = list(data)  # the lock streams its rewrites in pieces
+        written.append(sum(len(part) for part in parts))
+        real_write(target, parts, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(lock_module, "atomic_write", counting_write)
     monkeypatch.setattr(lock_module, "REWRITE_ALWAYS_BYTES", 0)  # as if the lock were big: journal mode
@@ -334,4 +340,58 @@ def test_a_big_locks_rewrites_grow_geometrically_and_a_kill_loses_nothing(
     assert reloaded.entries() == lock.entries()
     lock.flush()
     assert not journal.exists()
+    assert Lock.load(path).entries() == lock.entries()
+
+
+def test_a_big_lock_is_streamed_byte_for_byte_as_rendered_and_its_journal_is_recognised(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rewrites stream the file in pieces of a few hundred entries (a 100,000-asset lock is never held
+    whole): the bytes are those of ``render``, and the hash the journal names is that of the file."""
+    path = tmp_path / "assets.lock"
+    entries = {f"set/{n:05d}.png": entry(n) for n in range(1300)}  # two pieces and a part
+    lock = Lock.load(path)
+    lock.commit("only.png", entry(1))
+    lock.commit("only.png", None)
+    assert path.read_bytes() == render({})
+    lock = Lock(path, entries)
+    lock._dirty = True  # as after a journal was replayed: the next flush writes the file
+    lock.flush()
+    assert path.read_bytes() == render(entries)
+    monkeypatch.setattr(lock_module, "REWRITE_ALWAYS_BYTES", 0)
+    lock.commit("set/new.png", entry(5000))  # into the journal, whose header names the file's hash
+    assert (tmp_path / ".assetbuild" / "lock.journal").exists()
+    assert Lock.load(path).get("set/new.png") == entry(5000)
+
+
+def test_journal_commits_waiting_together_share_one_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Group commit: commits that arrive while an append is being synced are covered by the next one."""
+    path = tmp_path / "assets.lock"
+    path.write_bytes(render({f"old/{n:04d}.png": entry(n) for n in range(50)}))
+    monkeypatch.setattr(lock_module, "REWRITE_ALWAYS_BYTES", 0)
+    monkeypatch.setattr(lock_module, "COMPACT_RATIO", 1000.0)  # journal only
+    lock = Lock.load(path)
+    release = threading.Event()
+    syncing = threading.Event()
+    syncs: list[int] = []
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        syncs.append(fd)
+        syncing.set()
+        release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(lock_module.os, "fsync", slow_fsync)
+    first = threading.Thread(target=lock.commit, args=("new/first.png", entry(900)))
+    first.start()
+    assert syncing.wait(10)  # the first append is in its fsync: the next commits queue behind it
+    waiting = [threading.Thread(target=lock.commit, args=(f"new/{n}.png", entry(1000 + n))) for n in range(6)]
+    for t in waiting:
+        t.start()
+    while sum(1 for target in lock.targets() if target.startswith("new/")) < 7:
+        threading.Event().wait(0.01)  # every change is in memory (each commit sets it before waiting)
+    release.set()
+    for t in [first, *waiting]:
+        t.join()
+    assert len(syncs) == 2  # one append for the first commit, one for the six that waited
     assert Lock.load(path).entries() == lock.entries()

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from assetbuild.errors import GenerationError
-from assetbuild.generators import create, kind_for
+from assetbuild.generators import create, kind_for, placeholder
 from assetbuild.generators.base import GenerationRequest, Progress
 from assetbuild.generators.placeholder import LOG_ENV, PlaceholderGenerator, render
 from assetbuild.manifest import ServerSettings
@@ -70,13 +70,13 @@ def test_pixels_depend_on_prompt_seed_and_name(change: dict[str, Any]) -> None:
 
 def test_draws_the_name_and_the_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
     drawn: list[str] = []
-    real = ImageDraw.ImageDraw.text
+    real = placeholder.draw_line
 
-    def spy(self: ImageDraw.ImageDraw, xy: Any, text: Any, *args: Any, **kwargs: Any) -> None:
-        drawn.append(str(text))
-        real(self, xy, text, *args, **kwargs)
+    def spy(image: Image.Image, xy: tuple[int, int], text: str, size: int, *, stroke: int) -> None:
+        drawn.append(text)
+        real(image, xy, text, size, stroke=stroke)
 
-    monkeypatch.setattr(ImageDraw.ImageDraw, "text", spy)
+    monkeypatch.setattr(placeholder, "draw_line", spy)
     image = render("ui/icon_sword.png", "a steel sword icon, flat shading", 1, 512, 256)
     assert "ui/icon_sword.png" in drawn
     assert "a steel sword icon, flat shading" in " ".join(drawn)
@@ -86,16 +86,65 @@ def test_draws_the_name_and_the_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_long_prompts_wrap_inside_the_image(monkeypatch: pytest.MonkeyPatch) -> None:
     boxes: list[tuple[float, float, float, float]] = []
-    real = ImageDraw.ImageDraw.text
+    real = placeholder.draw_line
 
-    def spy(self: ImageDraw.ImageDraw, xy: Any, text: Any, *args: Any, **kwargs: Any) -> None:
-        boxes.append(self.textbbox(xy, text, font=kwargs.get("font")))
-        real(self, xy, text, *args, **kwargs)
+    def spy(image: Image.Image, xy: tuple[int, int], text: str, size: int, *, stroke: int) -> None:
+        left, top, right, bottom = placeholder.GLYPHS.bbox(text, size)
+        boxes.append((xy[0] + left, xy[1] + top, xy[0] + right, xy[1] + bottom))
+        real(image, xy, text, size, stroke=stroke)
 
-    monkeypatch.setattr(ImageDraw.ImageDraw, "text", spy)
+    monkeypatch.setattr(placeholder, "draw_line", spy)
     render("a.png", "word " * 200, 1, 256, 256)
     assert len(boxes) > 2
     assert all(box[2] <= 256 + 8 and box[3] <= 256 for box in boxes)
+
+
+@pytest.mark.parametrize(("text", "size", "stroke"), [("icon_sword", 85, 10), ("a steel sword, flat", 18, 1),
+                                                      ("set000/asset00001.png", 8, 1)])
+def test_cached_glyphs_draw_what_pillow_draws(text: str, size: int, stroke: int) -> None:
+    """The glyph cache is an optimisation only: the line looks like Pillow's own outlined text."""
+    width, height = 1200, size * 2
+    ours = Image.new("RGB", (width, height), (40, 90, 160))
+    placeholder.draw_line(ours, (size // 2, size // 3), text, size, stroke=stroke)
+    pillows = Image.new("RGB", (width, height), (40, 90, 160))
+    ImageDraw.Draw(pillows).text((size // 2, size // 3), text, fill=(255, 255, 255),
+                                 font=ImageFont.load_default(size), stroke_width=stroke, stroke_fill=(0, 0, 0))
+    assert ours.getbbox() == pillows.getbbox()
+    diff = ImageChops.difference(ours, pillows).convert("L")
+    assert diff.getextrema()[1] <= 8, diff.getbbox()
+    plain = Image.new("RGB", (width, height), (40, 90, 160))
+    light = [sum(level * count for level, count in enumerate(im.convert("L").histogram()))
+             for im in (ours, pillows, plain)]
+    assert light[0] != light[2] and abs(light[0] - light[1]) <= light[1] // 1000  # as much ink, to 0.1 %
+
+
+def test_glyph_cache_is_bounded_and_gives_the_same_pixels_after_eviction(monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny = placeholder.GlyphCache(budget_pixels=2000)
+    monkeypatch.setattr(placeholder, "GLYPHS", tiny)
+    first = render("ui/icon_sword.png", "a steel sword icon, flat shading", 1, 256, 128).tobytes()
+    assert tiny._pixels <= 2000 or len(tiny._glyphs) == 1
+    assert render("ui/icon_sword.png", "a steel sword icon, flat shading", 1, 256, 128).tobytes() == first
+    monkeypatch.setattr(placeholder, "GLYPHS", placeholder.GlyphCache())
+    assert render("ui/icon_sword.png", "a steel sword icon, flat shading", 1, 256, 128).tobytes() == first
+
+
+def test_threads_sharing_the_glyph_cache_draw_the_same_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(placeholder, "GLYPHS", placeholder.GlyphCache())
+    names = [f"set/asset{i}.png" for i in range(16)]
+    serial = {name: render(name, f"prompt of {name}", 1, 96, 96).tobytes() for name in names}
+    monkeypatch.setattr(placeholder, "GLYPHS", placeholder.GlyphCache())
+    results: dict[str, bytes] = {}
+
+    def work(part: list[str]) -> None:
+        for name in part:
+            results[name] = render(name, f"prompt of {name}", 1, 96, 96).tobytes()
+
+    threads = [threading.Thread(target=work, args=(names[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == serial
 
 
 def test_init_image_is_blended_in() -> None:

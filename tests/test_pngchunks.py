@@ -85,3 +85,26 @@ def test_damaged_pngs_are_refused() -> None:
         pngchunks.strip(swarm_png(), [], max_pixels=100)
     with pytest.raises(ValueError):  # the same refusal through the post-processing entry point
         postprocess.apply(_rebuild(short), Postprocess(), key=KEY)
+
+
+def _split_idat(chunks: list[tuple[bytes, bytes]], size: int) -> list[tuple[bytes, bytes]]:
+    """The same PNG with its image data spread over IDAT chunks of ``size`` bytes (as encoders do)."""
+    stream = b"".join(body for kind, body in chunks if kind == b"IDAT")
+    pieces = [(b"IDAT", stream[i:i + size]) for i in range(0, len(stream), size)]
+    first = next(i for i, (kind, _) in enumerate(chunks) if kind == b"IDAT")
+    rest = [c for c in chunks if c[0] != b"IDAT"]
+    return rest[:first] + pieces + rest[first:]
+
+
+def test_image_data_over_many_chunks_is_checked_as_one_stream_and_copied_verbatim() -> None:
+    chunks = _split_idat(pngchunks._chunks(swarm_png("RGBA")), 25)
+    assert sum(1 for kind, _ in chunks if kind == b"IDAT") > 5
+    original = _rebuild(chunks)
+    stripped = pngchunks.strip(original, [(KEY_CHUNK, KEY)], max_pixels=MAX_PIXELS)
+    assert stripped is not None and pixels(stripped) == pixels(original)
+    kept = [c for c in pngchunks._chunks(stripped) if c[0] != b"tEXt"]
+    assert kept == [c for c in chunks if c[0] in pngchunks.KEPT]  # the same chunks, in order, unchanged
+    idat = [i for i, (kind, _) in enumerate(chunks) if kind == b"IDAT"]
+    without_one = [c for i, c in enumerate(chunks) if i != idat[len(idat) // 2]]
+    with pytest.raises(ValueError, match="image data"):  # a missing middle piece: CRCs fine, stream broken
+        pngchunks.strip(_rebuild(without_one), [], max_pixels=MAX_PIXELS)

@@ -370,6 +370,36 @@ def test_seed_used_by_the_server_is_returned(fake: FakeSwarm) -> None:
     assert seed is not None and seed == fake.generation_log[0].seed
 
 
+@pytest.mark.parametrize("websocket", [True, False], ids=["ws", "http"])
+def test_generate_returns_the_reference_and_can_skip_the_download(fake: FakeSwarm, websocket: bool) -> None:
+    """Issue 13.4: the image's reference is part of the result; download=False fetches nothing."""
+    progress: list[Progress] = []
+
+    async def body(client: SwarmClient) -> list[Any]:
+        kept = await client.generate(dict(PARAMS), {}, lambda _: None)
+        only_ref = await client.generate(dict(PARAMS, seed=8), {}, progress.append, download=False)
+        return [kept, only_ref]
+
+    kept, only_ref = with_client(fake.url, body, save_images=True, websocket=websocket)
+    first, second = fake.generation_log
+    assert (kept.reference, only_ref.reference) == (first.image, second.image)
+    assert only_ref.reference.startswith("View/local/") and not only_ref.inline
+    assert kept.data == fake.stored_files()[kept.reference.removeprefix("View/")]
+    assert only_ref.data is None
+    assert fake.downloads == [kept.reference.removeprefix("View/")]  # the second image was not fetched
+    assert "downloading" not in [p.phase for p in progress]
+    assert only_ref.seed == 8 if websocket else only_ref.seed is None  # HTTP: the seed is in the PNG only
+
+
+def test_an_inline_image_says_so(fake: FakeSwarm) -> None:
+    async def body(client: SwarmClient) -> Any:
+        return await client.generate(dict(PARAMS), {}, lambda _: None)
+
+    result = with_client(fake.url, body)  # donotsave: the server answers with a data: URL
+    assert result.inline and result.reference.startswith("data:image/png;base64,")
+    assert result.data == base64.b64decode(result.reference.split(",", 1)[1])
+
+
 def test_jpeg_output_is_accepted_when_asked_for(fake: FakeSwarm) -> None:
     assert sniff(generate(fake.url, dict(PARAMS, imageformat="JPG"))) == "jpeg"
 

@@ -27,7 +27,6 @@ the options override them, and a ``{prompt}`` in the style's prompts takes ``--p
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import re
 import signal
@@ -337,27 +336,6 @@ def _save(result: ImageResult, data: bytes, folder: Path, prompt: str) -> None:
     result.path = path
 
 
-# The image reference (View/... path or data: URL) the client fetched for the current generation task.
-_REFERENCE: contextvars.ContextVar[list[str]] = contextvars.ContextVar("assetbuild_generate_reference")
-
-
-class _RecordingClient(SwarmClient):
-    """The build's SwarmUI client, also recording each image's reference; it downloads only when the
-    image is to be saved (otherwise the URL is all the user asked for)."""
-
-    def __init__(self, *args: Any, download: bool, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.download = download
-
-    async def fetch_image(self, reference: str, expected: str | None = "png") -> bytes:
-        holder = _REFERENCE.get(None)
-        if holder is not None:
-            holder.append(reference)
-        if not self.download:
-            return b""
-        return await super().fetch_image(reference, expected)
-
-
 def _swarmui(target: Target, opts: GenerateOptions, per_image: list[dict[str, Any]], results: list[ImageResult],
              events: BuildEvents, folder: Path | None) -> None:
     from ..generators.swarmui import as_asset_error
@@ -367,8 +345,6 @@ def _swarmui(target: Target, opts: GenerateOptions, per_image: list[dict[str, An
     suggestions: dict[str, asyncio.Task[str | None]] = {}
 
     async def one(client: SwarmClient, params: dict[str, Any], result: ImageResult) -> None:
-        holder: list[str] = []
-        _REFERENCE.set(holder)
         label = result.label
         events.asset_started(label)
         began = time.monotonic()
@@ -377,17 +353,16 @@ def _swarmui(target: Target, opts: GenerateOptions, per_image: list[dict[str, An
             events.asset_progress(label, update)
 
         try:
-            image = await client.generate(params, {}, progress)
-            reference = holder[-1] if holder else None
-            if reference is None:
-                raise GenerationError(label, "the server returned no image reference")
+            # Without --save-images the URL is all the user asked for: the image is not downloaded.
+            image = await client.generate(params, {}, progress, download=folder is not None)
             requested = params.get("seed")
             result.seed = image.seed if image.seed is not None else (
                 requested if isinstance(requested, int) and requested >= 0 else None)
-            result.inline = reference.startswith("data:")
+            result.inline = image.inline
             if not result.inline:
-                result.url = absolute_url(client.shown_url, reference)
+                result.url = absolute_url(client.shown_url, image.reference)
             if folder is not None:
+                assert image.data is not None  # downloaded: download=True
                 _save(result, image.data, folder, str(params["prompt"]))
         except SwarmError as exc:
             error = as_asset_error(label, exc, target.credentials)
@@ -406,9 +381,8 @@ def _swarmui(target: Target, opts: GenerateOptions, per_image: list[dict[str, An
         events.asset_finished(label, GENERATED, time.monotonic() - began)
 
     async def main() -> None:
-        client = _RecordingClient(settings.url, target.credentials, concurrency=min(len(per_image),
-                                  settings.default_jobs), timeout=settings.timeout, websocket=websocket,
-                                  save_images=folder is None, download=folder is not None)
+        client = SwarmClient(settings.url, target.credentials, concurrency=min(len(per_image), settings.default_jobs),
+                             timeout=settings.timeout, websocket=websocket, save_images=folder is None)
         try:
             await asyncio.gather(*(one(client, params, result)
                                    for params, result in zip(per_image, results, strict=True)))

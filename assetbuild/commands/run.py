@@ -153,14 +153,19 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     # capacity (swarm/capacity.py); -n/--jobs sets how many assets doit processes at once (restores and
     # derivations included), so it bounds generations in flight too. (``chosen`` was made above.)
     cacheusers.register(project)  # so gc run from any project sharing the cache keeps what this one needs
+    ws.cache.defer_sync()  # each entry is a copy of a target fsynced before its lock entry; settle() syncs all
     builder = Builder(ws, lambda: chosen, events, frozen=frozen, remote=remote)
     try:
         with on_interrupt(builder.cancel) as interrupted:
             # Only the stale assets become doit tasks: after one edit in a big manifest, doit handles
             # one task, not every asset, and nothing is planned twice.
             summary.fresh += len(targets) - len(pending)
-            run_doit(builder, [s.target for s in pending], jobs=jobs or project.server.default_jobs,
-                     keep_going=keep_going, summary=summary)
+            stale = [s.target for s in pending]
+            # The builder decides each asset again as it starts: the plan's statuses (each with its
+            # canonical inputs, ~1 KB an asset) need not live through the build.
+            del statuses, pending
+            run_doit(builder, stale, jobs=jobs or project.server.default_jobs, keep_going=keep_going,
+                     summary=summary)
     finally:
         builder.close()
         if remote is not None:  # the run ends when its uploads have (Ctrl-C: those in flight; `push` resumes)

@@ -18,6 +18,8 @@ import posixpath
 import random
 import textwrap
 import threading
+from collections import OrderedDict
+from typing import NamedTuple
 
 import xxhash
 from PIL import Image, ImageDraw, ImageFont
@@ -96,8 +98,8 @@ def render(name: str, prompt: str, seed: int, width: int, height: int, init: byt
         _blend_init(image, init)
     border = max(1, min(width, height) // 32)
     draw.rectangle([border, border, width - 1 - border, height - 1 - border], outline=accent, width=border)
-    _draw_text(draw, _printable(name), _printable(prompt), width, height)
-    _draw_label(draw, _printable(short_name(name)), width, height)
+    _draw_text(image, _printable(name), _printable(prompt), width, height)
+    _draw_label(image, _printable(short_name(name)), width, height)
     return image
 
 
@@ -112,19 +114,17 @@ def short_name(target: str) -> str:
     return stem if len(stem) <= 12 else stem[:11] + "~"
 
 
-def _draw_label(draw: ImageDraw.ImageDraw, label: str, width: int, height: int) -> None:
+def _draw_label(image: Image.Image, label: str, width: int, height: int) -> None:
     """The short name as large as fits 90 % of the width and a third of the height, in the lower half,
     with a thick outline: still legible when a 1024 px placeholder is resized to a 64 px icon."""
     size = max(8, height // 3)
-    font = ImageFont.load_default(size)
-    length = draw.textlength(label, font=font)
+    length = GLYPHS.length(label, size)
     if length > width * 0.9:
         size = max(6, int(size * width * 0.9 / length))
-        font = ImageFont.load_default(size)
-    left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+    left, top, right, bottom = GLYPHS.bbox(label, size)
     x = (width - (right - left)) / 2 - left
     y = height * 0.72 - (bottom - top) / 2 - top
-    draw.text((x, y), label, fill=(255, 255, 255), font=font, stroke_width=max(1, size // 8), stroke_fill=(0, 0, 0))
+    draw_line(image, (round(x), round(y)), label, size, stroke=max(1, size // 8))
 
 
 def _blend_init(image: Image.Image, init: bytes) -> None:
@@ -135,14 +135,117 @@ def _blend_init(image: Image.Image, init: bytes) -> None:
     image.paste(Image.blend(image, base, 0.5))
 
 
-def _draw_text(draw: ImageDraw.ImageDraw, name: str, prompt: str, width: int, height: int) -> None:
+def _draw_text(image: Image.Image, name: str, prompt: str, width: int, height: int) -> None:
     size = max(8, min(width, height) // 14)
-    font = ImageFont.load_default(size)
     chars = max(8, int(width / (size * 0.55)))
     # The upper half: the lower one holds the large short name.
     lines = [name, ""] + textwrap.wrap(prompt, chars)[: max(1, int(height * 0.45 / (size * 1.3)) - 2)]
     y = size
     for line in lines:
-        draw.text((size, y), line, fill=(255, 255, 255), font=font, stroke_width=max(1, size // 12),
-                  stroke_fill=(0, 0, 0))
+        if line:
+            draw_line(image, (size, y), line, size, stroke=max(1, size // 12))
         y += int(size * 1.3)
+
+
+def draw_line(image: Image.Image, xy: tuple[int, int], text: str, size: int, *, stroke: int) -> None:
+    """``text`` in white with a black outline of ``stroke`` pixels, its top-left at ``xy`` (Pillow's "la"
+    anchor), in Pillow's default font at ``size``: what ``ImageDraw.text(..., stroke_width=stroke)`` draws,
+    but from cached glyphs. Rendering an outlined line with FreeType took ~40 % of a small placeholder
+    build; a build draws the same few dozen characters at the same few sizes thousands of times."""
+    glyphs = [GLYPHS.glyph(char, size, stroke) for char in text]
+    x, y = xy
+    placed = []
+    for glyph in glyphs:
+        if x >= image.width:  # the rest of the line is cut off by the image's edge: nothing to draw
+            break
+        placed.append((x, glyph))
+        x += glyph.advance
+    # Every outline first, then every fill, as Pillow does: a letter's outline never covers its neighbour.
+    for pen, glyph in placed:
+        if glyph.outline is not None:
+            image.paste(_BLACK, (pen + glyph.outline_box[0], y + glyph.outline_box[1]), glyph.outline)
+    for pen, glyph in placed:
+        if glyph.fill is not None:
+            image.paste(_WHITE, (pen + glyph.fill_box[0], y + glyph.fill_box[1]), glyph.fill)
+
+
+_WHITE = (255, 255, 255)
+_BLACK = (0, 0, 0)
+
+
+class Glyph(NamedTuple):
+    advance: int
+    outline: Image.Image | None  # "L" mask of the outlined glyph (None for a blank one such as a space)
+    outline_box: tuple[int, int]  # its offset from the pen position, at the line's top
+    fill: Image.Image | None
+    fill_box: tuple[int, int]
+
+
+class GlyphCache:
+    """Rendered glyph masks by (character, size, outline width), bounded by their total pixels.
+
+    Thread-safe: builds render placeholders on several threads, and one FreeType face must not be used by
+    two threads at once, so every use of a font happens under the cache's lock (a miss is rare)."""
+
+    def __init__(self, budget_pixels: int = 16 * 1024 * 1024) -> None:
+        self._budget = budget_pixels
+        self._pixels = 0
+        self._glyphs: OrderedDict[tuple[str, int, int], Glyph] = OrderedDict()
+        self._fonts: dict[int, ImageFont.FreeTypeFont | ImageFont.ImageFont] = {}
+        self._lock = threading.Lock()
+
+    def _font(self, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+        font = self._fonts.get(size)
+        if font is None:
+            if len(self._fonts) > 256:
+                self._fonts.clear()
+            font = self._fonts[size] = ImageFont.load_default(size)
+        return font
+
+    def length(self, text: str, size: int) -> float:
+        with self._lock:
+            return self._font(size).getlength(text)
+
+    def bbox(self, text: str, size: int) -> tuple[float, float, float, float]:
+        with self._lock:
+            box = self._font(size).getbbox(text)
+        return (box[0], box[1], box[2], box[3])
+
+    def glyph(self, char: str, size: int, stroke: int) -> Glyph:
+        key = (char, size, stroke)
+        with self._lock:
+            glyph = self._glyphs.get(key)
+            if glyph is not None:
+                self._glyphs.move_to_end(key)
+                return glyph
+            glyph = self._render(char, size, stroke)
+            self._glyphs[key] = glyph
+            self._pixels += _pixels(glyph)
+            while self._pixels > self._budget and len(self._glyphs) > 1:
+                self._pixels -= _pixels(self._glyphs.popitem(last=False)[1])
+            return glyph
+
+    def _render(self, char: str, size: int, stroke: int) -> Glyph:
+        font = self._font(size)
+        outline, outline_box = _mask(font, char, stroke)
+        fill, fill_box = _mask(font, char, 0)
+        return Glyph(int(round(font.getlength(char))), outline, outline_box, fill, fill_box)
+
+
+def _mask(font: ImageFont.FreeTypeFont | ImageFont.ImageFont, char: str,
+          stroke: int) -> tuple[Image.Image | None, tuple[int, int]]:
+    left, top, right, bottom = (int(v) for v in font.getbbox(char, stroke_width=stroke))
+    if right <= left or bottom <= top:
+        return None, (0, 0)
+    mask = Image.new("L", (right - left, bottom - top), 0)
+    ImageDraw.Draw(mask).text((-left, -top), char, fill=255, font=font, stroke_width=stroke, stroke_fill=255)
+    if mask.getbbox() is None:
+        return None, (0, 0)
+    return mask, (left, top)
+
+
+def _pixels(glyph: Glyph) -> int:
+    return sum(m.width * m.height for m in (glyph.outline, glyph.fill) if m is not None)
+
+
+GLYPHS = GlyphCache()

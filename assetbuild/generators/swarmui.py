@@ -96,6 +96,7 @@ class SwarmUIGenerator:
         finally:
             with self._lock:
                 self._futures.discard(future)
+        assert image.data is not None  # generate() downloads unless told not to
         seed = image.seed if image.seed is not None else _requested_seed(request)
         used = image.metadata
         models = tuple(UsedModelHash(m.param, m.name, m.hash) for m in used.models) if used else ()

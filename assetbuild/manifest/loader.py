@@ -49,7 +49,9 @@ def load(manifest: Path, *, cache_dir_override: str | None = None, text: str | N
         raise ManifestError(shown, "nested too deeply to read (arrays or tables inside each other hundreds of "
                             "levels deep)", hint="a manifest needs at most a few levels of nesting") from None
     locator = Locator(shown, text)
-    return _resolve(manifest, validate(raw, locator), locator, cache_dir_override)
+    shape = validate(raw, locator)
+    del raw  # the validated copy is all _resolve needs: 100,000 asset tables are ~100 MB to hold twice
+    return _resolve(manifest, shape, locator, cache_dir_override)
 
 
 def _shown(path: Path) -> str:

@@ -8,9 +8,9 @@ when a WebSocket drops mid-generation, before the request is sent again. Session
 need and renewed when the server answers ``invalid_session_id`` (a bounded number of times per call).
 
 Errors. Every response is checked for ``error``/``error_id`` whatever its HTTP status. Transport
-failures (refused connections, 5xx, connect timeouts) are retried with exponential backoff a bounded
-number of times; after that the server is marked down and every later call fails at once, so a dead
-server ends the run within seconds.
+failures (refused connections, 5xx, connect timeouts) are retried with exponential backoff and jitter
+(``retry.Backoff``) a bounded number of times; after that the server is marked down and every later
+call fails at once, so a dead server ends the run within seconds.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from .errors import (
     WebSocketUnavailable,
 )
 from .imagesize import check_size
+from .retry import Backoff
 from .slots import Slot as _Slot
 from .slots import SlotPool
 
@@ -114,11 +115,19 @@ class _ConnectFailed(Exception):
     """The WebSocket could not connect at all (try HTTP for this request)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class GeneratedImage:
-    data: bytes
+    """One generated image: where the server put it and, when downloaded, its bytes."""
+
+    reference: str  # the server's reference: a ``View/...`` path (relative to the server URL) or a ``data:`` URL
+    data: bytes | None  # the image's bytes; None when ``generate(download=False)``
     seed: int | None
     metadata: image_metadata.ImageMetadata | None = None  # SwarmUI's metadata of the image, when it sent some
+
+    @property
+    def inline(self) -> bool:
+        """The server sent the image itself (a ``data:`` URL) instead of storing it."""
+        return self.reference.startswith("data:")
 
 
 class SwarmClient:
@@ -138,15 +147,16 @@ class SwarmClient:
         self.timeout = timeout
         self.websocket = websocket
         self.save_images = save_images
-        self.retries = retries
-        self.backoff = backoff
+        self.retry = Backoff(retries, backoff)  # transport failures, 5xx answers, dropped generations
         self.connect_timeout = connect_timeout
         self.max_image_bytes = max_image_bytes
         self.control_timeout = control_timeout
         self._headers = self.credentials.headers()
+        # Every request goes to base_url's origin (no redirects, downloads from another origin refused):
+        # with plain http no TLS is ever used, so the CA bundle is not loaded (~15 ms of every run).
         self._http = httpx.AsyncClient(
             base_url=self.base_url, headers=self._headers, transport=transport, follow_redirects=False,
-            timeout=httpx.Timeout(control_timeout, connect=connect_timeout),
+            timeout=httpx.Timeout(control_timeout, connect=connect_timeout), verify=split.scheme == "https",
         )
         # A fixed number of generations in flight, or (concurrency=None) as many as the server can take.
         self.slots = SlotPool(concurrency if concurrency is not None else START_LIMIT)
@@ -221,11 +231,9 @@ class SwarmClient:
         """One API call with bounded retries of transport failures and 5xx answers."""
         url = f"/API/{route}"
         last = "no attempt"
-        for attempt in range(self.retries + 1):
+        async for attempt in self.retry.attempts():
             if self._down is not None:
                 raise self._down
-            if attempt:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
             try:
                 # A total deadline per call, not only per read: a server that dribbles a byte now and then
                 # would otherwise keep a read timeout from ever firing.
@@ -258,7 +266,7 @@ class SwarmClient:
             log.debug("%s: HTTP %d, %d bytes", route, response.status_code, len(body))
             return _checked(response.status_code, body)
         self._down = SwarmUnreachable(f"cannot reach SwarmUI at {self.shown_url} ({last}, "
-                                      f"{self.retries + 1} attempts)")
+                                      f"{self.retry.total} attempts)")
         raise self._down
 
     # --- generation ---
@@ -279,9 +287,11 @@ class SwarmClient:
             self.slots.release(slot)
 
     async def generate(self, params: dict[str, Any], images: dict[str, bytes],
-                       on_progress: Callable[[Progress], None], *, label: str = "") -> GeneratedImage:
+                       on_progress: Callable[[Progress], None], *, label: str = "",
+                       download: bool = True) -> GeneratedImage:
         """Generate one image with ``params`` (SwarmUI ids); image params given as bytes. ``label`` (the
-        asset) names the image in retry warnings."""
+        asset) names the image in retry warnings. ``download`` False: only the image's reference is
+        wanted (its bytes are not fetched, nor its size checked)."""
         payload: dict[str, Any] = dict(params)
         payload.update({name: data_url(data) for name, data in images.items()})
         payload["images"] = 1
@@ -292,9 +302,10 @@ class SwarmClient:
             try:
                 async with asyncio.timeout(self.timeout):
                     message = await self._generate_in_slot(slot, payload, on_progress, label)
-                    on_progress(Progress("downloading"))
-                    data = await self.fetch_image(message.image, expected)
-                    if data:  # empty: a subclass chose not to download (`generate` printing URLs)
+                    data: bytes | None = None
+                    if download:
+                        on_progress(Progress("downloading"))
+                        data = await self.fetch_image(message.image, expected)
                         check_size(data, params)
             except TimeoutError:
                 await self._interrupt(slot)
@@ -312,9 +323,7 @@ class SwarmClient:
     async def _generate_in_slot(self, slot: _Slot, payload: dict[str, Any],
                                 on_progress: Callable[[Progress], None], label: str = "") -> messages.ImageMessage:
         who = f"{label}: " if label else ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+        async for attempt in self.retry.attempts():
             try:
                 if self.websocket:
                     try:
@@ -330,8 +339,8 @@ class SwarmClient:
                 return await self._generate_http(slot, payload, on_progress)
             except _Dropped as exc:
                 self.stats["drops"] += 1
-                again = (f"retrying (attempt {attempt + 2} of {self.retries + 1})" if attempt < self.retries
-                         else "giving up")
+                again = (f"retrying (attempt {attempt + 2} of {self.retry.total})"
+                         if attempt < self.retry.retries else "giving up")
                 if exc.started:  # our job may still run on the server: stop it before trying again
                     log.warning("%sconnection lost during generation (%s); stopping the server's job, %s",
                                 who, exc, again)
@@ -339,7 +348,7 @@ class SwarmClient:
                 else:
                     log.warning("%s%s; %s", who, exc, again)
         raise SwarmUnreachable(f"the connection to {self.shown_url} kept failing during generation "
-                               f"({self.retries + 1} attempts)")
+                               f"({self.retry.total} attempts)")
 
     async def _generate_http(self, slot: _Slot, payload: dict[str, Any],
                              on_progress: Callable[[Progress], None]) -> messages.ImageMessage:
@@ -475,9 +484,7 @@ class SwarmClient:
             reference = split.path
         path = "/" + quote(reference.lstrip("/"), safe="/")
         last = "no attempt"
-        for attempt in range(self.retries + 1):
-            if attempt:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+        async for _attempt in self.retry.attempts():
             try:
                 async with self._http.stream("GET", path) as response:
                     if response.status_code >= 500:
@@ -535,12 +542,14 @@ def _tracking(slot: _Slot, on_progress: Callable[[Progress], None]) -> Callable[
     return report
 
 
-def _with_metadata(data: bytes, message: messages.ImageMessage) -> GeneratedImage:
+def _with_metadata(data: bytes | None, message: messages.ImageMessage) -> GeneratedImage:
     """The image with SwarmUI's metadata: from the WebSocket message, else from the PNG itself (the HTTP
     route returns only the image)."""
-    found = image_metadata.parse(message.metadata) or image_metadata.parse(image_metadata.png_text(data))
+    found = image_metadata.parse(message.metadata)
+    if found is None and data is not None:
+        found = image_metadata.parse(image_metadata.png_text(data))
     seed = found.seed if found is not None and found.seed is not None else message.seed()
-    return GeneratedImage(data, seed, found)
+    return GeneratedImage(reference=message.image, data=data, seed=seed, metadata=found)
 
 
 def _expected_format(params: dict[str, Any]) -> str | None:
