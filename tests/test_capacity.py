@@ -14,7 +14,7 @@ import httpx
 import pytest
 from conftest import run_cli, write_manifest
 
-from assetbuild.swarm.capacity import MAX_IN_FLIGHT, CapacityFollower, slots_from_backends, target_in_flight
+from assetbuild.swarm.capacity import MAX_IN_FLIGHT, slots_from_backends, target_in_flight
 from assetbuild.swarm.client import SwarmClient
 from assetbuild.swarm.slots import SlotPool
 from assetbuild.testing import FakeSwarm
@@ -94,65 +94,6 @@ def test_a_cancelled_waiter_passes_its_turn_on() -> None:
     asyncio.run(main())
 
 
-def _follower(slots: int, *, cap: int | None = None) -> tuple[SlotPool, CapacityFollower]:
-    async def listing() -> dict[str, Any]:
-        return {str(n): {"status": "running", "enabled": True, "max_usages": 2} for n in range(slots // 2)}
-
-    pool = SlotPool(4)
-    return pool, CapacityFollower(pool, listing, cap=cap, poll_seconds=3600, adapt_seconds=3600)
-
-
-def test_a_release_that_leaves_the_server_none_of_our_work_widens_the_margin() -> None:
-    async def main() -> None:
-        pool, follower = _follower(8)
-        await follower.started()
-        assert pool.limit == target_in_flight(8) == 10
-        held = [await pool.acquire() for _ in range(10)]
-        extra = [asyncio.create_task(pool.acquire()) for _ in range(20)]  # work waiting on our side
-        await asyncio.sleep(0)
-        queued_on_server = held[8:]  # the margin: the server has these waiting for a backend
-        for slot in queued_on_server:
-            slot.waiting_for_backend = True
-        pool.release(held[0])  # the server starts one of ours at once: not late
-        assert follower.late_releases == 0 and pool.limit == 10
-        for slot in queued_on_server:
-            slot.waiting_for_backend = False  # both went live: the server's queue of ours is empty
-        pool.release(held[1])
-        assert follower.late_releases == 1 and follower.extra_margin == 1 and pool.limit == 11
-        for slot in held[2:8]:
-            pool.release(slot)
-        assert pool.limit == 16 == 2 * 8  # never more than twice the server's slots
-        assert follower.late_releases == 7 and follower.extra_margin == 6
-        await follower._probe()  # a poll period with a late release keeps the margin
-        assert pool.limit == 16
-        await follower._probe()  # one without: half of the extra margin goes back
-        assert follower.extra_margin == 3 and pool.limit == 13
-        for task in extra:
-            task.cancel()
-        await asyncio.gather(*extra, return_exceptions=True)
-        await follower.aclose()
-
-    asyncio.run(main())
-
-
-def test_the_margin_never_passes_a_hard_cap() -> None:
-    async def main() -> None:
-        pool, follower = _follower(8, cap=11)
-        await follower.started()
-        held = [await pool.acquire() for _ in range(10)]
-        waiters = [asyncio.create_task(pool.acquire()) for _ in range(20)]
-        await asyncio.sleep(0)
-        for slot in held[:5]:
-            pool.release(slot)  # late each time: nothing of ours queued on the server
-        assert follower.late_releases == 5 and pool.limit == 11
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
-        await follower.aclose()
-
-    asyncio.run(main())
-
-
 # ---------------------------------------------------------------------------- against the double
 
 
@@ -208,17 +149,6 @@ def test_the_server_is_asked_for_its_slots_before_the_first_generation() -> None
         assert routes.index("ListBackends") < routes.index("GenerateText2ImageWS")
         assert client.capacity is not None and client.capacity.changes[0] == target_in_flight(16)
         assert fake.peak_live_gens == 16
-
-
-def test_generations_finishing_together_widen_the_margin_up_to_twice_the_slots() -> None:
-    # Equal images on equal backends finish in waves: the few requests waiting on the server cannot
-    # cover a whole wave, so the margin grows (never past 2 x the slots) until the next wave waits there.
-    with FakeSwarm(backends=4, **PARALLEL) as fake:
-        client = _generate_all(fake, 48)
-        assert fake.generations == 48
-        assert client.capacity is not None and client.capacity.late_releases > 0
-        assert target_in_flight(8) < fake.peak_in_flight <= 2 * 8
-        assert fake.peak_live_gens == 8
 
 
 def test_a_fixed_concurrency_stays_a_hard_cap() -> None:

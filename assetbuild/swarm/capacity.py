@@ -6,14 +6,8 @@ slots filled plus a small margin of requests waiting on the server, so a backend
 the next request already there (no round trip of idle GPU). Two sources, best first:
 
 1. ``ListBackends`` (needs SwarmUI's ``view_backends_list`` permission): the sum of ``max_usages`` over
-   enabled backends that are running or loading. Read before the first generation is submitted, then
-   polled while generations run, so backends added or removed during a run are followed. The margin
-   starts at a quarter of the slots and grows while the server's own counters show it is too small:
-   a generation of ours that ends while more work waits on our side, and none of our requests is
-   queued on the server (our sessions' status frames), leaves a server slot idle until our next
-   request arrives. That happens when many generations finish together (same-size assets on equal
-   GPUs finish in waves); each such release adds one to the margin, up to the server's slots. A poll
-   period without one halves the extra margin again.
+   enabled backends that are running or loading. Polled while generations run, so backends added or
+   removed during a run are followed.
 2. Without that permission: the status frames of our own generations. Each generation has its own
    session, whose counters say whether it is waiting for a backend. While none of ours waits and more
    work is queued on our side, the server has room: grow. When several wait, shrink to what runs plus
@@ -30,7 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .slots import Slot, SlotPool
+from .slots import SlotPool
 
 log = logging.getLogger("assetbuild.swarm")
 
@@ -78,9 +72,6 @@ class CapacityFollower:
         self.adapt_seconds = adapt_seconds
         self.server_slots: int | None = None  # from ListBackends; None while unknown or not permitted
         self.listing_allowed = True
-        self.extra_margin = 0  # above target_in_flight: releases that left a server slot without our work
-        self.late_releases = 0  # all of them, for tests and the verbose log
-        self._late_since_probe = 0
         self._first_probe: asyncio.Task[None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self.changes: list[int] = []  # every limit set, for tests and the verbose log
@@ -88,7 +79,6 @@ class CapacityFollower:
     async def started(self) -> None:
         """Probe once before the first generation starts, then follow in the background."""
         if self._first_probe is None:
-            self.pool.on_release = self._released
             self._first_probe = asyncio.create_task(self._probe())
         await asyncio.shield(self._first_probe)
         if self._loop_task is None:
@@ -120,28 +110,7 @@ class CapacityFollower:
         if slots != self.server_slots:
             log.debug("the server has %d generation slots", slots)
         self.server_slots = slots
-        if not self._late_since_probe:
-            self.extra_margin //= 2  # a poll period in which the margin sufficed: give half of it back
-        self._late_since_probe = 0
-        self._set_for_server()
-
-    def _set_for_server(self) -> None:
-        assert self.server_slots is not None
-        slots = self.server_slots
-        self._set(min(target_in_flight(slots) + self.extra_margin, 2 * slots) if slots > 0 else 1)
-
-    def _released(self, slot: Slot) -> None:
-        """A generation ended. Late if work waits on our side and none of ours is queued on the server:
-        the server slot it freed stays idle until our next request gets there."""
-        if not self.server_slots or not self.pool.waiting:
-            return
-        if any(busy.waiting_for_backend for busy in self.pool.in_use_slots()):
-            return
-        self.late_releases += 1
-        self._late_since_probe += 1
-        if target_in_flight(self.server_slots) + self.extra_margin < 2 * self.server_slots:
-            self.extra_margin += 1
-            self._set_for_server()
+        self._set(target_in_flight(slots))
 
     async def _follow(self) -> None:
         elapsed = 0.0

@@ -10,7 +10,6 @@ stops new generations from starting until enough have finished.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -37,9 +36,6 @@ class SlotPool:
         self._waiters: list[asyncio.Future[None]] = []
         self.all: list[Slot] = []  # every slot ever created: Ctrl-C interrupts each one's session
         self.peak_in_use = 0
-        # Called with each released slot before a waiter is woken, so it may still change the limit
-        # (capacity.py: a release that leaves the server nothing of ours to start raises it).
-        self.on_release: Callable[[Slot], None] | None = None
 
     @property
     def limit(self) -> int:
@@ -84,8 +80,6 @@ class SlotPool:
     def release(self, slot: Slot) -> None:
         self._busy.discard(slot.name)
         self._idle.append(slot)
-        if self.on_release is not None:
-            self.on_release(slot)
         self._wake()
 
     def _granted(self) -> int:
