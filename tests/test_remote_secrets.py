@@ -81,6 +81,27 @@ class CutOff:
         return None
 
 
+def interrupt_while_held(root: Path, env: dict[str, str], command: str, cut: CutOff) -> None:
+    """Run ``assetbuild COMMAND`` until ``cut`` holds its transfers, press Ctrl-C there: exit 130, no traceback."""
+    process = subprocess.Popen([sys.executable, "-m", "assetbuild", command, "--json"], cwd=root, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert cut.held.wait(60), f"{command} never got past its first transfers"
+        process.send_signal(signal.SIGINT)
+    finally:
+        cut.released.set()
+        out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, out + err
+    assert "Traceback" not in err
+
+
+def run_again(root: Path, env: dict[str, str], command: str, cut: CutOff) -> subprocess.CompletedProcess[str]:
+    """``assetbuild COMMAND`` once more, with every transfer let through."""
+    cut.open = True
+    return subprocess.run([sys.executable, "-m", "assetbuild", command, "--json"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
 def test_ctrl_c_in_the_middle_of_push_keeps_finished_uploads_and_push_again_does_the_rest(tmp_path: Path) -> None:
     count, keep = 40, 5
     cut = CutOff(keep)
@@ -93,21 +114,10 @@ def test_ctrl_c_in_the_middle_of_push_keeps_finished_uploads_and_push_again_does
             (server.folder / "store" / f"{shard:02x}").mkdir()
         env = {**os.environ, "ASSETBUILD_REMOTE": url, "ASSETBUILD_REMOTE_TOKEN": TOKEN,
                "ASSETBUILD_CACHE_DIR": str(tmp_path / "cache")}
-        push = subprocess.Popen([sys.executable, "-m", "assetbuild", "push", "--json"], cwd=root, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            assert cut.held.wait(60), "push never got past its first uploads"
-            push.send_signal(signal.SIGINT)
-        finally:
-            cut.released.set()
-            out, err = push.communicate(timeout=120)
-        assert push.returncode == 130, out + err
-        assert "Traceback" not in err
+        interrupt_while_held(root, env, "push", cut)
         stored = sorted((server.folder / "store").rglob("*.img"))
         assert len(stored) == keep  # the finished uploads stay, whole; nothing half-written
-        cut.open = True
-        again = subprocess.run([sys.executable, "-m", "assetbuild", "push", "--json"], cwd=root, env=env,
-                               capture_output=True, text=True, timeout=120)
+        again = run_again(root, env, "push", cut)
     finally:
         server.stop()
     assert again.returncode == 0, again.stdout + again.stderr
@@ -131,23 +141,12 @@ def test_ctrl_c_in_the_middle_of_pull_leaves_whole_targets_only_and_pull_again_d
         images = lock_only_project(root, server.folder / "store", count)
         env = {**os.environ, "ASSETBUILD_REMOTE": url, "ASSETBUILD_REMOTE_TOKEN": TOKEN,
                "ASSETBUILD_CACHE_DIR": str(tmp_path / "cache")}
-        pull = subprocess.Popen([sys.executable, "-m", "assetbuild", "pull", "--json"], cwd=root, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            assert cut.held.wait(60), "pull never got past its first downloads"
-            pull.send_signal(signal.SIGINT)
-        finally:
-            cut.released.set()
-            out, err = pull.communicate(timeout=120)
-        assert pull.returncode == 130, out + err
-        assert "Traceback" not in err
+        interrupt_while_held(root, env, "pull", cut)
         restored = [t for t in images if (root / t).exists()]
         assert len(restored) <= keep
         assert all((root / t).read_bytes() == images[t] for t in restored)  # whole, or not there
         assert list((root / ".assetbuild" / "tmp").iterdir()) == []  # no temporary file left behind
-        cut.open = True
-        again = subprocess.run([sys.executable, "-m", "assetbuild", "pull", "--json"], cwd=root, env=env,
-                               capture_output=True, text=True, timeout=120)
+        again = run_again(root, env, "pull", cut)
     finally:
         server.stop()
     assert again.returncode == 0, again.stdout + again.stderr
