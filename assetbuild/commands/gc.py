@@ -9,7 +9,6 @@ keeps recent objects). ``--dry-run`` says what would go and why the rest stays.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -68,6 +67,7 @@ def main(args: argparse.Namespace) -> int:
 def gc(ws: Workspace, out: TextIO, *, keep_days: float | None, keep_refs: list[str], dry_run: bool) -> int:
     """Remove cache entries no project needs and unused for ``keep_days`` (default 14; 0: no grace)."""
     from .. import cacheusers
+    from ..lockrefs import keys_at_ref
 
     keep_days = DEFAULT_KEEP_DAYS if keep_days is None else keep_days
     if keep_days < 0:
@@ -78,7 +78,7 @@ def gc(ws: Workspace, out: TextIO, *, keep_days: float | None, keep_refs: list[s
     for key in cacheusers.wanted_keys(ws.project, ws.hashes, ws.cache, ws.kind):
         why.setdefault(key, "used by assets.toml")
     for ref in keep_refs:
-        for key in _keys_at_ref(ws.project.lock_path, ref):
+        for key in keys_at_ref(ws.project.lock_path, ref):
             why.setdefault(key, f"in assets.lock at {ref}")
     gone = []
     projects = 1
@@ -129,38 +129,6 @@ def gc(ws: Workspace, out: TextIO, *, keep_days: float | None, keep_refs: list[s
     for reason, count in sorted(kept_for.items(), key=lambda item: -item[1]):
         out.write(f"  kept {count}: {reason}\n")
     return 0
-
-
-class NoLockAtRef(UsageError):
-    """The ref exists but has no assets.lock: it needs nothing (unlike a lock that cannot be read)."""
-
-
-def _keys_at_ref(lock_path: Path, ref: str) -> set[str]:
-    """Keys recorded in ``assets.lock`` as it is at git ``ref``."""
-    import subprocess
-
-    folder = lock_path.parent
-    if ref.startswith("-"):  # it would be read as a git option
-        raise UsageError(f"--keep-ref {ref}: not a git ref", hint="use a branch, tag or commit, e.g. origin/main")
-    try:
-        top = subprocess.run(["git", "rev-parse", "--show-prefix"], cwd=folder, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        shown = subprocess.run(["git", "show", f"{ref}:{top}{lock_path.name}"], cwd=folder,
-                               capture_output=True, text=True)
-    except (OSError, subprocess.CalledProcessError):
-        raise UsageError(f"--keep-ref {ref}: {folder} is not in a git repository (or git is missing)") from None
-    if shown.returncode != 0:
-        message = shown.stderr.strip().splitlines()[-1] if shown.stderr.strip() else "unknown error"
-        if "does not exist in" in message or "exists on disk, but not in" in message:
-            raise NoLockAtRef(f"--keep-ref {ref}: there is no assets.lock there",
-                              hint="use a branch, tag or commit that has assets.lock, e.g. origin/main")
-        raise UsageError(f"--keep-ref {ref}: cannot read assets.lock there ({message})",
-                         hint="use a branch, tag or commit that has assets.lock, e.g. origin/main")
-    try:
-        assets = json.loads(shown.stdout).get("assets", {})
-        return {str(entry["key"]) for entry in assets.values()}
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise UsageError(f"--keep-ref {ref}: assets.lock there is not valid") from None
 
 
 def _size(count: int) -> str:

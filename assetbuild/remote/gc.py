@@ -24,7 +24,7 @@ DEFAULT_GRACE_DAYS = 30.0
 
 def gc_remote(ws: Workspace, out: TextIO, *, keep_refs: list[str], all_refs: bool, grace_days: float | None,
               dry_run: bool, as_json: bool) -> int:
-    from ..commands.gc import NoLockAtRef, _keys_at_ref
+    from ..lockrefs import NoLockAtRef, keys_at_ref
 
     if not keep_refs and not all_refs:
         raise UsageError("gc --remote deletes from the shared store only with an explicit scope",
@@ -38,11 +38,11 @@ def gc_remote(ws: Workspace, out: TextIO, *, keep_refs: list[str], all_refs: boo
         raise UsageError(warnings[0])
     needed = {entry.key for entry in ws.lock.entries().values()}
     for ref in keep_refs:
-        needed |= _keys_at_ref(ws.project.lock_path, ref)
+        needed |= keys_at_ref(ws.project.lock_path, ref)
     if all_refs:
         for ref in _every_ref(ws):
             try:
-                needed |= _keys_at_ref(ws.project.lock_path, ref)
+                needed |= keys_at_ref(ws.project.lock_path, ref)
             except NoLockAtRef:  # a branch without assets.lock needs nothing; one that cannot be read
                 continue  # stops gc (UsageError): deleting what it may need is not an option
     grace = DEFAULT_GRACE_DAYS if grace_days is None else grace_days
