@@ -42,10 +42,13 @@ class Workspace:
 
     def open_remote(self, warn: Callable[[str], None], *, probe: bool = True) -> Remote | None:
         """The team store (None without one). Raises ``RemoteConfigError`` (exit 2) when misconfigured."""
-        from .remote.remote import open_remote
         from .remote.settings import resolve
 
         settings = resolve(self.project.remote, self.project.push, self.project.root, self.project.manifest.name)
+        if settings is None:  # no team store: its client module (~15 ms of imports) is not needed
+            return None
+        from .remote.remote import open_remote
+
         return open_remote(settings, self.cache, warn, probe=probe)
 
     def settle(self) -> None:
