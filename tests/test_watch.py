@@ -3,6 +3,7 @@ double, driven by real file edits; every wait is bounded and waits for an output
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -63,7 +64,8 @@ class Watcher:
     """A running ``assetbuild watch``: its output lines, collected by a reader thread as they come."""
 
     def __init__(self, project: Path, url: str, *args: str) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # PYTHONFAULTHANDLER: a watch that does not stop is sent SIGABRT and prints every thread's stack.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
         self.process = subprocess.Popen([sys.executable, "-m", "assetbuild", "watch", "--server", url, *args],
                                         cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True)
@@ -103,6 +105,13 @@ class Watcher:
     def wait(self, timeout: float = 30) -> int:
         try:
             code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)  # where it hangs, for whoever reads the failure
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(10)
+            self._reader.join(10)
+            raise AssertionError(f"watch did not end within {timeout} s; its output, then its threads' stacks:\n"
+                                 + "\n".join(self.lines)) from None
         finally:
             if self.process.poll() is None:
                 self.process.kill()
