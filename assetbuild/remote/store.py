@@ -85,14 +85,7 @@ class Store:
             return None
 
     def exists(self, path: str) -> bool:
-        import obstore
-
-        try:
-            obstore.head(self._store, path)
-        except Exception as exc:
-            self._absent_or_raise(exc, path)
-            return False
-        return True
+        return self._size(path) is not None
 
     def create(self, path: str, data: bytes, *, whole: Callable[[memoryview], bool] | None = None) -> bool:
         """Write ``data`` at ``path`` unless an object is there (write-once). True if this call wrote it.
