@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fsutil import abandoned_files, atomic_write, real_dir, sync_filesystem
+from .fsutil import abandoned_files, atomic_write, real_dir, sync_dir, sync_filesystem
 from .keys import hash_bytes
 
 _KEY = re.compile(r"[0-9a-f]{32}")  # an asset key (xxh3-128 hex): the only names the cache has
@@ -60,10 +60,10 @@ class Cache:
         if unsynced is None:
             _sync_filesystem(self.folder)
             return
+        for path in unsynced:
+            _fsync_file(path)
         for folder in {path.parent for path in unsynced}:
-            for path in [p for p in unsynced if p.parent == folder]:
-                _fsync_path(path, os.O_RDONLY)
-            _fsync_path(folder, os.O_RDONLY)
+            sync_dir(folder)
 
     def path_of(self, key: str) -> Path:
         if not _KEY.fullmatch(key):  # the lock refuses such keys; never let one name a path elsewhere
@@ -144,9 +144,9 @@ class Cache:
 _LISTED_UNSYNCED = 64  # more unsynced entries than this are flushed with one syncfs
 
 
-def _fsync_path(path: Path, flags: int) -> None:
-    with contextlib.suppress(OSError):  # gone (gc) or not openable (a folder on Windows): nothing to flush
-        fd = os.open(path, flags)
+def _fsync_file(path: Path) -> None:
+    with contextlib.suppress(OSError):  # gone (gc from another project): nothing to flush
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
