@@ -139,31 +139,54 @@ def link_new(tmp: str, path: Path, written: os.stat_result) -> os.stat_result:
     """Give the temporary file ``tmp`` (whose stat is ``written``) the name ``path``, never over anything
     there: unlike a rename, a hard link fails when the name exists (``FileExistsError``), so no
     check-then-write window lets a user's new file be replaced. Missing folders are created. Where hard
-    links are not supported, a check and a rename do; a ``tmp`` on another file system is copied next to
+    links are not supported, ``place_new`` reserves the name first; a ``tmp`` on another file system is copied next to
     ``path`` first (flushed). ``tmp`` is gone afterwards in every case. Returns the new file's stat."""
     try:
         try:
-            os.link(tmp, path)
+            placed = place_new(tmp, path)
         except FileNotFoundError:  # the first file of a folder that does not exist yet
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except FileExistsError:  # a file where a folder should be: not "the target exists"
                 raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path.parent)) from None
-            os.link(tmp, path)
+            placed = place_new(tmp, path)
         except OSError as exc:
-            if exc.errno == errno.EEXIST:
+            if exc.errno != errno.EXDEV:
                 raise
-            if exc.errno == errno.EXDEV:
-                with open(tmp, "rb") as handle:
-                    return write_new(path, handle.read(), tmp_dir=path.parent)
-            # No hard links on this file system (FAT, some network shares): check, then rename.
-            if os.path.lexists(path):
-                raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
-            os.replace(tmp, path)
+            with open(tmp, "rb") as handle:
+                return write_new(path, handle.read(), tmp_dir=path.parent)
+        if not placed:
+            raise FileExistsError(errno.EEXIST, "File exists", str(path))
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
     return written
+
+
+# Errors of os.link that mean "no hard links on this file system" (FAT, some network shares).
+_NO_HARD_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS, errno.EACCES)
+
+
+def place_new(tmp: str, path: Path) -> bool:
+    """Give the file ``tmp`` the name ``path`` unless something is there (then False, nothing changed).
+
+    A hard link where the file system has them (``tmp`` stays; the caller removes it); else the name is
+    reserved exclusively (O_EXCL) and ``tmp`` renamed over the reservation. Either way no check-then-write
+    window lets a file that appeared meanwhile be replaced. Other errors (EXDEV, ENOENT...) are raised."""
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o600))
+    except FileExistsError:
+        return False
+    os.replace(tmp, path)
+    return True
 
 
 def sync_filesystem(folder: Path) -> bool:

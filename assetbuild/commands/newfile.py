@@ -9,13 +9,12 @@ the name is reserved with ``O_EXCL`` and the data renamed over that (empty) rese
 from __future__ import annotations
 
 import contextlib
-import errno
 import itertools
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..fsutil import write_temporary
+from ..fsutil import place_new, write_temporary
 
 
 def create_new(path: Path, data: bytes) -> bool:
@@ -36,31 +35,12 @@ def create_first_free(candidates: Iterable[Path], data: bytes) -> Path | None:
     tmp = write_temporary(first.parent, first.name, data)
     try:
         for path in itertools.chain([first], names):
-            if _place(tmp, path):
+            if place_new(tmp, path):
                 return path
         return None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-
-
-def _place(tmp: str, path: Path) -> bool:
-    try:
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK,
-                             errno.ENOSYS, errno.EACCES):
-            raise
-    # No hard links here: reserve the name exclusively, then rename the data over the reservation.
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        return False
-    os.replace(tmp, path)
-    return True
 
 
 def numbered(folder: Path, stem: str, suffix: str) -> Iterable[Path]:
