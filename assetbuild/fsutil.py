@@ -19,7 +19,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -39,8 +38,6 @@ def _umask_mode() -> int:
     return 0o666 & ~mask
 
 
-# Files are created like any tool creates them (0666 minus the umask); mkstemp alone would make them 0600.
-_FILE_MODE = _umask_mode()
 
 
 def atomic_write(path: Path, data: bytes | Iterable[bytes], *, tmp_dir: Path | None = None, mode: int | None = None,
@@ -240,7 +237,7 @@ _TMP_NAME_CHARS = 24
 
 def _write_temporary(folder: Path, name: str, data: bytes | Iterable[bytes], mode: int | None, *,
                      sync: bool = True) -> tuple[str, os.stat_result]:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name[:_TMP_NAME_CHARS]}.", suffix=".tmp", dir=folder)
+    fd, tmp = _create_temporary(folder, name)
     try:
         with os.fdopen(fd, "wb") as handle:
             if isinstance(data, bytes):
@@ -250,7 +247,8 @@ def _write_temporary(folder: Path, name: str, data: bytes | Iterable[bytes], mod
             handle.flush()
             if sync:
                 os.fsync(handle.fileno())
-        os.chmod(tmp, _FILE_MODE if mode is None else mode)
+        if mode is not None:  # created with the mode any new file gets; a secret asks for less
+            os.chmod(tmp, mode)
         written = os.stat(tmp)
     except BaseException:
         with contextlib.suppress(OSError):
