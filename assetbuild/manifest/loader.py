@@ -240,7 +240,8 @@ def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, 
     if "cache.dir" in explicit:  # the new name of project.cache_dir: the same precedence applies
         explicit |= {"project.cache_dir"}
     return Project(manifest, root, output_dir, cache_dir, ServerSettings.of(shape.server), ordered, warnings,
-                   explicit, remote=shape.cache.remote, push=shape.cache.push, tables=tables)
+                   explicit, remote=shape.cache.remote, push=shape.cache.push, tables=tables,
+                   table_hashes={piece.written: piece.text_hash for piece in pieces or ()})
 
 
 def _folders(root: Path, shape: FileShape | ManifestFile, locator: Locator,

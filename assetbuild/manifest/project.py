@@ -99,6 +99,9 @@ class Project:
     remote: str | None = None  # [cache] remote, as written (the environment may override it: remote.settings)
     push: bool = True  # [cache] push
     tables: dict[str, str] = field(default_factory=dict)  # target -> its [assets."..."] key as written
+    # [assets."..."] key as written -> the xxh3-128 of its table's text, when the file was read table by
+    # table (``sections``); empty otherwise. The no-op memo keeps per-table records by it.
+    table_hashes: dict[str, str] = field(default_factory=dict)
     # The asset tables resolved by this load and earlier ones, saved at the end of a build (manifest.memo).
     memo: ResolvedMemo | None = field(default=None, repr=False, compare=False)
 
