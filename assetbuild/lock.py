@@ -13,10 +13,13 @@ Concurrent finishes are grouped: one write covers every entry committed while th
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import operator
 import os
 import re
 import threading
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -91,6 +94,16 @@ class Lock:
     made it quadratic: 59 MB per rewrite at 100,000 assets). ``load`` folds a journal left by a killed run into
     the entries, but only if the journal was started from the very lock file it finds (the journal's
     header holds that file's hash), so a journal from before a branch switch is ignored.
+
+    Entries cost nothing until used. A file this class wrote itself (``_ours``) is only split into its
+    entries' texts at load; an entry is parsed and checked (``LockEntry.from_json``) when first used, and
+    an unused one is written back verbatim. Each target's slot holds one form of its entry:
+
+    - an ``int``: the index of its text in the file as loaded (``_raw``), not parsed yet (``_parsed``
+      caches it once parsed: the file's bytes are held anyway);
+    - ``bytes``: its rendered text, once a changed entry is durable (journal or file): a build of 100,000
+      assets keeps ~650 bytes per entry, not the entry's objects and its text too;
+    - a ``LockEntry``: changed in memory, not rendered yet.
     """
 
     def __init__(self, path: Path, entries: dict[str, LockEntry] | None = None, *,
@@ -102,10 +115,10 @@ class Lock:
         self.tmp_dir = tmp_dir if tmp_dir is not None else state / "tmp"
         self.journal_path = state / "lock.journal"
         self.rendered_path = state / RENDERED_NAME  # hash of the file as this class last rendered it
-        self._entries: dict[str, LockEntry] = dict(entries or {})
-        # Rendered text per target with the entry it renders (a stale one is never used), so the rewrites of
-        # a long build do not render every entry again.
-        self._chunks: dict[str, tuple[LockEntry, str]] = {}
+        self._slots: dict[str, LockEntry | bytes | int] = dict(entries or {})
+        self._parsed: dict[str, LockEntry] = {}  # entries parsed from their loaded text (an int slot)
+        self._raw = b""  # the file as loaded, when its entries' texts were kept (``_ours``)
+        self._starts = array("q")  # where each loaded entry's text starts in _raw (and where the next would)
         self._pending: dict[str, None] = {}  # targets changed since the last write (file or journal), in order
         self._state = threading.Lock()
         self._writer = threading.Lock()
@@ -123,29 +136,29 @@ class Lock:
     def load(cls, path: Path, *, tmp_dir: Path | None = None) -> Lock:
         """Read ``path`` (and a killed run's journal); a missing file is an empty lock.
 
-        A corrupt lock file is a ManifestError (exit 2); a damaged journal line ends the journal there.
+        A corrupt lock file is a ManifestError (exit 2); a damaged journal line ends the journal there. In
+        a file this class wrote (``_ours``) entries are checked when used: one that is not valid is then
+        the same ManifestError, naming the file and the entry.
         """
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
             raw = None
-        entries: dict[str, LockEntry] = {}
-        alternatives: dict[str, list[LockEntry]] | None = None
-        chunks: dict[str, str] = {}
         digest = hash_bytes(raw) if raw is not None else ""
         lock = cls(path, tmp_dir=tmp_dir)
         if raw is not None:
-            rendered = _ours(raw, digest, lock.rendered_path)
-            if rendered is not None:
-                entries, chunks = rendered
+            split = _ours(raw, digest, lock.rendered_path)
+            if split is not None:
+                names, lock._starts = split
+                lock._raw = raw
+                lock._slots = dict(zip(names, range(len(names)), strict=True))
             else:
                 entries, alternatives = _parse(path, raw)
-        lock._entries = entries
-        lock._chunks = {target: (entries[target], text) for target, text in chunks.items()}
-        if alternatives is not None:  # both sides of a merge were kept: the next flush writes clean JSON
-            lock._alternatives = alternatives
-            lock._dirty = True
-            lock.merged = True
+                lock._slots = dict(entries)
+                if alternatives is not None:  # both sides of a merge were kept: the next flush writes clean JSON
+                    lock._alternatives = alternatives
+                    lock._dirty = True
+                    lock.merged = True
         lock._base = digest
         lock._file_bytes = len(raw) if raw is not None else 0
         lock._replay_journal()
@@ -187,26 +200,76 @@ class Lock:
         return None
 
     def get(self, target: str) -> LockEntry | None:
+        """The entry of ``target`` (None without one); ManifestError for one the file holds but is not valid."""
         with self._state:
-            return self._entries.get(target)
+            slot = self._slots.get(target)
+            if slot is None or isinstance(slot, LockEntry):
+                return slot
+            known = self._parsed.get(target)
+            if known is not None:
+                return known
+        entry = self._entry_of(target, slot)  # parsed outside the mutex: commits go on meanwhile
+        self._keep_parsed({target: (slot, entry)})
+        return entry
 
     def targets(self) -> list[str]:
+        """Every target with an entry, sorted (no entry is parsed)."""
         with self._state:
-            return sorted(self._entries)
+            return sorted(self._slots)
 
     def entries(self) -> dict[str, LockEntry]:
-        """A snapshot of every entry, by target."""
+        """A snapshot of every entry, by target (each one parsed and checked, if it was not yet)."""
         with self._state:
-            return dict(self._entries)
+            slots = dict(self._slots)
+            known = {target: self._parsed[target] for target in slots.keys() & self._parsed.keys()}
+        result: dict[str, LockEntry] = {}
+        fresh: dict[str, tuple[bytes | int, LockEntry]] = {}
+        for target, slot in slots.items():
+            if isinstance(slot, LockEntry):
+                result[target] = slot
+            elif target in known:
+                result[target] = known[target]
+            else:
+                result[target] = entry = self._entry_of(target, slot)
+                fresh[target] = (slot, entry)
+        self._keep_parsed(fresh)
+        return result
+
+    def _entry_of(self, target: str, slot: bytes | int) -> LockEntry:
+        """The entry a text slot holds, parsed and checked; ManifestError naming the file and entry if invalid."""
+        text = slot if isinstance(slot, bytes) else self._raw[self._starts[slot]:self._starts[slot + 1] - 2]
+        return _parse_chunk(self.path, target, text)
+
+    def _keep_parsed(self, parsed: dict[str, tuple[bytes | int, LockEntry]]) -> None:
+        """Remember entries parsed from loaded texts (not from rendered ones: those are kept as text alone)."""
+        with self._state:
+            for target, (slot, entry) in parsed.items():
+                if isinstance(slot, int) and self._slots.get(target) is slot:  # not changed meanwhile
+                    self._parsed[target] = entry
 
     def _set(self, target: str, entry: LockEntry | None) -> bool:
+        """Called under ``_state``: make ``entry`` the target's (None: remove it); whether anything changed."""
+        current = self._slots.get(target)
         if entry is None:
-            self._chunks.pop(target, None)
-            return self._entries.pop(target, None) is not None
-        if self._entries.get(target) == entry:
+            self._parsed.pop(target, None)
+            return self._slots.pop(target, None) is not None
+        if current is not None and self._holds(target, current, entry):
             return False
-        self._entries[target] = entry
+        self._slots[target] = entry
+        self._parsed.pop(target, None)
         return True
+
+    def _holds(self, target: str, slot: LockEntry | bytes | int, entry: LockEntry) -> bool:
+        """Whether ``slot`` holds ``entry`` (a text that cannot be read holds nothing: it is replaced)."""
+        if isinstance(slot, LockEntry):
+            return slot == entry
+        known = self._parsed.get(target)
+        if known is not None:
+            return known == entry
+        try:
+            return self._entry_of(target, slot) == entry
+        except ManifestError:
+            return False
 
     def commit(self, target: str, entry: LockEntry | None) -> None:
         """Record (or with None, remove) one entry durably before returning.
@@ -244,10 +307,12 @@ class Lock:
         Grouped like rewrites: commits that arrived while the previous append was being synced are all
         covered by this one (the fsync, not the bytes, is what a commit costs)."""
         with self._state:
-            records = [(target, self._entries.get(target)) for target in self._pending]
+            records = [(target, self._slots.get(target)) for target in self._pending]
             self._pending.clear()
             covered = self._changes
-        data = b"".join(_journal_line(target, entry) for target, entry in records)
+        entries = [(target, slot if slot is None or isinstance(slot, LockEntry) else self._entry_of(target, slot))
+                   for target, slot in records]
+        data = b"".join(_journal_line(target, entry) for target, entry in entries)
         if not self._journal_started:
             make_state_dir(self.journal_path.parent)
             data = json.dumps({"base": self._base}).encode() + b"\n" + data
@@ -263,36 +328,67 @@ class Lock:
         self._journal_started = True
         self._journal_bytes += len(data)
         self._written = covered
+        # Durable now: keep each entry as the text the next rewrite needs anyway, not as objects and text.
+        self._as_text([(target, entry, _chunk(target, entry).encode()) for target, entry in entries
+                       if entry is not None])
 
-    def _chunk_of(self, target: str, entry: LockEntry) -> str:
-        cached = self._chunks.get(target)
-        if cached is not None and cached[0] is entry:
-            return cached[1]
-        text = _chunk(target, entry)
-        self._chunks[target] = (entry, text)
-        return text
+    def _as_text(self, rendered: list[tuple[str, LockEntry, bytes]]) -> None:
+        """Replace each target's entry by its rendered text, where the entry is still the target's."""
+        with self._state:
+            for target, entry, text in rendered:
+                if self._slots.get(target) is entry:
+                    self._slots[target] = text
 
     def _rewrite(self) -> None:
         """Called with the writer lock held: write the file, then retire the journal it covers.
 
         The entries are rendered and streamed to the temporary file outside ``_state`` (commits and
         readers go on meanwhile) and in pieces: a 100,000-asset lock is ~65 MB of text, which must not be
-        held two or three times over (the text, its bytes, the list joined) at each rewrite."""
+        held two or three times over (the text, its bytes, the list joined) at each rewrite. Texts read
+        from the file at load are copied back verbatim, each run of consecutive ones in one piece."""
         with self._state:
-            snapshot = dict(self._entries)
+            snapshot = dict(self._slots)
             self._pending.clear()
             self._dirty = False
             covered = self._changes
         hasher = xxhash.xxh3_128()
         size = 0
+        rendered: list[tuple[str, LockEntry, bytes]] = []
+
+        def texts() -> Iterator[bytes | memoryview]:
+            raw, starts = memoryview(self._raw), self._starts
+            run: list[int] = []  # first and last index of consecutive loaded texts
+            for target in sorted(snapshot):
+                slot = snapshot[target]
+                if isinstance(slot, int):
+                    if run and slot == run[1] + 1:
+                        run[1] = slot
+                        continue
+                    if run:
+                        yield raw[starts[run[0]]:starts[run[1] + 1] - 2]
+                    run = [slot, slot]
+                    continue
+                if run:
+                    yield raw[starts[run[0]]:starts[run[1] + 1] - 2]
+                    run = []
+                if isinstance(slot, LockEntry):
+                    text = _chunk(target, slot).encode()
+                    rendered.append((target, slot, text))
+                    yield text
+                else:
+                    yield slot
+            if run:
+                yield raw[starts[run[0]]:starts[run[1] + 1] - 2]
 
         def parts() -> Iterator[bytes]:
             nonlocal size
-            for piece in _pieces(self._chunk_of(target, snapshot[target]) for target in sorted(snapshot)):
-                data = piece.encode()
-                hasher.update(data)
-                size += len(data)
-                yield data
+            for part in _framed(texts()):
+                # A long run of loaded texts is copied a megabyte at a time, not whole.
+                for data in ([part] if isinstance(part, bytes) else
+                             (bytes(part[at:at + _COPY]) for at in range(0, len(part), _COPY))):
+                    hasher.update(data)
+                    size += len(data)
+                    yield data
 
         atomic_write(self.path, parts(), tmp_dir=self.tmp_dir)
         self._written = covered
@@ -303,6 +399,7 @@ class Lock:
         self._journal_started = False
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.journal_path)
+        self._as_text(rendered)
 
 
 def _journal_line(target: str, entry: LockEntry | None) -> bytes:
@@ -371,9 +468,25 @@ def _parse(path: Path, raw: bytes) -> tuple[dict[str, LockEntry], dict[str, list
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         problem = f"{exc!s}" if not isinstance(exc, KeyError) else f"missing field {exc}"
         problem = f"entry {target!r}: {problem}" if target is not None else problem
-    raise ManifestError(str(path), f"the lock file is not valid ({problem})",
-                        hint="restore it from git (e.g. `git checkout -- assets.lock`) or delete it to rebuild "
-                             "everything")
+    raise ManifestError(str(path), f"the lock file is not valid ({problem})", hint=INVALID_HINT)
+
+
+INVALID_HINT = "restore it from git (e.g. `git checkout -- assets.lock`) or delete it to rebuild everything"
+
+
+def _parse_chunk(path: Path, target: str, text: bytes) -> LockEntry:
+    """The entry of one target from its text in a file this class wrote (``_ours``), checked as ``_parse``
+    checks every entry: the same ManifestError, naming the file and the entry, for one that is not valid."""
+    try:
+        data = json.loads(b"{" + text + b"}", parse_constant=_no_constant)
+        if not isinstance(data, dict) or len(data) != 1 or target not in data:
+            raise ValueError("its text is not one entry of that name")
+        return LockEntry.from_json(data[target])
+    except RecursionError:
+        problem = "nested too deeply"
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        problem = f"{exc!s}" if not isinstance(exc, KeyError) else f"missing field {exc}"
+    raise ManifestError(str(path), f"the lock file is not valid (entry {target!r}: {problem})", hint=INVALID_HINT)
 
 
 def _strict(text: str) -> Any:
@@ -400,8 +513,9 @@ def _candidates(both: dict[str, list[dict[str, Any]]], *, skip_partial: bool = F
     return {t: c[0] for t, c in alternatives.items()}, {t: c for t, c in alternatives.items() if len(c) > 1}
 
 
-_FRAME_HEAD = '{\n  "assets": {\n'
-_FRAME_TAIL = f'\n  }},\n  "version": {LOCK_VERSION}\n}}\n'
+_FRAME_HEAD = b'{\n  "assets": {\n'
+_FRAME_TAIL = f'\n  }},\n  "version": {LOCK_VERSION}\n}}\n'.encode()
+_EMPTY_FILE = f'{{\n  "assets": {{}},\n  "version": {LOCK_VERSION}\n}}\n'.encode()
 _RENDERED_FORMAT = f"v{LOCK_VERSION}:"
 
 
@@ -416,14 +530,15 @@ def _remember_rendered(path: Path, digest: str) -> None:
             os.close(fd)
 
 
-def _ours(raw: bytes, digest: str, rendered_path: Path) -> tuple[dict[str, LockEntry], dict[str, str]] | None:
+def _ours(raw: bytes, digest: str, rendered_path: Path) -> tuple[list[str], array[int]] | None:
     """For a lock file whose bytes are what this class last rendered (``rendered_path`` notes their hash):
-    its entries, and each entry's rendered text, so the next rewrite renders only the entries that change
-    (one edit in a 10,000-asset project must not render 10,000 entries again). None for any other file,
-    or one that does not read as rendered: ``_parse`` then reads it in full.
+    its targets, in order, and where each one's text starts (with one more start, past the last text), found
+    without parsing the file: entries are parsed when used, and the next rewrite copies the others back as
+    they are (one edit in a 10,000-asset project must not read or render 10,000 entries). None for any
+    other file, or one that does not split as rendered: ``_parse`` then reads it in full.
 
     The note is a hint, not a proof (an archive could carry one next to a forged lock): every entry is still
-    checked (``LockEntry.from_json``), and a text is kept only where the layout is exactly ``render``'s."""
+    checked when used (``_parse_chunk``: its text must be exactly one valid entry of that target)."""
     try:
         fd = open_nofollow(rendered_path, os.O_RDONLY)
         with os.fdopen(fd, "rb") as handle:
@@ -431,36 +546,40 @@ def _ours(raw: bytes, digest: str, rendered_path: Path) -> tuple[dict[str, LockE
                 return None
     except (OSError, UnicodeDecodeError, StateError):
         return None
-    try:
-        text = raw.decode("utf-8")
-        data = json.loads(text, parse_constant=_no_constant)
-        entries = {target: LockEntry.from_json(entry) for target, entry in data["assets"].items()}
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+    # The file is the texts joined by ",\n" inside a fixed frame; a text starts with its target at an indent
+    # of 4 (`    "name": {`) and every line after it is deeper, but for its last, "}" at 4 (JSON strings hold
+    # no raw newline): so ',\n    "' is found only between two texts.
+    if not (raw.startswith(_FRAME_HEAD) and raw.endswith(_FRAME_TAIL)) or len(raw) <= len(_FRAME_HEAD + _FRAME_TAIL):
         return None
-    # The rendered text of each entry: the file is the chunks joined by ",\n" inside a fixed frame; a chunk
-    # starts with its target at an indent of 4, ends with "}" at 4, and every line between is deeper (JSON
-    # strings hold no raw newline).
-    chunks: dict[str, str] = {}
-    if entries and text.startswith(_FRAME_HEAD) and text.endswith(_FRAME_TAIL):
-        pieces = text[len(_FRAME_HEAD):-len(_FRAME_TAIL)].split(',\n    "')
-        if len(pieces) == len(entries):
-            ordered = sorted(entries)
-            pieces = [pieces[0]] + ['    "' + piece for piece in pieces[1:]]
-            if all(piece.startswith(f"    {_json_string(target)}: {{") and piece.endswith("\n    }")
-                   and not _SHALLOW_LINE.search(piece, 0, len(piece) - 6)
-                   for target, piece in zip(ordered, pieces, strict=True)):
-                chunks = dict(zip(ordered, pieces, strict=True))
-    return entries, chunks
+    find = raw.find
+    names: list[str] = []
+    starts = array("q")
+    start = len(_FRAME_HEAD)
+    try:
+        while start >= 0:
+            line_end = find(b"\n", start)
+            line = raw[start:line_end] if line_end > 0 else b""
+            if not (line.startswith(b'    "') and line.endswith(b'": {')):
+                return None
+            name = line[5:-4]
+            if b"\\" in name or b'"' in name or not (text := name.decode("utf-8")).isprintable():
+                text = json.loads(line[4:-3])  # an escaped name (or one the fast path cannot vouch for)
+                if not isinstance(text, str):
+                    return None
+            names.append(text)
+            starts.append(start)
+            start = find(_SEPARATOR, line_end)
+            if start >= 0:
+                start += 2
+    except (ValueError, RecursionError):
+        return None
+    starts.append(len(raw) - len(_FRAME_TAIL) + 2)  # where a next text would start: each text ends 2 bytes before
+    if not all(map(operator.lt, names, itertools.islice(names, 1, None))):
+        return None  # not sorted, or a name twice: not as rendered
+    return names, starts
 
 
-_SHALLOW_LINE = re.compile(r"\n {0,5}(?! )")  # a line indented less than a chunk's inner lines
-
-
-def _json_string(text: str) -> str:
-    """``json.dumps(text, ensure_ascii=False)``, without the encoder for the common case."""
-    if '"' in text or "\\" in text or not text.isprintable():
-        return json.dumps(text, ensure_ascii=False)
-    return f'"{text}"'
+_SEPARATOR = b',\n    "'
 
 
 def _no_constant(name: str) -> Any:
@@ -474,27 +593,33 @@ def _chunk(target: str, entry: LockEntry) -> str:
     return f"    {json.dumps(target, ensure_ascii=False)}: {body}"
 
 
-_PIECE = 512  # entries per piece written
+_BATCH = 256 * 1024  # bytes of small texts written at once
+_COPY = 1024 * 1024  # bytes of a run of loaded texts copied at once
 
 
-def _pieces(chunks: Iterable[str]) -> Iterator[str]:
-    """The file's text in pieces of a few hundred entries: ``_assemble`` without holding it all."""
-    head, batch, first = '{\n  "assets": {\n', [], True
-    for chunk in chunks:
-        batch.append(chunk)
-        if len(batch) == _PIECE:
-            yield (head if first else ",\n") + ",\n".join(batch)
-            batch, first = [], False
-    if batch:
-        yield (head if first else ",\n") + ",\n".join(batch)
+def _framed(texts: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+    """The file's bytes in parts: the texts joined by a comma and newline in the fixed frame, small ones batched (a
+    100,000-asset lock, ~65 MB, is never held whole), a big one (a run of texts copied from the file as
+    loaded) passed on as it is."""
+    batch: list[bytes | memoryview] = []
+    size, first = 0, True
+    for text in texts:
+        batch.append(_FRAME_HEAD if first else b",\n")
         first = False
-    yield ('{\n  "assets": {}' if first else "\n  }") + f',\n  "version": {LOCK_VERSION}\n}}\n'
-
-
-def _assemble(chunks: list[str]) -> bytes:
-    return "".join(_pieces(chunks)).encode()
+        if len(text) >= _BATCH:
+            yield b"".join(batch)
+            yield text
+            batch, size = [], 0
+            continue
+        batch.append(text)
+        size += len(text)
+        if size >= _BATCH:
+            yield b"".join(batch)
+            batch, size = [], 0
+    batch.append(_EMPTY_FILE if first else _FRAME_TAIL)
+    yield b"".join(batch)
 
 
 def render(entries: dict[str, LockEntry]) -> bytes:
     """The file's bytes: deterministic for the same entries (and equal to sorted, 2-space-indented JSON)."""
-    return _assemble([_chunk(target, entries[target]) for target in sorted(entries)])
+    return b"".join(_framed(_chunk(target, entries[target]).encode() for target in sorted(entries)))

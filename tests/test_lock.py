@@ -406,7 +406,7 @@ def _rendered_lock(tmp_path: Path, count: int = 5) -> tuple[Path, dict[str, Lock
     entries = {f"dir/t{i}.png": entry(i, prompt=f"p {i}, with \"quotes\", commas,\n    and é") for i in range(count)}
     # Names the encoder escapes (a quote, a backslash, a control character) or leaves as they are (é).
     entries.update({name: entry(50 + n) for n, name in enumerate(['q"uote.png', "back\\slash.png", "c\x01.png",
-                                                                   "café.png"])})
+                                                                   "café.png", "nbsp\u00a0.png", "del\x7f.png"])})
     for target, value in entries.items():
         lock.commit(target, value)
     lock.flush()
@@ -416,9 +416,9 @@ def _rendered_lock(tmp_path: Path, count: int = 5) -> tuple[Path, dict[str, Lock
 def test_a_lock_it_rendered_is_read_with_its_rendered_entries(tmp_path: Path) -> None:
     path, entries = _rendered_lock(tmp_path)
     loaded = Lock.load(path)
+    assert all(isinstance(slot, int) for slot in loaded._slots.values())  # texts from the file, not parsed yet
+    assert {t: loaded._entry_of(t, slot) for t, slot in loaded._slots.items()} == entries
     assert loaded.entries() == entries
-    assert {t: text for t, (_, text) in loaded._chunks.items()} == {  # nothing to render again
-        t: lock_module._chunk(t, e) for t, e in entries.items()}
     changed = entry(7, prompt="new")
     loaded.commit("dir/t2.png", changed)
     loaded.flush()
@@ -439,7 +439,8 @@ def test_a_damaged_or_stale_rendered_note_only_costs_a_full_read(tmp_path: Path,
     path, entries = _rendered_lock(tmp_path)
     (tmp_path / ".assetbuild" / lock_module.RENDERED_NAME).write_bytes(note)
     loaded = Lock.load(path)
-    assert loaded.entries() == entries and loaded._chunks == {}
+    assert all(isinstance(slot, LockEntry) for slot in loaded._slots.values())  # read in full
+    assert loaded.entries() == entries
     loaded.commit("dir/t0.png", entry(9))
     loaded.flush()
     assert path.read_bytes() == render({**entries, "dir/t0.png": entry(9)})
@@ -447,13 +448,19 @@ def test_a_damaged_or_stale_rendered_note_only_costs_a_full_read(tmp_path: Path,
 
 def test_a_note_planted_next_to_a_forged_lock_vouches_for_nothing(tmp_path: Path) -> None:
     """An archive may carry .assetbuild/lock.rendered naming the hash of a forged assets.lock: the entries are
-    still checked (a key must stay 32 hex digits: it names a cache file)."""
-    path, _ = _rendered_lock(tmp_path)
+    still checked when used (a key must stay 32 hex digits: it names a cache file), with the error a full
+    read gives, naming the file and the entry."""
+    path, entries = _rendered_lock(tmp_path)
     forged = path.read_text(encoding="utf-8").replace(f'"key": "{3:032x}"', '"key": "../../../etc/passwd"').encode()
     path.write_bytes(forged)
     (tmp_path / ".assetbuild" / lock_module.RENDERED_NAME).write_text("v1:" + hash_bytes(forged))
-    with pytest.raises(ManifestError, match="32 hexadecimal digits"):
-        Lock.load(path)
+    lock = Lock.load(path)
+    assert lock.get("dir/t1.png") == entries["dir/t1.png"]  # the others are usable
+    for use in (lambda: lock.get("dir/t3.png"), lock.entries):
+        with pytest.raises(ManifestError, match="32 hexadecimal digits") as info:
+            use()
+        assert str(path) in str(info.value) and "entry 'dir/t3.png'" in str(info.value)
+        assert info.value.hint and "git checkout" in info.value.hint
 
 
 def test_a_rendered_note_that_is_a_symlink_is_not_followed(tmp_path: Path) -> None:
@@ -464,7 +471,8 @@ def test_a_rendered_note_that_is_a_symlink_is_not_followed(tmp_path: Path) -> No
     note.unlink()
     note.symlink_to(elsewhere)
     loaded = Lock.load(path)
-    assert loaded.entries() == entries and loaded._chunks == {}  # read in full
+    assert all(isinstance(slot, LockEntry) for slot in loaded._slots.values())  # read in full
+    assert loaded.entries() == entries
     loaded.commit("dir/t1.png", entry(8))
     loaded.flush()  # the note is not written through the symlink either
     assert elsewhere.read_text() == "v1:" + hash_bytes(render(entries))
