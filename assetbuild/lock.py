@@ -21,7 +21,7 @@ import re
 import threading
 from array import array
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,12 @@ class LockEntry:
     model_hashes: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        if not self.model_hashes:
-            del data["model_hashes"]
+        """The entry as JSON data, for encoding (it shares the entry's dicts: not ``asdict``'s deep copy,
+        which cost more than the encoding itself)."""
+        data: dict[str, Any] = {"key": self.key, "hash": self.hash, "seed": self.seed, "model": self.model,
+                                "inputs": self.inputs}
+        if self.model_hashes:
+            data["model_hashes"] = self.model_hashes
         return data
 
     @classmethod

@@ -1,0 +1,203 @@
+"""A lock file assetbuild wrote itself is read lazily (issue 16): split into its entries' texts at load,
+each entry parsed and checked when first used, unused texts written back verbatim; and a changed entry,
+once durable, is held as its text alone."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_cli, write_manifest
+from helpers import QUICKSTART
+
+from assetbuild import lock as lock_module
+from assetbuild.errors import ManifestError
+from assetbuild.keys import hash_bytes
+from assetbuild.lock import Lock, LockEntry, render
+
+
+def entry(n: int, prompt: str = "p") -> LockEntry:
+    return LockEntry(key=f"{n:032x}", hash=f"{n + 100:032x}", seed=n, model="m",
+                     inputs={"v": 1, "params": {"prompt": prompt, "seed": n}})
+
+
+def written(path: Path, entries: dict[str, LockEntry]) -> Path:
+    """``entries`` in ``path``, written by a Lock (so its note says it rendered the file)."""
+    lock = Lock(path, entries)
+    lock._dirty = True
+    lock.flush()
+    return path
+
+
+def plant(path: Path, text: str) -> None:
+    """Replace the lock file by ``text`` and note it as rendered: what a forged archive could carry."""
+    data = text.encode("utf-8")
+    path.write_bytes(data)
+    (path.parent / ".assetbuild" / lock_module.RENDERED_NAME).write_text("v1:" + hash_bytes(data))
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every entry checked (``LockEntry.from_json`` calls), as they happen."""
+    calls: list[Any] = []
+    real = LockEntry.from_json.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[LockEntry], data: dict[str, Any]) -> LockEntry:
+        calls.append(data.get("key") if isinstance(data, dict) else data)
+        return real(cls, data)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(LockEntry, "from_json", classmethod(counting))
+    return calls
+
+
+def test_load_and_targets_parse_nothing_and_each_used_entry_is_parsed_once(tmp_path: Path,
+                                                                            parses: list[Any]) -> None:
+    entries = {f"set/{n:03d}.png": entry(n) for n in range(60)}
+    path = written(tmp_path / "assets.lock", entries)
+    lock = Lock.load(path)
+    assert lock.targets() == sorted(entries)
+    assert parses == []  # neither load nor targets() parsed an entry
+    assert lock.get("set/007.png") == entries["set/007.png"]
+    assert lock.get("set/007.png") == entries["set/007.png"]
+    assert lock.get("absent.png") is None
+    assert len(parses) == 1
+    assert lock.entries() == entries
+    assert len(parses) == 60  # the one already parsed is not parsed again
+    lock.commit("set/008.png", entries["set/008.png"])  # unchanged: nothing written, nothing parsed again
+    assert len(parses) == 60 and not lock._dirty
+
+
+def test_a_file_that_does_not_split_as_rendered_is_read_in_full(tmp_path: Path) -> None:
+    """Names out of order or twice under a valid note: not as rendered, so the full read decides."""
+    entries = {"a.png": entry(1), "b.png": entry(2)}
+    path = written(tmp_path / "assets.lock", entries)
+    text = path.read_text(encoding="utf-8")
+    plant(path, text.replace('"a.png"', '"c.png"'))  # c, b: out of order
+    lock = Lock.load(path)
+    assert all(isinstance(slot, LockEntry) for slot in lock._slots.values())
+    assert lock.entries() == {"c.png": entry(1), "b.png": entry(2)}
+    plant(path, text.replace('"a.png"', '"b.png"'))  # b twice: read as both sides of a merge conflict
+    lock = Lock.load(path)
+    assert lock.merged and lock.targets() == ["b.png"]
+    assert lock.choose("b.png", entry(1).hash) == entry(1)
+
+
+@pytest.mark.parametrize(("old", "new", "problem"), [
+    (f'"key": "{3:032x}"', '"key": "../../../etc/passwd"', "32 hexadecimal digits"),
+    ('"seed": 3', '"seed": ,', "Expecting value"),
+    ('"seed": 3', '"seed": NaN', "not a number JSON allows"),
+    ('"model": "m"', '"model": "m"\n    },\n     "other.png": {"x": 1', "not one entry of that name"),
+])
+def test_an_invalid_entry_in_a_file_it_wrote_is_refused_when_used(tmp_path: Path, old: str, new: str,
+                                                                   problem: str) -> None:
+    entries = {f"t{n}.png": entry(n) for n in range(6)}
+    path = written(tmp_path / "assets.lock", entries)
+    text = path.read_text(encoding="utf-8")
+    start = text.index('    "t3.png"')
+    plant(path, text[:start] + text[start:].replace(old, new, 1))
+    lock = Lock.load(path)  # nothing is parsed yet
+    assert lock.targets() == sorted(entries)
+    assert lock.get("t2.png") == entries["t2.png"]
+    for use in (lambda: lock.get("t3.png"), lock.entries):
+        with pytest.raises(ManifestError, match=problem) as info:
+            use()
+        message = str(info.value)
+        assert message.startswith(str(path)) and "entry 't3.png'" in message and "not valid" in message
+    lock.commit("t3.png", entry(30))  # replacing it needs no parse of the old text
+    assert Lock.load(path).get("t3.png") == entry(30)
+
+
+def test_a_forged_entry_stops_the_build_with_exit_2_naming_it(project: Path) -> None:
+    write_manifest(project, QUICKSTART)
+    assert run_cli(project, "-q").returncode == 0
+    path = project / "assets.lock"
+    text = path.read_text(encoding="utf-8")
+    start = text.index('    "sprites/hero.png"')
+    key_at = text.index('"key": "', start) + len('"key": "')
+    plant(path, text[:key_at] + "../../../../etc/passwd" + text[key_at + 32:])
+    (project / ".assetbuild" / "noop.json").unlink(missing_ok=True)  # no memo: the plan reads the lock
+    result = run_cli(project)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "assets.lock" in result.stderr and "sprites/hero.png" in result.stderr
+    assert "32 hexadecimal digits" in result.stderr
+
+
+def test_texts_not_used_are_written_back_verbatim(tmp_path: Path) -> None:
+    """A valid text in another spelling and an invalid one, both unused, survive rewrites byte for byte
+    (the invalid one is still refused when used after the next load)."""
+    entries = {f"t{n}.png": entry(n) for n in range(6)}
+    path = written(tmp_path / "assets.lock", entries)
+    text = path.read_text(encoding="utf-8")
+    odd = text.replace('"model": "m",\n      "seed": 1\n', '"model": "\\u006d",\n      "seed": 1\n')
+    odd = odd.replace(f'"hash": "{104:032x}"', '"hash": "not a hash"')  # t4
+    assert odd.count("\\u006d") == 1 and "not a hash" in odd
+    plant(path, odd)
+    lock = Lock.load(path)
+    lock.commit("t2.png", entry(20))
+    lock.commit("t0.png", None)
+    lock.commit("t9.png", entry(9))
+    lock.flush()
+    kept = path.read_text(encoding="utf-8")
+    assert "\\u006d" in kept and "not a hash" in kept
+    chunk = lock_module._chunk
+    expected = odd.replace(chunk("t2.png", entry(2)), chunk("t2.png", entry(20)))
+    expected = expected.replace(chunk("t0.png", entry(0)) + ",\n", "")
+    last = chunk("t5.png", entry(5))
+    expected = expected.replace(last, last + ",\n" + chunk("t9.png", entry(9)))
+    assert kept == expected
+    again = Lock.load(path)
+    assert again.get("t1.png") == entry(1)  # "\u006d" is "m"
+    with pytest.raises(ManifestError, match="entry 't4.png'"):
+        again.get("t4.png")
+
+
+def test_rewrites_of_a_lazily_read_lock_are_byte_identical_to_render(tmp_path: Path) -> None:
+    """Runs of texts copied from the loaded file (across pieces of the stream) and rendered entries,
+    changed at the first, the last and in the middle, added and removed: ``render``'s bytes."""
+    entries = {f"set/{n:05d}.png": entry(n) for n in range(1300)}
+    path = written(tmp_path / "assets.lock", entries)
+    lock = Lock.load(path)
+    changes: dict[str, LockEntry | None] = {"set/00000.png": entry(5000), "set/00700.png": entry(5001),
+                                            "set/01299.png": entry(5002), "set/00650x.png": entry(5003),
+                                            "set/00001.png": None, "set/00900.png": None, "a.png": entry(5004),
+                                            "z.png": entry(5005)}
+    for target, value in changes.items():
+        lock.commit(target, value)
+        if value is None:
+            del entries[target]
+        else:
+            entries[target] = value
+    lock.flush()
+    assert path.read_bytes() == render(entries)
+    assert Lock.load(path).entries() == entries
+
+
+def test_a_durable_entry_is_held_as_its_text_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Structural memory bound (issue 16.3): once a commit returns, its entry is held as the text the next
+    rewrite needs, not as a LockEntry too; used again, it is parsed from that text."""
+    path = tmp_path / "assets.lock"
+    lock = Lock.load(path)
+    lock.commit("small.png", entry(1))  # a small lock: rewritten on each commit
+    assert lock._slots["small.png"] == lock_module._chunk("small.png", entry(1)).encode()
+    monkeypatch.setattr(lock_module, "REWRITE_ALWAYS_BYTES", 0)  # as if the lock were big: journal mode
+
+    def commits(k: int) -> None:
+        for n in range(k, 400, 8):
+            lock.commit(f"new/{n:04d}.png", entry(n, prompt=f"prompt {n}"))
+
+    threads = [threading.Thread(target=commits, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert (tmp_path / ".assetbuild" / "lock.journal").exists()
+    assert all(isinstance(slot, bytes) for slot in lock._slots.values())  # no LockEntry held, nor twice
+    assert lock._parsed == {}
+    assert lock.get("new/0123.png") == entry(123, prompt="prompt 123")
+    assert lock._parsed == {}  # a text it rendered is parsed again when used, not kept twice
+    lock.flush()
+    assert all(isinstance(slot, bytes) for slot in lock._slots.values())
+    assert path.read_bytes() == render({"small.png": entry(1),
+                                        **{f"new/{n:04d}.png": entry(n, prompt=f"prompt {n}") for n in range(400)}})
