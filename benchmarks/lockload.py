@@ -15,9 +15,9 @@ process, so the ratios come from the same run on the same machine.
   parses the whole file). Medians; the ratio after / before.
 - **commits** (issue 16.3): in a fresh subprocess per implementation, a Lock receives ``--commits`` new
   entries from 4 threads (as a ``-n 4`` first build commits them), then ``flush()``; reported: the rise of
-  peak RSS over the RSS before the commits (wait4's ru_maxrss of that process, less its VmRSS at the start)
-  and per entry. ``os.fsync`` is a no-op in that process: memory, not durability, is measured (the lock's
-  journal and rewrites still happen, by size, as in a build).
+  peak RSS over the RSS before the commits (that process's VmHWM less its VmRSS at the start) and per
+  entry. ``os.fsync`` is a no-op in that process: memory, not durability, is measured (the lock's journal
+  and rewrites still happen, by size, as in a build).
 """
 
 from __future__ import annotations
@@ -138,20 +138,20 @@ def measure_load(path: Path, impls: dict[str, types.ModuleType], repeat: int) ->
 
 # Runs in a fresh process: argv = [module file or "", lock path, commits, threads]; prints JSON.
 COMMITS = r'''
-import json, os, resource, sys, threading
+import json, os, sys, threading
 from pathlib import Path
 sys.path.insert(0, {bench!r})
 from lockload import entry_json, load_module, target
 module = load_module(Path(sys.argv[1])) if sys.argv[1] else __import__("assetbuild.lock", fromlist=["Lock"])
 os.fsync = lambda fd: None  # memory, not durability, is measured here
 count, threads = int(sys.argv[3]), int(sys.argv[4])
-def rss_kib():
+def status_kib(field):
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
     return 0
 lock = module.Lock.load(Path(sys.argv[2]))
-start = rss_kib()
+start = status_kib("VmRSS")
 def work(k):
     for i in range(k, count, threads):
         lock.commit(target(i), module.LockEntry.from_json(entry_json(i)))
@@ -160,8 +160,8 @@ for w in workers: w.start()
 for w in workers: w.join()
 lock.flush()
 assert len(lock.targets()) == count
-print(json.dumps({{"start_kib": start, "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  "end_kib": rss_kib()}}))
+# VmHWM, not ru_maxrss: Linux carries the parent's high-water mark into ru_maxrss across fork and exec.
+print(json.dumps({{"start_kib": start, "peak_kib": status_kib("VmHWM"), "end_kib": status_kib("VmRSS")}}))
 '''
 
 
@@ -203,6 +203,14 @@ def main(argv: list[str] | None = None) -> int:
             results["before"] = subprocess.run(["git", "rev-parse", "--short", before_rev], cwd=REPO,
                                                capture_output=True, text=True).stdout.strip()
         impls["after"] = after
+        memory_rows = []  # first, while this process is small (its children start as copies of it)
+        for label, module_file in (("before", before_file), ("after", None)):
+            if label == "before" and before_file is None:
+                continue
+            found = measure_commits(tmp, label, module_file, args.commits)
+            results["commits"][label] = found
+            memory_rows.append([label, args.commits, found["rise_mib"], found["bytes_per_entry"],
+                                found["peak_rss_mib"], found["seconds"]])
         rows = []
         for size in sizes:
             path = write_lock(tmp / f"lock-{size}", size)
@@ -215,18 +223,12 @@ def main(argv: list[str] | None = None) -> int:
                              round(now / then, 3) if then else "-"])
             rows.append([size, "json.loads alone", "", found["json.loads alone"]["median_ms"], ""])
         text = table(["entries", "case", "before ms", "after ms", "after / before"], rows)
-        memory_rows = []
-        for label, module_file in (("before", before_file), ("after", None)):
-            if label == "before" and before_file is None:
-                continue
-            found = measure_commits(tmp, label, module_file, args.commits)
-            results["commits"][label] = found
-            memory_rows.append([label, args.commits, found["rise_mib"], found["bytes_per_entry"],
-                                found["peak_rss_mib"], found["seconds"]])
         text += "\n\n" + table(["lock.py", "commits", "peak RSS rise MiB", "bytes / entry", "peak RSS MiB",
                                 "s (fsync off)"], memory_rows)
+        results["loadavg_end"] = os.getloadavg()[0]
         text += (f"\nbefore = {results.get('before') or 'not available (no git history)'}; "
-                 f"load average {results['loadavg']:.2f}; medians of {args.repeat}")
+                 f"load average {results['loadavg']:.2f} at the start, {results['loadavg_end']:.2f} at the end; "
+                 f"medians of {args.repeat}")
     emit(args, "lockload", results, text)
     return 0
 
