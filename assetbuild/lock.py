@@ -106,7 +106,8 @@ class Lock:
       caches it once parsed: the file's bytes are held anyway);
     - ``bytes``: its rendered text, once a changed entry is durable (journal or file): a build of 100,000
       assets keeps ~650 bytes per entry, not the entry's objects and its text too;
-    - a ``LockEntry``: changed in memory, not rendered yet.
+    - a ``LockEntry``: changed in memory (or read from a file not ours, or from the journal), not rendered
+      yet; the next write renders it, and then keeps the text alone.
     """
 
     def __init__(self, path: Path, entries: dict[str, LockEntry] | None = None, *,
