@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,10 @@ class Partial:
             return False  # what an input names may be a target of a table left out of ``text``
         if self.fresh_targets & declared or self.references & declared:
             return False
+        if declared:  # twins by letter case or Unicode normalisation are refused like duplicates (paths)
+            folded = {unicodedata.normalize("NFC", target).lower() for target in self.fresh_targets}
+            if any(unicodedata.normalize("NFC", target).lower() in folded for target in declared):
+                return False
         return set(project.tables.values()) <= self.dirty.keys()
 
     def lock_unchanged(self, root: Path) -> bool:
@@ -269,12 +274,17 @@ def _table_records(project: Project, names_of: dict[str, list[str]], hashes: dic
         text_hash = hashes.get(written) if written is not None else None
         if text_hash is None:
             return None
-        known = tables.setdefault(text_hash, [written, [], [], []])
-        known[1].append(target)
-        known[2].extend(name for name in names_of[target] if name not in known[2])
-        known[3].extend(image.reference for image in asset.inputs)
+        names = names_of[target]
+        references = [image.reference for image in asset.inputs] if asset.inputs else []
         if asset.source:
-            known[3].append(asset.source)
+            references.append(asset.source)
+        known = tables.get(text_hash)
+        if known is None:  # the common case: a table of one target
+            tables[text_hash] = [written, [target], names, references]
+            continue
+        known[1].append(target)
+        known[2].extend(name for name in names if name not in known[2])
+        known[3].extend(references)
     return tables
 
 

@@ -82,6 +82,8 @@ STEPS: list[tuple[str, Callable[[Path], None], bool]] = [
     ("a duplicate target", _append('\n[assets."props/x/../lamp.png"]\nprompt = "again"\n'), False),
     # Back to the text the memo was recorded with: it answers alone (a no-op), nothing is loaded.
     ("the duplicate removed", _replace('\n[assets."props/x/../lamp.png"]\nprompt = "again"\n', ""), False),
+    ("a case twin of a fresh target", _append('\n[assets."props/Crate.png"]\nprompt = "twin"\n'), False),
+    ("the twin removed", _replace('\n[assets."props/Crate.png"]\nprompt = "twin"\n', ""), False),
     ("an input naming a fresh target",
      _append('\n[assets."props/crate_open.png"]\nprompt = "open"\ninitimage = "props/crate.png"\n'), False),
     ("a multi-line string left open", _replace('prompt = "a chest"', 'prompt = """a chest'), False),
