@@ -14,14 +14,15 @@ If all of it still matches, the build is a no-op: every asset is fresh. The memo
 accelerator: deleting it is harmless, and it is never consulted for a build of selected targets.
 
 When only some asset tables changed (one prompt edited in a 10,000-asset manifest, the everyday case) or
-some files were touched, the memo still proves the others fresh (``Partial``): it also keeps, per asset
-table, the xxh3-128 of the table's text with its targets, their files and what its image inputs name,
-and the hash of the rest of the manifest (every non-asset table). A table whose text and files are
-unchanged, in a manifest whose other tables and lock are unchanged, is fresh: it is not parsed, checked
-or planned again. Only the other tables are loaded (``Partial.text``: the manifest with each fresh table
-replaced by as many empty lines, so every line number stays) and planned. Anything unusual (a changed
-[defaults] or style, warnings, image inputs or ``source`` in a changed table, a table that names a
-changed one, a duplicate) falls back to the full plan, which is always right.
+some files were touched, the memo still proves the others fresh (``Partial``): it also keeps
+(``.assetbuild/noop-tables.json``, read only then), per asset table, the xxh3-128 of the table's text
+with its targets, their files and what its image inputs name, and the hash of the rest of the manifest
+(every non-asset table). A table whose text and files are unchanged, in a manifest whose other tables
+and lock are unchanged, is fresh: it is not parsed, checked or planned again. Only the other tables are
+loaded (``Partial.text``: the manifest with each fresh table replaced by as many empty lines, so every
+line number stays) and planned. Anything unusual (a changed [defaults] or style, warnings, image inputs
+or ``source`` in a changed table, a table that names a changed one, a duplicate) falls back to the full
+plan, which is always right.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
     from .manifest import Project
 
 MEMO_NAME = "noop.json"
+# The per-table records, in their own file: the no-op answer never reads them (a 100,000-asset no-op
+# must stay small in memory); only a ``Partial`` does.
+TABLES_NAME = "noop-tables.json"
 FORMAT = 2  # 2: per-table records (a memo of another format is ignored)
 _CONTEXT_ENV = ("ASSETBUILD_SERVER", "ASSETBUILD_CACHE_DIR", "ASSETBUILD_CONFIG_DIR", "XDG_CONFIG_HOME")
 
@@ -81,6 +85,16 @@ def _stamp(path: Path | str) -> list[int] | None:
 
 def _memo_path(manifest: Path) -> Path:
     return manifest.absolute().parent / STATE_DIR / MEMO_NAME
+
+
+def _tables_path(manifest: Path) -> Path:
+    return manifest.absolute().parent / STATE_DIR / TABLES_NAME
+
+
+def _serial(memo: dict[str, Any]) -> str:
+    """Ties the tables file to the memo written with it (a crash between the two writes leaves a pair
+    that does not match: then the full plan decides)."""
+    return hash_bytes(f"{memo['context']}|{memo['manifest']}|{memo['lock']}".encode())
 
 
 @dataclass(frozen=True)
@@ -148,14 +162,17 @@ def _partial(manifest: Path, root: Path, memo: dict[str, Any], lock_hash: str) -
 
     from .manifest.sections import split
 
-    tables: dict[str, list[Any]] = memo.get("tables") or {}
-    if not tables or memo["warnings"] or not memo.get("global"):
+    if memo["warnings"]:
         return None
+    records = json.loads(_tables_path(manifest).read_bytes())
+    if records.get("of") != _serial(memo) or not records.get("global"):
+        return None
+    tables: dict[str, list[Any]] = records["tables"]
     raw = manifest.read_bytes()
     text = manifest_text(raw)
     cut = split(text)
     global_hash = hash_bytes("".join(piece.text for piece in cut.global_pieces).encode("utf-8", "surrogatepass"))
-    if global_hash != memo["global"]:
+    if global_hash != records["global"]:
         return None  # [defaults], a style, [project]... changed: every table may resolve differently
     stamps: dict[str, list[int]] = {str(name): stamp for name, stamp in memo["files"]}
     base = str(root).rstrip(os.sep) + os.sep
@@ -253,15 +270,20 @@ def record(project: Project, ctx: str, orphans: list[str],
             "warnings": project.warnings,
             "orphans": orphans,
             "files": files,
-            "global": global_hash if tables else "",
-            "tables": tables or {},
         }
     except OSError:
         return
+    tmp_dir = project.state_dir / "tmp"
     with contextlib.suppress(OSError):
         # Not synced: after a power loss an old or empty memo only means a full plan (see ``check``).
+        if tables and global_hash:
+            records = {"of": _serial(memo), "global": global_hash, "tables": tables}
+            atomic_write(_tables_path(project.manifest), json.dumps(records, separators=(",", ":")).encode(),
+                         tmp_dir=tmp_dir, sync=False)
+        else:
+            _tables_path(project.manifest).unlink(missing_ok=True)
         atomic_write(_memo_path(project.manifest), json.dumps(memo, separators=(",", ":")).encode(),
-                     tmp_dir=project.state_dir / "tmp", sync=False)
+                     tmp_dir=tmp_dir, sync=False)
 
 
 def _table_records(project: Project, names_of: dict[str, list[str]], hashes: dict[str, str]
@@ -291,6 +313,8 @@ def _table_records(project: Project, names_of: dict[str, list[str]], hashes: dic
 def forget(manifest: Path) -> None:
     with contextlib.suppress(OSError):
         _memo_path(manifest).unlink()
+    with contextlib.suppress(OSError):
+        _tables_path(manifest).unlink()
 
 
 def report(events: BuildEvents, memo: Memo) -> int:

@@ -176,11 +176,32 @@ def test_an_edit_loads_only_its_table(project: Path, monkeypatch: pytest.MonkeyP
     finished = result["events"][-1]
     assert (finished["event"], finished["fresh"], finished["generated"]) == ("run_finished", 5, 1)
     memo = json.loads((project / ".assetbuild" / noop.MEMO_NAME).read_bytes())
-    assert memo["count"] == 6 and len(memo["tables"]) == 6
+    records = json.loads((project / ".assetbuild" / noop.TABLES_NAME).read_bytes())
+    assert memo["count"] == 6 and len(records["tables"]) == 6 and "tables" not in memo
     made.clear()
     again = _run(project, monkeypatch, capsys)  # and the memo it wrote answers the next run alone
     assert made == [] and again["generated"] == []
     assert again["events"][-1]["fresh"] == 6
+
+
+def test_tables_that_do_not_belong_to_the_memo_are_not_used(project: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The records are tied to the memo written with them: a pair from two different runs (a crash between
+    the two writes) means a full plan."""
+    write_manifest(project, QUICKSTART + EXTRA)
+    assert _run(project, monkeypatch, capsys)["code"] == 0
+    state = project / ".assetbuild"
+    old_records = (state / noop.TABLES_NAME).read_bytes()
+    _replace('prompt = "a barrel"', 'prompt = "a red barrel"')(project)
+    assert _run(project, monkeypatch, capsys)["generated"] == ["props/barrel.png"]
+    _replace('prompt = "a chest"', 'prompt = "a gold chest"')(project)
+    manifest_path = project / "assets.toml"
+    context = noop.context(manifest_path, None)
+    assert isinstance(noop.check(manifest_path, context), noop.Partial)
+    (state / noop.TABLES_NAME).write_bytes(old_records)  # the memo is the new one, the records the old ones
+    assert noop.check(manifest_path, context) is None
+    result = _run(project, monkeypatch, capsys)
+    assert result["generated"] == ["props/chest.png"] and result["events"][-1]["fresh"] == 5
 
 
 def test_a_lock_changed_before_the_project_lock_is_held_means_a_full_load(project: Path,
