@@ -95,7 +95,7 @@ class Intents:
         with self._lock:
             left: dict[str, dict[str, Announced]] = {}
             for target, hashes in self._known.items():
-                entry = lock.get(target)  # only these: the lock parses its entries when used
+                entry = lock.get(target)  # one entry each, not a snapshot of all (a lazy lock parses on use)
                 current = on_disk(target)
                 left[target] = {h: made for h, made in hashes.items()
                                 if h == current and (entry is None or entry.hash != h)}
