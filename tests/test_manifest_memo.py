@@ -245,7 +245,8 @@ def test_a_build_keeps_the_memo_and_an_edit_rebuilds_only_its_asset(project: Pat
     (project / "assets.toml").write_text(text.replace("a steel sword icon", "a bronze sword icon"), encoding="utf-8")
     counted.clear()
     assert main(["-q"]) == 0
-    assert counted == ["sprites/hero_attack.png", "ui/icon_sword.png"]  # the edited table, and one with an input
+    # The edited table, and one with an input (made once every target is known: the order may differ).
+    assert sorted(counted) == ["sprites/hero_attack.png", "ui/icon_sword.png"]
     assert len((project.parent / "gen.log").read_text().splitlines()) == 1
     assert "bronze" in (project / "assets.lock").read_text()
 
