@@ -266,3 +266,88 @@ def test_a_memo_from_another_state_folder_is_not_used(project: Path, counted: li
     counted.clear()
     memo_load(project)  # its own memo from now on
     assert counted == ["b/odd.png", "b/derived.png", "b/img2img.png"]
+
+
+# Tables are resolved one at a time as they are read (issue 16.3: a first load of 100,000 tables must not
+# hold them all); what is reported, and in which order, stays the one of a load that checks every target
+# before any value.
+ORDER_BODY = """\
+[assets."a/first.png"]
+prompt = "first"
+steps = "many"
+
+[assets."b/r.png"]
+prompt = "second"
+
+[assets."b/x/../r.png"]
+prompt = "the same file"
+"""
+
+
+@pytest.mark.parametrize("with_memo", [False, True])
+def test_a_later_duplicate_target_is_reported_before_an_earlier_bad_value(project: Path, with_memo: bool) -> None:
+    write_manifest(project, ORDER_BODY)
+    with pytest.raises(ManifestError) as info:
+        memo_load(project) if with_memo else load(project / "assets.toml")
+    assert "duplicate target" in str(info.value) and info.value.where.endswith(":8")
+
+
+@pytest.mark.parametrize("with_memo", [False, True])
+def test_a_bad_value_in_a_derived_asset_is_reported_before_a_later_one(project: Path, with_memo: bool) -> None:
+    """An asset with ``source`` is made once every target is known; its problem still comes first."""
+    write_manifest(project, """\
+[assets."a/derived.png"]
+source = "b/base.png"
+resize = "big"
+
+[assets."b/base.png"]
+prompt = "base"
+steps = "many"
+""")
+    with pytest.raises(ManifestError) as info:
+        memo_load(project) if with_memo else load(project / "assets.toml")
+    assert "resize" in str(info.value) and info.value.where.endswith(":3")
+
+
+@pytest.mark.parametrize("with_memo", [False, True])
+def test_warnings_keep_the_order_of_the_manifest(project: Path, with_memo: bool) -> None:
+    write_manifest(project, """\
+[assets."a/uses.png"]
+prompt = "uses b"
+init_image = "b/base.png"
+frobnicate = 1
+
+[assets."b/base.png"]
+prompt = "base"
+wibble = 2
+""")
+    project_now = memo_load(project)[0] if with_memo else load(project / "assets.toml")
+    assert [("frobnicate" in w, "wibble" in w) for w in project_now.warnings] == [(True, False), (False, True)]
+    assert list(project_now.assets) == ["b/base.png", "a/uses.png"]
+
+
+def test_a_valid_first_load_never_indexes_the_whole_file(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding a key's line indexes every line of the file (57 MB at 100,000 assets): only for messages."""
+    write_manifest(project, BODY.replace('sharpness = 3', ''))  # no warning: a warning names a line
+
+    def refuse(*_: Any) -> None:
+        raise AssertionError("the file was indexed for a line")
+
+    monkeypatch.setattr("assetbuild.manifest.lines.Locator.line", refuse)
+    first, _ = memo_load(project)
+    again, _ = memo_load(project)
+    assert snapshot(first) == snapshot(again) and len(first.assets) == 9
+
+
+def test_a_memo_of_many_one_target_tables_reads_back_the_same(project: Path) -> None:
+    """Tables of one target are kept in a smaller form; saved and read back, they give the same project."""
+    write_manifest(project, BODY + "".join(f'\n[assets."many/{n}.png"]\nprompt = "n {n}"\nseed = {n}\n'
+                                           for n in range(50)))
+    whole = snapshot(load(project / "assets.toml"))
+    first, memo = memo_load(project)
+    assert snapshot(first) == whole
+    memo = ResolvedMemo.open(project / ".assetbuild")
+    again = load(project / "assets.toml", memo=memo)
+    assert snapshot(again) == whole
+    entry = memo.get(again.table_hashes["many/7.png"])
+    assert entry == ("many/7.png", [("many/7.png", again.assets["many/7.png"].params, {}, None)])
