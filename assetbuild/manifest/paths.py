@@ -80,13 +80,32 @@ class TargetPaths:
         self._folded: dict[str, str] = {}  # folded name -> the first target that folds to it
         out, top = str(output_dir), str(root)
         # The quick path (``_plain``) needs folders written in normal form, so that joining is normalising.
-        self._quick = out == os.path.normpath(out) and top == os.path.normpath(top) and out != os.sep
+        self._quick = (out == os.path.normpath(out) and top == os.path.normpath(top) and out != os.sep
+                       and os.sep == "/")
         self._out_prefix = out + os.sep
         self._root_real = _real_dir(top)
+        # The quickest path: a plain target in a folder already resolved (``_folder``) that is not a symlink.
+        self._quickest = self._quick and _within(out, top)
+        self._folders: dict[str, str | None] = {}  # folder of targets (relative) -> its real path, if usable
+        self._state_parent, self._state_name = os.path.split(self._state_real)
 
     def check(self, target: str, where: str) -> str:
         """``target`` normalised; raises ``ManifestError`` naming ``where`` when it breaks a rule."""
-        if self._quick and _PLAIN.fullmatch(target) and len(target) <= NAME_MAX and os.sep == "/":
+        if self._quickest and len(target) <= NAME_MAX and _PLAIN.fullmatch(target):
+            # The rules below, for a plain relative path in a folder that resolves inside the project and
+            # outside the state folder (checked once per folder): the target itself is not a symlink (one
+            # lstat), is not the state folder itself or the lock, and has no twin that differs in case.
+            folder, _, name = target.rpartition("/")
+            real_folder = self._folders.get(folder, "")
+            if real_folder == "":
+                real_folder = self._folders[folder] = self._folder(folder)
+            if (real_folder is not None and target != LOCK_NAME and not target.startswith(STATE_DIR + "/")
+                    and not (name == self._state_name and real_folder == self._state_parent)
+                    and not os.path.islink(self._out_prefix + target)):
+                if self._folded.setdefault(target.lower(), target) != target:  # ASCII: NFC changes nothing
+                    self._refuse_folded_twin(target, where)
+                return target
+        if self._quick and _PLAIN.fullmatch(target) and len(target) <= NAME_MAX:
             # The common case, with each rule below reduced to what can still fail for a plain relative
             # path of ordinary names: a symlink on the way (one lstat), the state folder, a folded twin.
             path = self._out_prefix + target
@@ -103,6 +122,14 @@ class TargetPaths:
                                 hint="a target may not be (or go through a symlink into) .assetbuild/")
         self._refuse_folded_twin(norm, where)
         return norm
+
+    def _folder(self, folder: str) -> str | None:
+        """The real path of a folder of plain targets when it is inside the project and outside the state
+        folder (then only each target's own name can break a rule), else None."""
+        real = os.path.realpath(self._out_prefix + folder if folder else self.output_dir)
+        if _within(real, self._root_real) and not _within(real, self._state_real):
+            return real
+        return None
 
     def _refuse_folded_twin(self, norm: str, where: str) -> None:
         folded = self._folded.setdefault(unicodedata.normalize("NFC", norm).lower(), norm)
