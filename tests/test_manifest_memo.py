@@ -351,3 +351,38 @@ def test_a_memo_of_many_one_target_tables_reads_back_the_same(project: Path) -> 
     assert snapshot(again) == whole
     entry = memo.get(again.table_hashes["many/7.png"])
     assert entry == ("many/7.png", [("many/7.png", again.assets["many/7.png"].params, {}, None)])
+
+
+MANY = "".join(f'[assets."art/t{n}.png"]\nprompt = "t {n}"\n\n' for n in range(20))
+
+
+@pytest.mark.parametrize("link_to", ["outside", "state"])
+def test_a_target_that_became_a_symlink_is_refused_on_the_next_load(project: Path, tmp_path: Path,
+                                                                     link_to: str) -> None:
+    """Each folder of targets is listed once per load (not an lstat per target); a symlink among its files is
+    still found, also when every table comes from the memo."""
+    write_manifest(project, MANY)
+    first, _ = memo_load(project)
+    assert len(first.assets) == 20
+    (project / "art").mkdir()
+    for n in range(20):
+        if n != 7:
+            (project / "art" / f"t{n}.png").write_bytes(b"png")
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"secret")
+    (project / "art" / "t7.png").symlink_to(secret if link_to == "outside" else project / ".assetbuild" / "x.png")
+    for attempt in (lambda: memo_load(project), lambda: load(project / "assets.toml")):
+        with pytest.raises(ManifestError) as info:
+            attempt()
+        assert "art/t7.png" in str(info.value)
+        assert ("leaves the project" in str(info.value)) if link_to == "outside" else "reserved" in str(info.value)
+
+
+def test_a_symlink_that_stays_in_the_project_is_a_fine_target(project: Path) -> None:
+    write_manifest(project, MANY)
+    (project / "art").mkdir()
+    (project / "elsewhere.png").write_bytes(b"png")
+    (project / "art" / "t3.png").symlink_to(project / "elsewhere.png")
+    first, _ = memo_load(project)
+    again, _ = memo_load(project)
+    assert snapshot(first) == snapshot(again) == snapshot(load(project / "assets.toml"))
