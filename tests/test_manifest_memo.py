@@ -386,3 +386,13 @@ def test_a_symlink_that_stays_in_the_project_is_a_fine_target(project: Path) -> 
     first, _ = memo_load(project)
     again, _ = memo_load(project)
     assert snapshot(first) == snapshot(again) == snapshot(load(project / "assets.toml"))
+
+
+@pytest.mark.parametrize("target", ["a.png", "a/b.webp", ".png", "a/.png", "a/..png", "a/b", "a.b/c", "a/b.c.d",
+                                    "x/.a.b", "...", "a/.", "a/..", "a/b.", "ab."])
+def test_the_suffix_of_a_memo_target_is_the_one_splitext_gives(target: str) -> None:
+    import posixpath
+
+    from assetbuild.manifest.assets import _suffix
+
+    assert _suffix(target) == posixpath.splitext(target)[1]

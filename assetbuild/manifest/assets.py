@@ -168,9 +168,18 @@ def from_memo(target: str, resolved: tuple[str, dict[str, Any], dict[str, Any], 
     """The asset ``make_asset`` made from the same table before (``manifest.memo``): its checked params,
     post-processing settings and variant; no image inputs and no ``source`` (those are never kept)."""
     _, params, post, variant = resolved
-    suffix = posixpath.splitext(target)[1]
+    suffix = _suffix(target)
     steps = parse_post(post, suffix) if post else _plain_post(suffix)
     return Asset(target, output_dir, params, (), steps, line=line, variant=variant)
+
+
+def _suffix(target: str) -> str:
+    """``posixpath.splitext(target)[1]``, without its function calls when the file name does not start
+    with a dot (then its last dot, if any, starts the suffix)."""
+    dot, slash = target.rfind("."), target.rfind("/")
+    if dot > slash + 1 and target[slash + 1] != ".":
+        return target[dot:]
+    return posixpath.splitext(target)[1]
 
 
 _PLAIN_POST: dict[str, Postprocess] = {}  # suffix -> the post-processing of an asset with no settings
