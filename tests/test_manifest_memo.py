@@ -396,3 +396,13 @@ def test_the_suffix_of_a_memo_target_is_the_one_splitext_gives(target: str) -> N
     from assetbuild.manifest.assets import _suffix
 
     assert _suffix(target) == posixpath.splitext(target)[1]
+
+
+@pytest.mark.parametrize("value", ["nan", "-inf", "[1.5, [2, +inf]]", '{ a = { b = nan } }', "[{ c = inf }]"])
+def test_a_non_finite_number_anywhere_in_a_table_is_refused_as_by_the_whole_file(project: Path, value: str) -> None:
+    write_manifest(project, f'[assets."a.png"]\nprompt = "a"\nfoo = {value}\n')
+    with pytest.raises(ManifestError) as whole:
+        load(project / "assets.toml")
+    with pytest.raises(ManifestError) as by_tables:
+        memo_load(project)
+    assert str(by_tables.value) == str(whole.value) and "finite" in str(whole.value)

@@ -28,7 +28,7 @@ from .lines import KeyOrigin, Locator, line_from_message
 from .memo import NO_POST, Resolved, ResolvedMemo
 from .paths import TargetPaths, forget_folders, inside
 from .project import Asset, Project, ServerSettings
-from .quick import FileShape, refuse_non_finite, shape
+from .quick import FileShape, all_finite, refuse_non_finite, shape
 
 if TYPE_CHECKING:
     from .schema import ManifestFile
@@ -141,7 +141,8 @@ def _tables_of(pieces: Iterable[sections.Piece], memo: ResolvedMemo, locator: Lo
             (written, values), = table.items()
             if not isinstance(values, dict):
                 raise _NotByTables
-            refuse_non_finite(alone, locator)  # as the whole file's validation would
+            if not all_finite(values):
+                refuse_non_finite(alone, locator)  # as the whole file's validation would
             del alone, table
         if written in table_hashes:
             raise _NotByTables  # a table declared twice: TOML's error, from the whole file

@@ -111,7 +111,7 @@ class ResolvedMemo:
         """Remember what the table with this text resolved to (if it can be written as JSON and read
         back the same: a TOML date or a nan cannot). Its JSON text is made only when the memo is saved:
         a first load of 100,000 tables would otherwise hold ~30 MB of it for the whole build."""
-        if not all(_json_exact(part) for r in resolved for part in r):
+        if not all(_json_exact(r[1]) and _json_exact(r[2]) for r in resolved):  # (targets: str; variants: int)
             return
         self._now[text_hash] = _entry(written, resolved)
         self._texts.pop(text_hash, None)
@@ -183,7 +183,8 @@ def _json_exact(value: Any) -> bool:
     stack = [value]
     while stack:
         item = stack.pop()
-        if item is None or isinstance(item, str | int):  # bool is an int
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
             continue
         if isinstance(item, float):
             if not math.isfinite(item):
