@@ -113,6 +113,7 @@ def _load_by_tables(manifest: Path, shown: str, text: str, cache_override: str |
                            _tables_of(cut.assets, memo, locator, table_hashes), memo=memo, table_hashes=table_hashes)
     except _NotByTables:
         return None
+    project.global_hash = hash_bytes(global_text.encode("utf-8", "surrogatepass"))
     memo.finish()
     return project
 
