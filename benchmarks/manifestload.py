@@ -62,8 +62,9 @@ def make_project(base: Path, count: int) -> Path:
 
 def probe(root: Path, case: str, src: str | None) -> dict[str, float]:
     env = clean_env(**({"PYTHONPATH": src} if src else {}))
-    out = subprocess.run([sys.executable, "-c", PROBE, str(root), case], env=env, capture_output=True, text=True,
-                         check=True).stdout
+    # In the project's folder: ``-c`` puts the current folder first on sys.path, and a checkout's would win.
+    out = subprocess.run([sys.executable, "-c", PROBE, str(root), case], env=env, cwd=root, capture_output=True,
+                         text=True, check=True).stdout
     return json.loads(out)
 
 
