@@ -423,3 +423,15 @@ def test_a_non_finite_number_anywhere_in_a_table_is_refused_as_by_the_whole_file
     with pytest.raises(ManifestError) as by_tables:
         memo_load(project)
     assert str(by_tables.value) == str(whole.value) and "finite" in str(whole.value)
+
+
+def test_an_assets_path_is_its_output_folder_and_target_also_after_replace(project: Path) -> None:
+    import dataclasses
+
+    write_manifest(project, BODY)
+    loaded = load(project / "assets.toml")
+    asset = loaded.assets["a/one.png"]
+    assert asset.path == loaded.output_dir / "a" / "one.png" and asset.path is asset.path
+    moved = dataclasses.replace(asset, target="c/three.png")
+    assert moved.path == loaded.output_dir / "c" / "three.png" and asset.path.name == "one.png"
+    assert dataclasses.replace(asset) == asset

@@ -39,12 +39,17 @@ class Asset:
     source: str | None = None  # derived asset: post-processing of this asset's output, no generation
     line: int | None = None
     variant: int | None = None  # n of a `count = N` entry (keeps random-seed variants apart in keys)
+    _path: Path | None = field(default=None, init=False, repr=False, compare=False)  # ``path``, once made
 
     @property
     def path(self) -> Path:
-        """Absolute path of the target file. Made on each use: a manifest of 100,000 assets holding a Path
-        each would hold ~28 MB more for the whole build."""
-        return self.output_dir / self.target
+        """Absolute path of the target file. Made on first use, not by the load: a load of 100,000 assets
+        holding a Path each would hold ~28 MB more (``run --dry-run`` of one asset needs one Path)."""
+        made = self._path
+        if made is None:
+            made = self.output_dir / self.target
+            object.__setattr__(self, "_path", made)  # a cache of a function of the fields: still frozen
+        return made
 
     @property
     def upstream(self) -> list[str]:
