@@ -435,3 +435,12 @@ def test_an_assets_path_is_its_output_folder_and_target_also_after_replace(proje
     moved = dataclasses.replace(asset, target="c/three.png")
     assert moved.path == loaded.output_dir / "c" / "three.png" and asset.path.name == "one.png"
     assert dataclasses.replace(asset) == asset
+
+
+def test_a_memo_of_more_tables_than_one_written_piece_reads_back_whole(project: Path, counted: list[str]) -> None:
+    """The memo file is hashed and written in pieces of tables; read back, it knows every table."""
+    write_manifest(project, "".join(f'[assets."x/{n}.png"]\nprompt = "n {n}"\n\n' for n in range(2500)))
+    memo_load(project)
+    counted.clear()
+    again, _ = memo_load(project)
+    assert len(again.assets) == 2500 and counted == []
