@@ -116,52 +116,6 @@ def stage_file(folder: Path, name: str, data: bytes | memoryview, *, sync: bool)
         raise
 
 
-def stage_file_writing_back(folder: Path, name: str, data: bytes | memoryview) -> tuple[str, os.stat_result]:
-    """``stage_file`` without a flush, that starts writing the bytes to disk without waiting for it
-    (``start_writeback``): a later ``sync_filesystem`` then finds little left to write, instead of the
-    whole batch at once."""
-    fd, tmp = _create_temporary(folder, name)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            start_writeback(fd)
-            return tmp, os.fstat(fd)
-        finally:
-            os.close(fd)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def start_writeback(fd: int) -> None:
-    """Start writing the open file's dirty pages to disk, without waiting (Linux ``sync_file_range`` with
-    ``SYNC_FILE_RANGE_WRITE``). It makes nothing durable: a flush (fsync, ``sync_filesystem``) is still
-    needed, but finds the bytes already on their way. A no-op elsewhere, or if the call fails."""
-    call = _sync_file_range()
-    if call is not None:
-        call(fd, 0, 0, 2)  # SYNC_FILE_RANGE_WRITE; offset 0, length 0: the whole file
-
-
-_SYNC_FILE_RANGE: list[Any] = []
-
-
-def _sync_file_range() -> Any:
-    if not _SYNC_FILE_RANGE:
-        found = None
-        if sys.platform.startswith("linux"):
-            import ctypes
-
-            with contextlib.suppress(OSError, AttributeError):
-                found = ctypes.CDLL(None, use_errno=True).sync_file_range
-                found.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-                found.restype = ctypes.c_int
-        _SYNC_FILE_RANGE.append(found)
-    return _SYNC_FILE_RANGE[0]
-
-
 _TMP_COUNTER = itertools.count()
 
 
