@@ -91,7 +91,9 @@ def decode_view(key: str, raw: Buffer, *, expected_hash: str | None, signing_key
     """``decode`` without copying: the image bytes stay a view into ``raw`` (``pull`` writes them from
     there). Every check of ``decode`` is made, in the same order. Raises ``BadObject``."""
     view = memoryview(raw).cast("B")
-    end = bytes(view[:MAX_HEADER]).find(b"\n")
+    end = bytes(view[:1024]).find(b"\n")  # a header is a few hundred bytes: no 64 KiB copy per object
+    if end < 0:
+        end = bytes(view[:MAX_HEADER]).find(b"\n")
     if end < 0:
         raise BadObject("no header")
     try:
