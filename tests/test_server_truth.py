@@ -309,6 +309,15 @@ def test_old_lock_without_hashes_is_not_rebuilt_and_hashes_are_recorded_later(pr
     write_manifest(project, manifest(asset("a.png", "one") + asset("b.png", "two, changed")))
     assert build(project, fake)[0] == 0
     assert fake.generations == 3
+    # The no-op memo proved a.png's table fresh without loading it (noop.Partial): only b.png, the asset
+    # planned and generated, was checked against the server, and has its hash now.
+    assert "model:sd_xl_base_1.0" in lock(project)["b.png"]["model_hashes"]
+    assert "model_hashes" not in lock(project)["a.png"]  # unknown, so never a reason to rebuild
+    # With a hash in the lock the memo is not recorded again, so the next build plans in full, and when it
+    # generates, it records the hash of every asset, the one left out included.
+    write_manifest(project, manifest(asset("a.png", "one") + asset("b.png", "two, changed again")))
+    assert build(project, fake)[0] == 0
+    assert fake.generations == 4
     assert all("model:sd_xl_base_1.0" in e["model_hashes"] for e in lock(project).values())
 
 

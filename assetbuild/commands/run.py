@@ -51,18 +51,20 @@ def main(args: argparse.Namespace) -> int:
 
     out = sys.stdout
     memo_context = None
+    partial = None
     # --frozen (CI) always plans in full: it must prove every asset fresh, not trust a memo.
     if not (args.targets or args.dry_run or args.force or args.frozen or args.rebuild):
         manifest = find_manifest(args.file)
         memo_context = noop.context(manifest, args.server)
         memo = noop.check(manifest, memo_context)
-        if memo is not None:  # nothing changed since everything was last fresh: skip planning
+        if isinstance(memo, noop.Memo):  # nothing changed since everything was last fresh: skip planning
             return noop.report(make_display(json_output=args.json, quiet=args.quiet, stream=out), memo)
+        partial = memo  # the asset tables still proven fresh, if any: only the others are planned
     # Imported only now: a no-op answered by the memo never pays for pydantic, doit or Pillow.
     from ..projectlock import workspace
     from .status import show_status
 
-    with workspace(args, writes=not args.dry_run, force=args.force) as ws:  # one writer per project
+    with workspace(args, writes=not args.dry_run, force=args.force, partial=partial) as ws:  # one writer per project
         if args.rebuild:
             ws.planner.rebuild.update(rebuild_targets(ws.project, args.targets))
         if args.dry_run:
@@ -94,6 +96,9 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     project = ws.project
     targets = closure(project, select(project, patterns))
     statuses = ws.planner.plan(targets)
+    # Assets of the tables the no-op memo proved fresh (not loaded: ``ws.partial``) count as fresh.
+    proven = len(ws.partial.fresh_targets) if ws.partial is not None else 0
+    total = len(targets) + proven
     # Made now (it contacts nothing until it is used) so that bad settings, such as unusable credentials,
     # stop the run with exit 2 before any work rather than failing inside a task.
     chosen = generator if generator is not None else generators.create(project.server)
@@ -117,7 +122,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     # before the display starts; an outage's warning is shown once it has.
     early: list[str] = []
     remote = ws.open_remote(early.append) if pending else None
-    events.run_started(len(targets), len(pending))
+    events.run_started(total, len(pending))
     if remote is not None:
         remote.set_warn(events.warning)
     for text in early:
@@ -131,8 +136,8 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
             summary.failed += 1
             events.asset_failed(status.target, failure)
         chosen.close()
-        summary.fresh = sum(1 for s in statuses if s.state is State.FRESH)
-        _count_not_built(summary, len(targets), "--frozen builds nothing while an asset must be generated")
+        summary.fresh = sum(1 for s in statuses if s.state is State.FRESH) + proven
+        _count_not_built(summary, total, "--frozen builds nothing while an asset must be generated")
         return _finish(ws, events, summary, started)
 
     # With model hashes in the lock, only the server can say that nothing changed: no memo then, so the
@@ -140,12 +145,12 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     memo_allowed = memo_context is not None and not (run_on_client is not None and _hashed(ws, targets))
     if not pending:
         chosen.close()
-        summary.fresh = len(targets)
+        summary.fresh = total
         code = _finish(ws, events, summary, started)
         cacheusers.register(project)  # also when nothing was built: a project fresh since before registration
         if memo_allowed:  # the memo was missing or stale (else cli would not be here)
             assert memo_context is not None
-            noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamp)
+            noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamp, ws.partial)
         return code
 
     # Generations in flight are capped by server.concurrency when it is set, else they follow the server's
@@ -160,7 +165,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
         with on_interrupt(builder.cancel) as interrupted:
             # Only the stale assets become doit tasks: after one edit in a big manifest, doit handles
             # one task, not every asset, and nothing is planned twice.
-            summary.fresh += len(targets) - len(pending)
+            summary.fresh += total - len(pending)
             stale = [s.target for s in pending]
             # The builder decides each asset again as it starts: the plan's statuses (each with its
             # canonical inputs, ~1 KB an asset) need not live through the build.
@@ -171,7 +176,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
         builder.close()
         if remote is not None:  # the run ends when its uploads have (Ctrl-C: those in flight; `push` resumes)
             remote.finish(interrupted=builder.cancelled.is_set())
-    _count_not_built(summary, len(targets), "interrupted; run again to build the rest" if interrupted.is_set()
+    _count_not_built(summary, total, "interrupted; run again to build the rest" if interrupted.is_set()
                      else "stopped after the first failure; --keep-going builds the rest")
     code = _finish(ws, events, summary, started)
     if interrupted.is_set():
@@ -179,7 +184,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
         return INTERRUPTED_EXIT
     if memo_allowed and code == 0 and not (run_on_client is not None and _hashed(ws, targets)):
         assert memo_context is not None
-        noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamp)
+        noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamp, ws.partial)
     return code
 
 
