@@ -96,8 +96,9 @@ class Landing(Generic[P]):
         if self._lander is None:
             self._lander = threading.Thread(target=self._run, name="assetbuild-landing", daemon=True)
             self._lander.start()
-        self._batches.put(self._batch)  # (interrupted here, the batch stays ours: ``finish`` sends it)
-        self._batch, self._batch_size = [], 0
+        batch, self._batch, self._batch_size = self._batch, [], 0
+        # Interrupted while waiting here, the batch is not placed: ``finish`` removes its temporary files.
+        self._batches.put(batch)
 
     def _done(self) -> list[Landed[P]]:
         """What the landing thread placed so far (without waiting). A bug there is raised here."""
