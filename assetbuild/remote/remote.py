@@ -269,11 +269,12 @@ def bounded_map(action: Callable[[T], R], items: Iterable[T],
         finally:
             done.put(None)  # this thread ends
 
-    threads = [threading.Thread(target=work, name=f"assetbuild-transfer-{n}", daemon=True) for n in range(jobs)]
-    for thread in threads:
-        thread.start()
-    running = jobs
-    try:
+    threads: list[threading.Thread] = []
+    try:  # (a Ctrl-C while the threads start stops those started too)
+        for n in range(jobs):
+            threads.append(threading.Thread(target=work, name=f"assetbuild-transfer-{n}", daemon=True))
+            threads[-1].start()
+        running = jobs
         while running:
             got = done.get()
             if got is None:
@@ -288,7 +289,8 @@ def bounded_map(action: Callable[[T], R], items: Iterable[T],
         for _ in threads:  # wake the threads waiting for room: they see ``stop`` and end
             room.release()
         for thread in threads:
-            thread.join()
+            if thread.ident is not None:  # started
+                thread.join()
 
 
 _END: Any = object()
