@@ -49,7 +49,7 @@ MEMO_NAME = "noop.json"
 # The per-table records, in their own file: the no-op answer never reads them (a 100,000-asset no-op
 # must stay small in memory); only a ``Partial`` does.
 TABLES_NAME = "noop-tables.json"
-FORMAT = 2  # 2: per-table records (a memo of another format is ignored)
+FORMAT = 3  # 3: per-table records with model hashes (a memo of another format is ignored)
 _CONTEXT_ENV = ("ASSETBUILD_SERVER", "ASSETBUILD_CACHE_DIR", "ASSETBUILD_CONFIG_DIR", "XDG_CONFIG_HOME")
 
 
@@ -110,6 +110,12 @@ class Partial:
     references: frozenset[str]  # what the image inputs and ``source`` of fresh tables name
     stamps: dict[str, list[int]]  # file (relative to the project) -> its stamp as checked, for fresh tables
     lock_hash: str
+    # (model ref, hash) from the lock entries of the fresh tables: only the server can say these models are
+    # unchanged, so a run asks it before trusting the tables (``servercheck.models_changed``).
+    model_pairs: frozenset[tuple[str, str]] = frozenset()
+    # A fresh table names a model its lock entry has no hash for (a lock from before hashes were recorded):
+    # with a SwarmUI server, the full plan runs, so that a generating run records the missing hashes.
+    unhashed: bool = False
 
     def accepts(self, project: Project) -> bool:
         """Whether the project loaded from ``text`` may be planned alone: its assets depend on nothing,
@@ -148,9 +154,10 @@ def check(manifest: Path, ctx: str) -> Memo | Partial | None:
         if lock_hash != memo["lock"]:
             return None
         base = str(root).rstrip(os.sep) + os.sep  # stat by string: 10,000 Path objects cost more than the stats
-        if hash_file(manifest) == memo["manifest"] and all(_stamp(base + name) == stamp
-                                                           for name, stamp in memo["files"]):
+        if not memo.get("hashed") and hash_file(manifest) == memo["manifest"] and all(
+                _stamp(base + name) == stamp for name, stamp in memo["files"]):
             return Memo(int(memo["count"]), list(memo["warnings"]), list(memo["orphans"]))
+        # With model hashes in the lock only the server can say nothing changed: the run asks it.
         return _partial(manifest, root, memo, lock_hash)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
         return None
@@ -219,18 +226,21 @@ def _partial(manifest: Path, root: Path, memo: dict[str, Any], lock_hash: str) -
     partial_text = "".join("\n" * piece.text.count("\n") if piece.line in fresh_lines else piece.text
                            for piece in ordered)
     checked = {name: stamps[name] for known in fresh.values() for name in known[2]}
+    pairs = frozenset((str(ref), str(value)) for known in fresh.values() for ref, value in known[4])
+    unhashed = any(known[5] for known in fresh.values())
     return Partial(partial_text, hash_bytes(raw), global_hash, dirty, fresh, fresh_targets, references, checked,
-                   lock_hash)
+                   lock_hash, pairs, unhashed)
 
 
-def record(project: Project, ctx: str, orphans: list[str],
-           verified: Callable[[Path], list[int] | None], partial: Partial | None = None) -> None:
+def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[Path], list[int] | None],
+           partial: Partial | None = None, model_hashes: Callable[[str], dict[str, str]] | None = None) -> None:
     """Write the memo for a project whose every asset was just found (or made) fresh.
 
     ``verified`` gives the stamp each file had when this run hashed (or wrote) it. The memo records only
     what was verified, with that stamp: a file changed since (edited while another asset was being built)
     has another stamp now, so the next run plans its table again and sees the edit.
     ``partial``: the project was loaded from ``partial.text``; its fresh tables are recorded as checked.
+    ``model_hashes``: each target's model hashes in the lock (with any, the memo never answers alone).
     """
     root = project.root
     prefix = str(root).rstrip(os.sep) + os.sep
@@ -252,13 +262,17 @@ def record(project: Project, ctx: str, orphans: list[str],
                     return  # not checked by this run: not a proven no-op state
                 files.append((name, stamp))
     count = len(project.assets)
-    tables = _table_records(project, names_of, partial.dirty if partial else project.table_hashes)
+    hashes_of = model_hashes or (lambda _target: {})
+    tables = _table_records(project, names_of, partial.dirty if partial else project.table_hashes, hashes_of)
+    hashed = any(known[4] for known in tables.values()) if tables is not None else any(
+        hashes_of(target) for target in project.assets)
     global_hash = partial.global_hash if partial else project.global_hash
     if partial is not None:  # the files of the tables proven fresh, with the stamps that proved it
         files.extend((name, checked) for name, checked in partial.stamps.items() if name not in seen)
         if tables is not None:
             tables.update(partial.fresh_tables)
         count += len(partial.fresh_targets)
+        hashed = hashed or bool(partial.model_pairs)
     try:
         memo = {
             "format": FORMAT,
@@ -270,6 +284,7 @@ def record(project: Project, ctx: str, orphans: list[str],
             "warnings": project.warnings,
             "orphans": orphans,
             "files": files,
+            "hashed": hashed,
         }
     except OSError:
         return
@@ -286,10 +301,13 @@ def record(project: Project, ctx: str, orphans: list[str],
                      tmp_dir=tmp_dir, sync=False)
 
 
-def _table_records(project: Project, names_of: dict[str, list[str]], hashes: dict[str, str]
-                   ) -> dict[str, list[Any]] | None:
+def _table_records(project: Project, names_of: dict[str, list[str]], hashes: dict[str, str],
+                   model_hashes: Callable[[str], dict[str, str]]) -> dict[str, list[Any]] | None:
     """Per asset table, by the hash of its text: [key as written, its targets, their files, what its
-    image inputs and ``source`` name]. None when a table's text is not known (read as a whole file)."""
+    image inputs and ``source`` name, the (model ref, hash) pairs of its lock entries, whether a model
+    it names has no hash there]. None when a table's text is not known (read as a whole file)."""
+    from .servercheck import model_refs
+
     tables: dict[str, list[Any]] = {}
     for target, asset in project.assets.items():
         written = project.tables.get(target)
@@ -300,13 +318,18 @@ def _table_records(project: Project, names_of: dict[str, list[str]], hashes: dic
         references = [image.reference for image in asset.inputs] if asset.inputs else []
         if asset.source:
             references.append(asset.source)
+        in_lock = model_hashes(target)
+        pairs = [[ref, value] for ref, value in sorted(in_lock.items())]
+        unhashed = not asset.source and any(ref not in in_lock for ref, _subtype, _name in model_refs(asset.params))
         known = tables.get(text_hash)
         if known is None:  # the common case: a table of one target
-            tables[text_hash] = [written, [target], names, references]
+            tables[text_hash] = [written, [target], names, references, pairs, unhashed]
             continue
+        known[5] = known[5] or unhashed
         known[1].append(target)
         known[2].extend(name for name in names if name not in known[2])
         known[3].extend(references)
+        known[4].extend(pair for pair in pairs if pair not in known[4])
     return tables
 
 
