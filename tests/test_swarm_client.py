@@ -622,6 +622,40 @@ def test_websocket_disabled_uses_only_http(fake: FakeSwarm) -> None:
     assert [r.transport for r in fake.generation_log] == ["http"]
 
 
+def test_websocket_proxy_is_looked_up_once_per_client_not_per_image(fake: FakeSwarm,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.request
+
+    lookups: list[int] = []
+    real = urllib.request.getproxies
+    monkeypatch.setattr(urllib.request, "getproxies", lambda: lookups.append(1) or real())
+
+    def lookups_for(images: int) -> int:
+        lookups.clear()
+
+        async def body(client: SwarmClient) -> None:
+            for seed in range(images):
+                await client.generate(dict(PARAMS, seed=seed), {}, lambda _: None)
+
+        with_client(fake.url, body)
+        return len(lookups)
+
+    assert lookups_for(4) == lookups_for(1)  # websockets alone would read the environment on every connect
+    assert [r.transport for r in fake.generation_log] == ["ws"] * 5
+
+
+def test_websocket_proxy_from_the_environment_is_still_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("websockets.proxy")  # websockets >= 15; older versions use no proxy at all
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.setenv("http_proxy", "http://proxy.invalid:3128")
+    client = SwarmClient("http://swarm.invalid:7801")
+    uri = client._ws_url("/API/GenerateText2ImageWS")  # noqa: SLF001
+    assert client._websocket_proxy(uri) == {"proxy": "http://proxy.invalid:3128"}  # noqa: SLF001
+    monkeypatch.setenv("no_proxy", "swarm.invalid")
+    assert SwarmClient("http://swarm.invalid:7801")._websocket_proxy(uri) == {"proxy": None}  # noqa: SLF001
+
+
 # ------------------------------------------------------------------------------------- progress
 
 
