@@ -21,7 +21,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -468,3 +468,32 @@ class HashCache:
         # Not synced: only an accelerator (after a power loss, a stale or empty file costs a re-hash at most;
         # every entry is checked against the file's stamp before it is used).
         atomic_write(self.path, data, sync=False)
+
+
+def atomic_write_when(path: Path, data: bytes, *, tmp_dir: Path, ready: Callable[[], object]) -> os.stat_result:
+    """``atomic_write`` (synced, temporary file in ``tmp_dir``) whose rename waits for ``ready()``.
+
+    The bytes are written and flushed to the temporary file first, then ``ready()`` is called and only
+    when it returns is the file renamed into place (and the folder synced). Whatever must be durable
+    before the rename (an intent record) can thus be flushed by another thread while this one writes,
+    instead of one after the other. ``ready`` raising leaves nothing at ``path`` and no temporary file.
+    Returns the stat of the file as written, like ``atomic_write``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    real_dir(tmp_dir)
+    tmp, written = _write_temporary(tmp_dir, path.name, data, None, sync=True)
+    try:
+        ready()
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            os.unlink(tmp)  # tmp_dir is on another file system: write next to the target instead
+            return atomic_write(path, data)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _sync_dir(path.parent)
+    return written
