@@ -487,7 +487,7 @@ class SwarmClient:
         if len(payload) * 3 // 4 > self.max_image_bytes:
             raise SwarmBadImage(f"image exceeds the {self.max_image_bytes} byte limit")
         try:
-            return base64.b64decode(payload, validate=True)
+            return messages.decode_base64(payload)
         except ValueError:
             raise SwarmBadImage("the server sent a data URL with invalid base64") from None
 
