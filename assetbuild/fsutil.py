@@ -495,5 +495,48 @@ def atomic_write_when(path: Path, data: bytes, *, tmp_dir: Path, ready: Callable
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _sync_dir(path.parent)
+    sync_dir_shared(path.parent)
     return written
+
+
+class _FolderSyncs:
+    """The fsyncs of one folder: how many were asked for, how many a finished fsync covers."""
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.asked = 0
+        self.covered = 0
+        self.running = False
+
+
+_FOLDER_SYNCS: dict[str, _FolderSyncs] = {}
+_FOLDER_SYNCS_LOCK = threading.Lock()
+
+
+def sync_dir_shared(folder: Path) -> None:
+    """``sync_dir(folder)`` shared by the threads that need it at the same moment (group commit).
+
+    An fsync of a folder makes durable every change made in it before the fsync started. So a caller
+    waits for an fsync that starts after its call; callers that arrive while one runs wait together and
+    the next of them syncs for all. Many images renamed into one folder at once then cost one or two
+    folder fsyncs instead of one each, and each caller still returns only once its own rename is durable.
+    """
+    with _FOLDER_SYNCS_LOCK:
+        syncs = _FOLDER_SYNCS.setdefault(str(folder), _FolderSyncs())
+    with syncs.changed:
+        syncs.asked += 1
+        ticket = syncs.asked  # every change of ours was made before this: any fsync starting later covers it
+        while syncs.covered < ticket:
+            if syncs.running:
+                syncs.changed.wait()
+                continue
+            syncs.running = True
+            upto = syncs.asked
+            syncs.changed.release()
+            try:
+                _sync_dir(folder)
+            finally:
+                syncs.changed.acquire()
+                syncs.running = False
+                syncs.covered = max(syncs.covered, upto)
+                syncs.changed.notify_all()

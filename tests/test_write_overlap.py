@@ -136,3 +136,44 @@ def test_a_failed_intent_append_fails_every_record_of_its_batch_and_the_next_sta
     intents.record("c.png", "c" * 32, Announced("3" * 32, 3, "m"))
     reloaded = Intents(intents.path)
     assert reloaded.ours("a.png", "a" * 32) and reloaded.ours("c.png", "c" * 32)
+
+
+def test_folder_syncs_asked_at_once_are_shared_and_each_waits_for_one_started_after_its_call(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "art"
+    folder.mkdir()
+    started: list[int] = []  # for each folder fsync: how many callers had asked when it started
+    asked = [0]
+    first_started, release_first = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        started.append(asked[0])
+        if len(started) == 1:
+            first_started.set()
+            assert release_first.wait(timeout=30)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    returned_after: dict[int, int] = {}
+
+    def sync(n: int) -> None:
+        asked[0] += 1  # (the GIL makes this count exact enough: each caller counts itself before asking)
+        fsutil.sync_dir_shared(folder)
+        returned_after[n] = len(started)
+
+    first = threading.Thread(target=sync, args=(0,))
+    first.start()
+    assert first_started.wait(timeout=30)
+    others = [threading.Thread(target=sync, args=(n,)) for n in range(1, 9)]
+    for thread in others:
+        thread.start()
+    syncs = fsutil._FOLDER_SYNCS[str(folder)]  # noqa: SLF001
+    deadline = time.monotonic() + 30
+    while syncs.asked < 9 and time.monotonic() < deadline:
+        threading.Event().wait(0.01)
+    release_first.set()
+    for thread in [first, *others]:
+        thread.join(timeout=30)
+    assert started == [1, 9]  # the 8 that asked during the first fsync share the second
+    assert returned_after[0] >= 1 and all(returned_after[n] == 2 for n in range(1, 9))
