@@ -146,10 +146,9 @@ class Intents:
         Call after the lock is flushed. ``on_disk`` gives the hash of a target's file now.
         """
         with self._lock:
-            entries = lock.entries()
             left: dict[str, dict[str, Announced]] = {}
             for target, hashes in self._known.items():
-                entry = entries.get(target)
+                entry = lock.get(target)  # one entry each, not a snapshot of all (a lazy lock parses on use)
                 current = on_disk(target)
                 left[target] = {h: made for h, made in hashes.items()
                                 if h == current and (entry is None or entry.hash != h)}

@@ -31,3 +31,9 @@ def find_manifest(explicit: str | None, *, near: Path | None = None) -> Path:
                 return candidate
     raise UsageError(f"no {MANIFEST_NAME} in {here} or any parent folder",
                      hint="run `assetbuild init` to write one, or pass -f FILE")
+
+
+def manifest_text(raw: bytes) -> str:
+    """The manifest's bytes as text, read the way ``Path.read_text`` reads it (universal newlines), so
+    every reader of the file cuts and hashes the same text. ``UnicodeDecodeError`` when not UTF-8."""
+    return raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")

@@ -10,9 +10,19 @@ changed since a build that left every asset fresh, none of that is needed. The m
 - the xxh3-128 of the manifest's bytes and of assets.lock's bytes (and that no lock journal exists);
 - (size, mtime_ns, inode) of every target and every input file, like git's index.
 
-If all of it still matches, the build is a no-op: every asset is fresh. Anything else, even a touched
-file, falls back to the full plan, which is always right. The memo is only an accelerator: deleting
-it is harmless, and it is never consulted for a build of selected targets.
+If all of it still matches, the build is a no-op: every asset is fresh. The memo is only an
+accelerator: deleting it is harmless, and it is never consulted for a build of selected targets.
+
+When only some asset tables changed (one prompt edited in a 10,000-asset manifest, the everyday case) or
+some files were touched, the memo still proves the others fresh (``Partial``): it also keeps
+(``.assetbuild/noop-tables.json``, read only then), per asset table, the xxh3-128 of the table's text
+with its targets, their files and what its image inputs name, and the hash of the rest of the manifest
+(every non-asset table). A table whose text and files are unchanged, in a manifest whose other tables
+and lock are unchanged, is fresh: it is not parsed, checked or planned again. Only the other tables are
+loaded (``Partial.text``: the manifest with each fresh table replaced by as many empty lines, so every
+line number stays) and planned. Anything unusual (a changed [defaults] or style, warnings, image inputs
+or ``source`` in a changed table, a table that names a changed one, a duplicate) falls back to the full
+plan, which is always right.
 """
 
 from __future__ import annotations
@@ -20,21 +30,26 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .fsutil import atomic_write, hash_file
 from .keys import KEY_VERSION, hash_bytes
-from .layout import LOCK_NAME, STATE_DIR
+from .layout import LOCK_NAME, STATE_DIR, manifest_text
 
 if TYPE_CHECKING:
     from .events import BuildEvents
     from .manifest import Project
 
 MEMO_NAME = "noop.json"
+# The per-table records, in their own file: the no-op answer never reads them (a 100,000-asset no-op
+# must stay small in memory); only a ``Partial`` does.
+TABLES_NAME = "noop-tables.json"
+FORMAT = 3  # 3: per-table records with model hashes (a memo of another format is ignored)
 _CONTEXT_ENV = ("ASSETBUILD_SERVER", "ASSETBUILD_CACHE_DIR", "ASSETBUILD_CONFIG_DIR", "XDG_CONFIG_HOME")
 
 
@@ -60,7 +75,7 @@ def context(manifest: Path, server_option: str | None) -> str:
     return hash_bytes(text.encode("utf-8", "surrogateescape"))
 
 
-def _stamp(path: Path) -> list[int] | None:
+def _stamp(path: Path | str) -> list[int] | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -72,71 +87,257 @@ def _memo_path(manifest: Path) -> Path:
     return manifest.absolute().parent / STATE_DIR / MEMO_NAME
 
 
-def check(manifest: Path, ctx: str) -> Memo | None:
-    """The memo when it proves every asset fresh right now; None when the full plan must decide."""
+def _tables_path(manifest: Path) -> Path:
+    return manifest.absolute().parent / STATE_DIR / TABLES_NAME
+
+
+def _serial(memo: dict[str, Any]) -> str:
+    """Ties the tables file to the memo written with it (a crash between the two writes leaves a pair
+    that does not match: then the full plan decides)."""
+    return hash_bytes(f"{memo['context']}|{memo['manifest']}|{memo['lock']}".encode())
+
+
+@dataclass(frozen=True)
+class Partial:
+    """A changed manifest in which the memo still proves some asset tables fresh (see the module's doc)."""
+
+    text: str  # the manifest, each table proven fresh replaced by as many empty lines (line numbers stay)
+    manifest_hash: str  # of the manifest's bytes that ``text`` was made from
+    global_hash: str  # of the text of its non-asset tables
+    dirty: dict[str, str]  # [assets."..."] key as written -> text hash, of every table to load and plan
+    fresh_tables: dict[str, list[Any]]  # text hash -> its record (see ``record``), of the tables proven fresh
+    fresh_targets: frozenset[str]
+    references: frozenset[str]  # what the image inputs and ``source`` of fresh tables name
+    stamps: dict[str, list[int]]  # file (relative to the project) -> its stamp as checked, for fresh tables
+    lock_hash: str
+    # (model ref, hash) from the lock entries of the fresh tables: only the server can say these models are
+    # unchanged, so a run asks it before trusting the tables (``servercheck.models_changed``).
+    model_pairs: frozenset[tuple[str, str]] = frozenset()
+    # A fresh table names a model its lock entry has no hash for (a lock from before hashes were recorded):
+    # with a SwarmUI server, the full plan runs, so that a generating run records the missing hashes.
+    unhashed: bool = False
+
+    def accepts(self, project: Project) -> bool:
+        """Whether the project loaded from ``text`` may be planned alone: its assets depend on nothing,
+        no fresh table depends on them, and none is declared twice. Else the full plan decides."""
+        declared = project.assets.keys()
+        if any(asset.inputs or asset.source for asset in project.assets.values()):
+            return False  # what an input names may be a target of a table left out of ``text``
+        if self.fresh_targets & declared or self.references & declared:
+            return False
+        if declared:  # twins by letter case or Unicode normalisation are refused like duplicates (paths)
+            folded = {unicodedata.normalize("NFC", target).lower() for target in self.fresh_targets}
+            if any(unicodedata.normalize("NFC", target).lower() in folded for target in declared):
+                return False
+        return set(project.tables.values()) <= self.dirty.keys()
+
+    def lock_unchanged(self, root: Path) -> bool:
+        """Checked again while holding the project lock: another run may have changed the lock since."""
+        try:
+            return not (root / STATE_DIR / "lock.journal").exists() and hash_file(root / LOCK_NAME) == self.lock_hash
+        except OSError:
+            return False
+
+
+def check(manifest: Path, ctx: str) -> Memo | Partial | None:
+    """The memo when it proves every asset fresh right now; a ``Partial`` when it proves some asset tables
+    fresh; None when the full plan must decide."""
     try:
         memo = json.loads(_memo_path(manifest).read_bytes())
-        if memo.get("context") != ctx:
+        if memo.get("context") != ctx or memo.get("format") != FORMAT:
             return None
         root = manifest.absolute().parent
         if (root / STATE_DIR / "lock.journal").exists():
             return None
         # Hashed in chunks: the lock of 100,000 assets is ~65 MB, which the no-op must not hold at once.
-        if hash_file(manifest) != memo["manifest"]:
+        lock_hash = hash_file(root / LOCK_NAME)
+        if lock_hash != memo["lock"]:
             return None
-        if hash_file(root / LOCK_NAME) != memo["lock"]:
-            return None
-        for name, stamp in memo["files"]:
-            if _stamp(root / name) != stamp:
-                return None
-        return Memo(int(memo["count"]), list(memo["warnings"]), list(memo["orphans"]))
-    except (OSError, ValueError, KeyError, TypeError):
+        base = str(root).rstrip(os.sep) + os.sep  # stat by string: 10,000 Path objects cost more than the stats
+        if not memo.get("hashed") and hash_file(manifest) == memo["manifest"] and all(
+                _stamp(base + name) == stamp for name, stamp in memo["files"]):
+            return Memo(int(memo["count"]), list(memo["warnings"]), list(memo["orphans"]))
+        # With model hashes in the lock only the server can say nothing changed: the run asks it.
+        return _partial(manifest, root, memo, lock_hash)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
         return None
 
 
-def record(project: Project, ctx: str, orphans: list[str],
-           verified: Callable[[Path], list[int] | None]) -> None:
+def _partial(manifest: Path, root: Path, memo: dict[str, Any], lock_hash: str) -> Partial | None:
+    """The asset tables of ``manifest`` the memo proves fresh, and the text of the others."""
+    import tomllib
+
+    from .manifest.sections import split
+
+    if memo["warnings"]:
+        return None
+    records = json.loads(_tables_path(manifest).read_bytes())
+    if records.get("of") != _serial(memo) or not records.get("global"):
+        return None
+    tables: dict[str, list[Any]] = records["tables"]
+    raw = manifest.read_bytes()
+    text = manifest_text(raw)
+    cut = split(text)
+    global_hash = hash_bytes("".join(piece.text for piece in cut.global_pieces).encode("utf-8", "surrogatepass"))
+    if global_hash != records["global"]:
+        return None  # [defaults], a style, [project]... changed: every table may resolve differently
+    stamps: dict[str, list[int]] = {str(name): stamp for name, stamp in memo["files"]}
+    base = str(root).rstrip(os.sep) + os.sep
+    fresh: dict[str, list[Any]] = {}
+    fresh_lines: set[int] = set()
+    dirty: dict[str, str] = {}
+    seen: set[str] = set()
+    for piece in cut.assets:
+        text_hash = hash_bytes(piece.text.encode("utf-8", "surrogatepass"))
+        if text_hash in seen:
+            return None  # the same table twice: TOML's error, worded by the full load
+        seen.add(text_hash)
+        known = tables.get(text_hash)
+        if known is not None and all(stamps.get(name) is not None and _stamp(base + name) == stamps[name]
+                                     for name in known[2]):
+            fresh[text_hash] = known
+            fresh_lines.add(piece.line)
+            continue
+        # Planned again: it must be one [assets."..."] table on its own (the proof that the cuts are real
+        # headers, as the loader requires for a file read table by table).
+        try:
+            alone = tomllib.loads(piece.text)
+        except (tomllib.TOMLDecodeError, RecursionError):
+            return None
+        table = alone.get("assets")
+        if list(alone) != ["assets"] or not isinstance(table, dict) or len(table) != 1:
+            return None
+        (written, values), = table.items()
+        if written in dirty or not isinstance(values, dict):
+            return None
+        dirty[written] = text_hash
+    if not fresh:
+        return None
+    fresh_targets = frozenset(target for known in fresh.values() for target in known[1])
+    if len(fresh_targets) != sum(len(known[1]) for known in fresh.values()):
+        return None
+    if {known[0] for known in fresh.values()} & dirty.keys():
+        return None  # a fresh table's key declared again
+    references = frozenset(name for known in fresh.values() for name in known[3])
+    gone = {target for text_hash, known in tables.items() if text_hash not in fresh for target in known[1]}
+    if references & gone:
+        return None  # a fresh table names a target whose table changed or went away
+    ordered = sorted([*cut.global_pieces, *cut.assets], key=lambda piece: piece.line)
+    partial_text = "".join("\n" * piece.text.count("\n") if piece.line in fresh_lines else piece.text
+                           for piece in ordered)
+    checked = {name: stamps[name] for known in fresh.values() for name in known[2]}
+    pairs = frozenset((str(ref), str(value)) for known in fresh.values() for ref, value in known[4])
+    unhashed = any(known[5] for known in fresh.values())
+    return Partial(partial_text, hash_bytes(raw), global_hash, dirty, fresh, fresh_targets, references, checked,
+                   lock_hash, pairs, unhashed)
+
+
+def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[Path], list[int] | None],
+           partial: Partial | None = None, model_hashes: Callable[[str], dict[str, str]] | None = None) -> None:
     """Write the memo for a project whose every asset was just found (or made) fresh.
 
     ``verified`` gives the stamp each file had when this run hashed (or wrote) it. The memo records only
-    what was verified: a file changed since (edited while another asset was being built) has another
-    stamp now, and then no memo is written, so the next run plans in full and sees the edit.
+    what was verified, with that stamp: a file changed since (edited while another asset was being built)
+    has another stamp now, so the next run plans its table again and sees the edit.
+    ``partial``: the project was loaded from ``partial.text``; its fresh tables are recorded as checked.
+    ``model_hashes``: each target's model hashes in the lock (with any, the memo never answers alone).
     """
     root = project.root
     prefix = str(root).rstrip(os.sep) + os.sep
-    files: list[tuple[str, list[int] | None]] = []
+    files: list[tuple[str, list[int]]] = []
+    names_of: dict[str, list[str]] = {}  # target -> its files (target first, then its image inputs)
     seen: set[str] = set()
-    for asset in project.assets.values():
+    for target, asset in project.assets.items():
+        names = names_of[target] = []
         for path in (asset.path, *(image.path for image in asset.inputs)):
             text = str(path)  # inside the project (the manifest's rules): relpath only in case it is not
             name = text[len(prefix):] if text.startswith(prefix) else os.path.relpath(path, root)
+            names.append(name)
             if name not in seen:
                 seen.add(name)
-                stamp = _stamp(path)
-                if stamp is None or stamp != verified(path):
-                    return  # missing, or changed after it was checked: not a proven no-op state
+                # The stamp the file had when this run hashed or wrote it: a file changed since has another
+                # stamp, which the next run sees (no stat here: 10,000 of them are most of a record).
+                stamp = verified(path)
+                if stamp is None:
+                    return  # not checked by this run: not a proven no-op state
                 files.append((name, stamp))
+    count = len(project.assets)
+    hashes_of = model_hashes or (lambda _target: {})
+    tables = _table_records(project, names_of, partial.dirty if partial else project.table_hashes, hashes_of)
+    hashed = any(known[4] for known in tables.values()) if tables is not None else any(
+        hashes_of(target) for target in project.assets)
+    global_hash = partial.global_hash if partial else project.global_hash
+    if partial is not None:  # the files of the tables proven fresh, with the stamps that proved it
+        files.extend((name, checked) for name, checked in partial.stamps.items() if name not in seen)
+        if tables is not None:
+            tables.update(partial.fresh_tables)
+        count += len(partial.fresh_targets)
+        hashed = hashed or bool(partial.model_pairs)
     try:
         memo = {
+            "format": FORMAT,
             "context": ctx,
-            "manifest": hash_file(project.manifest),
+            # What was loaded (a manifest edited during the build is not what this memo proves fresh).
+            "manifest": project.text_hash or hash_file(project.manifest),
             "lock": hash_file(project.lock_path),
-            "count": len(project.assets),
+            "count": count,
             "warnings": project.warnings,
             "orphans": orphans,
             "files": files,
+            "hashed": hashed,
         }
     except OSError:
         return
+    tmp_dir = project.state_dir / "tmp"
     with contextlib.suppress(OSError):
         # Not synced: after a power loss an old or empty memo only means a full plan (see ``check``).
+        if tables and global_hash:
+            records = {"of": _serial(memo), "global": global_hash, "tables": tables}
+            atomic_write(_tables_path(project.manifest), json.dumps(records, separators=(",", ":")).encode(),
+                         tmp_dir=tmp_dir, sync=False)
+        else:
+            _tables_path(project.manifest).unlink(missing_ok=True)
         atomic_write(_memo_path(project.manifest), json.dumps(memo, separators=(",", ":")).encode(),
-                     tmp_dir=project.state_dir / "tmp", sync=False)
+                     tmp_dir=tmp_dir, sync=False)
+
+
+def _table_records(project: Project, names_of: dict[str, list[str]], hashes: dict[str, str],
+                   model_hashes: Callable[[str], dict[str, str]]) -> dict[str, list[Any]] | None:
+    """Per asset table, by the hash of its text: [key as written, its targets, their files, what its
+    image inputs and ``source`` name, the (model ref, hash) pairs of its lock entries, whether a model
+    it names has no hash there]. None when a table's text is not known (read as a whole file)."""
+    from .servercheck import model_refs
+
+    tables: dict[str, list[Any]] = {}
+    for target, asset in project.assets.items():
+        written = project.tables.get(target)
+        text_hash = hashes.get(written) if written is not None else None
+        if text_hash is None:
+            return None
+        names = names_of[target]
+        references = [image.reference for image in asset.inputs] if asset.inputs else []
+        if asset.source:
+            references.append(asset.source)
+        in_lock = model_hashes(target)
+        pairs = [[ref, value] for ref, value in sorted(in_lock.items())]
+        unhashed = not asset.source and any(ref not in in_lock for ref, _subtype, _name in model_refs(asset.params))
+        known = tables.get(text_hash)
+        if known is None:  # the common case: a table of one target
+            tables[text_hash] = [written, [target], names, references, pairs, unhashed]
+            continue
+        known[5] = known[5] or unhashed
+        known[1].append(target)
+        known[2].extend(name for name in names if name not in known[2])
+        known[3].extend(references)
+        known[4].extend(pair for pair in pairs if pair not in known[4])
+    return tables
 
 
 def forget(manifest: Path) -> None:
     with contextlib.suppress(OSError):
         _memo_path(manifest).unlink()
+    with contextlib.suppress(OSError):
+        _tables_path(manifest).unlink()
 
 
 def report(events: BuildEvents, memo: Memo) -> int:

@@ -69,6 +69,9 @@ class Planner:
         # when it was asked (servercheck.verify); None offline: the lock's hashes are trusted.
         self.model_hashes: dict[str, str | None] | None = None
         self.model_changes = "rebuild"  # or "warn": a changed model hash keeps the asset fresh
+        # Targets declared by asset tables that were not loaded, because the no-op memo proved them fresh
+        # (``noop.Partial``): their lock entries are not orphans.
+        self.declared_elsewhere: frozenset[str] = frozenset()
 
     def model_change(self, asset: Asset, entry: LockEntry | None) -> str | None:
         """``model hash: 3f2a… -> 9c1d…`` when a model that made ``entry``'s image has another hash on the
@@ -195,7 +198,7 @@ class Planner:
         """Lock entries for targets no longer in the manifest (their files are ours to clean)."""
         result = []
         for target in self.lock.targets():
-            if target in self.project.assets:
+            if target in self.project.assets or target in self.declared_elsewhere:
                 continue
             self._check_entry_path(target)
             entry = self.lock.get(target)

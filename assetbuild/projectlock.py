@@ -28,6 +28,7 @@ from .errors import BusyError
 from .fsutil import make_state_dir, open_nofollow
 
 if TYPE_CHECKING:
+    from .noop import Partial
     from .workspace import Workspace
 
 LOCK_NAME = "project.lock"
@@ -111,15 +112,32 @@ else:
 
 
 @contextlib.contextmanager
-def workspace(args: argparse.Namespace, *, writes: bool, force: bool = False) -> Iterator[Workspace]:
+def workspace(args: argparse.Namespace, *, writes: bool, force: bool = False,
+              partial: Partial | None = None) -> Iterator[Workspace]:
     """The command's workspace. The manifest is checked first (a bad one stops before anything is
     written); a command that ``writes`` then holds the project lock and reads the lock file under it.
-    Read-only ones (status, why, a --dry-run) never wait."""
+    Read-only ones (status, why, a --dry-run) never wait.
+
+    ``partial`` (``run``): load only the asset tables the no-op memo could not prove fresh; whenever that
+    is not safe (see ``Partial.accepts``; the lock changed before it was held), the whole manifest is."""
+    from .errors import ManifestError
     from .workspace import load_project, workspace_of
 
-    project = load_project(args.file, server=args.server)
+    project = None
+    if partial is not None:
+        try:
+            project = load_project(args.file, server=args.server, partial=partial)
+        except ManifestError:
+            project = None  # the whole file is read below, and words the problem as it always does
+        if project is not None and not partial.accepts(project):
+            project = None
+    if project is None:
+        partial = None
+        project = load_project(args.file, server=args.server)
     if not writes:
-        yield workspace_of(project, force=force)
+        yield workspace_of(project, force=force, partial=partial)
         return
     with hold(project.state_dir, args.command, wait=not getattr(args, "no_wait", False)):
-        yield workspace_of(project, force=force)
+        if partial is not None and not partial.lock_unchanged(project.root):
+            partial, project = None, load_project(args.file, server=args.server)
+        yield workspace_of(project, force=force, partial=partial)

@@ -131,9 +131,16 @@ def store(state_dir: Path, params: ServerParams) -> None:
 # --- asking the server -----------------------------------------------------------------------------------
 
 
+def params_of_ref(ref: str) -> dict[str, Any]:
+    """Parameters naming the model of a lock's ``model_hashes`` key: ``model_refs`` read backwards."""
+    key, _, name = ref.partition(":")
+    return {"loras": [name]} if key == "lora" else {key: name}
+
+
 async def gather(client: SwarmClient, state_dir: Path, assets: Iterable[Asset], *,
-                 refresh: bool = False) -> ServerTruth:
-    """The server's parameters (cached per server id and version) and the hashes of the assets' models."""
+                 refresh: bool = False, refs: Iterable[str] = ()) -> ServerTruth:
+    """The server's parameters (cached per server id and version) and the hashes of the assets' models,
+    and of the models of ``refs`` (``model_hashes`` keys of lock entries whose assets were not loaded)."""
     from .swarm.errors import SwarmAPIError
     from .swarm.params import fetch_params, model_hash
 
@@ -145,8 +152,8 @@ async def gather(client: SwarmClient, state_dir: Path, assets: Iterable[Asset], 
         store(state_dir, params)
     truth = ServerTruth(params, from_cache=cached is not None)
     seen: dict[tuple[str, str], str | None] = {}
-    for asset in assets:
-        for ref, subtype, name in model_refs(asset.params, params):
+    for named in [*(asset.params for asset in assets), *(params_of_ref(ref) for ref in refs)]:
+        for ref, subtype, name in model_refs(named, params):
             if ref in truth.hashes:
                 continue
             found = match_lora(name, params.names(subtype)) if subtype == "LoRA" else match_model(
@@ -315,9 +322,20 @@ def server_knows(warning: str, truth: ServerTruth) -> bool:
 
 
 def ask_with(run_on_client: Callable[[Callable[[SwarmClient], Coroutine[Any, Any, ServerTruth]]], ServerTruth],
-             ws: Workspace, assets: list[Asset], *, refresh: bool = False) -> ServerTruth:
+             ws: Workspace, assets: list[Asset], *, refresh: bool = False, refs: Iterable[str] = ()) -> ServerTruth:
     """``gather`` on a client owned by someone else (the run's generator). Raises ``SwarmError``."""
-    return run_on_client(lambda client: gather(client, ws.project.state_dir, assets, refresh=refresh))
+    return run_on_client(lambda client: gather(client, ws.project.state_dir, assets, refresh=refresh, refs=refs))
+
+
+def models_changed(truth: ServerTruth, pairs: Iterable[tuple[str, str]]) -> list[str]:
+    """Which of ``pairs`` (model ref, hash in the lock) have another hash on the server now, as
+    ``describe_change`` words them (a hash the server has not computed yet is no change)."""
+    changes = []
+    for ref, old in sorted(set(pairs)):
+        new = truth.hashes.get(ref)
+        if new and old and new.lower() != old.lower():
+            changes.append(describe_change(ref, old, new))
+    return changes
 
 
 def ask(ws: Workspace, assets: list[Asset], *, refresh: bool = False) -> ServerTruth:
@@ -365,7 +383,7 @@ def attach(ws: Workspace, targets: list[str]) -> ServerTruth | None:
 
 
 def verify(ws: Workspace, targets: list[str], statuses: list[Status], events: BuildEvents,
-           run_on_client: Any) -> tuple[list[Status], ServerTruth | None]:
+           run_on_client: Any, memo_pairs: Iterable[tuple[str, str]] = ()) -> tuple[list[Status], ServerTruth | None]:
     """Before a run's first generation: learn the server's truth, re-plan with its model hashes, and stop
     (``ServerCheckError``) when an asset to generate would be misread. Returns the new statuses and the
     truth (None when the server was not or could not be asked: the run goes on as before, offline rules).
@@ -373,6 +391,8 @@ def verify(ws: Workspace, targets: list[str], statuses: list[Status], events: Bu
     The server is asked only when something may need it: an asset to generate, or lock entries with
     model hashes to compare (a build where everything is fresh and nothing was hashed contacts nothing).
     ``run_on_client`` runs a coroutine function on the run's SwarmUI client (``SwarmUIGenerator``).
+    ``memo_pairs``: (model ref, hash) of lock entries whose assets the no-op memo proved fresh without
+    loading them (``noop.Partial``); their hashes are asked in the same round (see ``models_changed``).
     """
     from .plan import State
     from .swarm.errors import SwarmError
@@ -380,14 +400,15 @@ def verify(ws: Workspace, targets: list[str], statuses: list[Status], events: Bu
     project = ws.project
     assets = [project.assets[t] for t in targets if not project.assets[t].source]
     to_generate = any(s.state in (State.GENERATE, State.UPSTREAM) for s in statuses)
-    if not assets or not (to_generate or lock_has_hashes(ws, targets)):
+    refs = sorted({ref for ref, _hash in memo_pairs})
+    if not (assets or refs) or not (to_generate or refs or lock_has_hashes(ws, targets)):
         return statuses, None
     try:
-        truth = ask_with(run_on_client, ws, assets)
+        truth = ask_with(run_on_client, ws, assets, refs=refs)
         statuses, problems = _plan_and_check(ws, targets, statuses, truth)
         if truth.from_cache and any(p.about_models for p in problems):
             # Models may have been added since the list was cached.
-            truth = ask_with(run_on_client, ws, assets, refresh=True)
+            truth = ask_with(run_on_client, ws, assets, refresh=True, refs=refs)
             statuses, problems = _plan_and_check(ws, targets, statuses, truth)
     except SwarmError as exc:
         ws.planner.model_hashes = None

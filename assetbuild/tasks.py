@@ -225,7 +225,7 @@ def _run_batch(builder: Builder, targets: list[str], reporter: Reporter, *, jobs
     skipped_before = summary.skipped
     config = {
         "dep_file": str(builder.project.state_dir / "doit.json"),
-        "backend": doitdb.NAME,  # atomic saves, a damaged file discarded (see doitdb)
+        "backend": doitdb.NAME,  # in memory: every task is stale by the plan (see doitdb)
         "reporter": reporter,
         "verbosity": 2,
         "num_process": jobs if jobs > 1 else 0,

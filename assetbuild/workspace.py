@@ -22,6 +22,7 @@ MERGED_LOCK = ("assets.lock holds both sides of a git merge conflict: for each a
                "its image on disk is used; `assetbuild` rewrites the lock (then `git add assets.lock`)")
 
 if TYPE_CHECKING:
+    from .noop import Partial
     from .remote.remote import Remote
 
 SERVER_ENV = "ASSETBUILD_SERVER"
@@ -35,6 +36,8 @@ class Workspace:
     cache: Cache
     hashes: HashCache
     planner: Planner
+    # The project holds only the asset tables the no-op memo could not prove fresh (``noop.Partial``).
+    partial: Partial | None = None
 
     @property
     def kind(self) -> str:
@@ -77,22 +80,46 @@ def open_workspace(manifest: str | None, *, server: str | None = None, force: bo
     return workspace_of(load_project(manifest, server=server), force=force, kind=kind, rebuild=rebuild)
 
 
-def load_project(manifest: str | None, *, server: str | None = None) -> Project:
+def load_project(manifest: str | None, *, server: str | None = None, partial: Partial | None = None) -> Project:
     """The validated manifest with the user's settings applied; writes nothing. Asset tables unchanged
-    since the last build are taken from its memo (``manifest.memo``; ``Workspace.settle`` saves it)."""
+    since the last build are taken from its memo (``manifest.memo``; ``Workspace.settle`` saves it).
+
+    ``partial`` (``noop.Partial``): load only the tables the no-op memo could not prove fresh (the others
+    are blank lines in its text, so every line number stays). The manifest memo is not used then."""
     path = find_manifest(manifest)
     state = path.absolute().parent / STATE_DIR
     check_state_dir(state)  # a planted symlink is refused before anything is read there
-    with paused():  # many long-lived objects, no garbage cycles (see gcpause)
-        memo = ResolvedMemo.open(state)
-        project = load(path, cache_dir_override=os.environ.get(CACHE_ENV) or None, memo=memo)
-    project.memo = memo
+    override = os.environ.get(CACHE_ENV) or None
+    if partial is not None:
+        with paused():
+            project = load(path, cache_dir_override=override, text=partial.text)
+        project.text_hash = partial.manifest_hash
+    else:
+        text, text_hash = _read_text(path)
+        with paused():  # many long-lived objects, no garbage cycles (see gcpause)
+            memo = ResolvedMemo.open(state)
+            project = load(path, cache_dir_override=override, memo=memo, text=text)
+        project.memo = memo
+        project.text_hash = text_hash
     apply_user_settings(project, server)
     return project
 
 
+def _read_text(path: Path) -> tuple[str | None, str]:
+    """The manifest's text and the hash of its bytes (the no-op memo records what was loaded, not what the
+    file holds when the build ends). ``(None, "")`` when it cannot be read: ``load`` then says why."""
+    from .keys import hash_bytes
+    from .layout import manifest_text
+
+    try:
+        raw = path.read_bytes()
+        return manifest_text(raw), hash_bytes(raw)
+    except (OSError, UnicodeDecodeError):
+        return None, ""
+
+
 def workspace_of(project: Project, *, force: bool = False, kind: str | None = None,
-                 rebuild: Iterable[str] = ()) -> Workspace:
+                 rebuild: Iterable[str] = (), partial: Partial | None = None) -> Workspace:
     """The project's state: lock, cache, file hashes, planner. Commands that write call this while
     holding the project lock (``projectlock``), so the lock file they read is not being rewritten."""
     # Before anything reads or writes there: a cloned repository may have planted the state folder.
@@ -106,7 +133,9 @@ def workspace_of(project: Project, *, force: bool = False, kind: str | None = No
     cache = Cache(project.cache_dir)
     planner = Planner(project, lock, cache, hashes, kind or kind_for(project.server), force=force,
                       rebuild=rebuild)
-    return Workspace(project, lock, cache, hashes, planner)
+    if partial is not None:
+        planner.declared_elsewhere = partial.fresh_targets
+    return Workspace(project, lock, cache, hashes, planner, partial)
 
 
 # --- precedence of the server URL and the cache folder (user config: assetbuild.userconfig) -------------

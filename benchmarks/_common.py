@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+# Measured processes start as on a user's machine, which keeps compiled bytecode: with this set (as in
+# some shells and CI images) every run would compile each module it imports again, for every program.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 BIN = Path(sys.executable).parent
 ASSETBUILD = str(BIN / "assetbuild") if (BIN / "assetbuild").exists() else shutil.which("assetbuild") or "assetbuild"
 DOIT = str(BIN / "doit") if (BIN / "doit").exists() else shutil.which("doit") or "doit"

@@ -244,8 +244,25 @@ def test_a_build_keeps_the_memo_and_an_edit_rebuilds_only_its_asset(project: Pat
     text = (project / "assets.toml").read_text()
     (project / "assets.toml").write_text(text.replace("a steel sword icon", "a bronze sword icon"), encoding="utf-8")
     counted.clear()
+    (project / ".assetbuild" / "noop.json").unlink()  # else it proves the other tables fresh unread (below)
     assert main(["-q"]) == 0
     assert counted == ["sprites/hero_attack.png", "ui/icon_sword.png"]  # the edited table, and one with an input
+    assert len((project.parent / "gen.log").read_text().splitlines()) == 1
+    assert "bronze" in (project / "assets.lock").read_text()
+
+
+def test_with_the_noop_memo_an_edit_reads_only_the_edited_table(project: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               counted: list[str]) -> None:
+    write_manifest(project, QUICKSTART)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("ASSETBUILD_PLACEHOLDER_LOG", str(project.parent / "gen.log"))
+    assert main(["-q"]) == 0
+    (project.parent / "gen.log").unlink()
+    text = (project / "assets.toml").read_text()
+    (project / "assets.toml").write_text(text.replace("a steel sword icon", "a bronze sword icon"), encoding="utf-8")
+    counted.clear()
+    assert main(["-q"]) == 0
+    assert counted == ["ui/icon_sword.png"]  # not even the table with an input: its files are unchanged
     assert len((project.parent / "gen.log").read_text().splitlines()) == 1
     assert "bronze" in (project / "assets.lock").read_text()
 

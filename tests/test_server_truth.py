@@ -373,3 +373,42 @@ def test_a_replaced_model_is_not_restored_from_the_team_store(project: Path, fak
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert fake.generations == 2 and "restored" not in output.replace("0 restored", "")
+
+
+# ------------------------------------------------------------------------ 16.2: the no-op memo and hashes
+
+
+def describes(fake: FakeSwarm) -> int:
+    return sum(1 for r in fake.requests if r.route.startswith("DescribeModel"))
+
+
+def test_with_model_hashes_an_edit_plans_one_table_and_the_server_vouches_for_the_others(
+        project: Path, fake: FakeSwarm) -> None:
+    """The memo's per-table records hold the model hashes of their lock entries: after an edit only the
+    edited table is loaded, and the server is asked about the models of the others (only it can say they
+    are unchanged); a replaced model still rebuilds every asset it made."""
+    write_manifest(project, manifest("".join(asset(f"a{n}.png", f"asset {n}") for n in range(3))))
+    assert build(project, fake)[0] == 0
+    assert all(e["model_hashes"] for e in lock(project).values())
+    memo = project / ".assetbuild" / "manifest.json"  # saved by a full load, never by a partial one
+    memo_written = memo.stat().st_mtime_ns
+
+    text = (project / "assets.toml").read_text(encoding="utf-8")
+    (project / "assets.toml").write_text(text.replace("asset 1", "asset one"), encoding="utf-8")
+    asked = describes(fake)
+    code, output = build(project, fake)
+    assert code == 0, output
+    assert fake.generations == 4 and "1 generated" in output and "2 fresh" in output
+    assert memo.stat().st_mtime_ns == memo_written  # only the edited table was loaded
+    assert describes(fake) > asked  # the models of the tables left out were checked
+
+    asked = describes(fake)
+    code, output = build(project, fake)  # nothing changed: never answered without the server
+    assert code == 0 and "3 fresh" in output, output
+    assert describes(fake) > asked and fake.generations == 4
+
+    fake.replace_model(XL)
+    code, output = build(project, fake)
+    assert code == 0, output
+    assert fake.generations == 7  # every image made with the replaced file, as the full plan decides
+    assert {e["model_hashes"]["model:sd_xl_base_1.0"] for e in lock(project).values()} == {fake.model_hash(XL)}

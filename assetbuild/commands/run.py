@@ -14,9 +14,12 @@ from typing import TYPE_CHECKING
 from ._args import add_no_wait, whole_number
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..events import BuildEvents, Summary
     from ..generators.base import Generator
     from ..manifest import Project
+    from ..noop import Partial
     from ..plan import Status
     from ..remote.remote import Remote
     from ..workspace import Workspace
@@ -51,18 +54,20 @@ def main(args: argparse.Namespace) -> int:
 
     out = sys.stdout
     memo_context = None
+    partial = None
     # --frozen (CI) always plans in full: it must prove every asset fresh, not trust a memo.
     if not (args.targets or args.dry_run or args.force or args.frozen or args.rebuild):
         manifest = find_manifest(args.file)
         memo_context = noop.context(manifest, args.server)
         memo = noop.check(manifest, memo_context)
-        if memo is not None:  # nothing changed since everything was last fresh: skip planning
+        if isinstance(memo, noop.Memo):  # nothing changed since everything was last fresh: skip planning
             return noop.report(make_display(json_output=args.json, quiet=args.quiet, stream=out), memo)
+        partial = memo  # the asset tables still proven fresh, if any: only the others are planned
     # Imported only now: a no-op answered by the memo never pays for pydantic, doit or Pillow.
     from ..projectlock import workspace
     from .status import show_status
 
-    with workspace(args, writes=not args.dry_run, force=args.force) as ws:  # one writer per project
+    with workspace(args, writes=not args.dry_run, force=args.force, partial=partial) as ws:  # one writer per project
         if args.rebuild:
             ws.planner.rebuild.update(rebuild_targets(ws.project, args.targets))
         if args.dry_run:
@@ -94,20 +99,32 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     project = ws.project
     targets = closure(project, select(project, patterns))
     statuses = ws.planner.plan(targets)
+    # Assets of the tables the no-op memo proved fresh (not loaded: ``ws.partial``) count as fresh.
+    proven = len(ws.partial.fresh_targets) if ws.partial is not None else 0
+    total = len(targets) + proven
     # Made now (it contacts nothing until it is used) so that bad settings, such as unusable credentials,
     # stop the run with exit 2 before any work rather than failing inside a task.
     chosen = generator if generator is not None else generators.create(project.server)
     truth = None
     run_on_client = getattr(chosen, "run_on_client", None)  # only a SwarmUI generator has a server
-    if not frozen and run_on_client is not None:
-        # The server's own truth before any generation: parameters, exact model names, model hashes.
-        from ..servercheck import verify
+    try:
+        if ws.partial is not None and _needs_whole(ws.partial, run_on_client):
+            ws, project, targets, statuses, proven, total = _replan_whole(ws, patterns)
+        if not frozen and run_on_client is not None:
+            # The server's own truth before any generation: parameters, exact model names, model hashes
+            # (also of the models of the tables the memo proved fresh: only the server can vouch for them).
+            from ..servercheck import models_changed, verify
 
-        try:
-            statuses, truth = verify(ws, targets, statuses, events, run_on_client)
-        except BaseException:
-            chosen.close()
-            raise
+            pairs = ws.partial.model_pairs if ws.partial is not None else frozenset()
+            statuses, truth = verify(ws, targets, statuses, events, run_on_client, pairs)
+            if pairs and truth is not None and models_changed(truth, pairs):
+                # A model of a table the memo proved fresh has another hash now: the full plan decides (it
+                # rebuilds or warns, as [server] model_changes says), and checks again.
+                ws, project, targets, statuses, proven, total = _replan_whole(ws, patterns)
+                statuses, truth = verify(ws, targets, statuses, events, run_on_client)
+    except BaseException:
+        chosen.close()
+        raise
     for warning in project.warnings:
         if truth is None or not _server_knows(warning, truth):
             events.warning(warning)
@@ -117,7 +134,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     # before the display starts; an outage's warning is shown once it has.
     early: list[str] = []
     remote = ws.open_remote(early.append) if pending else None
-    events.run_started(len(targets), len(pending))
+    events.run_started(total, len(pending))
     if remote is not None:
         remote.set_warn(events.warning)
     for text in early:
@@ -131,21 +148,22 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
             summary.failed += 1
             events.asset_failed(status.target, failure)
         chosen.close()
-        summary.fresh = sum(1 for s in statuses if s.state is State.FRESH)
-        _count_not_built(summary, len(targets), "--frozen builds nothing while an asset must be generated")
+        summary.fresh = sum(1 for s in statuses if s.state is State.FRESH) + proven
+        _count_not_built(summary, total, "--frozen builds nothing while an asset must be generated")
         return _finish(ws, events, summary, started)
 
-    # With model hashes in the lock, only the server can say that nothing changed: no memo then, so the
-    # next run asks it again (servercheck.verify).
-    memo_allowed = memo_context is not None and not (run_on_client is not None and _hashed(ws, targets))
+    # With model hashes in the lock, only the server can say that nothing changed: the memo then never
+    # answers alone, and the next run asks the server about the tables it proves fresh (noop.Partial).
+    memo_allowed = memo_context is not None
     if not pending:
         chosen.close()
-        summary.fresh = len(targets)
+        summary.fresh = total
         code = _finish(ws, events, summary, started)
         cacheusers.register(project)  # also when nothing was built: a project fresh since before registration
         if memo_allowed:  # the memo was missing or stale (else cli would not be here)
             assert memo_context is not None
-            noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamp)
+            noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamp, ws.partial,
+                        _lock_hashes(ws))
         return code
 
     # Generations in flight are capped by server.concurrency when it is set, else they follow the server's
@@ -160,7 +178,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
         with on_interrupt(builder.cancel) as interrupted:
             # Only the stale assets become doit tasks: after one edit in a big manifest, doit handles
             # one task, not every asset, and nothing is planned twice.
-            summary.fresh += len(targets) - len(pending)
+            summary.fresh += total - len(pending)
             stale = [s.target for s in pending]
             # The builder decides each asset again as it starts: the plan's statuses (each with its
             # canonical inputs, ~1 KB an asset) need not live through the build.
@@ -171,15 +189,15 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
         builder.close()
         if remote is not None:  # the run ends when its uploads have (Ctrl-C: those in flight; `push` resumes)
             remote.finish(interrupted=builder.cancelled.is_set())
-    _count_not_built(summary, len(targets), "interrupted; run again to build the rest" if interrupted.is_set()
+    _count_not_built(summary, total, "interrupted; run again to build the rest" if interrupted.is_set()
                      else "stopped after the first failure; --keep-going builds the rest")
     code = _finish(ws, events, summary, started)
     if interrupted.is_set():
         events.warning("interrupted: finished assets are kept; run again to build the rest")
         return INTERRUPTED_EXIT
-    if memo_allowed and code == 0 and not (run_on_client is not None and _hashed(ws, targets)):
+    if memo_allowed and code == 0:
         assert memo_context is not None
-        noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamp)
+        noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamp, ws.partial, _lock_hashes(ws))
     return code
 
 
@@ -201,10 +219,42 @@ def _count_not_built(summary: Summary, total: int, reason: str) -> None:
     summary.not_built_reason = reason if summary.not_built else None
 
 
-def _hashed(ws: Workspace, targets: list[str]) -> bool:
-    from ..servercheck import lock_has_hashes
+def _lock_hashes(ws: Workspace) -> Callable[[str], dict[str, str]]:
+    """Each target's model hashes in the lock (for the no-op memo's records)."""
+    def of(target: str) -> dict[str, str]:
+        entry = ws.lock.get(target)
+        return entry.model_hashes if entry is not None else {}
+    return of
 
-    return lock_has_hashes(ws, targets)
+
+def _needs_whole(partial: Partial, run_on_client: object) -> bool:
+    """Whether the tables the memo proved fresh must be planned after all, before asking the server."""
+    if run_on_client is None:
+        # The placeholder records no model hashes: hashes in the lock were made by another generator.
+        return bool(partial.model_pairs)
+    # A lock from before hashes were recorded: the full plan records them when it generates
+    # (servercheck.adopt_hashes), which it can do only for the assets it loaded.
+    return partial.unhashed
+
+
+def _replan_whole(ws: Workspace, patterns: list[str]) -> tuple[Workspace, Project, list[str], list[Status], int, int]:
+    """The whole manifest's workspace, targets and plan (``run``'s locals) for a run that began with only
+    the tables the memo could not prove fresh."""
+    from ..plan import closure
+    from .select import select
+
+    ws = _whole(ws)
+    targets = closure(ws.project, select(ws.project, patterns))
+    return ws, ws.project, targets, ws.planner.plan(targets), 0, len(targets)
+
+
+def _whole(ws: Workspace) -> Workspace:
+    """The workspace of the whole manifest, for a run that began with only the tables the memo could not
+    prove fresh (the project lock is already held)."""
+    from ..workspace import load_project, workspace_of
+
+    project = load_project(str(ws.project.manifest), server=ws.project.server.url)
+    return workspace_of(project, force=ws.planner.force)
 
 
 def _server_knows(warning: str, truth: object) -> bool:

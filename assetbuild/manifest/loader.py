@@ -126,6 +126,7 @@ def _load_by_tables(manifest: Path, shown: str, text: str, cache_override: str |
     raw["assets"] = fresh
     locator = Locator(shown, text)
     project = _resolve(manifest, _validated(raw, locator), locator, cache_override, pieces=tables, memo=memo)
+    project.global_hash = hash_bytes(global_text.encode("utf-8", "surrogatepass"))
     memo.finish()
     return project
 

@@ -102,6 +102,8 @@ class Project:
     # [assets."..."] key as written -> the xxh3-128 of its table's text, when the file was read table by
     # table (``sections``); empty otherwise. The no-op memo keeps per-table records by it.
     table_hashes: dict[str, str] = field(default_factory=dict)
+    global_hash: str = ""  # xxh3-128 of the text of every non-asset table, when read table by table
+    text_hash: str = ""  # xxh3-128 of the manifest's bytes as loaded ("" when not known)
     # The asset tables resolved by this load and earlier ones, saved at the end of a build (manifest.memo).
     memo: ResolvedMemo | None = field(default=None, repr=False, compare=False)
 
