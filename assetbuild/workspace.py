@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .remote.remote import Remote
 
 SERVER_ENV = "ASSETBUILD_SERVER"
+FEW_TABLES = 256  # a partial plan of at most this many tables does not read the file hash cache
 CACHE_ENV = "ASSETBUILD_CACHE_DIR"
 
 
@@ -129,7 +130,9 @@ def workspace_of(project: Project, *, force: bool = False, kind: str | None = No
         lock = Lock.load(project.lock_path)
     if lock.merged:
         project.warnings.append(MERGED_LOCK)
-    hashes = HashCache(project.state_dir / "hashes.json")
+    # A run that plans only a few tables (the memo proved the rest fresh) hashes a few files: the file of
+    # every asset's hash (megabytes at 100,000 assets) is not worth reading then.
+    hashes = HashCache(project.state_dir / "hashes.json", load=partial is None or len(partial.dirty) > FEW_TABLES)
     cache = Cache(project.cache_dir)
     planner = Planner(project, lock, cache, hashes, kind or kind_for(project.server), force=force,
                       rebuild=rebuild)

@@ -17,7 +17,14 @@ random bytes (incompressible, like PNGs) uploaded to the store beforehand. Measu
 - ``bare obstore + files``: the same loop writing each object's bytes to a file (plain open/write, no
   flush), the least any pull must do; on a slow disk the disk, not the network, sets the pace.
 
-All are whole-process wall times (interpreter start-up included). assetbuild's modules are compiled to
+All are whole-process wall times (interpreter start-up included). Every run writes into a folder of
+its own, and nothing is deleted until the end, after a ``sync`` before each run (untimed): on this
+machine's ext4 (no journal) a file created within ~10 s of deletions in the same block group pays
+for skipping each recently freed inode (``recently_deleted`` in the kernel: measured, a pull right
+after deleting the previous clone took 2x the system CPU and 1.37x the wall time), and the writing
+loop leaves 200 MB unflushed that pull's ``syncfs`` would otherwise write for it. Both were the
+benchmark's own doing, not the command's. The folders take N x size x (2 + 1/4) per repetition on
+disk (2.7 GB for 1,000 x 200 KiB and --repeat 5). assetbuild's modules are compiled to
 bytecode first, as ``pip install`` does (with PYTHONDONTWRITEBYTECODE set and an editable install,
 every run would otherwise compile them from source). The load average before and after is reported:
 the machine is shared. Target (issue 14): pull's images per second >= 0.8 x the bare loop's. Peak RSS
@@ -164,6 +171,7 @@ def measure(server: SeaweedFS, base: Path, count: int, size: int, repeat: int) -
 
     def pull(src: Path) -> Any:
         root, pull_env = checkout(src)
+        os.sync()  # no writeback of an earlier run's files during this one (see the module's doc)
         run = timed_cpu("pull" if src == origin else "pull_quarter", [ASSETBUILD, "pull", "--json"], cwd=root,
                         env=pull_env)
         finished = json.loads(run.stdout.decode().splitlines()[-1])
@@ -171,17 +179,18 @@ def measure(server: SeaweedFS, base: Path, count: int, size: int, repeat: int) -
         if finished.get("counts", {}).get("pulled") != expected:
             raise SystemExit(f"pull did not pull every image: {finished}")
         if src == origin:
+            os.sync()
             again = run_timed([ASSETBUILD, "pull", "--json"], cwd=root, env=pull_env)
             if json.loads(again.stdout.decode().splitlines()[-1]).get("counts", {}).get("fresh") != count:
                 raise SystemExit("a second pull did not find every target fresh")
             fresh.append(again)
-        shutil.rmtree(root)
         return run
 
     def bare(write: bool) -> Any:
-        folder = base / "bare-files"
-        shutil.rmtree(folder, ignore_errors=True)
+        runs["n"] += 1
+        folder = base / f"bare-files-{runs['n']}"  # a new one each time, deleted at the end (see the doc)
         folder.mkdir()
+        os.sync()
         return timed_cpu("bare_files" if write else "bare",
                          [sys.executable, "-c", BARE, url, str(TRANSFER_JOBS), str(folder) if write else "-", *paths],
                          env=env)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-SCRIPTS = ["noop", "startup", "throughput", "client_overhead", "memory", "servercheck", "review", "firstbuild"]
+SCRIPTS = ["noop", "startup", "throughput", "client_overhead", "memory", "servercheck", "review", "firstbuild",
+           "manifestload"]
 
 
 def run(script: str, *args: str) -> str:

@@ -246,7 +246,8 @@ def test_a_build_keeps_the_memo_and_an_edit_rebuilds_only_its_asset(project: Pat
     counted.clear()
     (project / ".assetbuild" / "noop.json").unlink()  # else it proves the other tables fresh unread (below)
     assert main(["-q"]) == 0
-    assert counted == ["sprites/hero_attack.png", "ui/icon_sword.png"]  # the edited table, and one with an input
+    # The edited table, and one with an input (made once every target is known: the order may differ).
+    assert sorted(counted) == ["sprites/hero_attack.png", "ui/icon_sword.png"]
     assert len((project.parent / "gen.log").read_text().splitlines()) == 1
     assert "bronze" in (project / "assets.lock").read_text()
 
@@ -282,3 +283,164 @@ def test_a_memo_from_another_state_folder_is_not_used(project: Path, counted: li
     counted.clear()
     memo_load(project)  # its own memo from now on
     assert counted == ["b/odd.png", "b/derived.png", "b/img2img.png"]
+
+
+# Tables are resolved one at a time as they are read (issue 16.3: a first load of 100,000 tables must not
+# hold them all); what is reported, and in which order, stays the one of a load that checks every target
+# before any value.
+ORDER_BODY = """\
+[assets."a/first.png"]
+prompt = "first"
+steps = "many"
+
+[assets."b/r.png"]
+prompt = "second"
+
+[assets."b/x/../r.png"]
+prompt = "the same file"
+"""
+
+
+@pytest.mark.parametrize("with_memo", [False, True])
+def test_a_later_duplicate_target_is_reported_before_an_earlier_bad_value(project: Path, with_memo: bool) -> None:
+    write_manifest(project, ORDER_BODY)
+    with pytest.raises(ManifestError) as info:
+        memo_load(project) if with_memo else load(project / "assets.toml")
+    assert "duplicate target" in str(info.value) and info.value.where.endswith(":8")
+
+
+@pytest.mark.parametrize("with_memo", [False, True])
+def test_a_bad_value_in_a_derived_asset_is_reported_before_a_later_one(project: Path, with_memo: bool) -> None:
+    """An asset with ``source`` is made once every target is known; its problem still comes first."""
+    write_manifest(project, """\
+[assets."a/derived.png"]
+source = "b/base.png"
+resize = "big"
+
+[assets."b/base.png"]
+prompt = "base"
+steps = "many"
+""")
+    with pytest.raises(ManifestError) as info:
+        memo_load(project) if with_memo else load(project / "assets.toml")
+    assert "resize" in str(info.value) and info.value.where.endswith(":3")
+
+
+@pytest.mark.parametrize("with_memo", [False, True])
+def test_warnings_keep_the_order_of_the_manifest(project: Path, with_memo: bool) -> None:
+    write_manifest(project, """\
+[assets."a/uses.png"]
+prompt = "uses b"
+init_image = "b/base.png"
+frobnicate = 1
+
+[assets."b/base.png"]
+prompt = "base"
+wibble = 2
+""")
+    project_now = memo_load(project)[0] if with_memo else load(project / "assets.toml")
+    assert [("frobnicate" in w, "wibble" in w) for w in project_now.warnings] == [(True, False), (False, True)]
+    assert list(project_now.assets) == ["b/base.png", "a/uses.png"]
+
+
+def test_a_valid_first_load_never_indexes_the_whole_file(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding a key's line indexes every line of the file (57 MB at 100,000 assets): only for messages."""
+    write_manifest(project, BODY.replace('sharpness = 3', ''))  # no warning: a warning names a line
+
+    def refuse(*_: Any) -> None:
+        raise AssertionError("the file was indexed for a line")
+
+    monkeypatch.setattr("assetbuild.manifest.lines.Locator.line", refuse)
+    first, _ = memo_load(project)
+    again, _ = memo_load(project)
+    assert snapshot(first) == snapshot(again) and len(first.assets) == 9
+
+
+def test_a_memo_of_many_one_target_tables_reads_back_the_same(project: Path) -> None:
+    """Tables of one target are kept in a smaller form; saved and read back, they give the same project."""
+    write_manifest(project, BODY + "".join(f'\n[assets."many/{n}.png"]\nprompt = "n {n}"\nseed = {n}\n'
+                                           for n in range(50)))
+    whole = snapshot(load(project / "assets.toml"))
+    first, memo = memo_load(project)
+    assert snapshot(first) == whole
+    memo = ResolvedMemo.open(project / ".assetbuild")
+    again = load(project / "assets.toml", memo=memo)
+    assert snapshot(again) == whole
+    entry = memo.get(again.table_hashes["many/7.png"])
+    assert entry == ("many/7.png", [("many/7.png", again.assets["many/7.png"].params, {}, None)])
+
+
+MANY = "".join(f'[assets."art/t{n}.png"]\nprompt = "t {n}"\n\n' for n in range(20))
+
+
+@pytest.mark.parametrize("link_to", ["outside", "state"])
+def test_a_target_that_became_a_symlink_is_refused_on_the_next_load(project: Path, tmp_path: Path,
+                                                                     link_to: str) -> None:
+    """Each folder of targets is listed once per load (not an lstat per target); a symlink among its files is
+    still found, also when every table comes from the memo."""
+    write_manifest(project, MANY)
+    first, _ = memo_load(project)
+    assert len(first.assets) == 20
+    (project / "art").mkdir()
+    for n in range(20):
+        if n != 7:
+            (project / "art" / f"t{n}.png").write_bytes(b"png")
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"secret")
+    (project / "art" / "t7.png").symlink_to(secret if link_to == "outside" else project / ".assetbuild" / "x.png")
+    for attempt in (lambda: memo_load(project), lambda: load(project / "assets.toml")):
+        with pytest.raises(ManifestError) as info:
+            attempt()
+        assert "art/t7.png" in str(info.value)
+        assert ("leaves the project" in str(info.value)) if link_to == "outside" else "reserved" in str(info.value)
+
+
+def test_a_symlink_that_stays_in_the_project_is_a_fine_target(project: Path) -> None:
+    write_manifest(project, MANY)
+    (project / "art").mkdir()
+    (project / "elsewhere.png").write_bytes(b"png")
+    (project / "art" / "t3.png").symlink_to(project / "elsewhere.png")
+    first, _ = memo_load(project)
+    again, _ = memo_load(project)
+    assert snapshot(first) == snapshot(again) == snapshot(load(project / "assets.toml"))
+
+
+@pytest.mark.parametrize("target", ["a.png", "a/b.webp", ".png", "a/.png", "a/..png", "a/b", "a.b/c", "a/b.c.d",
+                                    "x/.a.b", "...", "a/.", "a/..", "a/b.", "ab."])
+def test_the_suffix_of_a_memo_target_is_the_one_splitext_gives(target: str) -> None:
+    import posixpath
+
+    from assetbuild.manifest.assets import _suffix
+
+    assert _suffix(target) == posixpath.splitext(target)[1]
+
+
+@pytest.mark.parametrize("value", ["nan", "-inf", "[1.5, [2, +inf]]", '{ a = { b = nan } }', "[{ c = inf }]"])
+def test_a_non_finite_number_anywhere_in_a_table_is_refused_as_by_the_whole_file(project: Path, value: str) -> None:
+    write_manifest(project, f'[assets."a.png"]\nprompt = "a"\nfoo = {value}\n')
+    with pytest.raises(ManifestError) as whole:
+        load(project / "assets.toml")
+    with pytest.raises(ManifestError) as by_tables:
+        memo_load(project)
+    assert str(by_tables.value) == str(whole.value) and "finite" in str(whole.value)
+
+
+def test_an_assets_path_is_its_output_folder_and_target_also_after_replace(project: Path) -> None:
+    import dataclasses
+
+    write_manifest(project, BODY)
+    loaded = load(project / "assets.toml")
+    asset = loaded.assets["a/one.png"]
+    assert asset.path == loaded.output_dir / "a" / "one.png" and asset.path is asset.path
+    moved = dataclasses.replace(asset, target="c/three.png")
+    assert moved.path == loaded.output_dir / "c" / "three.png" and asset.path.name == "one.png"
+    assert dataclasses.replace(asset) == asset
+
+
+def test_a_memo_of_more_tables_than_one_written_piece_reads_back_whole(project: Path, counted: list[str]) -> None:
+    """The memo file is hashed and written in pieces of tables; read back, it knows every table."""
+    write_manifest(project, "".join(f'[assets."x/{n}.png"]\nprompt = "n {n}"\n\n' for n in range(2500)))
+    memo_load(project)
+    counted.clear()
+    again, _ = memo_load(project)
+    assert len(again.assets) == 2500 and counted == []

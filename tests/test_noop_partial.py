@@ -236,3 +236,39 @@ def test_a_lock_changed_before_the_project_lock_is_held_means_a_full_load(projec
     assert loads == [1, 6]  # the partial load, then the whole manifest once the lock was found changed
     assert result["code"] == 0 and result["generated"] == ["props/barrel.png"]
     assert result["events"][-1]["fresh"] == 5
+
+
+def test_a_plan_of_a_few_tables_does_not_read_or_rewrite_the_hash_cache(project: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    write_manifest(project, QUICKSTART + EXTRA)
+    assert _run(project, monkeypatch, capsys)["code"] == 0
+    cache = project / ".assetbuild" / "hashes.json"
+    before = cache.read_bytes()
+    assert str(project / "props" / "barrel.png") in json.loads(before)
+    cache.write_bytes(before.replace(b"[", b"[ ", 1))  # the same entries; a rewrite would normalise it
+    planted = cache.read_bytes()
+    _replace('prompt = "a barrel"', 'prompt = "a red barrel"')(project)
+    result = _run(project, monkeypatch, capsys)
+    assert result["generated"] == ["props/barrel.png"] and result["code"] == 0
+    assert cache.read_bytes() == planted
+
+
+def test_an_unloaded_hash_cache_hashes_files_and_never_saves(tmp_path: Path) -> None:
+    from assetbuild.fsutil import HashCache, hash_file
+
+    image = tmp_path / "a.png"
+    image.write_bytes(b"bytes")
+    stored = tmp_path / "hashes.json"
+    stored.write_text(json.dumps({str(image): [5, 0, 0, "0" * 32]}))  # a stale entry: never trusted anyway
+    hashes = HashCache(stored, load=False)
+    assert hashes.hash(image) == hash_file(image)
+    st = image.stat()
+    assert hashes.verified_stamp(image) == [st.st_size, st.st_mtime_ns, st.st_ino]
+    hashes.remember(image, "f" * 32)
+    hashes.save()
+    assert json.loads(stored.read_text()) == {str(image): [5, 0, 0, "0" * 32]}
+    loaded = HashCache(stored)
+    assert loaded.hash(image) == hash_file(image)  # the stamp differs: read again
+    loaded.save()
+    assert json.loads(stored.read_text())[str(image)][3] == hash_file(image)

@@ -162,6 +162,46 @@ def test_bounded_map_keeps_only_a_window_in_flight() -> None:
     assert results == {n: n * 2 for n in range(200)} and peak <= 4
 
 
+def test_bounded_map_raises_an_error_to_the_consumer_and_stops_taking_items() -> None:
+    taken: list[int] = []
+
+    def items():  # type: ignore[no-untyped-def]
+        for n in range(1000):
+            taken.append(n)
+            yield n
+
+    def work(n: int) -> int:
+        if n == 5:
+            raise ValueError("broken item 5")
+        return n
+
+    results = []
+    with pytest.raises(ValueError, match="broken item 5"):
+        for n, _ in bounded_map(work, items(), jobs=4):
+            results.append(n)
+    assert len(taken) < 1000  # no item taken once the consumer has stopped
+    assert not [t for t in threading.enumerate() if t.name.startswith("assetbuild-transfer")]  # all joined
+
+
+def test_bounded_map_closed_early_waits_for_the_running_items_only() -> None:
+    started: list[int] = []
+    finished: list[int] = []
+    lock = threading.Lock()
+
+    def work(n: int) -> int:
+        with lock:
+            started.append(n)
+        with lock:
+            finished.append(n)
+        return n
+
+    results = bounded_map(work, range(10_000), jobs=4)
+    next(results)
+    results.close()
+    assert sorted(started) == sorted(finished) and len(started) <= 1 + 2 * 4 + 4
+    assert not [t for t in threading.enumerate() if t.name.startswith("assetbuild-transfer")]
+
+
 # --- [cache] in assets.toml -----------------------------------------------------------------------------
 
 

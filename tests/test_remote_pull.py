@@ -102,6 +102,31 @@ def test_pull_from_a_signed_store_refuses_unsigned_objects_and_takes_signed_ones
     assert {t: (b / t).read_bytes() for t in images} == images
 
 
+def test_pull_checks_each_target_in_a_folder_that_exists_and_restores_into_one_that_does_not(tmp_path: Path) -> None:
+    """A target whose folder is missing cannot exist (pull saves its stat); in a folder that exists, a file
+    with other bytes than the lock's is never overwritten and one with the lock's bytes is left alone."""
+    store, root = tmp_path / "store", tmp_path / "clone"
+    images = lock_only_project(root, store, 4)
+    lock = json.loads((root / "assets.lock").read_text())
+    for n in (2, 3):  # two targets in another folder, which does not exist in this checkout
+        entry = lock["assets"].pop(f"img/{n:03d}.png")
+        lock["assets"][f"other/{n:03d}.png"] = entry
+        images[f"other/{n:03d}.png"] = images.pop(f"img/{n:03d}.png")
+    (root / "assets.lock").write_text(json.dumps(lock, sort_keys=True, indent=1))
+    toml = (root / "assets.toml").read_text().replace('"img/002.png"', '"other/002.png"')
+    (root / "assets.toml").write_text(toml.replace('"img/003.png"', '"other/003.png"'))
+    (root / "img").mkdir()
+    (root / "img/000.png").write_bytes(b"edited by hand")
+    (root / "img/001.png").write_bytes(images["img/001.png"])
+    code, output, events = pull(root, {"ASSETBUILD_REMOTE": str(store)})
+    assert code == 1 and f"{root / 'img/000.png'} differs from what assets.lock records; not overwriting it" in output
+    assert (root / "img/000.png").read_bytes() == b"edited by hand"
+    assert events[-1]["counts"] == {"fresh": 1, "pulled": 2} and events[-1]["failed"] == 1
+    for target in ("img/001.png", "other/002.png", "other/003.png"):
+        assert (root / target).read_bytes() == images[target]
+    assert leftovers(root) == []
+
+
 def test_pull_never_replaces_a_file_that_appears_while_it_downloads(tmp_path: Path) -> None:
     """The user saves a file at a target while pull downloads its image: the user's file stays."""
     root = tmp_path / "clone"

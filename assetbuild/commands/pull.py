@@ -20,9 +20,11 @@ from the store.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._args import add_no_wait
@@ -97,7 +99,7 @@ def pull(ws: Workspace, args: argparse.Namespace) -> int:
         started = time.monotonic()
         entry: LockEntry = entries[target]
         path = ws.project.target_path(target)
-        on_disk = ws.hashes.hash(path)
+        on_disk = ws.hashes.hash(path) if folder_exists(path.parent) else None
         if on_disk == entry.hash:
             return PRESENT, None
         if on_disk is not None:
@@ -120,6 +122,17 @@ def pull(ws: Workspace, args: argparse.Namespace) -> int:
         if stopping.is_set():
             return "", "interrupted"
         return landing.stage(path, data, (target, entry.hash, outcome, time.monotonic() - started))
+
+    folders: dict[Path, bool] = {}
+
+    def folder_exists(folder: Path) -> bool:
+        """Whether ``folder`` was there when first asked (once per folder). In a fresh clone the images'
+        folders often are not: no target in them can exist, and a stat per target is saved. A file that
+        appears later is still never overwritten: the link that places each image refuses it."""
+        there = folders.get(folder)
+        if there is None:
+            there = folders[folder] = os.path.lexists(folder)
+        return there
 
     def landed(placed: list[Landed[tuple[str, str, str, float]]]) -> None:
         for item in placed:

@@ -4,7 +4,7 @@ variants, post-processing settings, ``source``, and each parameter checked again
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +42,17 @@ def merge(defaults: dict[str, Any], styles: dict[str, dict[str, Any]], own: dict
     """defaults < style < asset, with ``{prompt}`` templates in a style's prompts."""
     style_name = own.get("style", defaults.get("style"))
     style: dict[str, Any] = {}
-    where = origin.where("style")
     if style_name is not None:
+        # (The line is looked up only for a message: finding it indexes the whole file.)
         if not isinstance(style_name, str):
-            raise ManifestError(where, f"style must be a string naming a [styles.NAME] table, not {style_name!r}")
+            raise ManifestError(origin.where("style"),
+                                f"style must be a string naming a [styles.NAME] table, not {style_name!r}")
         if style_name not in styles:
             guess = P.closest(style_name, list(styles))
             hint = f"did you mean {guess!r}?" if guess else (
                 f"defined styles: {', '.join(styles)}" if styles else "define it as [styles." + style_name + "]")
-            raise ManifestError(where, f"asset {asset!r} uses unknown style {style_name!r}", hint=hint)
+            raise ManifestError(origin.where("style"), f"asset {asset!r} uses unknown style {style_name!r}",
+                                hint=hint)
         style = styles[style_name]
     merged = {**defaults, **style, **own}
     for key in ("prompt", "negativeprompt"):
@@ -106,7 +108,8 @@ def make_asset(target: str, values: dict[str, Any], drafts: Container[str], root
     source = values.pop("source", None)
     variant = values.pop(_VARIANT, None)
     try:
-        post = parse_post(post_settings, posixpath.splitext(target)[1])
+        suffix = posixpath.splitext(target)[1]
+        post = parse_post(post_settings, suffix) if post_settings else _plain_post(suffix)
     except PostprocessSpecError as exc:
         key = next((k for k in post_settings if str(exc).startswith(k)), None)  # messages name the setting
         at = where_key(key) if key else where
@@ -119,7 +122,7 @@ def make_asset(target: str, values: dict[str, Any], drafts: Container[str], root
         if norm_source not in drafts:
             raise ManifestError(where_key("source"), f"asset {target!r}: source {source!r} is not an asset target",
                                 hint="`source` derives an image from another asset's output")
-        return Asset(target, output_dir / target, {}, (), post, source=norm_source, line=line)
+        return Asset(target, output_dir, {}, (), post, source=norm_source, line=line)
 
     inputs: list[ImageInput] = []
     params: dict[str, Any] = {}
@@ -149,7 +152,7 @@ def make_asset(target: str, values: dict[str, Any], drafts: Container[str], root
         if problem:
             raise ManifestError(where_key(key), f"asset {target!r}: {written(key)} {problem}{set_in(key)}")
         if spec.type == "image":
-            inputs.append(_image_input(key, value, drafts, root, output_dir, where_key(key), target))
+            inputs.append(_image_input(key, value, drafts, root, output_dir, where_key, target))
         elif spec.type in ("text",) and key in ("prompt", "negativeprompt"):
             params[key] = value.strip()
         else:
@@ -157,7 +160,7 @@ def make_asset(target: str, values: dict[str, Any], drafts: Container[str], root
     if not params.get("prompt"):
         raise ManifestError(where, f"asset {target!r} has no prompt",
                             hint="add `prompt = \"...\"` (or derive it with `source = \"other.png\"`)")
-    return Asset(target, output_dir / target, params, tuple(inputs), post, line=line, variant=variant)
+    return Asset(target, output_dir, params, tuple(inputs), post, line=line, variant=variant)
 
 
 def from_memo(target: str, resolved: tuple[str, dict[str, Any], dict[str, Any], int | None], output_dir: Path,
@@ -165,15 +168,30 @@ def from_memo(target: str, resolved: tuple[str, dict[str, Any], dict[str, Any], 
     """The asset ``make_asset`` made from the same table before (``manifest.memo``): its checked params,
     post-processing settings and variant; no image inputs and no ``source`` (those are never kept)."""
     _, params, post, variant = resolved
-    suffix = posixpath.splitext(target)[1]
-    if post:
-        steps = parse_post(post, suffix)
-    else:  # the common case: no post-processing settings, one Postprocess per file type
-        steps = _PLAIN_POST.get(suffix) or _PLAIN_POST.setdefault(suffix, parse_post({}, suffix))
-    return Asset(target, output_dir / target, params, (), steps, line=line, variant=variant)
+    suffix = _suffix(target)
+    steps = parse_post(post, suffix) if post else _plain_post(suffix)
+    return Asset(target, output_dir, params, (), steps, line=line, variant=variant)
+
+
+def _suffix(target: str) -> str:
+    """``posixpath.splitext(target)[1]``, without its function calls when the file name does not start
+    with a dot (then its last dot, if any, starts the suffix)."""
+    dot, slash = target.rfind("."), target.rfind("/")
+    if dot > slash + 1 and target[slash + 1] != ".":
+        return target[dot:]
+    return posixpath.splitext(target)[1]
 
 
 _PLAIN_POST: dict[str, Postprocess] = {}  # suffix -> the post-processing of an asset with no settings
+
+
+def _plain_post(suffix: str) -> Postprocess:
+    """The post-processing of an asset with no settings (the common case): one shared object per file
+    type, not one per asset (``Postprocess`` is frozen)."""
+    found = _PLAIN_POST.get(suffix)
+    if found is None:
+        found = _PLAIN_POST.setdefault(suffix, parse_post({}, suffix))
+    return found
 
 
 def _lora_table(table: dict[str, Any], where: str, target: str) -> tuple[list[str], list[float]]:
@@ -194,13 +212,20 @@ def _lora_table(table: dict[str, Any], where: str, target: str) -> tuple[list[st
 
 
 def _image_input(param: str, value: str, drafts: Container[str], root: Path, output_dir: Path,
-                 where: str, target: str) -> ImageInput:
+                 where_key: Callable[[str], str], target: str) -> ImageInput:
+    """``where_key(param)``: the ``file:line`` of the key, looked up only for a message (it may index the
+    whole file)."""
     reference = posixpath.normpath(value.replace("\\", "/"))
     if reference in drafts:
         return ImageInput(param, reference, output_dir / reference, reference)
-    rel = inside(root, value, where, f"{param} of {target!r}")
+    try:
+        rel = inside(root, value, "", f"{param} of {target!r}")
+    except ManifestError:
+        inside(root, value, where_key(param), f"{param} of {target!r}")  # the same problem, with its line
+        raise
     path = root / rel
     if not path.is_file():
-        raise ManifestError(where, f"asset {target!r}: {param} {value!r} is neither an asset target nor a file",
+        raise ManifestError(where_key(param),
+                            f"asset {target!r}: {param} {value!r} is neither an asset target nor a file",
                             hint="name another asset's target, or a file relative to the manifest's folder")
     return ImageInput(param, rel, path, None)

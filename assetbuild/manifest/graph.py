@@ -15,9 +15,9 @@ def dependency_order(assets: dict[str, Asset], where_of: Callable[[str], str]) -
     """Assets in dependency order (upstream first); of the assets ready at the same point, the one first
     in the manifest comes first. A cycle is an error naming it, from its asset first in the manifest
     (``where_of(target)``: the ``file:line`` of an asset, for the message)."""
-    index = {target: n for n, target in enumerate(assets)}
-    if all(index.get(up, n) < n for n, asset in enumerate(assets.values()) for up in asset.upstream):
+    if _in_order(assets):
         return dict(assets)  # every asset already comes after those it uses: that order is the answer
+    index = {target: n for n, target in enumerate(assets)}
     sorter = graphlib.TopologicalSorter({target: asset.upstream for target, asset in assets.items()})
     try:
         sorter.prepare()
@@ -37,3 +37,13 @@ def dependency_order(assets: dict[str, Asset], where_of: Callable[[str], str]) -
         order[target] = assets[target]
         sorter.done(target)
     return order
+
+
+def _in_order(assets: dict[str, Asset]) -> bool:
+    """Whether every asset comes after the assets it uses (the common case: most use none)."""
+    seen: set[str] = set()
+    for target, asset in assets.items():
+        if (asset.inputs or asset.source) and not all(up in seen for up in asset.upstream):
+            return False
+        seen.add(target)
+    return True

@@ -12,9 +12,11 @@ from __future__ import annotations
 import posixpath
 import re
 import tomllib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
+from .. import params as P
 from ..errors import ManifestError
 from ..keys import hash_bytes
 from ..layout import STATE_DIR
@@ -23,10 +25,10 @@ from . import sections
 from .assets import expand_variants, from_memo, make_asset, merge, normalised_table
 from .graph import dependency_order
 from .lines import KeyOrigin, Locator, line_from_message
-from .memo import Resolved, ResolvedMemo
+from .memo import NO_POST, Resolved, ResolvedMemo
 from .paths import TargetPaths, forget_folders, inside
 from .project import Asset, Project, ServerSettings
-from .quick import FileShape, refuse_non_finite, shape
+from .quick import FileShape, all_finite, refuse_non_finite, shape
 
 if TYPE_CHECKING:
     from .schema import ManifestFile
@@ -84,8 +86,11 @@ def load(manifest: Path, *, cache_dir_override: str | None = None, text: str | N
 
 def _load_by_tables(manifest: Path, shown: str, text: str, cache_override: str | None,
                     memo: ResolvedMemo) -> Project | None:
-    """``load`` table by table: tables the memo knows by their text are not parsed or checked again. None
-    when the file cannot be read this way (see ``sections``): then the whole file is parsed."""
+    """``load`` table by table: tables the memo knows by their text are not parsed or checked again, and
+    the others are parsed, resolved and dropped one at a time (a first load of 100,000 tables never
+    holds them all as TOML). None when the file cannot be read this way (see ``sections``): then the
+    whole file is parsed. A ``ManifestError`` from here is never shown: ``load`` reads the whole file
+    again, which words the problem as it always does."""
     cut = sections.split(text)
     parts: list[dict[str, Any]] = []
     for piece in cut.global_pieces:  # each piece must parse alone: proof that the cuts are real headers
@@ -101,34 +106,49 @@ def _load_by_tables(manifest: Path, shown: str, text: str, cache_override: str |
     if "assets" in raw:  # [assets], [[assets]], [assets."x".sub] or dotted keys: the whole file decides
         return None
     memo.start(ResolvedMemo.context_of(global_text, manifest.parent))
-    tables: list[Table] = []
-    fresh: dict[str, Any] = {}
-    for piece in cut.assets:
-        text_hash = hash_bytes(piece.text.encode("utf-8", "surrogatepass"))
-        known = memo.get(text_hash)
-        if known is not None:
-            tables.append(Table(text_hash, known[0], piece.line, known[1]))
-            continue
-        try:
-            alone = tomllib.loads(piece.text)
-        except (tomllib.TOMLDecodeError, RecursionError):
-            return None
-        table = alone.get("assets")
-        if list(alone) != ["assets"] or not isinstance(table, dict) or len(table) != 1:
-            return None
-        (written, values), = table.items()
-        if written in fresh or not isinstance(values, dict):
-            return None
-        fresh[written] = values
-        tables.append(Table(text_hash, written, piece.line, None))
-    if len({table.written for table in tables}) != len(tables):
-        return None  # a table declared twice: TOML's error, from the whole file
-    raw["assets"] = fresh
     locator = Locator(shown, text)
-    project = _resolve(manifest, _validated(raw, locator), locator, cache_override, pieces=tables, memo=memo)
+    table_hashes: dict[str, str] = {}
+    try:
+        project = _resolve(manifest, _validated(raw, locator), locator, cache_override,
+                           _tables_of(cut.assets, memo, locator, table_hashes), memo=memo, table_hashes=table_hashes)
+    except _NotByTables:
+        return None
     project.global_hash = hash_bytes(global_text.encode("utf-8", "surrogatepass"))
     memo.finish()
     return project
+
+
+class _NotByTables(Exception):
+    """The file cannot be read table by table (a piece that is not one whole table, a table twice)."""
+
+
+def _tables_of(pieces: Iterable[sections.Piece], memo: ResolvedMemo, locator: Locator,
+               table_hashes: dict[str, str]) -> Iterator[tuple[Table, dict[str, Any] | None]]:
+    """Each asset table in file order: what the memo knows of it, else its values parsed from its text.
+    ``table_hashes`` (name as written -> text hash) fills as it goes, and proves no table comes twice."""
+    for piece in pieces:
+        text_hash = hash_bytes(piece.text.encode("utf-8", "surrogatepass"))
+        known = memo.get(text_hash)
+        if known is not None:
+            written, values = known[0], None
+        else:
+            try:
+                alone = tomllib.loads(piece.text)
+            except (tomllib.TOMLDecodeError, RecursionError):
+                raise _NotByTables from None
+            table = alone.get("assets")
+            if list(alone) != ["assets"] or not isinstance(table, dict) or len(table) != 1:
+                raise _NotByTables
+            (written, values), = table.items()
+            if not isinstance(values, dict):
+                raise _NotByTables
+            if not all_finite(values):
+                refuse_non_finite(alone, locator)  # as the whole file's validation would
+            del alone, table
+        if written in table_hashes:
+            raise _NotByTables  # a table declared twice: TOML's error, from the whole file
+        table_hashes[written] = text_hash
+        yield Table(text_hash, written, piece.line, known[1] if known is not None else None), values
 
 
 def _validated(raw: dict[str, Any], locator: Locator) -> FileShape | ManifestFile:
@@ -149,30 +169,38 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, cache_override: str | None, *,
-             pieces: list[Table] | None = None, memo: ResolvedMemo | None = None) -> Project:
+def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, cache_override: str | None,
+             pieces: Iterable[tuple[Table, dict[str, Any] | None]] | None = None, *,
+             memo: ResolvedMemo | None = None, table_hashes: dict[str, str] | None = None) -> Project:
     """The project of a validated file. ``pieces`` (with ``memo``): every asset table in file order, with
-    what the memo knows of it (else it is in ``shape``); the tables resolved here are kept in the memo."""
+    what the memo knows of it or its values (else they are in ``shape``); the tables resolved here are
+    kept in the memo.
+
+    Each table is resolved as it comes, and only what the project keeps stays: an asset that uses other
+    targets (``source``, image inputs) is made once every target is known, and the first problem in a
+    value is raised only after every table's target was checked, so that which problem is reported
+    first does not depend on this order."""
     forget_folders()  # folders may have changed (or become symlinks) since the last load
     root = manifest.parent
     output_dir, cache_dir = _folders(root, shape, locator, cache_override)
 
-    warnings: list[str] = []
     defaults = normalised_table(shape.defaults, locator, ("defaults",))
     styles = {name: normalised_table(table, locator, ("styles", name)) for name, table in shape.styles.items()}
     for name, style in styles.items():
         if "style" in style:
             raise ManifestError(locator.where("styles", name), f"style {name!r} sets `style`; styles do not nest")
 
-    drafts: dict[str, dict[str, Any]] = {}
     lines: dict[str, int | None] = {}
     declared: dict[str, str] = {}  # normalised target -> as written
     tables: dict[str, str] = {}  # normalised target -> the key of its table (with {n} for variants)
-    origins: dict[str, KeyOrigin] = {}
-    known: dict[str, Resolved] = {}  # normalised target -> its resolution, from the memo
-    table_of: dict[str, Table] = {}  # normalised target -> its table (with a memo)
+    assets: dict[str, Asset | None] = {}  # in declaration order; None: made below, once every target is known
+    later: dict[str, tuple[dict[str, Any], KeyOrigin]] = {}  # those targets' values and origins
+    failed: tuple[str, ManifestError] | None = None  # the first target whose values were refused
+    warned: dict[str, list[str]] = {}  # target -> the warnings it gave
     targets = TargetPaths(root, output_dir, lines.get)
-    for piece in pieces if pieces is not None else [Table("", written, None, None) for written in shape.assets]:
+    if pieces is None:
+        pieces = ((Table("", written, None, None), table) for written, table in shape.assets.items())
+    for piece, table in pieces:
         written = piece.written
         if piece.known is not None:
             where = f"{locator.shown}:{piece.line}"
@@ -180,9 +208,10 @@ def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, 
                 norm = targets.check(resolved[0], where)
                 if norm in declared:  # the whole file is read again, and names both declarations
                     raise ManifestError(where, f"duplicate target {norm!r}")
-                declared[norm], tables[norm], lines[norm], known[norm] = resolved[0], written, piece.line, resolved
+                declared[norm], tables[norm], lines[norm] = resolved[0], written, piece.line
+                assets[norm] = from_memo(norm, resolved, output_dir, piece.line)
             continue
-        table = shape.assets[written]
+        assert table is not None
         # The line of a table cut from the file is known (and then it is the one the locator would find:
         # every header-like line was a cut); looking it up would index the whole file.
         line = piece.line if piece.line is not None else locator.line("assets", written)
@@ -192,6 +221,7 @@ def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, 
         origin = KeyOrigin(locator, written, table, style_name if isinstance(style_name, str) else None,
                            shape.styles, shape.defaults)
         merged = merge(defaults, styles, own, written, origin)
+        kept: list[Resolved] | None = [] if memo is not None else None
         for target, values in expand_variants(written, merged, where):
             norm = targets.check(target, where)
             if norm in declared:
@@ -203,38 +233,47 @@ def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, 
                                     hint="each target path may be declared once")
             declared[norm] = target
             tables[norm] = written
-            drafts[norm] = values
             lines[norm] = line
-            origins[norm] = origin
-            table_of[norm] = piece
+            assets[norm] = None
+            if failed is not None:
+                continue  # the load fails at that target at the latest: no need to make this one
+            if "source" in values or not P.IMAGE_PARAMS.isdisjoint(values):
+                later[norm] = (values, origin)  # needs every target known (drafts); never kept
+                kept = None
+                continue
+            post = {key: values[key] for key in POST_KEYS if key in values} or NO_POST
+            mine: list[str] = []
+            try:
+                asset = make_asset(norm, values, declared, root, output_dir, where, line, mine, origin)
+            except ManifestError as exc:
+                failed = (norm, exc)
+                continue
+            assets[norm] = asset
+            if mine:
+                warned[norm] = mine
+            if kept is not None:
+                if mine or asset.inputs or asset.source:
+                    kept = None  # depends on more than its text (other targets, files, a line)
+                else:
+                    kept.append((target, asset.params, post, asset.variant))
+        if memo is not None and kept and failed is None:
+            memo.keep(piece.text_hash, written, kept)
 
-    assets: dict[str, Asset] = {}
-    kept: dict[str, list[Resolved] | None] = {}  # text hash -> the resolution of its table (None: not kept)
-    for target, as_written in declared.items():
-        memoised = known.get(target)
-        if memoised is not None:
-            assets[target] = from_memo(target, memoised, output_dir, lines[target])
-            continue
-        values = drafts[target]
-        post = {key: values[key] for key in POST_KEYS if key in values}
-        warned = len(warnings)
-        line = lines[target]
-        asset = make_asset(target, values, declared, root, output_dir,
-                           f"{locator.shown}:{line}" if line else locator.shown, line, warnings, origins[target])
-        assets[target] = asset
-        if memo is not None:
-            piece = table_of[target]
-            so_far = kept.setdefault(piece.text_hash, [])
-            if so_far is None or asset.inputs or asset.source or len(warnings) != warned:
-                kept[piece.text_hash] = None  # depends on more than its text (other targets, files, a line)
-            else:
-                so_far.append((as_written, asset.params, post, asset.variant))
-    ordered = dependency_order(assets, lambda t: locator.where("assets", declared[t]))
-    if memo is not None:
-        for piece in pieces or ():
-            resolution = kept.get(piece.text_hash)
-            if resolution:
-                memo.keep(piece.text_hash, piece.written, resolution)
+    if failed is not None or later:
+        for norm, made in assets.items():
+            if made is not None:
+                continue
+            if failed is not None and norm == failed[0]:
+                raise failed[1]
+            values, origin = later.pop(norm)
+            line = lines[norm]
+            mine = []
+            assets[norm] = make_asset(norm, values, declared, root, output_dir,
+                                      f"{locator.shown}:{line}" if line else locator.shown, line, mine, origin)
+            if mine:
+                warned[norm] = mine
+    warnings = [text for norm in assets for text in warned.get(norm, ())] if warned else []
+    ordered = dependency_order(cast("dict[str, Asset]", assets), lambda t: locator.where("assets", declared[t]))
     explicit = frozenset([f"server.{name}" for name in shape.server.model_fields_set]
                          + [f"project.{name}" for name in shape.project.model_fields_set]
                          + [f"cache.{name}" for name in shape.cache.model_fields_set])
@@ -242,7 +281,7 @@ def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, 
         explicit |= {"project.cache_dir"}
     return Project(manifest, root, output_dir, cache_dir, ServerSettings.of(shape.server), ordered, warnings,
                    explicit, remote=shape.cache.remote, push=shape.cache.push, tables=tables,
-                   table_hashes={piece.written: piece.text_hash for piece in pieces or ()})
+                   table_hashes=table_hashes if table_hashes is not None else {})
 
 
 def _folders(root: Path, shape: FileShape | ManifestFile, locator: Locator,

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 PLACEHOLDER = "placeholder"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageInput:
     """An image-valued parameter: the bytes of ``path`` go to the generator and into the key."""
 
@@ -27,18 +27,29 @@ class ImageInput:
     asset: str | None  # the producing asset's target, or None for a source file in the repo
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a manifest may hold 100,000 of them
 class Asset:
     """One target image and everything that determines it."""
 
     target: str  # posix path relative to the output folder, normalised
-    path: Path  # absolute path of the target file
+    output_dir: Path  # the output folder (absolute): the target file is ``path``
     params: dict[str, Any]  # normalised SwarmUI params, prompt resolved, image params excluded
     inputs: tuple[ImageInput, ...]
     post: Postprocess
     source: str | None = None  # derived asset: post-processing of this asset's output, no generation
     line: int | None = None
     variant: int | None = None  # n of a `count = N` entry (keeps random-seed variants apart in keys)
+    _path: Path | None = field(default=None, init=False, repr=False, compare=False)  # ``path``, once made
+
+    @property
+    def path(self) -> Path:
+        """Absolute path of the target file. Made on first use, not by the load: a load of 100,000 assets
+        holding a Path each would hold ~28 MB more (``run --dry-run`` of one asset needs one Path)."""
+        made = self._path
+        if made is None:
+            made = self.output_dir / self.target
+            object.__setattr__(self, "_path", made)  # a cache of a function of the fields: still frozen
+        return made
 
     @property
     def upstream(self) -> list[str]:

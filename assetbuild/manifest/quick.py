@@ -133,3 +133,23 @@ def refuse_non_finite(raw: dict[str, Any], locator: Locator) -> None:
             owner = f"asset {table[1]!r}: " if table[:1] == ("assets",) and len(table) > 1 else ""
             raise ManifestError(where, f"{owner}{name} must be a finite number, not {value}",
                                 hint="nan and inf cannot be stored in assets.lock; write a number")
+
+
+def all_finite(value: Any) -> bool:
+    """Whether ``value`` holds no nan or inf (the quick test before ``refuse_non_finite`` words the error)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                return False
+        elif kind is str or kind is int or kind is bool:
+            continue
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return False
+    return True

@@ -13,6 +13,8 @@ The caller checks that (``loader``); anything unusual falls back to parsing the 
 from __future__ import annotations
 
 import re
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 _ANY_HEADER = re.compile(r"^[ \t]*\[", re.MULTILINE)
@@ -27,26 +29,48 @@ class Piece:
     line: int  # 1-based line of the header
 
 
+class AssetPieces:
+    """The asset pieces of a text, in file order, each cut from it only when iterated to (a manifest of
+    100,000 tables need not hold a second copy of its text as pieces)."""
+
+    def __init__(self, text: str, bounds: array[int]) -> None:
+        self._text = text
+        self._bounds = bounds  # begin, end and header line of each piece, flat
+
+    def __len__(self) -> int:
+        return len(self._bounds) // 3
+
+    def __iter__(self) -> Iterator[Piece]:
+        text, bounds = self._text, self._bounds
+        for n in range(0, len(bounds), 3):
+            yield Piece(text[bounds[n]:bounds[n + 1]], bounds[n + 2])
+
+
 @dataclass(frozen=True)
 class Sections:
     global_pieces: list[Piece]  # in file order; the first may be the lines before any header (line 1)
-    assets: list[Piece]  # asset tables, in file order
+    assets: AssetPieces  # asset tables, in file order
 
 
 def split(text: str) -> Sections:
     """``text`` cut before every line that starts with ``[``."""
-    starts = [match.start() for match in _ANY_HEADER.finditer(text)]
-    if not starts or starts[0] != 0:
-        starts.insert(0, 0)
-    starts.append(len(text))
     global_pieces: list[Piece] = []
-    assets: list[Piece] = []
+    bounds = array("q")
     line = 1
-    for begin, end in zip(starts, starts[1:], strict=False):
-        piece = Piece(text[begin:end], line)
-        line += piece.text.count("\n")
-        if _ASSET_HEADER.match(piece.text):
-            assets.append(piece)
-        elif piece.text:
-            global_pieces.append(piece)
-    return Sections(global_pieces, assets)
+    begin = 0
+    for end in _starts(text):
+        if _ASSET_HEADER.match(text, begin, end):
+            bounds.extend((begin, end, line))
+        elif end > begin:
+            global_pieces.append(Piece(text[begin:end], line))
+        line += text.count("\n", begin, end)
+        begin = end
+    return Sections(global_pieces, AssetPieces(text, bounds))
+
+
+def _starts(text: str) -> Iterator[int]:
+    """Where each piece after the first begins (a header line other than at 0), then the end of the text."""
+    for match in _ANY_HEADER.finditer(text):
+        if match.start():
+            yield match.start()
+    yield len(text)

@@ -15,8 +15,6 @@ the header, the header's hash against the lock (when the lock names this key), a
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 from dataclasses import dataclass
@@ -64,6 +62,9 @@ def key_of(path: str) -> str | None:
 
 
 def sign(signing_key: bytes, key: str, data: Buffer) -> str:
+    import hashlib  # only with a signing key: loading OpenSSL costs ~10 ms of every pull's start
+    import hmac
+
     mac = hmac.new(signing_key, key.encode() + b"\0", hashlib.sha256)
     mac.update(data)
     return mac.hexdigest()
@@ -90,7 +91,9 @@ def decode_view(key: str, raw: Buffer, *, expected_hash: str | None, signing_key
     """``decode`` without copying: the image bytes stay a view into ``raw`` (``pull`` writes them from
     there). Every check of ``decode`` is made, in the same order. Raises ``BadObject``."""
     view = memoryview(raw).cast("B")
-    end = bytes(view[:MAX_HEADER]).find(b"\n")
+    end = bytes(view[:1024]).find(b"\n")  # a header is a few hundred bytes: no 64 KiB copy per object
+    if end < 0:
+        end = bytes(view[:MAX_HEADER]).find(b"\n")
     if end < 0:
         raise BadObject("no header")
     try:
@@ -110,6 +113,8 @@ def decode_view(key: str, raw: Buffer, *, expected_hash: str | None, signing_key
         signature = header.get("sig")
         if not isinstance(signature, str):
             raise BadObject("it is not signed (ASSETBUILD_REMOTE_SIGNING_KEY is set)")
+        import hmac
+
         if not hmac.compare_digest(signature, sign(signing_key, key, data)):
             raise BadObject("its signature is wrong")
     if not (seed is None or isinstance(seed, int)) or not (model is None or isinstance(model, str)):

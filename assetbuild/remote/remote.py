@@ -11,13 +11,11 @@
 
 from __future__ import annotations
 
-import itertools
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..cache import Cache, CacheHit, CorruptEntry
 from ..keys import hash_bytes
@@ -242,20 +240,60 @@ class Remote:
 
 def bounded_map(action: Callable[[T], R], items: Iterable[T],
                 jobs: int = TRANSFER_JOBS) -> Generator[tuple[T, R], None, None]:
-    """``(item, action(item))`` as they complete, at most ``jobs`` running and ``2 * jobs`` queued: memory
-    stays flat however many items there are."""
+    """``(item, action(item))`` as they complete, at most ``jobs`` running and ``2 * jobs`` taken from
+    ``items`` and not yet handed to the consumer: memory stays flat however many items there are.
+
+    Each of the ``jobs`` threads takes its next item itself as soon as it is free (no dispatcher to wake
+    per item, no future per item); an error raised by ``action`` (or by ``items``) is raised to the
+    consumer. When the consumer stops (an error, Ctrl-C, ``close``), no new item is taken and the ones
+    running are waited for."""
     source = iter(items)
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="assetbuild-transfer") as pool:
-        pending: dict[Future[R], T] = {}
-        for item in itertools.islice(source, 2 * jobs):
-            pending[pool.submit(action, item)] = item
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                item = pending.pop(future)
-                yield item, future.result()
-            for item in itertools.islice(source, len(done)):
-                pending[pool.submit(action, item)] = item
+    taking = threading.Lock()
+    room = threading.Semaphore(2 * jobs)
+    stop = threading.Event()
+    done: queue.SimpleQueue[tuple[T, R] | BaseException | None] = queue.SimpleQueue()
+
+    def work() -> None:
+        try:
+            while room.acquire() and not stop.is_set():
+                with taking:
+                    item = next(source, _END)
+                if item is _END:
+                    return
+                try:
+                    done.put((item, action(item)))
+                except BaseException as exc:
+                    done.put(exc)
+        except BaseException as exc:  # ``items`` raised
+            done.put(exc)
+        finally:
+            done.put(None)  # this thread ends
+
+    threads: list[threading.Thread] = []
+    try:  # (a Ctrl-C while the threads start stops those started too)
+        for n in range(jobs):
+            threads.append(threading.Thread(target=work, name=f"assetbuild-transfer-{n}", daemon=True))
+            threads[-1].start()
+        running = jobs
+        while running:
+            got = done.get()
+            if got is None:
+                running -= 1
+            elif isinstance(got, BaseException):
+                raise got
+            else:
+                room.release()
+                yield got
+    finally:
+        stop.set()
+        for _ in threads:  # wake the threads waiting for room: they see ``stop`` and end
+            room.release()
+        for thread in threads:
+            if thread.ident is not None:  # started
+                thread.join()
+
+
+_END: Any = object()
 
 
 def open_remote(settings: RemoteSettings | None, cache: Cache, warn: Callable[[str], None], *,
