@@ -11,19 +11,20 @@ is not mistaken for a hand-made one). No step ever leaves a partial image at a t
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from . import events as ev
 from . import postprocess
 from .cache import CacheHit, CorruptEntry
 from .errors import AssetError, GenerationError, ImageError, ModifiedFileError
 from .events import BuildEvents
-from .fsutil import atomic_write
+from .fsutil import atomic_write_when
 from .generators.base import GenerationRequest, GenerationResult, Generator, Progress
 from .intents import Announced
 from .keys import hash_bytes
@@ -34,6 +35,11 @@ from .plan import State, Status, modified_hint
 if TYPE_CHECKING:
     from .remote.remote import Remote
     from .workspace import Workspace
+
+
+# Helper threads writing cache entries and intents while the tasks' threads write targets (Builder._write):
+# used only while at most one other image is being written, so a few are enough.
+HELPER_THREADS = 4
 
 
 class Made(NamedTuple):
@@ -89,6 +95,9 @@ class Builder:
         self._outcomes: dict[str, str] = {}
         self._errors: dict[str, AssetError] = {}
         self._started: dict[str, float] = {}
+        self._helpers: concurrent.futures.ThreadPoolExecutor | None = None  # see _in_background
+        self._helpers_lock = threading.Lock()
+        self._writing = 0  # images in Builder._write now
 
     @property
     def project(self) -> Project:
@@ -123,6 +132,10 @@ class Builder:
         with self._generator_lock:
             if self._generator is not None:
                 self._generator.close()
+        with self._helpers_lock:
+            helpers, self._helpers = self._helpers, None
+        if helpers is not None:
+            helpers.shutdown()
 
     def cancel(self) -> None:
         """Stop: no new writes, and server-side work interrupted."""
@@ -366,17 +379,76 @@ class Builder:
 
     def _write(self, target: str, asset: Asset, data: bytes, status: Status, seed: int | None,
                model: str | None, *, cache: bool, model_hashes: dict[str, str] | None = None) -> None:
+        """Store ``data`` for ``target``: cache entry (``cache``), intent, target, lock entry.
+
+        The order that matters for a crash is kept (module docstring): the cache entry and the durable
+        intent both exist before the target's rename, which is durable before the lock commit. What does
+        not depend on each other runs at once: the cache entry and the intent are written by helper threads
+        while this one writes and flushes the target's temporary file (each fsync waits for the disk, not
+        for the GIL), so an image's durable writes take about the longest of them instead of their sum."""
         assert status.key is not None and status.form is not None
         self._check_cancel(target)
-        digest = self.workspace.cache.put(status.key, data, seed=seed, model=model) if cache else hash_bytes(data)
-        self._check_target_unchanged(target, asset, status)
-        self._salvage(target, asset, status)
-        self.workspace.planner.intents.record(target, digest, Announced(status.key, seed, model))
-        # The temporary file lives in the state folder: a kill mid-write leaves nothing among the assets.
-        written = atomic_write(asset.path, data, tmp_dir=self.project.state_dir / "tmp")
+        digest = hash_bytes(data)
+        with self._helpers_lock:
+            self._writing += 1
+        try:
+            stored = (self._in_background(self.workspace.cache.put, status.key, data, seed=seed, model=model)
+                      if cache else _DONE)
+            try:
+                written = self._place(target, asset, data, status, digest, seed, model, stored)
+            finally:
+                concurrent.futures.wait([stored])  # the cache holds the image before we return or raise
+        finally:
+            with self._helpers_lock:
+                self._writing -= 1
+        stored.result()
         self.workspace.hashes.remember(asset.path, digest, written)  # the stamp of our bytes, not of a later edit
         self.workspace.lock.commit(target, LockEntry(status.key, digest, seed, model, status.form, model_hashes or {}))
         self.workspace.planner.intents.covered(target, digest)
         if cache and self.remote is not None:
             self.remote.push_later(status.key)  # in the background: generation never waits for uploads
 
+    def _place(self, target: str, asset: Asset, data: bytes, status: Status, digest: str, seed: int | None,
+               model: str | None, stored: concurrent.futures.Future[Any]) -> os.stat_result:
+        """The target's durable write, renamed into place once ``stored`` (the cache entry) and the intent
+        are done; its stat."""
+        assert status.key is not None
+        self._check_target_unchanged(target, asset, status)
+        self._salvage(target, asset, status)
+        announced = self._in_background(self.workspace.planner.intents.record, target, digest,
+                                        Announced(status.key, seed, model))
+
+        def ready() -> None:
+            stored.result()
+            announced.result()
+
+        try:
+            # The temporary file lives in the state folder: a kill mid-write leaves nothing among the assets.
+            return atomic_write_when(asset.path, data, tmp_dir=self.project.state_dir / "tmp", ready=ready)
+        finally:
+            concurrent.futures.wait([announced])  # never left running after a failed write
+
+    def _in_background(self, work: Callable[..., Any], *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        """``work(*args, **kwargs)`` on a helper thread (created on first need, shared by the run's tasks),
+        or done here and now when other images are being written at the same moment: their writes
+        already overlap, and handing work to another thread costs CPU (a wake-up, GIL hand-offs)."""
+        helpers = None
+        with self._helpers_lock:
+            if self._writing <= 1:
+                if self._helpers is None:
+                    self._helpers = concurrent.futures.ThreadPoolExecutor(HELPER_THREADS,
+                                                                          thread_name_prefix="assetbuild-write")
+                helpers = self._helpers
+        if helpers is not None:
+            return helpers.submit(work, *args, **kwargs)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            future.set_result(work(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed over to whoever waits, as a helper thread would
+            future.set_exception(exc)
+        return future
+
+
+# A finished future: "no cache entry to wait for".
+_DONE: concurrent.futures.Future[Any] = concurrent.futures.Future()
+_DONE.set_result(None)

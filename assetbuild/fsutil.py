@@ -21,7 +21,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -473,3 +473,75 @@ class HashCache:
         # Not synced: only an accelerator (after a power loss, a stale or empty file costs a re-hash at most;
         # every entry is checked against the file's stamp before it is used).
         atomic_write(self.path, data, sync=False)
+
+
+def atomic_write_when(path: Path, data: bytes, *, tmp_dir: Path, ready: Callable[[], object]) -> os.stat_result:
+    """``atomic_write`` (synced, temporary file in ``tmp_dir``) whose rename waits for ``ready()``.
+
+    The bytes are written and flushed to the temporary file first, then ``ready()`` is called and only
+    when it returns is the file renamed into place (and the folder synced). Whatever must be durable
+    before the rename (an intent record) can thus be flushed by another thread while this one writes,
+    instead of one after the other. ``ready`` raising leaves nothing at ``path`` and no temporary file.
+    Returns the stat of the file as written, like ``atomic_write``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    real_dir(tmp_dir)
+    tmp, written = _write_temporary(tmp_dir, path.name, data, None, sync=True)
+    try:
+        ready()
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            os.unlink(tmp)  # tmp_dir is on another file system: write next to the target instead
+            return atomic_write(path, data)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    sync_dir_shared(path.parent)
+    return written
+
+
+class _FolderSyncs:
+    """The fsyncs of one folder: how many were asked for, how many a finished fsync covers."""
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.asked = 0
+        self.covered = 0
+        self.running = False
+
+
+_FOLDER_SYNCS: dict[str, _FolderSyncs] = {}
+_FOLDER_SYNCS_LOCK = threading.Lock()
+
+
+def sync_dir_shared(folder: Path) -> None:
+    """``sync_dir(folder)`` shared by the threads that need it at the same moment (group commit).
+
+    An fsync of a folder makes durable every change made in it before the fsync started. So a caller
+    waits for an fsync that starts after its call; callers that arrive while one runs wait together and
+    the next of them syncs for all. Many images renamed into one folder at once then cost one or two
+    folder fsyncs instead of one each, and each caller still returns only once its own rename is durable.
+    """
+    with _FOLDER_SYNCS_LOCK:
+        syncs = _FOLDER_SYNCS.setdefault(str(folder), _FolderSyncs())
+    with syncs.changed:
+        syncs.asked += 1
+        ticket = syncs.asked  # every change of ours was made before this: any fsync starting later covers it
+        while syncs.covered < ticket:
+            if syncs.running:
+                syncs.changed.wait()
+                continue
+            syncs.running = True
+            upto = syncs.asked
+            syncs.changed.release()
+            try:
+                _sync_dir(folder)
+            finally:
+                syncs.changed.acquire()
+                syncs.running = False
+                syncs.covered = max(syncs.covered, upto)
+                syncs.changed.notify_all()

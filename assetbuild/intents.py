@@ -12,6 +12,10 @@ entries one by one (they are flushed at the end of the run), so after a power lo
 the lock commit the cache may have lost the entry: the intent then still proves the file is the image
 made for that key, and the next run records it (and puts it back into the cache) instead of generating
 it again over a generated image.
+
+Records made at the same time share one append and one fsync (group commit): while one batch is being
+flushed, the records that arrive wait together and the next of them flushes them all. Each ``record``
+still returns only once its own line is on disk.
 """
 
 from __future__ import annotations
@@ -37,11 +41,25 @@ class Announced(NamedTuple):
     model: str | None = None
 
 
+class _Batch:
+    """Lines waiting to be appended together, and how their flush ended."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.done = False
+        self.error: BaseException | None = None
+
+
 class Intents:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._known: dict[str, dict[str, Announced]] = {}
         self._lock = threading.Lock()
+        self._flushed = threading.Condition(self._lock)
+        self._open = _Batch()  # where new records go
+        self._writing = False  # a batch is being appended (outside the lock)
+        self._folder_checked = False  # the state folder is checked once, before the first append
+        self._cut = False  # an append failed: its last line may be cut, the next append starts a new line
         try:
             lines = path.read_bytes().splitlines()
         except FileNotFoundError:
@@ -68,14 +86,49 @@ class Intents:
             return self._known.get(target, {}).get(digest)
 
     def record(self, target: str, digest: str, made: Announced | None = None) -> None:
-        """Durably note that ``digest`` (made for ``made``) is about to be placed at ``target``."""
+        """Durably note that ``digest`` (made for ``made``) is about to be placed at ``target``.
+
+        Returns once the line is fsynced; records made meanwhile by other threads share that flush."""
         made = made if made is not None else Announced()
+        line = json.dumps(_line(target, digest, made)).encode() + b"\n"
+        with self._flushed:
+            batch = self._open
+            batch.lines.append(line)
+            while not batch.done:
+                if self._writing:  # another thread is flushing an earlier batch: ours goes next
+                    self._flushed.wait()
+                    continue
+                self._flush_open_batch()
+            if batch.error is not None:
+                raise batch.error
+            self._known.setdefault(target, {})[digest] = made
+
+    def _flush_open_batch(self) -> None:
+        """Append and fsync the open batch, without holding the lock meanwhile (called with it held)."""
         from .fsutil import append_durably, make_state_dir
 
-        with self._lock:
-            make_state_dir(self.path.parent)
-            append_durably(self.path, json.dumps(_line(target, digest, made)).encode() + b"\n")
-            self._known.setdefault(target, {})[digest] = made
+        batch, self._open = self._open, _Batch()
+        self._writing = True
+        self._lock.release()
+        try:
+            data = (b"\n" if self._cut else b"") + b"".join(batch.lines)
+            if not self._folder_checked:  # checked (symlinks refused) and created once, not per record
+                make_state_dir(self.path.parent)
+                self._folder_checked = True
+            try:
+                append_durably(self.path, data)
+            except FileNotFoundError:  # the state folder was deleted during the run: create it again
+                make_state_dir(self.path.parent)
+                append_durably(self.path, data)
+            self._cut = False
+        except BaseException as exc:
+            self._cut = True
+            batch.error = exc
+        finally:
+            self._lock.acquire()
+            self._writing = False
+            batch.done = True
+            self._flushed.notify_all()
 
     def covered(self, target: str, digest: str) -> None:
         """The lock now records ``digest`` at ``target``: the intent is no longer needed in memory (the

@@ -57,8 +57,9 @@ def test_a_build_flushes_its_cache_entries_once_after_every_image_is_in_place(
     assert len(target_syncs) == 6
     assert min(cache_syncs) > max(target_syncs)
     # Per image: intent, target file, target folder; the lock (6 commits of a small lock: rewrites).
-    assert sum(1 for path in seen if path.endswith("intents.jsonl")) == 6
-    assert sum(1 for path in seen if path == str(project / "art")) == 6
+    # (Intents recorded at the same moment share one fsync: at most one per image.)
+    assert 1 <= sum(1 for path in seen if path.endswith("intents.jsonl")) <= 6
+    assert 1 <= sum(1 for path in seen if path == str(project / "art")) <= 6  # (shared when renames meet)
 
 
 def test_few_deferred_entries_are_flushed_one_by_one_and_many_with_one_syncfs(

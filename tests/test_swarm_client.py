@@ -34,6 +34,7 @@ from assetbuild.swarm.errors import (
     SessionInvalid,
     SwarmAPIError,
     SwarmAuthError,
+    SwarmBadAnswer,
     SwarmBadImage,
     SwarmError,
     SwarmUnreachable,
@@ -184,6 +185,46 @@ def test_parse_discard_keep_alive_close_and_error_frames() -> None:
 ])
 def test_unknown_frames_are_ignored(raw: str | bytes) -> None:
     assert messages.parse(raw).kind == "other"
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4, 5, 57, 1000, 200_000])
+def test_decode_base64_gives_what_the_base64_module_gives(size: int) -> None:
+    data = bytes((i * 7919) % 256 for i in range(size))
+    text = base64.b64encode(data).decode()
+    assert messages.decode_base64(text) == data
+    urlsafe = base64.urlsafe_b64encode(data).decode()
+    if urlsafe != text:  # the URL-safe alphabet is not what SwarmUI sends: refused, as base64 refuses it
+        with pytest.raises(ValueError):
+            messages.decode_base64(urlsafe)
+
+
+@pytest.mark.parametrize("text", ["aGk", "aGk==", "aG k=", "aGk=\n", "aGk\\u003d", 'aGk="', "a-_=", "!!!!", "=",
+                                  "aGk=aGk=", "aGVsbG9=", "QR==", "QQ", "\u00e9AAA"])
+def test_decode_base64_accepts_and_refuses_exactly_what_base64_validate_does(text: str) -> None:
+    try:
+        expected: bytes | None = base64.b64decode(text, validate=True)
+    except ValueError:
+        expected = None
+    try:
+        got: bytes | None = messages.decode_base64(text)
+    except ValueError:
+        got = None
+    assert got == expected
+
+
+def test_big_frames_parse_as_json_parses_them() -> None:
+    image = "data:image/png;base64," + base64.b64encode(bytes(range(256)) * 400).decode()
+    for frame in ({"image": image, "batch_index": "0", "metadata": json.dumps({"sui_image_params": {"seed": 2**40}})},
+                  {"image": image, "x": [1.5, 1e400, -0.0, None, True, "\u00e9\ud800"]}):  # a lone surrogate too
+        text = json.dumps(frame)
+        assert len(text) > messages._BIG_JSON  # noqa: SLF001
+        parsed, expected = messages.loads(text), json.loads(text)
+        assert repr(parsed) == repr(expected)
+        assert messages.loads(text.encode()) == expected
+    with pytest.raises(ValueError):
+        messages.loads('{"image": "' + "A" * 100_000 + '"')  # cut: not JSON, the same error as json's
+    with pytest.raises(SwarmBadAnswer, match="nested too deep"):
+        messages.loads("[" * 100_000 + "]" * 100_000)
 
 
 def test_phase_of_status_counters() -> None:
@@ -620,6 +661,40 @@ def test_websocket_disabled_uses_only_http(fake: FakeSwarm) -> None:
     generate(fake.url, websocket=False)
     assert "GenerateText2ImageWS" not in routes(fake)
     assert [r.transport for r in fake.generation_log] == ["http"]
+
+
+def test_websocket_proxy_is_looked_up_once_per_client_not_per_image(fake: FakeSwarm,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.request
+
+    lookups: list[int] = []
+    real = urllib.request.getproxies
+    monkeypatch.setattr(urllib.request, "getproxies", lambda: lookups.append(1) or real())
+
+    def lookups_for(images: int) -> int:
+        lookups.clear()
+
+        async def body(client: SwarmClient) -> None:
+            for seed in range(images):
+                await client.generate(dict(PARAMS, seed=seed), {}, lambda _: None)
+
+        with_client(fake.url, body)
+        return len(lookups)
+
+    assert lookups_for(4) == lookups_for(1)  # websockets alone would read the environment on every connect
+    assert [r.transport for r in fake.generation_log] == ["ws"] * 5
+
+
+def test_websocket_proxy_from_the_environment_is_still_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("websockets.proxy")  # websockets >= 15; older versions use no proxy at all
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.setenv("http_proxy", "http://proxy.invalid:3128")
+    client = SwarmClient("http://swarm.invalid:7801")
+    uri = client._ws_url("/API/GenerateText2ImageWS")  # noqa: SLF001
+    assert client._websocket_proxy(uri) == {"proxy": "http://proxy.invalid:3128"}  # noqa: SLF001
+    monkeypatch.setenv("no_proxy", "swarm.invalid")
+    assert SwarmClient("http://swarm.invalid:7801")._websocket_proxy(uri) == {"proxy": None}  # noqa: SLF001
 
 
 # ------------------------------------------------------------------------------------- progress

@@ -14,12 +14,15 @@ assetbuild sees unvalidated server data. The HTTP answers that are read field by
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
 import math
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic_core import from_json
 
 from ..events import Progress
 from ..safetext import safe_text
@@ -123,13 +126,55 @@ class Frame:
 _INDICES = TypeAdapter(list[int] | None)
 
 
+# Texts from this size on are parsed by pydantic-core's JSON parser first: an image frame (a data URL
+# of 1.3 MB for a 1 MiB PNG) takes ~0.06 ms there against ~0.6 ms in ``json``, which scans its long
+# string character by character. Small frames (progress, status) stay with ``json``.
+_BIG_JSON = 64 * 1024
+
+
 def loads(text: str | bytes) -> Any:
     """``json.loads``, with JSON nested too deep for Python's parser as ``SwarmBadAnswer`` (not the
-    RecursionError it raises); ValueError for text that is not JSON."""
+    RecursionError it raises); ValueError for text that is not JSON.
+
+    A big text is parsed by pydantic-core instead (same values for valid JSON); whatever it refuses
+    (invalid JSON, lone surrogates, another encoding than UTF-8) goes to ``json``, so what is accepted,
+    and the errors raised, are ``json``'s."""
+    if len(text) >= _BIG_JSON:
+        try:
+            return from_json(text)
+        except ValueError:
+            pass
     try:
         return json.loads(text)
     except RecursionError:
         raise SwarmBadAnswer(f"the server sent JSON nested too deep to read ({len(text)} bytes)") from None
+
+
+@functools.cache
+def _base64_adapter() -> TypeAdapter[bytes] | None:
+    """pydantic-core's base64 decoder (pydantic >= 2.9: ``val_json_bytes``), or None where the setting is
+    unknown (older versions ignore it and would return the text itself)."""
+    try:
+        adapter = TypeAdapter(bytes, config=ConfigDict(val_json_bytes="base64"))
+        return adapter if adapter.validate_json('"aGk="') == b"hi" else None
+    except Exception:  # noqa: BLE001 - any failure here only means: use the base64 module
+        return None
+
+
+def decode_base64(text: str) -> bytes:
+    """``base64.b64decode(text, validate=True)`` (``binascii.Error``, a ValueError, for text that is not
+    strict base64), 2-3 x faster for well-formed text: pydantic-core decodes it (0.6 ms instead of 1.4-1.9
+    ms for a 1 MiB image). pydantic-core also takes the URL-safe alphabet and missing padding, so those
+    go to ``base64``, which refuses them, as does anything pydantic-core refuses (``base64`` accepts a
+    few non-canonical endings it does not)."""
+    plain = len(text) % 4 == 0 and not any(c in text for c in '-_\\"')  # (JSON escapes would be decoded)
+    adapter = _base64_adapter() if plain else None
+    if adapter is not None:
+        try:
+            return adapter.validate_json(f'"{text}"')
+        except ValidationError:
+            pass
+    return base64.b64decode(text, validate=True)
 
 
 def _excerpt(value: Any, limit: int = 80) -> str:

@@ -63,13 +63,14 @@ def png_text(data: bytes, keyword: str = "parameters") -> str | None:
     position = len(_PNG)
     wanted = keyword.encode("latin-1")
     while position + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[position:position + 8])
-        body = data[position + 8:position + 8 + length]
+        length, kind = struct.unpack_from(">I4s", data, position)
+        start = position + 8
         position += 12 + length
         if kind == b"IEND":
             break
         if kind not in (b"tEXt", b"zTXt", b"iTXt"):
-            continue
+            continue  # (pixel data is not copied: only text chunks are sliced)
+        body = data[start:start + length]
         name, _, rest = body.partition(b"\x00")
         if name != wanted:
             continue
