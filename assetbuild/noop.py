@@ -308,6 +308,8 @@ def _table_records(project: Project, names_of: dict[str, list[str]], hashes: dic
     it names has no hash there]. None when a table's text is not known (read as a whole file)."""
     from .servercheck import model_refs
 
+    placeholder = project.server.is_placeholder
+
     tables: dict[str, list[Any]] = {}
     for target, asset in project.assets.items():
         written = project.tables.get(target)
@@ -320,7 +322,9 @@ def _table_records(project: Project, names_of: dict[str, list[str]], hashes: dic
             references.append(asset.source)
         in_lock = model_hashes(target)
         pairs = [[ref, value] for ref, value in sorted(in_lock.items())]
-        unhashed = not asset.source and any(ref not in in_lock for ref, _subtype, _name in model_refs(asset.params))
+        # (The placeholder records no model hashes: there, a model without one is the rule, never a gap.)
+        unhashed = not (placeholder or asset.source) and any(
+            ref not in in_lock for ref, _subtype, _name in model_refs(asset.params))
         known = tables.get(text_hash)
         if known is None:  # the common case: a table of one target
             tables[text_hash] = [written, [target], names, references, pairs, unhashed]
