@@ -53,6 +53,7 @@ class Watch:
         self.manifest = find_manifest(args.file).absolute()
         self.files: set[str] = {str(self.manifest)}  # absolute paths whose changes start a build
         self.stamps: dict[str, Stamp] = {}  # those files as the last build read them
+        self.stop_requested = False  # set by Ctrl-C / SIGTERM (see ``run``)
 
     def run(self) -> int:
         import signal
@@ -61,7 +62,10 @@ class Watch:
 
         if not self.manifest.is_file():
             raise UsageError(f"no such manifest: {self.manifest}", hint="run `assetbuild init` to write one")
-        previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM ends a watch like Ctrl-C
+        # Ctrl-C and SIGTERM end a watch. The handler also leaves a mark, checked at every turn of the loop:
+        # a KeyboardInterrupt that lands inside a weakref callback (a WeakSet's, during garbage collection)
+        # is printed as "Exception ignored" and dropped by Python, and the watch would go on forever.
+        previous = {sig: signal.signal(sig, self._interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             return self._loop()
         except KeyboardInterrupt:
@@ -70,7 +74,16 @@ class Watch:
 
             return INTERRUPTED_EXIT
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def _interrupted(self, signum: int, frame: object) -> None:
+        self.stop_requested = True
+        raise KeyboardInterrupt
+
+    def _check_stop(self) -> None:
+        if self.stop_requested:
+            raise KeyboardInterrupt
 
     def _loop(self) -> int:
         import watchfiles
@@ -79,10 +92,12 @@ class Watch:
         if code == 130:
             return code
         while True:
+            self._check_stop()
             folders = self._folders()
             announced = False
             for changes in watchfiles.watch(*folders, watch_filter=self._wanted, recursive=False, step=SETTLE_MS,
                                             rust_timeout=POLL_MS, yield_on_timeout=True):
+                self._check_stop()
                 changed = {path for _change, path in changes}
                 if not announced:  # the watcher is live now; catch what changed since the build read it
                     announced = True
@@ -95,6 +110,7 @@ class Watch:
                 code = self._build()
                 if code == 130:
                     return code
+                self._check_stop()
                 if self._folders() != folders:
                     break  # new input files in other folders: watch those too
 
@@ -165,10 +181,6 @@ class Watch:
     def _say(self, text: str) -> None:
         self.out.write(f"watch: {text}\n")
         self.out.flush()
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _shown(path: str) -> str:
