@@ -21,7 +21,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -467,12 +467,12 @@ class HashCache:
         with self._lock:
             if not self._dirty or not self._loaded:  # not read: saving would drop what the file holds
                 return
-            data = json.dumps(self._entries, separators=(",", ":"), sort_keys=True).encode()
+            items = sorted(self._entries.items())
             self._dirty = False
         make_state_dir(self.path.parent)
         # Not synced: only an accelerator (after a power loss, a stale or empty file costs a re-hash at most;
         # every entry is checked against the file's stamp before it is used).
-        atomic_write(self.path, data, sync=False)
+        atomic_write(self.path, _json_object_pieces(items), sync=False)
 
 
 def atomic_write_when(path: Path, data: bytes, *, tmp_dir: Path, ready: Callable[[], object]) -> os.stat_result:
@@ -545,3 +545,13 @@ def sync_dir_shared(folder: Path) -> None:
                 syncs.running = False
                 syncs.covered = max(syncs.covered, upto)
                 syncs.changed.notify_all()
+
+
+def _json_object_pieces(items: list[tuple[str, Any]], batch: int = 2000) -> Iterator[bytes]:
+    """``json.dumps(dict(items), separators=(",", ":"))`` as bytes, encoded a few thousand members at a time
+    (the hashes of 100,000 files are megabytes of text, not worth holding whole at the end of a build)."""
+    yield b"{"
+    for start in range(0, len(items), batch):
+        text = json.dumps(dict(items[start:start + batch]), separators=(",", ":"))[1:-1]
+        yield (("," if start else "") + text).encode()
+    yield b"}"

@@ -31,7 +31,7 @@ import contextlib
 import json
 import os
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -241,14 +241,27 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[P
     has another stamp now, so the next run plans its table again and sees the edit.
     ``partial``: the project was loaded from ``partial.text``; its fresh tables are recorded as checked.
     ``model_hashes``: each target's model hashes in the lock (with any, the memo never answers alone).
+
+    The files' and tables' entries are encoded as they are made, a few thousand at a time: at the end of
+    a 100,000-asset build, holding them as objects (then as one text) was the run's peak of memory.
     """
+    from .servercheck import model_refs
+
     root = project.root
     prefix = str(root).rstrip(os.sep) + os.sep
-    files: list[tuple[str, list[int]]] = []
-    names_of: dict[str, list[str]] = {}  # target -> its files (target first, then its image inputs)
+    hashes_of = model_hashes or (lambda _target: {})
+    table_hashes = partial.dirty if partial else project.table_hashes
+    placeholder = project.server.is_placeholder
+    files = _Encoded(as_object=False)  # [file relative to the project, its stamp]
+    # Per asset table, by the hash of its text: [key as written, its targets, their files, what its image
+    # inputs and ``source`` name, the (model ref, hash) pairs of its lock entries, whether a model it
+    # names has no hash there]. A table of several targets (``count``) is gathered before it is encoded.
+    tables: _Encoded | None = _Encoded(as_object=True)
+    gathered: dict[str, list[Any]] = {}
     seen: set[str] = set()
+    hashed = False
     for target, asset in project.assets.items():
-        names = names_of[target] = []
+        names = []
         for path in (asset.path, *(image.path for image in asset.inputs)):
             text = str(path)  # inside the project (the manifest's rules): relpath only in case it is not
             name = text[len(prefix):] if text.startswith(prefix) else os.path.relpath(path, root)
@@ -260,19 +273,48 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[P
                 stamp = verified(path)
                 if stamp is None:
                     return  # not checked by this run: not a proven no-op state
-                files.append((name, stamp))
+                files.add([name, stamp])
+        in_lock = hashes_of(target)
+        hashed = hashed or bool(in_lock)
+        if tables is None:
+            continue
+        written = project.tables.get(target)
+        if written is None or (text_hash := table_hashes.get(written)) is None:
+            tables = None  # a table's text is not known (the file was read as a whole): no records
+            continue
+        references = [image.reference for image in asset.inputs] if asset.inputs else []
+        if asset.source:
+            references.append(asset.source)
+        pairs = [[ref, value] for ref, value in sorted(in_lock.items())]
+        # The placeholder records no model hashes: a model without one is the rule there, never a gap.
+        unhashed = not (placeholder or asset.source) and any(
+            ref not in in_lock for ref, _subtype, _name in model_refs(asset.params))
+        if written == target:  # a table of this one target: encoded now
+            tables.add((text_hash, [written, [target], names, references, pairs, unhashed]))
+            continue
+        known = gathered.get(text_hash)
+        if known is None:
+            gathered[text_hash] = [written, [target], names, references, pairs, unhashed]
+            continue
+        known[1].append(target)
+        known[2].extend(name for name in names if name not in known[2])
+        known[3].extend(references)
+        known[4].extend(pair for pair in pairs if pair not in known[4])
+        known[5] = known[5] or unhashed
     count = len(project.assets)
-    hashes_of = model_hashes or (lambda _target: {})
-    tables = _table_records(project, names_of, partial.dirty if partial else project.table_hashes, hashes_of)
-    hashed = any(known[4] for known in tables.values()) if tables is not None else any(
-        hashes_of(target) for target in project.assets)
     global_hash = partial.global_hash if partial else project.global_hash
     if partial is not None:  # the files of the tables proven fresh, with the stamps that proved it
-        files.extend((name, checked) for name, checked in partial.stamps.items() if name not in seen)
-        if tables is not None:
-            tables.update(partial.fresh_tables)
+        for name, checked in partial.stamps.items():
+            if name not in seen:
+                files.add([name, checked])
+        gathered.update(partial.fresh_tables)
         count += len(partial.fresh_targets)
         hashed = hashed or bool(partial.model_pairs)
+    del seen
+    if tables is not None:
+        for item in gathered.items():
+            tables.add(item)
+    del gathered
     try:
         memo = {
             "format": FORMAT,
@@ -283,7 +325,6 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[P
             "count": count,
             "warnings": project.warnings,
             "orphans": orphans,
-            "files": files,
             "hashed": hashed,
         }
     except OSError:
@@ -291,50 +332,47 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[P
     tmp_dir = project.state_dir / "tmp"
     with contextlib.suppress(OSError):
         # Not synced: after a power loss an old or empty memo only means a full plan (see ``check``).
-        if tables and global_hash:
-            records = {"of": _serial(memo), "global": global_hash, "tables": tables}
-            atomic_write(_tables_path(project.manifest), json.dumps(records, separators=(",", ":")).encode(),
-                         tmp_dir=tmp_dir, sync=False)
+        if tables is not None and tables.count and global_hash:
+            head = {"of": _serial(memo), "global": global_hash}
+            atomic_write(_tables_path(project.manifest), tables.document(head, "tables"), tmp_dir=tmp_dir,
+                         sync=False)
         else:
             _tables_path(project.manifest).unlink(missing_ok=True)
-        atomic_write(_memo_path(project.manifest), json.dumps(memo, separators=(",", ":")).encode(),
-                     tmp_dir=tmp_dir, sync=False)
+        del tables
+        atomic_write(_memo_path(project.manifest), files.document(memo, "files"), tmp_dir=tmp_dir, sync=False)
 
 
-def _table_records(project: Project, names_of: dict[str, list[str]], hashes: dict[str, str],
-                   model_hashes: Callable[[str], dict[str, str]]) -> dict[str, list[Any]] | None:
-    """Per asset table, by the hash of its text: [key as written, its targets, their files, what its
-    image inputs and ``source`` name, the (model ref, hash) pairs of its lock entries, whether a model
-    it names has no hash there]. None when a table's text is not known (read as a whole file)."""
-    from .servercheck import model_refs
+class _Encoded:
+    """JSON items (list elements, or (name, value) members of an object) encoded a batch at a time."""
 
-    placeholder = project.server.is_placeholder
+    BATCH = 2000
 
-    tables: dict[str, list[Any]] = {}
-    for target, asset in project.assets.items():
-        written = project.tables.get(target)
-        text_hash = hashes.get(written) if written is not None else None
-        if text_hash is None:
-            return None
-        names = names_of[target]
-        references = [image.reference for image in asset.inputs] if asset.inputs else []
-        if asset.source:
-            references.append(asset.source)
-        in_lock = model_hashes(target)
-        pairs = [[ref, value] for ref, value in sorted(in_lock.items())]
-        # (The placeholder records no model hashes: there, a model without one is the rule, never a gap.)
-        unhashed = not (placeholder or asset.source) and any(
-            ref not in in_lock for ref, _subtype, _name in model_refs(asset.params))
-        known = tables.get(text_hash)
-        if known is None:  # the common case: a table of one target
-            tables[text_hash] = [written, [target], names, references, pairs, unhashed]
-            continue
-        known[5] = known[5] or unhashed
-        known[1].append(target)
-        known[2].extend(name for name in names if name not in known[2])
-        known[3].extend(references)
-        known[4].extend(pair for pair in pairs if pair not in known[4])
-    return tables
+    def __init__(self, *, as_object: bool) -> None:
+        self.as_object = as_object
+        self.count = 0
+        self._chunks: list[bytes] = []
+        self._batch: list[Any] = []
+
+    def add(self, item: Any) -> None:
+        self._batch.append(item)
+        self.count += 1
+        if len(self._batch) == self.BATCH:
+            self._encode()
+
+    def _encode(self) -> None:
+        if self._batch:
+            text = json.dumps(dict(self._batch) if self.as_object else self._batch, separators=(",", ":"))
+            self._chunks.append(text[1:-1].encode())
+            self._batch = []
+
+    def document(self, head: dict[str, Any], key: str) -> Iterator[bytes]:
+        """The JSON object ``head`` with ``key`` set to the items, in pieces."""
+        self._encode()
+        opening, closing = ("{", "}") if self.as_object else ("[", "]")
+        yield (json.dumps(head, separators=(",", ":"))[:-1] + f'{"," if head else ""}"{key}":{opening}').encode()
+        for index, chunk in enumerate(self._chunks):
+            yield (b"," if index else b"") + chunk
+        yield (closing + "}").encode()
 
 
 def forget(manifest: Path) -> None:

@@ -272,3 +272,22 @@ def test_an_unloaded_hash_cache_hashes_files_and_never_saves(tmp_path: Path) -> 
     assert loaded.hash(image) == hash_file(image)  # the stamp differs: read again
     loaded.save()
     assert json.loads(stored.read_text())[str(image)][3] == hash_file(image)
+
+
+@pytest.mark.parametrize("count", [0, 1, 1999, 2000, 2001, 4500])
+def test_state_files_encoded_in_pieces_are_the_json_of_the_whole(count: int) -> None:
+    """The memo, its records and the hash cache are encoded a batch at a time (memory at 100,000 assets):
+    the bytes must be exactly what one ``json.dumps`` of the whole gives."""
+    from assetbuild.fsutil import _json_object_pieces
+
+    members = sorted({f"file{n}": [n, 2, 3, "0" * 32] for n in range(count)}.items())
+    whole = json.dumps(dict(members), separators=(",", ":")).encode()
+    assert b"".join(_json_object_pieces(members)) == whole
+    for as_object in (True, False):
+        encoded = noop._Encoded(as_object=as_object)
+        for member in members:
+            encoded.add(member if as_object else list(member))
+        head = {"format": 3, "of": "x"}
+        expected = {**head, "items": dict(members) if as_object else [list(m) for m in members]}
+        assert json.loads(b"".join(encoded.document(head, "items"))) == expected
+        assert encoded.count == count

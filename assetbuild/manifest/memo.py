@@ -134,7 +134,11 @@ class ResolvedMemo:
         if bound is None:
             return
         with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
-            lines = []
+            # Joined a piece at a time, hashed and written in pieces: at the end of a build of 100,000
+            # assets, every line held at once, or the body joined (and joined again to its header), would
+            # each be another copy of ~30 MB.
+            pieces: list[bytes] = []
+            lines: list[bytes] = []
             for text_hash, entry in self._known.items():
                 text = self._texts.get(text_hash)
                 if text is None:
@@ -144,9 +148,11 @@ class ResolvedMemo:
                     except (ValueError, TypeError):  # e.g. a lone surrogate: that table is simply not kept
                         continue
                 lines.append(text_hash.encode("ascii") + b" " + text)
-            # Hashed and written in pieces: at the end of a build of 100,000 assets, the body joined (and
-            # joined again to its header) would be two more copies of ~30 MB.
-            pieces = [b"\n".join(lines[n:n + _PIECE]) for n in range(0, len(lines), _PIECE)]
+                if len(lines) == _PIECE:
+                    pieces.append(b"\n".join(lines))
+                    lines = []
+            if lines:
+                pieces.append(b"\n".join(lines))
             del lines
             check = xxhash.xxh3_128()
             for n, piece in enumerate(pieces):
