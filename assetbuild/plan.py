@@ -78,13 +78,10 @@ class Planner:
         server now; None when nothing changed or nothing is known (no hash on either side)."""
         if self.model_hashes is None or entry is None or not entry.model_hashes or asset.source:
             return None
-        from .servercheck import describe_change
+        from .servercheck import models_changed
 
-        for ref, old in sorted(entry.model_hashes.items()):
-            new = self.model_hashes.get(ref)
-            if new and old and new.lower() != old.lower():
-                return describe_change(ref, old, new)
-        return None
+        changes = models_changed(self.model_hashes, entry.model_hashes.items())
+        return changes[0] if changes else None
 
     def input_hashes(self, asset: Asset) -> dict[str, str] | None:
         """Hashes of the asset's image inputs as they are on disk now (None if one is missing)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -327,12 +327,12 @@ def ask_with(run_on_client: Callable[[Callable[[SwarmClient], Coroutine[Any, Any
     return run_on_client(lambda client: gather(client, ws.project.state_dir, assets, refresh=refresh, refs=refs))
 
 
-def models_changed(truth: ServerTruth, pairs: Iterable[tuple[str, str]]) -> list[str]:
-    """Which of ``pairs`` (model ref, hash in the lock) have another hash on the server now, as
-    ``describe_change`` words them (a hash the server has not computed yet is no change)."""
+def models_changed(hashes: Mapping[str, str | None], pairs: Iterable[tuple[str, str]]) -> list[str]:
+    """Which of ``pairs`` (model ref, hash in the lock) have another hash in ``hashes`` (the server's now),
+    as ``describe_change`` words them, in order; a hash unknown on either side is no change."""
     changes = []
     for ref, old in sorted(set(pairs)):
-        new = truth.hashes.get(ref)
+        new = hashes.get(ref)
         if new and old and new.lower() != old.lower():
             changes.append(describe_change(ref, old, new))
     return changes
