@@ -117,7 +117,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
 
             pairs = ws.partial.model_pairs if ws.partial is not None else frozenset()
             statuses, truth = verify(ws, targets, statuses, events, run_on_client, pairs)
-            if pairs and truth is not None and models_changed(truth, pairs):
+            if pairs and truth is not None and models_changed(truth.hashes, pairs):
                 # A model of a table the memo proved fresh has another hash now: the full plan decides (it
                 # rebuilds or warns, as [server] model_changes says), and checks again.
                 ws, project, targets, statuses, proven, total = _replan_whole(ws, patterns)
@@ -239,22 +239,15 @@ def _needs_whole(partial: Partial, run_on_client: object) -> bool:
 
 def _replan_whole(ws: Workspace, patterns: list[str]) -> tuple[Workspace, Project, list[str], list[Status], int, int]:
     """The whole manifest's workspace, targets and plan (``run``'s locals) for a run that began with only
-    the tables the memo could not prove fresh."""
+    the tables the memo could not prove fresh (the project lock is already held)."""
     from ..plan import closure
+    from ..workspace import load_project, workspace_of
     from .select import select
 
-    ws = _whole(ws)
-    targets = closure(ws.project, select(ws.project, patterns))
-    return ws, ws.project, targets, ws.planner.plan(targets), 0, len(targets)
-
-
-def _whole(ws: Workspace) -> Workspace:
-    """The workspace of the whole manifest, for a run that began with only the tables the memo could not
-    prove fresh (the project lock is already held)."""
-    from ..workspace import load_project, workspace_of
-
-    project = load_project(str(ws.project.manifest), server=ws.project.server.url)
-    return workspace_of(project, force=ws.planner.force)
+    whole = load_project(str(ws.project.manifest), server=ws.project.server.url)
+    ws = workspace_of(whole, force=ws.planner.force)
+    targets = closure(whole, select(whole, patterns))
+    return ws, whole, targets, ws.planner.plan(targets), 0, len(targets)
 
 
 def _server_knows(warning: str, truth: object) -> bool:
