@@ -469,10 +469,14 @@ class HashCache:
                 return
             items = sorted(self._entries.items())
             self._dirty = False
+        data = JsonPieces(as_object=True)
+        for item in items:
+            data.add(item)
+        del items
         make_state_dir(self.path.parent)
         # Not synced: only an accelerator (after a power loss, a stale or empty file costs a re-hash at most;
         # every entry is checked against the file's stamp before it is used).
-        atomic_write(self.path, _json_object_pieces(items), sync=False)
+        atomic_write(self.path, data.whole(), sync=False)
 
 
 def atomic_write_when(path: Path, data: bytes, *, tmp_dir: Path, ready: Callable[[], object]) -> os.stat_result:
@@ -547,11 +551,42 @@ def sync_dir_shared(folder: Path) -> None:
                 syncs.changed.notify_all()
 
 
-def _json_object_pieces(items: list[tuple[str, Any]], batch: int = 2000) -> Iterator[bytes]:
-    """``json.dumps(dict(items), separators=(",", ":"))`` as bytes, encoded a few thousand members at a time
-    (the hashes of 100,000 files are megabytes of text, not worth holding whole at the end of a build)."""
-    yield b"{"
-    for start in range(0, len(items), batch):
-        text = json.dumps(dict(items[start:start + batch]), separators=(",", ":"))[1:-1]
-        yield (("," if start else "") + text).encode()
-    yield b"}"
+
+class JsonPieces:
+    """JSON items (list elements, or (name, value) members of an object) encoded a batch at a time as they
+    are added, then written in pieces: state files of 100,000 entries are megabytes of text, not worth
+    holding whole (or as objects) at the end of a build. The bytes are exactly one ``json.dumps``'s."""
+
+    BATCH = 2000
+
+    def __init__(self, *, as_object: bool) -> None:
+        self.as_object = as_object
+        self.count = 0
+        self._chunks: list[bytes] = []
+        self._batch: list[Any] = []
+
+    def add(self, item: Any) -> None:
+        self._batch.append(item)
+        self.count += 1
+        if len(self._batch) == self.BATCH:
+            self._encode()
+
+    def _encode(self) -> None:
+        if self._batch:
+            text = json.dumps(dict(self._batch) if self.as_object else self._batch, separators=(",", ":"))
+            self._chunks.append(text[1:-1].encode())
+            self._batch = []
+
+    def whole(self) -> Iterator[bytes]:
+        """The items as one JSON object or list."""
+        self._encode()
+        yield b"{" if self.as_object else b"["
+        for index, chunk in enumerate(self._chunks):
+            yield (b"," if index else b"") + chunk
+        yield b"}" if self.as_object else b"]"
+
+    def document(self, head: dict[str, Any], key: str) -> Iterator[bytes]:
+        """The JSON object ``head`` with ``key`` set to the items."""
+        yield (json.dumps(head, separators=(",", ":"))[:-1] + f'{"," if head else ""}"{key}":').encode()
+        yield from self.whole()
+        yield b"}"

@@ -31,13 +31,13 @@ import contextlib
 import json
 import os
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .fsutil import atomic_write, hash_file
+from .fsutil import JsonPieces, atomic_write, hash_file
 from .keys import KEY_VERSION, hash_bytes
 from .layout import LOCK_NAME, STATE_DIR, manifest_text
 
@@ -134,9 +134,17 @@ class Partial:
     def lock_unchanged(self, root: Path) -> bool:
         """Checked again while holding the project lock: another run may have changed the lock since."""
         try:
-            return not (root / STATE_DIR / "lock.journal").exists() and hash_file(root / LOCK_NAME) == self.lock_hash
+            return _settled_lock_hash(root) == self.lock_hash
         except OSError:
             return False
+
+
+def _settled_lock_hash(root: Path) -> str | None:
+    """The hash of assets.lock, or None while a lock journal exists (commits not yet in the file). Hashed
+    in chunks: the lock of 100,000 assets is ~65 MB, which the no-op must not hold at once."""
+    if (root / STATE_DIR / "lock.journal").exists():
+        return None
+    return hash_file(root / LOCK_NAME)
 
 
 def check(manifest: Path, ctx: str) -> Memo | Partial | None:
@@ -147,24 +155,22 @@ def check(manifest: Path, ctx: str) -> Memo | Partial | None:
         if memo.get("context") != ctx or memo.get("format") != FORMAT:
             return None
         root = manifest.absolute().parent
-        if (root / STATE_DIR / "lock.journal").exists():
-            return None
-        # Hashed in chunks: the lock of 100,000 assets is ~65 MB, which the no-op must not hold at once.
-        lock_hash = hash_file(root / LOCK_NAME)
-        if lock_hash != memo["lock"]:
+        lock_hash = _settled_lock_hash(root)
+        if lock_hash is None or lock_hash != memo["lock"]:
             return None
         base = str(root).rstrip(os.sep) + os.sep  # stat by string: 10,000 Path objects cost more than the stats
         if not memo.get("hashed") and hash_file(manifest) == memo["manifest"] and all(
                 _stamp(base + name) == stamp for name, stamp in memo["files"]):
             return Memo(int(memo["count"]), list(memo["warnings"]), list(memo["orphans"]))
         # With model hashes in the lock only the server can say nothing changed: the run asks it.
-        return _partial(manifest, root, memo, lock_hash)
+        return _partial(manifest, base, memo, lock_hash)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
         return None
 
 
-def _partial(manifest: Path, root: Path, memo: dict[str, Any], lock_hash: str) -> Partial | None:
-    """The asset tables of ``manifest`` the memo proves fresh, and the text of the others."""
+def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) -> Partial | None:
+    """The asset tables of ``manifest`` the memo proves fresh, and the text of the others (``base``: the
+    project folder's path with a trailing separator)."""
     import tomllib
 
     from .manifest.sections import split
@@ -182,7 +188,6 @@ def _partial(manifest: Path, root: Path, memo: dict[str, Any], lock_hash: str) -
     if global_hash != records["global"]:
         return None  # [defaults], a style, [project]... changed: every table may resolve differently
     stamps: dict[str, list[int]] = {str(name): stamp for name, stamp in memo["files"]}
-    base = str(root).rstrip(os.sep) + os.sep
     fresh: dict[str, list[Any]] = {}
     fresh_lines: set[int] = set()
     dirty: dict[str, str] = {}
@@ -252,11 +257,11 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[P
     hashes_of = model_hashes or (lambda _target: {})
     table_hashes = partial.dirty if partial else project.table_hashes
     placeholder = project.server.is_placeholder
-    files = _Encoded(as_object=False)  # [file relative to the project, its stamp]
+    files = JsonPieces(as_object=False)  # [file relative to the project, its stamp]
     # Per asset table, by the hash of its text: [key as written, its targets, their files, what its image
     # inputs and ``source`` name, the (model ref, hash) pairs of its lock entries, whether a model it
     # names has no hash there]. A table of several targets (``count``) is gathered before it is encoded.
-    tables: _Encoded | None = _Encoded(as_object=True)
+    tables: JsonPieces | None = JsonPieces(as_object=True)
     gathered: dict[str, list[Any]] = {}
     seen: set[str] = set()
     hashed = False
@@ -340,39 +345,6 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[P
             _tables_path(project.manifest).unlink(missing_ok=True)
         del tables
         atomic_write(_memo_path(project.manifest), files.document(memo, "files"), tmp_dir=tmp_dir, sync=False)
-
-
-class _Encoded:
-    """JSON items (list elements, or (name, value) members of an object) encoded a batch at a time."""
-
-    BATCH = 2000
-
-    def __init__(self, *, as_object: bool) -> None:
-        self.as_object = as_object
-        self.count = 0
-        self._chunks: list[bytes] = []
-        self._batch: list[Any] = []
-
-    def add(self, item: Any) -> None:
-        self._batch.append(item)
-        self.count += 1
-        if len(self._batch) == self.BATCH:
-            self._encode()
-
-    def _encode(self) -> None:
-        if self._batch:
-            text = json.dumps(dict(self._batch) if self.as_object else self._batch, separators=(",", ":"))
-            self._chunks.append(text[1:-1].encode())
-            self._batch = []
-
-    def document(self, head: dict[str, Any], key: str) -> Iterator[bytes]:
-        """The JSON object ``head`` with ``key`` set to the items, in pieces."""
-        self._encode()
-        opening, closing = ("{", "}") if self.as_object else ("[", "]")
-        yield (json.dumps(head, separators=(",", ":"))[:-1] + f'{"," if head else ""}"{key}":{opening}').encode()
-        for index, chunk in enumerate(self._chunks):
-            yield (b"," if index else b"") + chunk
-        yield (closing + "}").encode()
 
 
 def forget(manifest: Path) -> None:

@@ -21,7 +21,6 @@ from helpers import QUICKSTART, generations
 
 from assetbuild import noop
 from assetbuild.cli import main
-from assetbuild.manifest import loader
 
 EXTRA = """
 [assets."props/crate.png"]
@@ -157,18 +156,12 @@ def test_every_edit_ends_as_the_full_plan_ends(tmp_path: Path, monkeypatch: pyte
 
 
 def test_an_edit_loads_only_its_table(project: Path, monkeypatch: pytest.MonkeyPatch,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+                                      capsys: pytest.CaptureFixture[str], counted: list[str]) -> None:
     write_manifest(project, QUICKSTART + EXTRA)
     first = _run(project, monkeypatch, capsys)
     assert first["code"] == 0
-    made: list[str] = []
-    original = loader.make_asset
-
-    def counting(target: str, *args: Any, **kwargs: Any) -> Any:
-        made.append(target)
-        return original(target, *args, **kwargs)
-
-    monkeypatch.setattr(loader, "make_asset", counting)
+    made = counted
+    made.clear()
     _replace('prompt = "a barrel"', 'prompt = "a red barrel"')(project)
     result = _run(project, monkeypatch, capsys)
     assert made == ["props/barrel.png"]
@@ -278,16 +271,15 @@ def test_an_unloaded_hash_cache_hashes_files_and_never_saves(tmp_path: Path) -> 
 def test_state_files_encoded_in_pieces_are_the_json_of_the_whole(count: int) -> None:
     """The memo, its records and the hash cache are encoded a batch at a time (memory at 100,000 assets):
     the bytes must be exactly what one ``json.dumps`` of the whole gives."""
-    from assetbuild.fsutil import _json_object_pieces
+    from assetbuild.fsutil import JsonPieces
 
     members = sorted({f"file{n}": [n, 2, 3, "0" * 32] for n in range(count)}.items())
-    whole = json.dumps(dict(members), separators=(",", ":")).encode()
-    assert b"".join(_json_object_pieces(members)) == whole
     for as_object in (True, False):
-        encoded = noop._Encoded(as_object=as_object)
+        items = dict(members) if as_object else [list(m) for m in members]
+        encoded = JsonPieces(as_object=as_object)
         for member in members:
             encoded.add(member if as_object else list(member))
+        assert b"".join(encoded.whole()) == json.dumps(items, separators=(",", ":")).encode()
         head = {"format": 3, "of": "x"}
-        expected = {**head, "items": dict(members) if as_object else [list(m) for m in members]}
-        assert json.loads(b"".join(encoded.document(head, "items"))) == expected
+        assert json.loads(b"".join(encoded.document(head, "items"))) == {**head, "items": items}
         assert encoded.count == count
