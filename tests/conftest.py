@@ -8,6 +8,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,22 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ASSETBUILD_CONFIG_DIR", str(tmp_path / "user-config"))
     yield
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The targets the manifest loader resolves from their tables (those not taken from a memo)."""
+    from assetbuild.manifest import loader
+
+    made: list[str] = []
+    original = loader.make_asset
+
+    def counting(target: str, *args: Any, **kwargs: Any) -> Any:
+        made.append(target)
+        return original(target, *args, **kwargs)
+
+    monkeypatch.setattr(loader, "make_asset", counting)
+    return made
 
 
 @pytest.fixture

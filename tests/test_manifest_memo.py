@@ -13,7 +13,7 @@ from helpers import QUICKSTART
 
 from assetbuild.cli import main
 from assetbuild.errors import ManifestError
-from assetbuild.manifest import Project, load, loader
+from assetbuild.manifest import Project, load
 from assetbuild.manifest.memo import MEMO_NAME, ResolvedMemo
 from assetbuild.manifest.sections import split
 from assetbuild.workspace import load_project
@@ -78,20 +78,6 @@ def memo_load(root: Path, text: str | None = None) -> tuple[Project, ResolvedMem
     project = load(root / "assets.toml", text=text, memo=memo)
     memo.save(root / ".assetbuild" / "tmp")
     return project, memo
-
-
-@pytest.fixture
-def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The targets ``make_asset`` resolves (those not taken from the memo)."""
-    made: list[str] = []
-    original = loader.make_asset
-
-    def counting(target: str, *args: Any, **kwargs: Any) -> Any:
-        made.append(target)
-        return original(target, *args, **kwargs)
-
-    monkeypatch.setattr(loader, "make_asset", counting)
-    return made
 
 
 def test_a_load_from_the_memo_equals_a_load_of_the_whole_file(project: Path, counted: list[str]) -> None:
