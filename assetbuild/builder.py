@@ -37,9 +37,9 @@ if TYPE_CHECKING:
     from .workspace import Workspace
 
 
-# Helper threads writing cache entries and intents while the tasks' threads write targets (Builder._write):
-# used only while at most one other image is being written, so a few are enough.
-HELPER_THREADS = 4
+# Helper threads proving images whole and writing cache entries and intents while the tasks' threads write
+# targets (Builder._write): used only while at most one other image is being written, so a few are enough.
+HELPER_THREADS = 6
 
 
 class Made(NamedTuple):
@@ -50,6 +50,9 @@ class Made(NamedTuple):
     model: str | None
     outcome: str  # GENERATED or DERIVED
     model_hashes: dict[str, str]
+    # The check of ``data`` left to run (it proves a chunk-stripped PNG whole; raises ImageError), or None:
+    # _write runs it beside the target's write and renames nothing before it passed.
+    prove: Callable[[], None] | None = None
 
 
 class Cancelled(AssetError):
@@ -235,9 +238,9 @@ class Builder:
 
     def _generate(self, target: str, asset: Asset, status: Status) -> str:
         assert status.key is not None
-        made = self._produce(target, asset, status.key, (status.form or {}).get("inputs"))
+        made = self._produce(target, asset, status.key, (status.form or {}).get("inputs"), proven=False)
         self._write(target, asset, made.data, status, made.seed, made.model, cache=True,
-                    model_hashes=made.model_hashes)
+                    model_hashes=made.model_hashes, prove=made.prove)
         self.workspace.planner.rebuild.discard(target)  # rebuilt once (run --rebuild): fresh from now on
         return made.outcome
 
@@ -265,8 +268,9 @@ class Builder:
         return made.outcome
 
     def _produce(self, target: str, asset: Asset, key: str,
-                 planned: Mapping[str, str] | None) -> Made:
+                 planned: Mapping[str, str] | None, *, proven: bool = True) -> Made:
         """Generate (or derive) and post-process: the final bytes, the seed and model used, the outcome.
+        ``proven`` False: the last check of the bytes may be left to the caller (``Made.prove``).
 
         ``planned`` holds the hashes of the input images the key was computed from: an input that changed
         since (an edit during a build, e.g. under ``watch``) must not produce an image filed under the old
@@ -294,14 +298,27 @@ class Builder:
             outcome = ev.GENERATED
         self._check_cancel(target)
         self.events.asset_progress(target, Progress("postprocessing"))
+        origin = f"its source {asset.source}" if asset.source else "the generator's image"
         try:
-            final = postprocess.apply(result.data, asset.post, key=key, prompt=asset.params.get("prompt"))
+            final = postprocess.apply_unproven(result.data, asset.post, key=key, prompt=asset.params.get("prompt"))
         except ValueError as exc:
-            origin = f"its source {asset.source}" if asset.source else "the generator's image"
             raise ImageError(target, f"{origin} is unusable: {exc}") from None
+        check = final.prove
+        prove: Callable[[], None] | None = None
+        if check is not None:
+            def proof() -> None:
+                try:
+                    check()
+                except ValueError as exc:
+                    raise ImageError(target, f"{origin} is unusable: {exc}") from None
+
+            if proven:
+                proof()
+            else:
+                prove = proof
         model = result.model or asset.params.get("model")
         hashes = self._model_hashes(asset, result) if not asset.source else {}
-        return Made(final, result.seed, model, outcome, hashes)
+        return Made(final.data, result.seed, model, outcome, hashes, prove)
 
     def _input(self, path: Path, target: str, param: str, planned: Mapping[str, str] | None) -> bytes:
         data = self._read(path, target)
@@ -378,26 +395,35 @@ class Builder:
             self.workspace.cache.put(made.key, data, seed=made.seed, model=made.model)
 
     def _write(self, target: str, asset: Asset, data: bytes, status: Status, seed: int | None,
-               model: str | None, *, cache: bool, model_hashes: dict[str, str] | None = None) -> None:
+               model: str | None, *, cache: bool, model_hashes: dict[str, str] | None = None,
+               prove: Callable[[], None] | None = None) -> None:
         """Store ``data`` for ``target``: cache entry (``cache``), intent, target, lock entry.
 
         The order that matters for a crash is kept (module docstring): the cache entry and the durable
         intent both exist before the target's rename, which is durable before the lock commit. What does
         not depend on each other runs at once: the cache entry and the intent are written by helper threads
         while this one writes and flushes the target's temporary file (each fsync waits for the disk, not
-        for the GIL), so an image's durable writes take about the longest of them instead of their sum."""
+        for the GIL), so an image's durable writes take about the longest of them instead of their sum.
+
+        ``prove`` (the inflate that proves a chunk-stripped PNG whole, ``Made.prove``) runs on a helper
+        thread too, beside those writes; neither the cache entry nor the target is renamed into place
+        before it passed. When it fails, its ImageError is raised and nothing is left: no target, no
+        temporary file, no cache entry, no lock entry."""
         assert status.key is not None and status.form is not None
         self._check_cancel(target)
         digest = hash_bytes(data)
         with self._helpers_lock:
             self._writing += 1
         try:
-            stored = (self._in_background(self.workspace.cache.put, status.key, data, seed=seed, model=model)
-                      if cache else _DONE)
+            proven = self._in_background(prove) if prove is not None else _DONE
+            if proven.done() and proven.exception() is not None:  # checked here and now (see _in_background)
+                proven.result()
+            stored = (self._in_background(self.workspace.cache.put, status.key, data, seed=seed, model=model,
+                                          ready=proven.result) if cache else proven)
             try:
                 written = self._place(target, asset, data, status, digest, seed, model, stored)
             finally:
-                concurrent.futures.wait([stored])  # the cache holds the image before we return or raise
+                concurrent.futures.wait([proven, stored])  # the cache holds the image before we return or raise
         finally:
             with self._helpers_lock:
                 self._writing -= 1
@@ -410,8 +436,8 @@ class Builder:
 
     def _place(self, target: str, asset: Asset, data: bytes, status: Status, digest: str, seed: int | None,
                model: str | None, stored: concurrent.futures.Future[Any]) -> os.stat_result:
-        """The target's durable write, renamed into place once ``stored`` (the cache entry) and the intent
-        are done; its stat."""
+        """The target's durable write, renamed into place once ``stored`` (the cache entry, made once the
+        image was proven whole) and the intent are done; its stat."""
         assert status.key is not None
         self._check_target_unchanged(target, asset, status)
         self._salvage(target, asset, status)

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,8 +73,10 @@ class Cache:
     def has(self, key: str) -> bool:
         return self.path_of(key).is_file()
 
-    def put(self, key: str, data: bytes, *, seed: int | None, model: str | None) -> str:
-        """Store ``data`` under ``key``; returns the hash of ``data``."""
+    def put(self, key: str, data: bytes, *, seed: int | None, model: str | None,
+            ready: Callable[[], object] | None = None) -> str:
+        """Store ``data`` under ``key``; returns the hash of ``data``. ``ready`` (see ``fsutil.atomic_write``)
+        is called before the entry is renamed into place: raising, it leaves no entry."""
         digest = hash_bytes(data)
         header = json.dumps({"hash": digest, "size": len(data), "seed": seed, "model": model},
                             sort_keys=True, separators=(",", ":"))
@@ -85,7 +87,7 @@ class Cache:
             if len(self._unsynced) > _LISTED_UNSYNCED:
                 self._unsynced = None
         # The header is written before the image rather than copied onto it.
-        atomic_write(path, (header.encode() + b"\n", data), sync=not self._deferred)
+        atomic_write(path, (header.encode() + b"\n", data), sync=not self._deferred, ready=ready)
         return digest
 
     def get(self, key: str) -> CacheHit | None:

@@ -41,7 +41,7 @@ def _umask_mode() -> int:
 
 
 def atomic_write(path: Path, data: bytes | Iterable[bytes], *, tmp_dir: Path | None = None, mode: int | None = None,
-                 sync: bool = True) -> os.stat_result:
+                 sync: bool = True, ready: Callable[[], object] | None = None) -> os.stat_result:
     """Write ``data`` to ``path`` so that readers (and crashes) see the old file or the new, never half.
 
     The bytes go to a temporary file, are flushed to disk, and the file is renamed over the target; the
@@ -58,12 +58,17 @@ def atomic_write(path: Path, data: bytes | Iterable[bytes], *, tmp_dir: Path | N
 
     ``data`` may be an iterable of byte strings, written in turn (a big file need not exist whole in
     memory).
+
+    ``ready``, when given, is called once the temporary file is written and before the rename: raising,
+    it leaves nothing at ``path`` and no temporary file (another thread can be checking the bytes meanwhile).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     if tmp_dir is not None:
         real_dir(tmp_dir)
     tmp, written = _write_temporary(tmp_dir or path.parent, path.name, data, mode, sync=sync)
     try:
+        if ready is not None:
+            ready()
         try:
             os.replace(tmp, path)
         except OSError as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from typing import NamedTuple
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -23,11 +24,31 @@ _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
 _INFLATE_CHUNK = 1 << 20  # inflate in bounded pieces: memory does not grow with the image
 
 
+class Stripped(NamedTuple):
+    """A stripped PNG whose image data is not yet proven whole (``strip_unproven``)."""
+
+    data: bytes
+    prove: Callable[[], None]  # inflates the image data; raises ValueError when it is damaged
+
+
 def strip(data: bytes, text: list[tuple[str, str]], *, max_pixels: int) -> bytes | None:
     """``data`` with only its pixel chunks, plus ``text`` chunks (keyword, value) before the image data.
 
     Returns None when the fast path does not apply (not a PNG, interlaced, unknown critical chunk).
     Raises ``ValueError`` when the PNG is damaged or over ``max_pixels``.
+    """
+    stripped = strip_unproven(data, text, max_pixels=max_pixels)
+    if stripped is None:
+        return None
+    stripped.prove()
+    return stripped.data
+
+
+def strip_unproven(data: bytes, text: list[tuple[str, str]], *, max_pixels: int) -> Stripped | None:
+    """``strip`` without its last check: the bytes, and the inflate that proves the image data whole, to
+    run before the bytes are used (~2 ms for 1 MiB, with the GIL released: a caller can run it beside its
+    writes and rename nothing before it passes). Everything else (signature, chunk CRCs, IHDR, the pixel
+    limit) is checked here, with the same errors as ``strip``.
 
     The kept chunks are copied verbatim (their CRCs were just checked), read through a memoryview: the
     image's bytes are copied once, into the result.
@@ -46,7 +67,7 @@ def strip(data: bytes, text: list[tuple[str, str]], *, max_pixels: int) -> bytes
     if any(span.kind[0:1].isupper() and span.kind not in KEPT for span in spans):
         return None  # a critical chunk we do not know: let Pillow judge it
     row_bytes = (width * _CHANNELS[colour] * depth + 7) // 8
-    _check_image_data([span.body(view) for span in spans if span.kind == b"IDAT"], height * (1 + row_bytes))
+    pieces = [span.body(view) for span in spans if span.kind == b"IDAT"]
     out: list[bytes | memoryview] = [SIGNATURE]
     for span in spans:
         if span.kind == b"IDAT" and text:
@@ -55,7 +76,7 @@ def strip(data: bytes, text: list[tuple[str, str]], *, max_pixels: int) -> bytes
             text = []
         if span.kind in KEPT:
             out.append(view[span.start:span.end])
-    return b"".join(out)
+    return Stripped(b"".join(out), lambda: _check_image_data(pieces, height * (1 + row_bytes)))
 
 
 class _Span(NamedTuple):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
+from typing import NamedTuple
 
 from PIL import Image, ImageChops, PngImagePlugin
 
@@ -70,15 +72,32 @@ def open_image(data: bytes) -> Image.Image:
     return image
 
 
+class Final(NamedTuple):
+    """Post-processed bytes, and the check of them left to run before they are used (``apply_unproven``)."""
+
+    data: bytes
+    prove: Callable[[], None] | None  # raises ValueError when the image is damaged; None: nothing left
+
+
 def apply(data: bytes, post: Postprocess, *, key: str, prompt: str | None = None) -> bytes:
     """Run the post-processing on encoded image ``data`` and return the final encoded bytes."""
+    final = apply_unproven(data, post, key=key, prompt=prompt)
+    if final.prove is not None:
+        final.prove()
+    return final.data
+
+
+def apply_unproven(data: bytes, post: Postprocess, *, key: str, prompt: str | None = None) -> Final:
+    """``apply``, except that a PNG stripped at the chunk level comes back with the inflate that proves
+    its image data whole still to run (``Final.prove``): the caller runs it beside its writes (it releases
+    the GIL) and must not rename the bytes anywhere before it passed. Raises ``ValueError`` as ``apply``."""
     if post.format == "PNG" and not (post.crop or post.trim or post.resize):
         # No pixel changes: drop the generator's metadata chunk by chunk instead of decoding and
         # re-encoding (the bulk of a download's CPU cost); unusual PNGs take the full path below.
         text = [(KEY_CHUNK, key)] + ([(PROMPT_CHUNK, prompt)] if post.embed_prompt and prompt is not None else [])
-        stripped = pngchunks.strip(data, text, max_pixels=MAX_PIXELS)
+        stripped = pngchunks.strip_unproven(data, text, max_pixels=MAX_PIXELS)
         if stripped is not None:
-            return stripped
+            return Final(stripped.data, stripped.prove)
     image = open_image(data)
     if post.crop:
         image = _crop(image, post.crop)
@@ -86,7 +105,7 @@ def apply(data: bytes, post: Postprocess, *, key: str, prompt: str | None = None
         image = _trim(image, post.trim)
     if post.resize:
         image = _resize(image, post.resize, post.resize_mode, FILTERS[post.resize_filter])
-    return encode(image, post, key=key, prompt=prompt if post.embed_prompt else None)
+    return Final(encode(image, post, key=key, prompt=prompt if post.embed_prompt else None), None)
 
 
 def _crop(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:

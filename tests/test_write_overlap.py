@@ -7,19 +7,25 @@ recorded at the same moment share one append and one fsync, each returning once 
 
 from __future__ import annotations
 
+import base64
 import errno
+import io
 import json
 import os
+import struct
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import pytest
-from conftest import write_manifest
+from conftest import run_cli, write_manifest
+from PIL import Image
 
-from assetbuild import fsutil
+from assetbuild import fsutil, pngchunks
 from assetbuild.cli import main
 from assetbuild.intents import Announced, Intents
+from assetbuild.testing import FakeSwarm
 
 MANIFEST = ('[server]\nurl = "placeholder"\n[defaults]\nwidth = 64\nheight = 64\n'
             + "".join(f'[assets."art/a{n}.png"]\nprompt = "asset {n}"\nseed = {n}\n' for n in range(3)))
@@ -177,3 +183,100 @@ def test_folder_syncs_asked_at_once_are_shared_and_each_waits_for_one_started_af
         thread.join(timeout=30)
     assert started == [1, 9]  # the 8 that asked during the first fsync share the second
     assert returned_after[0] >= 1 and all(returned_after[n] == 2 for n in range(1, 9))
+
+
+# -- the inflate that proves a chunk-stripped PNG whole runs beside the target's write (issue 16.4) --
+
+
+def test_the_image_is_proven_whole_while_the_target_is_written_and_before_anything_is_renamed(
+        project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSETBUILD_CACHE_DIR", str(tmp_path / "cache"))
+    write_manifest(project, MANIFEST)
+    staged: dict[int, threading.Event] = {}  # by expected size: which target's temporary file was written
+    real_write, real_check = fsutil._write_temporary, pngchunks._check_image_data  # noqa: SLF001
+    seen: list[tuple[bool, int, int]] = []
+
+    def write_temporary(folder: Path, name: str, *args: object, **kwargs: object) -> object:
+        written = real_write(folder, name, *args, **kwargs)  # type: ignore[arg-type]
+        if name.endswith(".png"):
+            staged.setdefault(0, threading.Event()).set()
+        return written
+
+    def check(pieces: list[memoryview], expected: int) -> None:
+        # Proving first, then writing, would wait here forever: the target's temporary file is written
+        # meanwhile, but neither it nor the cache entry is renamed into place before the proof passed.
+        overlapped = staged.setdefault(0, threading.Event()).wait(timeout=30)
+        staged[0] = threading.Event()
+        seen.append((overlapped, len(list((project / "art").glob("*.png"))),
+                     len(list((tmp_path / "cache").glob("*/*.img")))))
+        real_check(pieces, expected)
+
+    monkeypatch.setattr(fsutil, "_write_temporary", write_temporary)
+    monkeypatch.setattr(pngchunks, "_check_image_data", check)
+    monkeypatch.chdir(project)
+    assert main(["run", "-q", "-n", "1"]) == 0
+    assert seen == [(True, n, n) for n in range(3)]  # nothing of this image was in place yet
+    assert all((project / "art" / f"a{n}.png").is_file() for n in range(3))
+    assert len(list((tmp_path / "cache").glob("*/*.img"))) == 3
+
+
+def test_an_image_whose_data_fails_the_proof_leaves_nothing_behind(
+        project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("ASSETBUILD_CACHE_DIR", str(tmp_path / "cache"))
+    write_manifest(project, MANIFEST)
+    staged = threading.Event()
+    real_write = fsutil._write_temporary  # noqa: SLF001
+
+    def write_temporary(folder: Path, name: str, *args: object, **kwargs: object) -> object:
+        written = real_write(folder, name, *args, **kwargs)  # type: ignore[arg-type]
+        if name == "a1.png":
+            staged.set()
+        return written
+
+    def check(pieces: list[memoryview], expected: int) -> None:
+        if sum(len(piece) for piece in pieces) and staged.wait(timeout=30):  # fails once a1's file is written
+            raise ValueError("not a readable image (damaged PNG image data: invalid block type)")
+
+    monkeypatch.setattr(fsutil, "_write_temporary", write_temporary)
+    monkeypatch.setattr(pngchunks, "_check_image_data", check)
+    monkeypatch.chdir(project)
+    assert main(["run", "-q", "-n", "1", "--keep-going", "art/a1.png"]) == 1
+    shown = capsys.readouterr()
+    assert "art/a1.png" in shown.out + shown.err
+    assert "the generator's image is unusable: not a readable image (damaged PNG image data" in shown.out + shown.err
+    assert staged.is_set()  # the failure came while the target's temporary file existed
+    assert not (project / "art").exists() or not list((project / "art").iterdir())
+    assert [p.name for p in (project / ".assetbuild" / "tmp").iterdir()] == []
+    cache = tmp_path / "cache"
+    assert sorted(p.name for pattern in ("*/*.img", "*/.*.tmp") for p in cache.glob(pattern)) == []
+    lock = project / "assets.lock"
+    assert not lock.exists() or not json.loads(lock.read_text()).get("assets")
+
+
+def _damaged_png(width: int, height: int) -> bytes:
+    """A PNG whose chunks are all well formed (CRCs right) but whose image data is not a deflate stream."""
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 200, 30)).save(out, "PNG")
+    chunks = [(kind, b"\x78\x9c" + b"\xff" * 40 if kind == b"IDAT" else body)
+              for kind, body in pngchunks._chunks(out.getvalue())]  # noqa: SLF001
+    return pngchunks.SIGNATURE + b"".join(struct.pack(">I", len(body)) + kind + body
+                                          + struct.pack(">I", zlib.crc32(kind + body)) for kind, body in chunks)
+
+
+def test_a_damaged_png_from_the_server_is_refused_and_nothing_is_written(project: Path, tmp_path: Path) -> None:
+    with FakeSwarm(backends=1, latency=0.02, steps=2, close_delay=0.05, model_load_delay=0.01) as fake:
+        write_manifest(project, '[defaults]\nmodel = "sd_xl_base_1.0"\nwidth = 64\nheight = 64\n\n'
+                                '[assets."art/a.png"]\nprompt = "a damaged image"\n')
+        url = "data:image/png;base64," + base64.b64encode(_damaged_png(64, 64)).decode()
+        fake.send_ws_frames(json.dumps({"image": url, "batch_index": "0", "request_id": "1"}))
+        cache = tmp_path / "cache"
+        result = run_cli(project, "run", "--server", fake.url, env={"ASSETBUILD_CACHE_DIR": str(cache)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert ("art/a.png" in result.stdout
+            and "the generator's image is unusable: not a readable image (damaged PNG image data" in result.stdout)
+    assert not (project / "art").exists() or not list((project / "art").iterdir())
+    assert [p.name for p in (project / ".assetbuild" / "tmp").iterdir()] == []
+    assert sorted(p.name for pattern in ("*/*.img", "*/.*.tmp") for p in cache.glob(pattern)) == []
+    lock = project / "assets.lock"
+    assert not lock.exists() or not json.loads(lock.read_text()).get("assets")
