@@ -5,8 +5,9 @@ block, no timestamps, so diffs show exactly which assets changed and how. Each e
 key, the hash of the bytes on disk, the seed and model actually used, the canonical inputs (for
 ``assetbuild why``) and, when the server told, the hashes of the model files that made it.
 
-The lock is rewritten atomically after each asset finishes (after its image is in place), so a run
-killed at any moment keeps every finished asset and never records an image that is not on disk.
+Each asset's entry is made durable as it finishes (after its image is in place): appended to a journal
+in the state folder, which is folded into the file at the end of the run (and whenever it grows), so a
+run killed at any moment keeps every finished asset and never records an image that is not on disk.
 Concurrent finishes are grouped: one write covers every entry committed while the previous write ran.
 """
 
@@ -34,8 +35,10 @@ from .layout import STATE_DIR
 
 LOCK_VERSION = 1
 _HEX128 = re.compile(r"[0-9a-f]{32}")  # an xxh3-128 digest: every key and file hash
-REWRITE_ALWAYS_BYTES = 64 * 1024  # a lock smaller than this (~100 assets) is rewritten on every commit
-COMPACT_RATIO = 0.5  # a big lock is rewritten once its journal holds this share of the file's size
+# The file is rewritten (compacted) once its journal holds both this many bytes (~100 entries: a small lock is
+# rewritten once per run, by flush) and COMPACT_RATIO of the file's size (a big lock: I/O linear in its commits).
+COMPACT_MIN_BYTES = 64 * 1024
+COMPACT_RATIO = 0.5
 RENDERED_NAME = "lock.rendered"  # in the state folder: the hash of the lock file as assetbuild last wrote it
 
 
@@ -88,13 +91,16 @@ class LockEntry:
 class Lock:
     """The lock file in memory, with per-asset durable commits. Safe to use from several threads.
 
-    A commit rewrites the file atomically. But a rewrite costs O(N), so for a big lock that would be
-    O(N^2) per build (minutes at 10,000 assets): once the file is larger than ``REWRITE_ALWAYS_BYTES``,
-    each commit instead appends one fsynced line to a journal (``.assetbuild/lock.journal``: durable at
-    once), and the file is rewritten when the journal has grown to ``COMPACT_RATIO`` of the file's size,
-    and on ``flush()`` (the end of every run). Rewrites are thus spaced by a share of the lock's size, so
-    a build's total lock I/O grows linearly with the number of assets (a rewrite every half second
-    made it quadratic: 59 MB per rewrite at 100,000 assets). ``load`` folds a journal left by a killed run into
+    A commit appends one fsynced line to a journal (``.assetbuild/lock.journal``: durable at once) rather
+    than rewriting the file: a rewrite costs O(N), so for a big lock that would be O(N^2) per build
+    (minutes at 10,000 assets), and even a small lock's rewrite costs two fsyncs (file and folder) where
+    an append costs one. The file is rewritten on ``flush()`` (the end of every run, Ctrl-C included) and
+    when the journal has grown to ``COMPACT_MIN_BYTES`` and ``COMPACT_RATIO`` of the file's size.
+    Rewrites are thus spaced by a share of the lock's size, so a build's total lock I/O grows linearly
+    with the number of assets (a rewrite every half second made it quadratic: 59 MB per rewrite at
+    100,000 assets). Only a run killed outright (SIGKILL, power loss) leaves a journal, and with it an
+    assets.lock that does not list that run's assets yet: every command reads them from the journal, and
+    the next run writes them into the file. ``load`` folds a journal left by a killed run into
     the entries, but only if the journal was started from the very lock file it finds (the journal's
     header holds that file's hash), so a journal from before a branch switch is ignored.
 
@@ -290,11 +296,10 @@ class Lock:
         with self._writer:
             if self._written >= mine:
                 return
-            # Small locks (the common case) are rewritten on every commit; big ones, whose rewrite cost
-            # grows with their size, go through the journal and are compacted into the file when the
-            # journal reaches COMPACT_RATIO of the file's size. (By size, not by time, so a busy machine
-            # does not change when the file is written.)
-            if self._file_bytes < REWRITE_ALWAYS_BYTES or self._journal_bytes >= COMPACT_RATIO * self._file_bytes:
+            # Into the journal (one fsync), compacted into the file when the journal reaches
+            # COMPACT_MIN_BYTES and COMPACT_RATIO of the file's size. (By size, not by time, so a busy
+            # machine does not change when the file is written.)
+            if self._journal_bytes >= max(COMPACT_MIN_BYTES, COMPACT_RATIO * self._file_bytes):
                 self._rewrite()
                 return
             self._append_journal()

@@ -6,20 +6,30 @@
 FakeSwarm runs in this process with zero latency and ``noise=True`` (incompressible PNGs; 592 x 592 is
 about 1 MiB), so the server costs the same for both sides and what differs is the client.
 
-- Baseline, in this process: a bare httpx loop, ``j`` workers each with its own session and connection,
-  that for each image POSTs GenerateText2Image (``donotsave=false``) and GETs the image from its View
-  path. Nothing else: no file is written.
+- Baselines, in this process, ``j`` workers each with its own session and connection, nothing else (no
+  progress display, no file written):
+
+  - the bare View loop: httpx, for each image POST GenerateText2Image (``donotsave=false``) and GET the
+    image from its View path. The baseline of the ``save_images = true`` builds (and of
+    ``SwarmClient.generate``, which also downloads from the View path).
+  - the bare WebSocket loop: for each image, connect to GenerateText2ImageWS (``donotsave=true``), send
+    the request, read the frames until ``socket_intention: close``, base64-decode the image's data URL,
+    close (the shape of ``_bare_ws_client.py``). The baseline of the ``save_images = false`` builds: the
+    same server path, so the same server work (the double base64-encodes each image into a 1.33 MiB
+    JSON frame, which the View loop's binary GET never pays). Those builds are also shown against the
+    View loop, labelled.
 - assetbuild, as a subprocess: a real build of N distinct assets with ``-n j`` and ``concurrency = j``
   (session, WebSocket generation with progress, image transfer, chunk-level metadata strip, hashing,
   cache entry, atomic durable writes, intent and lock commits). Two variants: ``save_images = false``
-  (the default: the image comes back inside the WebSocket as a data URL) and ``save_images = true``
-  (downloaded from its View path, like the baseline).
+  (the default: the image comes back inside the WebSocket as a data URL; compared with the bare
+  WebSocket loop) and ``save_images = true`` (downloaded from its View path; compared with the bare View
+  loop).
 
 For information, the same images also go through ``SwarmClient.generate`` alone (the client library in
 this process, like the bare loop: no build, no file), which splits assetbuild's overhead between the
 client and the build (post-processing, cache, durable writes, lock).
 
-Two rates per case, both against the bare loop at the same concurrency, from the same rounds:
+Two rates per case, both against its bare loop at the same concurrency, from the same rounds:
 
 - whole build: N / time, assetbuild's time being the build time it reports itself
   (``run_finished.seconds``: planning, the server check, imports made on first use and the first
@@ -38,6 +48,7 @@ commit), interleaved in the same rounds, for before/after figures from one run. 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import sys
@@ -84,6 +95,44 @@ def bare_loop(url: str, count: int, size: int, salt: str, concurrency: int = 1) 
         for future in [pool.submit(worker) for _ in range(concurrency)]:
             future.result()
     return time.perf_counter() - started
+
+
+def bare_ws_loop(url: str, count: int, size: int, salt: str, concurrency: int = 1) -> float:
+    """Seconds for ``count`` images over GenerateText2ImageWS with the image inside the WebSocket (a data URL,
+    ``donotsave=true``), ``concurrency`` at a time, each worker with its own session: connect, send, read
+    frames until ``socket_intention: close``, base64-decode the image, close. Nothing else."""
+    from websockets.asyncio.client import connect
+
+    ws_url = "ws" + url.removeprefix("http") + "/API/GenerateText2ImageWS"
+
+    async def run() -> float:
+        numbers = iter(range(count))
+
+        async def worker() -> None:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+                session = (await http.post("/API/GetNewSession", json={})).json()["session_id"]
+            while (i := next(numbers, None)) is not None:
+                body = {"session_id": session, "images": 1, "prompt": f"benchmark image {i} {salt}", "seed": i,
+                        "model": "sd_xl_base_1.0", "width": size, "height": size, "steps": 20, "donotsave": True}
+                image = None
+                async with connect(ws_url, max_size=None, ping_interval=None, compression=None, proxy=None) as ws:
+                    await ws.send(json.dumps(body))
+                    async for raw in ws:
+                        frame = json.loads(raw)
+                        if "error" in frame:
+                            raise SystemExit(f"the bare WebSocket loop got {frame}")
+                        if "image" in frame:
+                            image = base64.b64decode(frame["image"].partition(",")[2])
+                        if frame.get("socket_intention") == "close":
+                            break
+                if not image or not image.startswith(b"\x89PNG"):
+                    raise SystemExit("the bare WebSocket loop did not get a PNG")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - started
+
+    return asyncio.run(run())
 
 
 def client_loop(url: str, count: int, size: int, salt: str, concurrency: int = 1) -> float:
@@ -161,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                 for j in jobs for kind in ("ws", "view") for who, command in builds.items()]
     counts = (n, small)
     bare: dict[tuple[int, int], list[float]] = {(j, c): [] for j in jobs for c in counts}
+    bare_ws: dict[tuple[int, int], list[float]] = {(j, c): [] for j in jobs for c in counts}
     library: dict[tuple[int, int], list[float]] = {(j, c): [] for j in jobs for c in counts}
     ab: dict[tuple[str, int], list[float]] = {(v, c): [] for v, *_ in variants for c in counts}
     ab_wall: dict[str, list[float]] = {v: [] for v, *_ in variants}
@@ -172,11 +222,13 @@ def main(argv: list[str] | None = None) -> int:
         for rep in range(args.repeat + warmup):  # interleaved rounds, after a warm-up
             loads.append(os.getloadavg()[0])
             bare_s: dict[tuple[int, int], float] = {}
+            bare_ws_s: dict[tuple[int, int], float] = {}
             library_s: dict[tuple[int, int], float] = {}
             results = {}
             for j in jobs:  # each baseline right before the builds compared with it: load drifts on a shared machine
                 for c in counts:
                     bare_s[j, c] = bare_loop(fake.url, c, args.size, f"r{rep}-bare{j}-{c}", j)
+                    bare_ws_s[j, c] = bare_ws_loop(fake.url, c, args.size, f"r{rep}-barews{j}-{c}", j)
                     library_s[j, c] = client_loop(fake.url, c, args.size, f"r{rep}-client{j}-{c}", j)
                 if not png_bytes["server"]:
                     files = fake.stored_files()
@@ -192,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             for key, seconds in bare_s.items():
                 bare[key].append(seconds)
+                bare_ws[key].append(bare_ws_s[key])
                 library[key].append(library_s[key])
             for (variant, c), (build_s, wall_s, written) in results.items():
                 ab[variant, c].append(build_s)
@@ -201,48 +254,67 @@ def main(argv: list[str] | None = None) -> int:
 
     bare_rates = {j: n / median(bare[j, n]) for j in jobs}
     bare_steady = {j: steady_rate(n, small, bare[j, n], bare[j, small]) for j in jobs}
+    ws_rates = {j: n / median(bare_ws[j, n]) for j in jobs}
+    ws_steady = {j: steady_rate(n, small, bare_ws[j, n], bare_ws[j, small]) for j in jobs}
     out: dict[str, Any] = {"images": n, "steady_from": small, "size": args.size, "jobs": jobs,
                            "load_average": [round(x, 2) for x in loads],
                            "png_bytes_from_server": png_bytes["server"], "png_bytes_written": png_bytes["written"],
                            "bare_loop": {str(j): {"median_s": round(median(bare[j, n]), 3),
                                                   "images_per_s": round(bare_rates[j], 2),
-                                                  "steady_images_per_s": rounded(bare_steady[j], 2)} for j in jobs}}
-    rows = [[f"bare httpx loop (POST + GET View), {j} at once", median(bare[j, n]), bare_rates[j], 1.0,
-             _cell(bare_steady[j]), 1.0, "-", "baseline"] for j in jobs]
+                                                  "steady_images_per_s": rounded(bare_steady[j], 2)} for j in jobs},
+                           "bare_ws_loop": {str(j): {"median_s": round(median(bare_ws[j, n]), 3),
+                                                     "images_per_s": round(ws_rates[j], 2),
+                                                     "steady_images_per_s": rounded(ws_steady[j], 2)} for j in jobs}}
+    rows = []
+    for j in jobs:
+        rows.append([f"bare View loop (httpx POST + GET View), {j} at once", "-", median(bare[j, n]), bare_rates[j],
+                     1.0, _cell(bare_steady[j]), 1.0, "-", 1.0, "baseline"])
+        rows.append([f"bare WebSocket loop (data URL in the WebSocket), {j} at once", "-", median(bare_ws[j, n]),
+                     ws_rates[j], 1.0, _cell(ws_steady[j]), 1.0, "-", _cell(quotient(ws_steady[j], bare_steady[j])),
+                     "baseline"])
     for j in jobs:
         rate = n / median(library[j, n])
         steady = steady_rate(n, small, library[j, n], library[j, small])
         out[f"client-n{j}"] = {"median_s": round(median(library[j, n]), 3), "images_per_s": round(rate, 2),
                                "ratio": round(rate / bare_rates[j], 3), "steady_ratio": rounded(
                                    quotient(steady, bare_steady[j]), 3)}
-        rows.append([f"SwarmClient.generate alone (WebSocket + GET View), {j} at once", median(library[j, n]), rate,
-                     rate / bare_rates[j], _cell(steady), _cell(quotient(steady, bare_steady[j])), "-",
+        rows.append([f"SwarmClient.generate alone (WebSocket + GET View), {j} at once", "View loop",
+                     median(library[j, n]), rate, rate / bare_rates[j], _cell(steady),
+                     _cell(quotient(steady, bare_steady[j])), "-", _cell(quotient(steady, bare_steady[j])),
                      "(information)"])
     labels = {"ws": "assetbuild -n {j}, save_images=false (data URL in the WebSocket)",
               "view": "assetbuild -n {j}, save_images=true (GET View)"}
     for variant, _save, j, _command in variants:
         who, _, kind = variant.rpartition(":")
+        like = kind.startswith("ws")  # compared with the bare loop taking the same server path
+        base_rate, base_steady = (ws_rates[j], ws_steady[j]) if like else (bare_rates[j], bare_steady[j])
         rate = n / median(ab[variant, n])
-        ratio = rate / bare_rates[j]
+        ratio = rate / base_rate
         steady = steady_rate(n, small, ab[variant, n], ab[variant, small])
-        steady_ratio = quotient(steady, bare_steady[j])
+        steady_ratio = quotient(steady, base_steady)
         steady_met = steady_ratio is not None and steady_ratio >= TARGET_RATIO
         wall_rate = n / median(ab_wall[variant])
-        out[variant] = {"build_median_s": round(median(ab[variant, n]), 3), "images_per_s": round(rate, 2),
+        out[variant] = {"baseline": "bare_ws_loop" if like else "bare_loop",
+                        "build_median_s": round(median(ab[variant, n]), 3), "images_per_s": round(rate, 2),
                         "ratio": round(ratio, 3), "steady_images_per_s": rounded(steady, 2),
                         "steady_ratio": rounded(steady_ratio, 3), "wall_median_s": round(median(ab_wall[variant]), 3),
-                        "wall_ratio": round(wall_rate / bare_rates[j], 3),
+                        "wall_ratio": round(wall_rate / base_rate, 3),
+                        "ratio_vs_view_loop": round(rate / bare_rates[j], 3),
+                        "steady_ratio_vs_view_loop": rounded(quotient(steady, bare_steady[j]), 3),
                         "met": ratio >= TARGET_RATIO, "steady_met": steady_met}
         label = labels[kind.split("-")[0]].format(j=j) + (f" [{who}]" if who else "")
-        rows.append([label, median(ab[variant, n]), rate, ratio, _cell(steady), _cell(steady_ratio),
-                     round(wall_rate / bare_rates[j], 3),
+        rows.append([label, "WebSocket loop" if like else "View loop", median(ab[variant, n]), rate, ratio,
+                     _cell(steady), _cell(steady_ratio), round(wall_rate / base_rate, 3),
+                     _cell(quotient(steady, bare_steady[j])),
                      f"{verdict(ratio >= TARGET_RATIO)} / {verdict(steady_met)}"])
     out["target"] = TARGET_RATIO
-    text = table(["path", "median s", "images/s", "x bare loop", "steady images/s", "x bare (steady)",
-                  "x bare (whole process)", f">= {TARGET_RATIO} whole / steady"], rows)
+    text = table(["path", "compared with", "median s", "images/s", "x bare", "steady images/s", "x bare (steady)",
+                  "x bare (whole process)", "x View loop (steady)", f">= {TARGET_RATIO} whole / steady"], rows)
     text += (f"\nN={n} distinct images of {args.size}x{args.size} (server PNG {png_bytes['server'] / 2**20:.2f} MiB, "
              f"written {png_bytes['written'] / 2**20:.2f} MiB), zero latency, each compared with the bare loop "
-             f"at the same concurrency; steady state: the images beyond the first {small} (runs of {n} and {small}); "
+             f"taking the same server path at the same concurrency (\"compared with\"; the last column: with "
+             f"the View loop whatever the path); steady state: the images beyond the first {small} "
+             f"(runs of {n} and {small}); "
              f"medians of {args.repeat} interleaved rounds after a warm-up; load average "
              f"{min(loads):.2f}-{max(loads):.2f} at the rounds' starts")
     emit(args, "client_overhead", out, text)

@@ -20,7 +20,7 @@ import assetbuild
 from assetbuild import fsutil
 from assetbuild import lock as lock_module
 from assetbuild.cli import main
-from assetbuild.errors import ManifestError
+from assetbuild.errors import ManifestError, StateError
 from assetbuild.generators.base import GenerationRequest, GenerationResult, ProgressCallback
 from assetbuild.generators.placeholder import PlaceholderGenerator
 from assetbuild.keys import hash_bytes
@@ -56,13 +56,15 @@ def test_roundtrip_commit_remove_and_load(tmp_path: Path) -> None:
     assert lock.targets() == [] and not path.exists()
     lock.commit("b.png", entry(2))
     lock.commit("a.png", entry(1))
-    assert path.exists()  # written before commit returns
-    loaded = Lock.load(path)
+    assert (tmp_path / ".assetbuild" / "lock.journal").exists()  # durable before commit returns: in the journal
+    loaded = Lock.load(path)  # the file (none yet) and the journal
     assert loaded.targets() == ["a.png", "b.png"]
     assert loaded.get("a.png") == entry(1)
     lock.commit("a.png", None)
     assert Lock.load(path).targets() == ["b.png"]
+    lock.flush()  # the end of a run: the file, and no journal
     assert render({"b.png": entry(2)}) == path.read_bytes()
+    assert not (tmp_path / ".assetbuild" / "lock.journal").exists()
 
 
 def test_committing_an_unchanged_entry_does_not_rewrite(tmp_path: Path) -> None:
@@ -114,7 +116,9 @@ def test_lock_rewrites_leave_no_temporary_file_beside_the_lock(tmp_path: Path,
         real_replace(src, dst)
 
     monkeypatch.setattr(fsutil.os, "replace", spy)
-    Lock.load(tmp_path / "assets.lock").commit("a.png", entry(1))
+    lock = Lock.load(tmp_path / "assets.lock")
+    lock.commit("a.png", entry(1))
+    lock.flush()
     assert len(seen) == 1
     assert Path(seen[0]).parent == tmp_path / ".assetbuild" / "tmp"
 
@@ -184,9 +188,10 @@ def test_each_asset_is_committed_after_its_image_is_in_place(project: Path,
             assert hash_bytes(path.read_bytes()) == new.hash
         real_commit(self, target, new)
         commits.append(target)
-        # Each commit is on disk right away, and names only files that exist with their hashes.
-        for name, recorded in json.loads(self.path.read_text())["assets"].items():
-            assert hash_bytes((project / name).read_bytes()) == recorded["hash"]
+        # Each commit is on disk right away (what any command reads: the file and its journal), and
+        # names only files that exist with their hashes.
+        for name, recorded in Lock.load(self.path).entries().items():
+            assert hash_bytes((project / name).read_bytes()) == recorded.hash
 
     monkeypatch.setattr(Lock, "commit", checked)
     assert build(project, monkeypatch, "-n", "1") == 0
@@ -241,7 +246,8 @@ def test_atomic_write_failure_keeps_the_old_file_and_cleans_up(tmp_path: Path,
 
 
 def test_lock_grows_while_the_run_goes_on(project: Path) -> None:
-    # Serial run: when each generation starts, every asset finished before it is already in the lock file.
+    # Serial run: when each generation starts, every asset finished before it is already in the lock (as
+    # any command reads it: the file and its journal, which the end of the run folds into the file).
     write_manifest(project, QUICKSTART)
     seen: list[list[str]] = []
     inner = PlaceholderGenerator()
@@ -250,8 +256,7 @@ def test_lock_grows_while_the_run_goes_on(project: Path) -> None:
         kind = "placeholder"
 
         def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
-            lock_path = project / "assets.lock"
-            seen.append(sorted(json.loads(lock_path.read_text())["assets"]) if lock_path.exists() else [])
+            seen.append(Lock.load(project / "assets.lock").targets())
             return inner.generate(request, progress)
 
         def interrupt(self) -> None:
@@ -327,7 +332,7 @@ def test_a_big_locks_rewrites_grow_geometrically_and_a_kill_loses_nothing(
         real_write(target, parts, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(lock_module, "atomic_write", counting_write)
-    monkeypatch.setattr(lock_module, "REWRITE_ALWAYS_BYTES", 0)  # as if the lock were big: journal mode
+    monkeypatch.setattr(lock_module, "COMPACT_MIN_BYTES", 0)  # as if the lock were big: by ratio alone
     lock = Lock.load(path)
     for n in range(2000):
         lock.commit(f"new/{n:04d}.png", entry(n, prompt=f"new {n}"))
@@ -352,12 +357,12 @@ def test_a_big_lock_is_streamed_byte_for_byte_as_rendered_and_its_journal_is_rec
     lock = Lock.load(path)
     lock.commit("only.png", entry(1))
     lock.commit("only.png", None)
+    lock.flush()
     assert path.read_bytes() == render({})
     lock = Lock(path, entries)
     lock._dirty = True  # as after a journal was replayed: the next flush writes the file
     lock.flush()
     assert path.read_bytes() == render(entries)
-    monkeypatch.setattr(lock_module, "REWRITE_ALWAYS_BYTES", 0)
     lock.commit("set/new.png", entry(5000))  # into the journal, whose header names the file's hash
     assert (tmp_path / ".assetbuild" / "lock.journal").exists()
     assert Lock.load(path).get("set/new.png") == entry(5000)
@@ -367,7 +372,6 @@ def test_journal_commits_waiting_together_share_one_fsync(tmp_path: Path, monkey
     """Group commit: commits that arrive while an append is being synced are covered by the next one."""
     path = tmp_path / "assets.lock"
     path.write_bytes(render({f"old/{n:04d}.png": entry(n) for n in range(50)}))
-    monkeypatch.setattr(lock_module, "REWRITE_ALWAYS_BYTES", 0)
     monkeypatch.setattr(lock_module, "COMPACT_RATIO", 1000.0)  # journal only
     lock = Lock.load(path)
     release = threading.Event()
@@ -473,7 +477,8 @@ def test_a_rendered_note_that_is_a_symlink_is_not_followed(tmp_path: Path) -> No
     loaded = Lock.load(path)
     assert all(isinstance(slot, LockEntry) for slot in loaded._slots.values())  # read in full
     assert loaded.entries() == entries
-    loaded.commit("dir/t1.png", entry(8))
-    loaded.flush()  # the note is not written through the symlink either
+    with pytest.raises(StateError, match="symlink"):  # a journal append refuses the planted state folder...
+        loaded.commit("dir/t1.png", entry(8))
+    loaded.flush()  # ...and the rewrite does not write the note through the symlink either
     assert elsewhere.read_text() == "v1:" + hash_bytes(render(entries))
     assert Lock.load(path).entries()["dir/t1.png"] == entry(8)

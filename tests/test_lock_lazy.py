@@ -181,7 +181,7 @@ def test_a_durable_entry_is_held_as_its_text_alone(tmp_path: Path, monkeypatch: 
     lock = Lock.load(path)
     lock.commit("small.png", entry(1))  # a small lock: rewritten on each commit
     assert lock._slots["small.png"] == lock_module._chunk("small.png", entry(1)).encode()
-    monkeypatch.setattr(lock_module, "REWRITE_ALWAYS_BYTES", 0)  # as if the lock were big: journal mode
+    monkeypatch.setattr(lock_module, "COMPACT_MIN_BYTES", 0)  # as if the lock were big: by ratio alone
 
     def commits(k: int) -> None:
         for n in range(k, 400, 8):

@@ -195,6 +195,7 @@ def test_old_lock_without_model_hashes_is_read_and_written_unchanged(tmp_path: P
     lock = Lock.load(path)
     assert lock.get("a.png") == old
     lock.commit("b.png", LockEntry("c" * 32, "d" * 32, 2, "m", {}, {"model:m": "0x1"}))
+    lock.flush()  # the end of the run writes the file
     text = path.read_text(encoding="utf-8")
     assert text.count("model_hashes") == 1
     assert Lock.load(path).get("b.png").model_hashes == {"model:m": "0x1"}  # type: ignore[union-attr]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import os
 import re
 import signal
@@ -22,6 +21,7 @@ from conftest import run_cli, write_manifest
 from helpers import free_port, png_size, temp_files
 from PIL import Image
 
+from assetbuild.lock import Lock
 from assetbuild.testing import FakeSwarm
 
 pytestmark = [pytest.mark.timeout(90),
@@ -72,10 +72,9 @@ def finish(process: subprocess.Popen[str], timeout: float = 60) -> tuple[int, st
 
 
 def lock_entries(project: Path) -> dict[str, Any]:
-    path = project / "assets.lock"
-    if not path.exists():
-        return {}
-    return dict(json.loads(path.read_text(encoding="utf-8"))["assets"])
+    """The lock's entries as any command reads them: the file, and during a run (or after a kill) the
+    journal of the commits made since it was written."""
+    return {target: entry.to_json() for target, entry in Lock.load(project / "assets.lock").entries().items()}
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
