@@ -144,11 +144,21 @@ def _check_command_typo(word: str, manifest: str | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the command line's own process (not a caller's, which may well use trio)
+        _without_trio()
     try:
         return _main(argv)
     except KeyboardInterrupt:  # also while the parser's modules are still being imported: never a traceback
         print("assetbuild: interrupted", file=sys.stderr)
         return 130
+
+
+def _without_trio() -> None:
+    """httpcore imports ``trio`` whenever it is installed (selenium, for one, brings it), only to learn which
+    event loop it runs under. The command line always runs asyncio, and that import took 40-100 ms of the
+    start of every build that contacts a server: marked absent, httpcore goes straight to anyio."""
+    # None in sys.modules: "import trio" raises ImportError, which httpcore expects when trio is missing.
+    sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
 
 
 def _main(argv: Sequence[str] | None) -> int:

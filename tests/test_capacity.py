@@ -201,3 +201,72 @@ def test_a_build_without_concurrency_fills_the_server(project: Path) -> None:
         assert fake.generations == 24
         assert fake.peak_live_gens == 8
         assert fake.peak_in_flight <= 16
+
+
+# ------------------------------------------------------------------------- warm-up before a run's generations
+
+
+def test_warm_up_opens_the_first_generations_sessions_and_no_more() -> None:
+    # The capacity is learnt and each slot the first wave takes has its session before that wave starts:
+    # no generation then waits for a GetNewSession round trip of its own.
+    with FakeSwarm(backends=8, **PARALLEL) as fake:
+        async def main() -> SwarmClient:
+            client = SwarmClient(fake.url, concurrency=None, backoff=0.01)
+            try:
+                await client.warm_up(5)  # fewer generations than the server's 16 slots (limit 20)
+                assert client.capacity is not None and client.capacity.server_slots == 16
+                assert [slot.session_id is not None for slot in client.slots.all] == [True] * 5
+                sessions_before = fake.request_count("GetNewSession")
+                await asyncio.gather(*(client.generate({"prompt": f"image {n}", "model": MODEL, "seed": n,
+                                                        "width": 64, "height": 64}, {}, lambda _: None)
+                                       for n in range(5)))
+                assert fake.request_count("GetNewSession") == sessions_before  # every slot had its session
+                return client
+            finally:
+                await client.aclose()
+
+        client = asyncio.run(main())
+        assert fake.generations == 5
+        assert len(client.slots.all) == 5
+
+
+def test_warm_up_is_bounded_by_the_limit_and_survives_a_refused_session() -> None:
+    with FakeSwarm(backends=1, **PARALLEL) as fake:
+        async def main() -> SwarmClient:
+            client = SwarmClient(fake.url, concurrency=3, backoff=0.01, retries=0)
+            try:
+                fake.fail_next(1, status=400, route="GetNewSession")
+                await client.warm_up(50)  # a fixed concurrency of 3 bounds it; one session is refused
+                opened = [slot for slot in client.slots.all if slot.session_id is not None]
+                assert len(client.slots.all) == 3 and len(opened) == 2
+                image = await client.generate({"prompt": "after", "model": MODEL, "seed": 1, "width": 64,
+                                               "height": 64}, {}, lambda _: None)
+                assert image.data is not None and image.data.startswith(b"\x89PNG")
+                return client
+            finally:
+                await client.aclose()
+
+        asyncio.run(main())
+        assert fake.request_count("ListBackends") == 0  # a fixed concurrency never asks for the capacity
+
+
+def test_a_build_opens_sessions_only_for_the_assets_it_generates(project: Path) -> None:
+    with FakeSwarm(backends=8, **PARALLEL) as fake:
+        body = '[server]\nwebsocket = true\n\n[defaults]\nmodel = "sd_xl_base_1.0"\nwidth = 64\nheight = 64\n\n'
+        body += "".join(f'[assets."img/{n:02d}.png"]\nprompt = "image {n}"\nseed = {n}\n\n' for n in range(3))
+        write_manifest(project, body)
+        result = run_cli(project, "--server", fake.url)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert fake.generations == 3
+        # one control session (the server check, capacity) and one per generation's slot: not the 20 slots
+        # the server could take
+        assert fake.request_count("GetNewSession") == 4
+        write_manifest(project, body.replace('prompt = "image 0"', 'prompt = "image 0 again"\nmodel = "no_such_model"'))
+        fake.reset_records()
+        refused = run_cli(project, "--server", fake.url)
+        assert refused.returncode == 2, refused.stdout + refused.stderr  # the server check stops the run
+        # The check's own sessions (it asks again, with a new one, before calling a model unknown); no
+        # capacity probe and no slot session: nothing is prepared for generations that will not run.
+        routes = [r.route for r in fake.requests]
+        assert routes.count("GetNewSession") == 2 and "ListBackends" not in routes, routes
+        assert fake.generations == 0

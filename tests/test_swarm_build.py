@@ -406,3 +406,27 @@ def test_signal_stops_promptly_interrupts_and_keeps_finished(project: Path, sig:
         for target in targets(4):
             assert (project / target).exists() == (target in lock)
         assert_built(project, sorted(lock))
+
+
+def test_the_command_line_never_imports_trio(project: Path, fake: FakeSwarm) -> None:
+    """httpcore imports trio whenever it is installed (selenium brings it into this test environment) only to
+    tell event loops apart; a build's own process runs asyncio and must not pay for that import. A caller
+    of ``main(argv)`` in its own process keeps trio importable."""
+    import importlib.util
+
+    if importlib.util.find_spec("trio") is None:
+        pytest.skip("trio is not installed here: nothing to keep out (pip install trio to run this test)")
+    write_manifest(project, manifest(2))
+    probe = ("import sys, runpy\n"
+             f"sys.argv = ['assetbuild', 'run', '--server', {fake.url!r}]\n"
+             "try:\n    runpy.run_module('assetbuild', run_name='__main__')\n"
+             "except SystemExit as exc:\n    code = exc.code\n"
+             "print('EXIT', code, 'httpcore' in sys.modules, sys.modules.get('trio', 'absent'))\n")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=project, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "EXIT 0 True None", result.stdout + result.stderr
+    assert_built(project, targets(2))
+    caller = ("import sys\nfrom assetbuild.cli import main\n"
+              "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\nimport trio\n"
+              "print('trio' in sys.modules and sys.modules['trio'] is not None)")
+    answer = subprocess.run([sys.executable, "-c", caller], capture_output=True, text=True, timeout=60, check=True)
+    assert answer.stdout.strip().splitlines()[-1] == "True"

@@ -122,6 +122,10 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
                 # rebuilds or warns, as [server] model_changes says), and checks again.
                 ws, project, targets, statuses, proven, total = _replan_whole(ws, patterns)
                 statuses, truth = verify(ws, targets, statuses, events, run_on_client)
+        prepare = getattr(chosen, "prepare", None)  # a SwarmUI generator: capacity and sessions, meanwhile
+        to_generate = sum(1 for s in statuses if s.state is State.GENERATE) if not frozen else 0
+        if prepare is not None and to_generate:
+            prepare(to_generate)
     except BaseException:
         chosen.close()
         raise

@@ -103,6 +103,21 @@ class SwarmUIGenerator:
         return GenerationResult(image.data, seed=seed, model=request.params.get("model"), models=models,
                                 unused=used.unused if used else ())
 
+    def prepare(self, generations: int) -> None:
+        """A run is about to make ``generations`` images: learn the server's capacity and open the first
+        ones' sessions in the background while the run sets itself up (``SwarmClient.warm_up``)."""
+        loop, client = self._ensure_started()
+        with self._lock:
+            if self._interrupted:
+                return
+            future = asyncio.run_coroutine_threadsafe(client.warm_up(generations), loop)
+            self._futures.add(future)  # cancelled by interrupt(), awaited by close()
+        future.add_done_callback(self._forget)
+
+    def _forget(self, future: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            self._futures.discard(future)
+
     def run_on_client(self, work: Callable[[SwarmClient], Coroutine[Any, Any, T]]) -> T:
         """``await work(client)`` on this generator's loop and client (the run's checks against the server
         share its connection and control session). Raises what ``work`` raises."""

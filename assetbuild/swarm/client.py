@@ -270,6 +270,18 @@ class SwarmClient:
                                       f"{self.retry.total} attempts)")
         raise self._down
 
+    async def warm_up(self, generations: int) -> None:
+        """Before a run's first generations: learn the server's capacity and open the sessions of the slots
+        the first ``generations`` will take, all at once, so that each starts without a round trip of its
+        own. Best effort: a session not opened here is opened (or its failure reported) by the generation
+        that needs it."""
+        if self.capacity is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timeout):
+                    await self.capacity.started()
+        slots = [slot for slot in self.slots.spare(min(self.slots.limit, generations)) if slot.session_id is None]
+        await asyncio.gather(*(self._session(slot) for slot in slots), return_exceptions=True)
+
     # --- generation ---
 
     @contextlib.asynccontextmanager

@@ -82,6 +82,13 @@ class SlotPool:
         self._idle.append(slot)
         self._wake()
 
+    def spare(self, count: int) -> list[Slot]:
+        """The idle slots, after creating new ones up to ``count`` slots in all: their sessions can then be
+        opened before the generations that will take them (``SwarmClient.warm_up``)."""
+        while len(self.all) < count:
+            self._idle.append(self._new_slot())
+        return list(self._idle)
+
     def _granted(self) -> int:
         """Waiters woken but not yet running: their slots are spoken for."""
         return sum(1 for future in self._waiters if future.done())
