@@ -7,23 +7,24 @@ FakeSwarm runs in this process with zero latency and ``noise=True`` (incompressi
 about 1 MiB), so the server costs the same for both sides and what differs is the client.
 
 - Baselines, in this process, ``j`` workers each with its own session and connection, nothing else (no
-  progress display, no file written):
+  progress display, no file written). Each build is compared with the one taking **the same server
+  path** (like for like: on the double, as on SwarmUI, the paths cost the server different work):
 
   - the bare View loop: httpx, for each image POST GenerateText2Image (``donotsave=false``) and GET the
-    image from its View path. The baseline of the ``save_images = true`` builds (and of
-    ``SwarmClient.generate``, which also downloads from the View path).
+    image from its View path. The original baseline; every row is also shown against it (labelled).
   - the bare WebSocket loop: for each image, connect to GenerateText2ImageWS (``donotsave=true``), send
     the request, read the frames until ``socket_intention: close``, base64-decode the image's data URL,
-    close (the shape of ``_bare_ws_client.py``). The baseline of the ``save_images = false`` builds: the
-    same server path, so the same server work (the double base64-encodes each image into a 1.33 MiB
-    JSON frame, which the View loop's binary GET never pays). Those builds are also shown against the
-    View loop, labelled.
+    close (the shape of ``_bare_ws_client.py``). The baseline of the ``save_images = false`` builds (the
+    double base64-encodes each image into a 1.33 MiB JSON frame, which the View loop's binary GET
+    never pays).
+  - the bare WebSocket + View loop: the same WebSocket generation with ``donotsave=false``, then a GET of
+    the View path it names. The baseline of the ``save_images = true`` builds and of
+    ``SwarmClient.generate`` (both generate over the WebSocket, then download).
 - assetbuild, as a subprocess: a real build of N distinct assets with ``-n j`` and ``concurrency = j``
   (session, WebSocket generation with progress, image transfer, chunk-level metadata strip, hashing,
   cache entry, atomic durable writes, intent and lock commits). Two variants: ``save_images = false``
-  (the default: the image comes back inside the WebSocket as a data URL; compared with the bare
-  WebSocket loop) and ``save_images = true`` (downloaded from its View path; compared with the bare View
-  loop).
+  (the default: the image comes back inside the WebSocket as a data URL) and ``save_images = true``
+  (downloaded from its View path).
 
 For information, the same images also go through ``SwarmClient.generate`` alone (the client library in
 this process, like the bare loop: no build, no file), which splits assetbuild's overhead between the
@@ -97,10 +98,11 @@ def bare_loop(url: str, count: int, size: int, salt: str, concurrency: int = 1) 
     return time.perf_counter() - started
 
 
-def bare_ws_loop(url: str, count: int, size: int, salt: str, concurrency: int = 1) -> float:
-    """Seconds for ``count`` images over GenerateText2ImageWS with the image inside the WebSocket (a data URL,
-    ``donotsave=true``), ``concurrency`` at a time, each worker with its own session: connect, send, read
-    frames until ``socket_intention: close``, base64-decode the image, close. Nothing else."""
+def bare_ws_loop(url: str, count: int, size: int, salt: str, concurrency: int = 1, *, view: bool = False) -> float:
+    """Seconds for ``count`` images over GenerateText2ImageWS, ``concurrency`` at a time, each worker with its
+    own session: connect, send, read frames until ``socket_intention: close``, close; the image comes
+    inside the WebSocket as a data URL (``donotsave=true``: base64-decoded) or, with ``view``, as a View
+    path (``donotsave=false``: then GET with httpx, on the worker's connection). Nothing else."""
     from websockets.asyncio.client import connect
 
     ws_url = "ws" + url.removeprefix("http") + "/API/GenerateText2ImageWS"
@@ -111,22 +113,26 @@ def bare_ws_loop(url: str, count: int, size: int, salt: str, concurrency: int = 
         async def worker() -> None:
             async with httpx.AsyncClient(base_url=url, timeout=60) as http:
                 session = (await http.post("/API/GetNewSession", json={})).json()["session_id"]
-            while (i := next(numbers, None)) is not None:
-                body = {"session_id": session, "images": 1, "prompt": f"benchmark image {i} {salt}", "seed": i,
-                        "model": "sd_xl_base_1.0", "width": size, "height": size, "steps": 20, "donotsave": True}
-                image = None
-                async with connect(ws_url, max_size=None, ping_interval=None, compression=None, proxy=None) as ws:
-                    await ws.send(json.dumps(body))
-                    async for raw in ws:
-                        frame = json.loads(raw)
-                        if "error" in frame:
-                            raise SystemExit(f"the bare WebSocket loop got {frame}")
-                        if "image" in frame:
-                            image = base64.b64decode(frame["image"].partition(",")[2])
-                        if frame.get("socket_intention") == "close":
-                            break
-                if not image or not image.startswith(b"\x89PNG"):
-                    raise SystemExit("the bare WebSocket loop did not get a PNG")
+                while (i := next(numbers, None)) is not None:
+                    body = {"session_id": session, "images": 1, "prompt": f"benchmark image {i} {salt}", "seed": i,
+                            "model": "sd_xl_base_1.0", "width": size, "height": size, "steps": 20,
+                            "donotsave": not view}
+                    reference = ""
+                    async with connect(ws_url, max_size=None, ping_interval=None, compression=None,
+                                       proxy=None) as ws:
+                        await ws.send(json.dumps(body))
+                        async for raw in ws:
+                            frame = json.loads(raw)
+                            if "error" in frame:
+                                raise SystemExit(f"the bare WebSocket loop got {frame}")
+                            if "image" in frame:
+                                reference = frame["image"]
+                            if frame.get("socket_intention") == "close":
+                                break
+                    image = ((await http.get("/" + reference)).content if view
+                             else base64.b64decode(reference.partition(",")[2]))
+                    if not image.startswith(b"\x89PNG"):
+                        raise SystemExit("the bare WebSocket loop did not get a PNG")
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -211,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = (n, small)
     bare: dict[tuple[int, int], list[float]] = {(j, c): [] for j in jobs for c in counts}
     bare_ws: dict[tuple[int, int], list[float]] = {(j, c): [] for j in jobs for c in counts}
+    bare_wsv: dict[tuple[int, int], list[float]] = {(j, c): [] for j in jobs for c in counts}
     library: dict[tuple[int, int], list[float]] = {(j, c): [] for j in jobs for c in counts}
     ab: dict[tuple[str, int], list[float]] = {(v, c): [] for v, *_ in variants for c in counts}
     ab_wall: dict[str, list[float]] = {v: [] for v, *_ in variants}
@@ -223,12 +230,14 @@ def main(argv: list[str] | None = None) -> int:
             loads.append(os.getloadavg()[0])
             bare_s: dict[tuple[int, int], float] = {}
             bare_ws_s: dict[tuple[int, int], float] = {}
+            bare_wsv_s: dict[tuple[int, int], float] = {}
             library_s: dict[tuple[int, int], float] = {}
             results = {}
             for j in jobs:  # each baseline right before the builds compared with it: load drifts on a shared machine
                 for c in counts:
                     bare_s[j, c] = bare_loop(fake.url, c, args.size, f"r{rep}-bare{j}-{c}", j)
                     bare_ws_s[j, c] = bare_ws_loop(fake.url, c, args.size, f"r{rep}-barews{j}-{c}", j)
+                    bare_wsv_s[j, c] = bare_ws_loop(fake.url, c, args.size, f"r{rep}-barewsv{j}-{c}", j, view=True)
                     library_s[j, c] = client_loop(fake.url, c, args.size, f"r{rep}-client{j}-{c}", j)
                 if not png_bytes["server"]:
                     files = fake.stored_files()
@@ -245,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             for key, seconds in bare_s.items():
                 bare[key].append(seconds)
                 bare_ws[key].append(bare_ws_s[key])
+                bare_wsv[key].append(bare_wsv_s[key])
                 library[key].append(library_s[key])
             for (variant, c), (build_s, wall_s, written) in results.items():
                 ab[variant, c].append(build_s)
@@ -252,49 +262,54 @@ def main(argv: list[str] | None = None) -> int:
                     ab_wall[variant].append(wall_s)
                     png_bytes["written"] = written
 
-    bare_rates = {j: n / median(bare[j, n]) for j in jobs}
-    bare_steady = {j: steady_rate(n, small, bare[j, n], bare[j, small]) for j in jobs}
-    ws_rates = {j: n / median(bare_ws[j, n]) for j in jobs}
-    ws_steady = {j: steady_rate(n, small, bare_ws[j, n], bare_ws[j, small]) for j in jobs}
+    loops = {"view": bare, "ws": bare_ws, "wsview": bare_wsv}  # the baselines, by the server path they take
+    rates = {name: {j: n / median(times[j, n]) for j in jobs} for name, times in loops.items()}
+    steadies = {name: {j: steady_rate(n, small, times[j, n], times[j, small]) for j in jobs}
+                for name, times in loops.items()}
+    bare_rates, bare_steady = rates["view"], steadies["view"]
+    loop_keys = {"view": "bare_loop", "ws": "bare_ws_loop", "wsview": "bare_ws_view_loop"}
+    loop_labels = {"view": "bare View loop (httpx POST + GET View)",
+                   "ws": "bare WebSocket loop (data URL in the WebSocket)",
+                   "wsview": "bare WebSocket + View loop (WebSocket, then GET View)"}
+    short = {"view": "View loop", "ws": "WebSocket loop", "wsview": "WebSocket + View loop"}
     out: dict[str, Any] = {"images": n, "steady_from": small, "size": args.size, "jobs": jobs,
                            "load_average": [round(x, 2) for x in loads],
-                           "png_bytes_from_server": png_bytes["server"], "png_bytes_written": png_bytes["written"],
-                           "bare_loop": {str(j): {"median_s": round(median(bare[j, n]), 3),
-                                                  "images_per_s": round(bare_rates[j], 2),
-                                                  "steady_images_per_s": rounded(bare_steady[j], 2)} for j in jobs},
-                           "bare_ws_loop": {str(j): {"median_s": round(median(bare_ws[j, n]), 3),
-                                                     "images_per_s": round(ws_rates[j], 2),
-                                                     "steady_images_per_s": rounded(ws_steady[j], 2)} for j in jobs}}
+                           "png_bytes_from_server": png_bytes["server"], "png_bytes_written": png_bytes["written"]}
+    for name, times in loops.items():
+        out[loop_keys[name]] = {str(j): {"median_s": round(median(times[j, n]), 3),
+                                         "images_per_s": round(rates[name][j], 2),
+                                         "steady_images_per_s": rounded(steadies[name][j], 2)} for j in jobs}
     rows = []
     for j in jobs:
-        rows.append([f"bare View loop (httpx POST + GET View), {j} at once", "-", median(bare[j, n]), bare_rates[j],
-                     1.0, _cell(bare_steady[j]), 1.0, "-", 1.0, "baseline"])
-        rows.append([f"bare WebSocket loop (data URL in the WebSocket), {j} at once", "-", median(bare_ws[j, n]),
-                     ws_rates[j], 1.0, _cell(ws_steady[j]), 1.0, "-", _cell(quotient(ws_steady[j], bare_steady[j])),
-                     "baseline"])
+        for name, times in loops.items():
+            rows.append([f"{loop_labels[name]}, {j} at once", "-", median(times[j, n]), rates[name][j], 1.0,
+                         _cell(steadies[name][j]), 1.0, "-", _cell(quotient(steadies[name][j], bare_steady[j])),
+                         "baseline"])
     for j in jobs:
         rate = n / median(library[j, n])
         steady = steady_rate(n, small, library[j, n], library[j, small])
-        out[f"client-n{j}"] = {"median_s": round(median(library[j, n]), 3), "images_per_s": round(rate, 2),
-                               "ratio": round(rate / bare_rates[j], 3), "steady_ratio": rounded(
-                                   quotient(steady, bare_steady[j]), 3)}
-        rows.append([f"SwarmClient.generate alone (WebSocket + GET View), {j} at once", "View loop",
-                     median(library[j, n]), rate, rate / bare_rates[j], _cell(steady),
-                     _cell(quotient(steady, bare_steady[j])), "-", _cell(quotient(steady, bare_steady[j])),
+        like = "wsview"  # the client library generates over the WebSocket and downloads from the View path
+        out[f"client-n{j}"] = {"baseline": loop_keys[like], "median_s": round(median(library[j, n]), 3),
+                               "images_per_s": round(rate, 2), "ratio": round(rate / rates[like][j], 3),
+                               "steady_ratio": rounded(quotient(steady, steadies[like][j]), 3),
+                               "steady_ratio_vs_view_loop": rounded(quotient(steady, bare_steady[j]), 3)}
+        rows.append([f"SwarmClient.generate alone (WebSocket + GET View), {j} at once", short[like],
+                     median(library[j, n]), rate, rate / rates[like][j], _cell(steady),
+                     _cell(quotient(steady, steadies[like][j])), "-", _cell(quotient(steady, bare_steady[j])),
                      "(information)"])
     labels = {"ws": "assetbuild -n {j}, save_images=false (data URL in the WebSocket)",
-              "view": "assetbuild -n {j}, save_images=true (GET View)"}
+              "view": "assetbuild -n {j}, save_images=true (WebSocket, then GET View)"}
     for variant, _save, j, _command in variants:
         who, _, kind = variant.rpartition(":")
-        like = kind.startswith("ws")  # compared with the bare loop taking the same server path
-        base_rate, base_steady = (ws_rates[j], ws_steady[j]) if like else (bare_rates[j], bare_steady[j])
+        like = "ws" if kind.startswith("ws") else "wsview"  # the bare loop taking the same server path
+        base_rate, base_steady = rates[like][j], steadies[like][j]
         rate = n / median(ab[variant, n])
         ratio = rate / base_rate
         steady = steady_rate(n, small, ab[variant, n], ab[variant, small])
         steady_ratio = quotient(steady, base_steady)
         steady_met = steady_ratio is not None and steady_ratio >= TARGET_RATIO
         wall_rate = n / median(ab_wall[variant])
-        out[variant] = {"baseline": "bare_ws_loop" if like else "bare_loop",
+        out[variant] = {"baseline": loop_keys[like],
                         "build_median_s": round(median(ab[variant, n]), 3), "images_per_s": round(rate, 2),
                         "ratio": round(ratio, 3), "steady_images_per_s": rounded(steady, 2),
                         "steady_ratio": rounded(steady_ratio, 3), "wall_median_s": round(median(ab_wall[variant]), 3),
@@ -303,18 +318,18 @@ def main(argv: list[str] | None = None) -> int:
                         "steady_ratio_vs_view_loop": rounded(quotient(steady, bare_steady[j]), 3),
                         "met": ratio >= TARGET_RATIO, "steady_met": steady_met}
         label = labels[kind.split("-")[0]].format(j=j) + (f" [{who}]" if who else "")
-        rows.append([label, "WebSocket loop" if like else "View loop", median(ab[variant, n]), rate, ratio,
+        rows.append([label, short[like], median(ab[variant, n]), rate, ratio,
                      _cell(steady), _cell(steady_ratio), round(wall_rate / base_rate, 3),
                      _cell(quotient(steady, bare_steady[j])),
                      f"{verdict(ratio >= TARGET_RATIO)} / {verdict(steady_met)}"])
     out["target"] = TARGET_RATIO
     text = table(["path", "compared with", "median s", "images/s", "x bare", "steady images/s", "x bare (steady)",
-                  "x bare (whole process)", "x View loop (steady)", f">= {TARGET_RATIO} whole / steady"], rows)
+                  "x bare (whole process)", "x POST View loop (steady)", f">= {TARGET_RATIO} whole / steady"], rows)
     text += (f"\nN={n} distinct images of {args.size}x{args.size} (server PNG {png_bytes['server'] / 2**20:.2f} MiB, "
              f"written {png_bytes['written'] / 2**20:.2f} MiB), zero latency, each compared with the bare loop "
-             f"taking the same server path at the same concurrency (\"compared with\"; the last column: with "
-             f"the View loop whatever the path); steady state: the images beyond the first {small} "
-             f"(runs of {n} and {small}); "
+             f"taking the same server path at the same concurrency (\"compared with\"; the next to last column: with "
+             f"the bare View loop (POST + GET View) whatever the path); steady state: the images beyond the "
+             f"first {small} (runs of {n} and {small}); "
              f"medians of {args.repeat} interleaved rounds after a warm-up; load average "
              f"{min(loads):.2f}-{max(loads):.2f} at the rounds' starts")
     emit(args, "client_overhead", out, text)
