@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("assetbuild")
 
+EARLY_SEND_WAIT = 0.5  # seconds start_early waits at most for its requests to go out
+
 # Helper threads writing cache entries and intents while the tasks' threads write targets (Builder._write):
 # used only while at most one other image is being written, so a few are enough.
 HELPER_THREADS = 4
@@ -187,6 +189,11 @@ class Builder:
             with self._early_lock:
                 self._early[status.target] = Early(status.key, functools.partial(collect, request, future))
             started += 1
+        wait_sent = getattr(generator, "wait_sent", None)
+        if started and wait_sent is not None:
+            # Nothing else runs in this process until those requests are out (or a moment has passed): the
+            # client's thread then needs no turn of the interpreter from a thread importing doit.
+            wait_sent(started, EARLY_SEND_WAIT)
         return started
 
     def _early_progress(self, target: str) -> ProgressCallback:

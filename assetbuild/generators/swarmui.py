@@ -123,6 +123,16 @@ class SwarmUIGenerator:
             self._futures.add(future)  # cancelled by interrupt(), awaited by close()
         future.add_done_callback(self._forget)
 
+    def wait_sent(self, count: int, timeout: float) -> None:
+        """Block until ``count`` generations (as many as can run at once) have sent their request, at most
+        ``timeout`` seconds (``SwarmClient.until_sent``)."""
+        loop, client = self._ensure_started()
+        future = asyncio.run_coroutine_threadsafe(client.until_sent(count), loop)
+        try:
+            future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+
     def _forget(self, future: concurrent.futures.Future[Any]) -> None:
         with self._lock:
             self._futures.discard(future)
