@@ -185,7 +185,10 @@ class Builder:
             if status.state is not State.GENERATE or status.key is None or asset.source or asset.inputs:
                 continue
             request = GenerationRequest(status.target, dict(asset.params), {})
-            future = submit(request, self._early_progress(status.target))
+            try:
+                future = submit(request, self._early_progress(status.target))
+            except AssetError:  # interrupted meanwhile: the tasks report it
+                break
             with self._early_lock:
                 self._early[status.target] = Early(status.key, functools.partial(collect, request, future))
             started += 1
