@@ -12,10 +12,12 @@ is not mistaken for a hand-made one). No step ever leaves a partial image at a t
 from __future__ import annotations
 
 import concurrent.futures
+import functools
+import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -25,7 +27,7 @@ from .cache import CacheHit, CorruptEntry
 from .errors import AssetError, GenerationError, ImageError, ModifiedFileError
 from .events import BuildEvents
 from .fsutil import atomic_write_when
-from .generators.base import GenerationRequest, GenerationResult, Generator, Progress
+from .generators.base import GenerationRequest, GenerationResult, Generator, Progress, ProgressCallback
 from .intents import Announced
 from .keys import hash_bytes
 from .lock import LockEntry
@@ -36,6 +38,10 @@ if TYPE_CHECKING:
     from .remote.remote import Remote
     from .workspace import Workspace
 
+
+log = logging.getLogger("assetbuild")
+
+EARLY_SEND_WAIT = 0.5  # seconds start_early waits at most for its requests to go out
 
 # Helper threads proving images whole and writing cache entries and intents while the tasks' threads write
 # targets (Builder._write): used only while at most one other image is being written, so a few are enough.
@@ -53,6 +59,13 @@ class Made(NamedTuple):
     # The check of ``data`` left to run (it proves a chunk-stripped PNG whole; raises ImageError), or None:
     # _write runs it beside the target's write and renames nothing before it passed.
     prove: Callable[[], None] | None = None
+
+
+class Early(NamedTuple):
+    """A generation started before its asset's task (``Builder.start_early``)."""
+
+    key: str
+    collect: Callable[[], GenerationResult]  # waits for the image; raises what ``Generator.generate`` raises
 
 
 class Cancelled(AssetError):
@@ -101,6 +114,9 @@ class Builder:
         self._helpers: concurrent.futures.ThreadPoolExecutor | None = None  # see _in_background
         self._helpers_lock = threading.Lock()
         self._writing = 0  # images in Builder._write now
+        self._early: dict[str, Early] = {}  # generations started before their tasks, by target
+        self._early_left: list[tuple[str, Early]] = []  # ... that their task did not take
+        self._early_lock = threading.Lock()
 
     @property
     def project(self) -> Project:
@@ -147,6 +163,76 @@ class Builder:
             generator = self._generator
         if generator is not None:
             generator.interrupt()
+
+    # -- generations started before their tasks --
+
+    def start_early(self, statuses: Iterable[Status], limit: int) -> int:
+        """Start generating the first ``limit`` assets of ``statuses`` that will surely be generated (stale,
+        not in the cache, no image inputs, no team store to look in first), before doit is even set up:
+        the run's own preparations (importing doit, starting its threads) then overlap with the server's
+        first images instead of delaying them. Each asset's task takes its image over (``_produce``);
+        ``finish_early`` keeps any that no task took. Only with a generator that can start an image without
+        waiting for it (``submit``, the SwarmUI one). Returns how many were started."""
+        if self.frozen or self.remote is not None or limit <= 0:
+            return 0
+        generator = self.generator
+        submit = getattr(generator, "submit", None)
+        collect = getattr(generator, "result", None)
+        if submit is None or collect is None:
+            return 0
+        started = 0
+        for status in statuses:
+            if started >= limit:
+                break
+            asset = self.project.assets[status.target]
+            if status.state is not State.GENERATE or status.key is None or asset.source or asset.inputs:
+                continue
+            request = GenerationRequest(status.target, dict(asset.params), {})
+            try:
+                future = submit(request, self._early_progress(status.target))
+            except AssetError:  # interrupted meanwhile: the tasks report it
+                break
+            with self._early_lock:
+                self._early[status.target] = Early(status.key, functools.partial(collect, request, future))
+            started += 1
+        wait_sent = getattr(generator, "wait_sent", None)
+        if started and wait_sent is not None:
+            # Nothing else runs in this process until those requests are out (or a moment has passed): the
+            # client's thread then needs no turn of the interpreter from a thread importing doit.
+            wait_sent(started, EARLY_SEND_WAIT)
+        return started
+
+    def _early_progress(self, target: str) -> ProgressCallback:
+        def report(update: Progress) -> None:
+            if target in self._started:  # shown once the asset's task has started (and the display knows it)
+                self.events.asset_progress(target, update)
+        return report
+
+    def _take_early(self, target: str, key: str) -> Early | None:
+        with self._early_lock:
+            early = self._early.pop(target, None)
+            if early is not None and early.key != key:  # made for other inputs: kept by finish_early
+                self._early_left.append((target, early))
+                return None
+        return early
+
+    def finish_early(self) -> None:
+        """The images started early that no task took (the run stopped first, or the asset turned out not to
+        need one): each that finishes is kept in the cache under its key, so the next run restores it rather
+        than generating it again. Interrupted ones end at once."""
+        with self._early_lock:
+            left = [*self._early.items(), *self._early_left]
+            self._early, self._early_left = {}, []
+        for target, early in left:
+            asset = self.project.assets[target]
+            try:
+                result = early.collect()
+                self._check_unused(target, result)
+                final = postprocess.apply(result.data, asset.post, key=early.key, prompt=asset.params.get("prompt"))
+                self.workspace.cache.put(early.key, final, seed=result.seed,
+                                         model=result.model or asset.params.get("model"))
+            except (AssetError, ValueError, OSError) as exc:
+                log.debug("%s: the image started early was not kept: %s", target, exc)
 
     # -- per asset --
 
@@ -288,8 +374,9 @@ class Builder:
             def progress(update: Progress) -> None:
                 self.events.asset_progress(target, update)
 
+            early = self._take_early(target, key)
             try:
-                result = self.generator.generate(request, progress)
+                result = early.collect() if early is not None else self.generator.generate(request, progress)
             except GenerationError:
                 # After Ctrl-C the server may answer "Generation session interrupted." first: that is us.
                 self._check_cancel(target)

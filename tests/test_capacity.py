@@ -270,3 +270,24 @@ def test_a_build_opens_sessions_only_for_the_assets_it_generates(project: Path) 
         routes = [r.route for r in fake.requests]
         assert routes.count("GetNewSession") == 2 and "ListBackends" not in routes, routes
         assert fake.generations == 0
+
+
+def test_until_sent_returns_once_as_many_requests_as_the_slots_allow_are_out() -> None:
+    with FakeSwarm(backends=1, **dict(PARALLEL, latency=1.0)) as fake:
+        async def main() -> None:
+            client = SwarmClient(fake.url, concurrency=3, backoff=0.01)
+            try:
+                jobs = [asyncio.ensure_future(client.generate({"prompt": f"i {n}", "model": MODEL, "seed": n},
+                                                              {}, lambda _: None)) for n in range(5)]
+                await asyncio.wait_for(client.until_sent(5), 30)  # 3 at once: it cannot wait for 5
+                assert client.sent == 3
+                assert not any(job.done() for job in jobs)  # long before any image
+                while fake.request_count("GenerateText2ImageWS") < 3:  # on their way to the server
+                    await asyncio.sleep(0.01)
+                await asyncio.gather(*jobs)
+                assert client.sent == 5
+            finally:
+                await client.aclose()
+
+        asyncio.run(main())
+        assert fake.generations == 5

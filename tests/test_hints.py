@@ -159,10 +159,14 @@ def test_ctrl_c_while_modules_import_prints_no_traceback(project: Path) -> None:
     assert run_cli(project, "status").returncode == 0
     whole = time.monotonic() - began  # interrupts are spread over a whole run, imports included
     interrupted = 0
-    for step in range(24):
+    # 24 interrupts spread over a run; on a loaded machine a round may land too few inside assetbuild's own
+    # code (the assertion at the end), so up to two more rounds are made until 3 have.
+    for step in range(72):
+        if step >= 24 and step % 24 == 0 and interrupted >= 3:
+            break
         process = subprocess.Popen([sys.executable, "-m", "assetbuild", "status"], cwd=project,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(whole * step / 24)
+        time.sleep(whole * (step % 24) / 24)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
         # Before assetbuild's command line runs, Python itself may still be starting, or importing the

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import signal
@@ -430,3 +431,38 @@ def test_the_command_line_never_imports_trio(project: Path, fake: FakeSwarm) -> 
               "print('trio' in sys.modules and sys.modules['trio'] is not None)")
     answer = subprocess.run([sys.executable, "-c", caller], capture_output=True, text=True, timeout=60, check=True)
     assert answer.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_images_started_before_their_tasks_are_never_lost(project: Path, fake: FakeSwarm,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first images are generated before doit starts their tasks (Builder.start_early). One whose task
+    then refuses to write it (a hand-made file appeared at its target meanwhile) is kept in the cache under
+    its key: once the file is gone, the next run restores it instead of generating it again."""
+    from assetbuild.builder import Builder
+    from assetbuild.cli import main
+
+    write_manifest(project, manifest(3, concurrency=3))
+    hand_made = project / "sprites" / "a1.png"
+    real_status = Builder.status
+
+    def status(self: Builder, target: str) -> object:
+        if target == "sprites/a1.png" and not hand_made.exists():  # the task starts: the user's file is there
+            hand_made.parent.mkdir(parents=True, exist_ok=True)
+            hand_made.write_bytes(b"drawn by hand")
+        return real_status(self, target)
+
+    monkeypatch.setattr(Builder, "status", status)
+    monkeypatch.setenv("ASSETBUILD_CACHE_DIR", str(project / "cache"))
+    monkeypatch.chdir(project)
+    assert main(["run", "-q", "--server", fake.url, "-n", "3"]) == 1  # a1 refused: not overwriting it
+    assert hand_made.read_bytes() == b"drawn by hand"
+    assert fake.generations == 3  # a1's image was made before its task looked at the target
+    assert sorted(lock_entries(project)) == ["sprites/a0.png", "sprites/a2.png"]
+    monkeypatch.setattr(Builder, "status", real_status)
+    hand_made.unlink()
+    result = build(project, fake.url, "--json", env={"ASSETBUILD_CACHE_DIR": str(project / "cache")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    finished = [json.loads(line) for line in result.stdout.splitlines() if '"asset_finished"' in line]
+    assert [(e["target"], e["outcome"]) for e in finished] == [("sprites/a1.png", "restored")]
+    assert fake.generations == 3  # not generated again
+    assert_built(project, targets(3))

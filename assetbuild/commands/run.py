@@ -173,13 +173,16 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     # Generations in flight are capped by server.concurrency when it is set, else they follow the server's
     # capacity (swarm/capacity.py); -n/--jobs sets how many assets doit processes at once (restores and
     # derivations included), so it bounds generations in flight too. (``chosen`` was made above.)
-    from ..tasks import run as run_doit  # doit: imported only when there is work
-
     cacheusers.register(project)  # so gc run from any project sharing the cache keeps what this one needs
     ws.cache.defer_sync()  # each entry is a copy of a target fsynced before its lock entry; settle() syncs all
     builder = Builder(ws, lambda: chosen, events, frozen=frozen, remote=remote)
+    jobs = jobs or project.server.default_jobs
     try:
         with on_interrupt(builder.cancel) as interrupted:
+            # The first images are on their way before doit is imported and its threads started.
+            builder.start_early(pending, jobs)
+            from ..tasks import run as run_doit  # doit: imported only when there is work
+
             # Only the stale assets become doit tasks: after one edit in a big manifest, doit handles
             # one task, not every asset, and nothing is planned twice.
             summary.fresh += total - len(pending)
@@ -187,9 +190,9 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
             # The builder decides each asset again as it starts: the plan's statuses (each with its
             # canonical inputs, ~1 KB an asset) need not live through the build.
             del statuses, pending
-            run_doit(builder, stale, jobs=jobs or project.server.default_jobs, keep_going=keep_going,
-                     summary=summary)
+            run_doit(builder, stale, jobs=jobs, keep_going=keep_going, summary=summary)
     finally:
+        builder.finish_early()
         builder.close()
         if remote is not None:  # the run ends when its uploads have (Ctrl-C: those in flight; `push` resumes)
             remote.finish(interrupted=builder.cancelled.is_set())

@@ -79,6 +79,10 @@ class SwarmUIGenerator:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
+        return self.result(request, self.submit(request, progress))
+
+    def submit(self, request: GenerationRequest, progress: ProgressCallback) -> concurrent.futures.Future[Any]:
+        """Start generating ``request`` and return at once; ``result`` waits for the image."""
         loop, client = self._ensure_started()
         with self._lock:  # checked and registered atomically: interrupt() cannot miss this future
             if self._interrupted:
@@ -86,6 +90,11 @@ class SwarmUIGenerator:
             future = asyncio.run_coroutine_threadsafe(
                 client.generate(dict(request.params), dict(request.images), progress, label=request.asset), loop)
             self._futures.add(future)
+        return future
+
+    def result(self, request: GenerationRequest, future: concurrent.futures.Future[Any]) -> GenerationResult:
+        """The image ``submit`` started for ``request``. Raises ``GenerationError`` (or a subclass)."""
+        loop, client = self._ensure_started()
         try:
             image = future.result()
         except concurrent.futures.CancelledError:
@@ -113,6 +122,16 @@ class SwarmUIGenerator:
             future = asyncio.run_coroutine_threadsafe(client.warm_up(generations), loop)
             self._futures.add(future)  # cancelled by interrupt(), awaited by close()
         future.add_done_callback(self._forget)
+
+    def wait_sent(self, count: int, timeout: float) -> None:
+        """Block until ``count`` generations (as many as can run at once) have sent their request, at most
+        ``timeout`` seconds (``SwarmClient.until_sent``)."""
+        loop, client = self._ensure_started()
+        future = asyncio.run_coroutine_threadsafe(client.until_sent(count), loop)
+        try:
+            future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
 
     def _forget(self, future: concurrent.futures.Future[Any]) -> None:
         with self._lock:

@@ -168,6 +168,8 @@ class SwarmClient:
         self._down: SwarmUnreachable | None = None
         self._ws_proxy: dict[str, Any] | None = None  # see _websocket_proxy
         self.stats = {"sessions": 0, "generations": 0, "ws_fallbacks": 0, "drops": 0, "interrupts": 0}
+        self.sent = 0  # generation requests sent so far (see until_sent)
+        self._sent_event = asyncio.Event()
 
     async def aclose(self) -> None:
         if self.capacity is not None:
@@ -282,6 +284,21 @@ class SwarmClient:
         slots = [slot for slot in self.slots.spare(min(self.slots.limit, generations)) if slot.session_id is None]
         await asyncio.gather(*(self._session(slot) for slot in slots), return_exceptions=True)
 
+    async def until_sent(self, count: int) -> None:
+        """Return once ``count`` generation requests have been sent, or as many as the slots let out at
+        once (the capacity known first). A run waits here, not importing or starting anything meanwhile,
+        so that this loop has the interpreter to itself while its first wave goes out."""
+        if self.capacity is not None:
+            await self.capacity.started()
+        goal = min(count, self.slots.limit)
+        while self.sent < goal:
+            self._sent_event.clear()
+            await self._sent_event.wait()
+
+    def _note_sent(self) -> None:
+        self.sent += 1
+        self._sent_event.set()
+
     # --- generation ---
 
     @contextlib.asynccontextmanager
@@ -366,6 +383,7 @@ class SwarmClient:
     async def _generate_http(self, slot: _Slot, payload: dict[str, Any],
                              on_progress: Callable[[Progress], None]) -> messages.ImageMessage:
         on_progress(Progress("generating"))
+        self._note_sent()  # (the call below sends it at once)
         data = await self.call("GenerateText2Image", payload, slot=slot, timeout=self.timeout, idempotent=False)
         if not data.get("images"):
             raise SwarmAPIError(f"the server returned no image: {safe_text(str(data)[:200])}")
@@ -386,6 +404,7 @@ class SwarmClient:
                                                  ping_interval=None, compression=None,
                                                  **self._websocket_proxy(uri)) as ws:
                     await ws.send(json.dumps(body))
+                    self._note_sent()
                     return await self._read_generation(ws, _tracking(slot, on_progress))
             except SessionInvalid:
                 slot.session_id = None
