@@ -114,6 +114,7 @@ class Builder:
         self._helpers: concurrent.futures.ThreadPoolExecutor | None = None  # see _in_background
         self._helpers_lock = threading.Lock()
         self._writing = 0  # images in Builder._write now
+        self._building = 0  # assets in Builder.build now
         self._early: dict[str, Early] = {}  # generations started before their tasks, by target
         self._early_left: list[tuple[str, Early]] = []  # ... that their task did not take
         self._early_lock = threading.Lock()
@@ -245,6 +246,8 @@ class Builder:
     def build(self, target: str) -> str:
         """Bring ``target`` up to date; returns the outcome (also kept: ``outcome``). Raises ``AssetError``
         (also kept: ``error``)."""
+        with self._helpers_lock:
+            self._building += 1
         try:
             outcome = self._build(target)
         except OSError as exc:  # disk full, read-only folder, a folder where the image should go...
@@ -254,6 +257,9 @@ class Builder:
         except AssetError as exc:
             self._errors[target] = exc
             raise
+        finally:
+            with self._helpers_lock:
+                self._building -= 1
         self._outcomes[target] = outcome
         return outcome
 
@@ -493,15 +499,22 @@ class Builder:
         for the GIL), so an image's durable writes take about the longest of them instead of their sum.
 
         ``prove`` (the inflate that proves a chunk-stripped PNG whole, ``Made.prove``) runs on a helper
-        thread too, beside those writes; neither the cache entry nor the target is renamed into place
-        before it passed. When it fails, its ImageError is raised and nothing is left: no target, no
-        temporary file, no cache entry, no lock entry."""
+        thread too, beside those writes, when this is the only asset being built (``-n 1``, or the end of a
+        run: the image's path is what the next one waits for); neither the cache entry nor the target is
+        renamed into place before it passed. When it fails, its ImageError is raised and nothing is left:
+        no target, no temporary file, no cache entry, no lock entry. While other assets are being built,
+        it runs first, here: their work overlaps this image's anyway, and more threads only contend for
+        the CPU and the GIL with the generations in flight."""
         assert status.key is not None and status.form is not None
         self._check_cancel(target)
         digest = hash_bytes(data)
         with self._helpers_lock:
             self._writing += 1
+            overlap = self._building <= 1
         try:
+            if prove is not None and not overlap:
+                prove()
+                prove = None
             proven = self._in_background(prove) if prove is not None else _DONE
             if proven.done() and proven.exception() is not None:  # checked here and now (see _in_background)
                 proven.result()
