@@ -292,6 +292,32 @@ def test_the_size_is_not_checked_when_a_parameter_may_change_it(fake: FakeSwarm,
         assert image.size == (64, 48)
 
 
+def _encoded(fmt: str, size: tuple[int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (10, 20, 30)).save(out, fmt)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_the_size_is_read_from_the_header_of_every_format(fmt: str) -> None:
+    from assetbuild.swarm.imagesize import check_size
+
+    check_size(_encoded(fmt, (512, 512)), BIG)  # the right size passes
+    with pytest.raises(SwarmBadImage) as info:
+        check_size(_encoded(fmt, (64, 48)), BIG)
+    assert "a 64x48 image for a 512x512 request" in info.value.message
+
+
+@pytest.mark.parametrize("data", [b"", b"not an image", b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR",
+                                  b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR" + bytes(8) + b"junk"])
+def test_an_unreadable_image_is_refused_by_the_size_check(data: bytes) -> None:
+    from assetbuild.swarm.imagesize import check_size
+
+    with pytest.raises(SwarmBadImage) as info:
+        check_size(data, BIG)
+    assert "cannot be read" in info.value.message
+
+
 def test_latent_rounding_is_not_a_wrong_size(fake: FakeSwarm) -> None:
     fake.wrong_size_next(496, 512)  # 500 rounded down to a multiple of 16
     generate(fake.url, {**BIG, "width": 500, "aspectratio": "Custom"})
