@@ -91,6 +91,10 @@ class Outcomes(Protocol):
         """Time since ``target``'s build started (0 when it did not start)."""
         ...
 
+    def forget(self, target: str) -> None:
+        """``target``'s end has been reported: what was kept of it for the reporter may go."""
+        ...
+
 
 class Builder:
     """Builds assets on request; shared by every doit task of a run (thread-safe). Implements ``Outcomes``.
@@ -134,6 +138,12 @@ class Builder:
     def seconds(self, target: str) -> float:
         started = self._started.get(target)
         return 0.0 if started is None else time.monotonic() - started
+
+    def forget(self, target: str) -> None:
+        # A first build of 100,000 assets would otherwise hold three entries per asset to its end (~10 MB).
+        self._outcomes.pop(target, None)
+        self._errors.pop(target, None)
+        self._started.pop(target, None)
 
     # -- the shared generator, created on first need (a no-op build never contacts a server) --
 

@@ -140,6 +140,7 @@ class Reporter:
         outcome = self.outcomes.outcome(target)
         self.summary.count(outcome)
         self.events.asset_finished(target, outcome, self.outcomes.seconds(target))
+        self.outcomes.forget(target)
 
     def add_failure(self, task: Any, fail: Any) -> None:
         target = _target_of(task.name)
@@ -161,6 +162,7 @@ class Reporter:
             self.summary.failed += 1
         self.summary.failures.append(failure)
         self.events.asset_failed(target, failure)
+        self.outcomes.forget(target)
 
     def skip(self, target: str, inputs: list[str]) -> None:
         """``target`` is not built because its input assets failed (or were skipped)."""
