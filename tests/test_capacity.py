@@ -191,13 +191,19 @@ def test_without_the_backends_list_permission_the_status_frames_size_the_load() 
         assert fake.peak_in_flight <= 2 * 12
 
 
+def _build_ok(project: Path, fake: FakeSwarm, count: int) -> str:
+    """Build ``count`` assets of one manifest without ``concurrency`` on ``fake``; the manifest's text."""
+    body = '[server]\nwebsocket = true\n\n[defaults]\nmodel = "sd_xl_base_1.0"\nwidth = 64\nheight = 64\n\n'
+    body += "".join(f'[assets."img/{n:02d}.png"]\nprompt = "image {n}"\nseed = {n}\n\n' for n in range(count))
+    write_manifest(project, body)
+    result = run_cli(project, "--server", fake.url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return body
+
+
 def test_a_build_without_concurrency_fills_the_server(project: Path) -> None:
     with FakeSwarm(backends=4, **PARALLEL) as fake:
-        body = '[server]\nwebsocket = true\n\n[defaults]\nmodel = "sd_xl_base_1.0"\nwidth = 64\nheight = 64\n\n'
-        body += "".join(f'[assets."img/{n:02d}.png"]\nprompt = "image {n}"\nseed = {n}\n\n' for n in range(24))
-        write_manifest(project, body)
-        result = run_cli(project, "--server", fake.url)
-        assert result.returncode == 0, result.stdout + result.stderr
+        _build_ok(project, fake, 24)
         assert fake.generations == 24
         assert fake.peak_live_gens == 8
         assert fake.peak_in_flight <= 16
@@ -252,11 +258,7 @@ def test_warm_up_is_bounded_by_the_limit_and_survives_a_refused_session() -> Non
 
 def test_a_build_opens_sessions_only_for_the_assets_it_generates(project: Path) -> None:
     with FakeSwarm(backends=8, **PARALLEL) as fake:
-        body = '[server]\nwebsocket = true\n\n[defaults]\nmodel = "sd_xl_base_1.0"\nwidth = 64\nheight = 64\n\n'
-        body += "".join(f'[assets."img/{n:02d}.png"]\nprompt = "image {n}"\nseed = {n}\n\n' for n in range(3))
-        write_manifest(project, body)
-        result = run_cli(project, "--server", fake.url)
-        assert result.returncode == 0, result.stdout + result.stderr
+        body = _build_ok(project, fake, 3)
         assert fake.generations == 3
         # one control session (the server check, capacity) and one per generation's slot: not the 20 slots
         # the server could take
