@@ -83,13 +83,11 @@ class SwarmUIGenerator:
 
     def submit(self, request: GenerationRequest, progress: ProgressCallback) -> concurrent.futures.Future[Any]:
         """Start generating ``request`` and return at once; ``result`` waits for the image."""
-        loop, client = self._ensure_started()
-        with self._lock:  # checked and registered atomically: interrupt() cannot miss this future
-            if self._interrupted:
-                raise GenerationError(request.asset, "interrupted")
-            future = asyncio.run_coroutine_threadsafe(
-                client.generate(dict(request.params), dict(request.images), progress, label=request.asset), loop)
-            self._futures.add(future)
+        _loop, client = self._ensure_started()
+        future = self._track(client.generate(dict(request.params), dict(request.images), progress,
+                                             label=request.asset))
+        if future is None:
+            raise GenerationError(request.asset, "interrupted")
         return future
 
     def result(self, request: GenerationRequest, future: concurrent.futures.Future[Any]) -> GenerationResult:
@@ -102,9 +100,6 @@ class SwarmUIGenerator:
         except SwarmError as exc:
             error = as_asset_error(request.asset, exc, self.credentials)
             raise with_model_suggestion(error, request.params.get("model"), client, loop) from None
-        finally:
-            with self._lock:
-                self._futures.discard(future)
         assert image.data is not None  # generate() downloads unless told not to
         seed = image.seed if image.seed is not None else _requested_seed(request)
         used = image.metadata
@@ -115,13 +110,8 @@ class SwarmUIGenerator:
     def prepare(self, generations: int) -> None:
         """A run is about to make ``generations`` images: learn the server's capacity and open the first
         ones' sessions in the background while the run sets itself up (``SwarmClient.warm_up``)."""
-        loop, client = self._ensure_started()
-        with self._lock:
-            if self._interrupted:
-                return
-            future = asyncio.run_coroutine_threadsafe(client.warm_up(generations), loop)
-            self._futures.add(future)  # cancelled by interrupt(), awaited by close()
-        future.add_done_callback(self._forget)
+        _loop, client = self._ensure_started()
+        self._track(client.warm_up(generations))
 
     def wait_sent(self, count: int, timeout: float) -> None:
         """Block until ``count`` generations (as many as can run at once) have sent their request, at most
@@ -132,6 +122,20 @@ class SwarmUIGenerator:
             future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
+
+    def _track(self, work: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any] | None:
+        """``work`` started on the loop and tracked until it ends: interrupt() cancels it, close() awaits it.
+        None (``work`` not started) once the run was interrupted. The check and the registration are atomic:
+        interrupt() cannot miss a future."""
+        loop, _client = self._ensure_started()
+        with self._lock:
+            if self._interrupted:
+                work.close()
+                return None
+            future = asyncio.run_coroutine_threadsafe(work, loop)
+            self._futures.add(future)
+        future.add_done_callback(self._forget)
+        return future
 
     def _forget(self, future: concurrent.futures.Future[Any]) -> None:
         with self._lock:

@@ -272,15 +272,21 @@ class SwarmClient:
                                       f"{self.retry.total} attempts)")
         raise self._down
 
+    async def _capacity_known(self) -> None:
+        """Following the server's capacity: wait for the first probe, which sizes the slot pool. It talks to
+        the server, so no longer than a generation may take in all (a server that dribbles its answers must
+        not hold every asset here); it then goes on in the background."""
+        if self.capacity is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timeout):
+                    await self.capacity.started()
+
     async def warm_up(self, generations: int) -> None:
         """Before a run's first generations: learn the server's capacity and open the sessions of the slots
         the first ``generations`` will take, all at once, so that each starts without a round trip of its
         own. Best effort: a session not opened here is opened (or its failure reported) by the generation
         that needs it."""
-        if self.capacity is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.timeout):
-                    await self.capacity.started()
+        await self._capacity_known()
         slots = [slot for slot in self.slots.spare(min(self.slots.limit, generations)) if slot.session_id is None]
         await asyncio.gather(*(self._session(slot) for slot in slots), return_exceptions=True)
 
@@ -288,8 +294,7 @@ class SwarmClient:
         """Return once ``count`` generation requests have been sent, or as many as the slots let out at
         once (the capacity known first). A run waits here, not importing or starting anything meanwhile,
         so that this loop has the interpreter to itself while its first wave goes out."""
-        if self.capacity is not None:
-            await self.capacity.started()
+        await self._capacity_known()
         goal = min(count, self.slots.limit)
         while self.sent < goal:
             self._sent_event.clear()
@@ -303,13 +308,7 @@ class SwarmClient:
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[_Slot]:
-        if self.capacity is not None:
-            # The first capacity probe talks to the server: no longer than a generation may take in all
-            # (a server that dribbles its answers must not hold every asset here). It goes on in the
-            # background; meanwhile generations start with the limit already known.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.timeout):
-                    await self.capacity.started()
+        await self._capacity_known()
         slot = await self.slots.acquire()
         try:
             yield slot

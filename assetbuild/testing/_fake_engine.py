@@ -415,9 +415,8 @@ class Engine:
         """Send a finished image (saved to the output folder first unless it goes inline)."""
         url = image.inline or self._store(req.session.user, spec.prompt, spec.model, image.extension, image.data,
                                           image.mime)
-        metadata = image.metadata
         req.emit({"image": url, "batch_index": batch_index, "request_id": str(req.request_id),
-                  "metadata": metadata})
+                  "metadata": image.metadata})
         req.finished += 1
         self.recorder.add_generation(GenerationRecord(
             spec.prompt, spec.seed, spec.model, spec.width, spec.height, req.session.id, req.session.user,
