@@ -16,6 +16,7 @@ import struct
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,24 @@ def test_an_intent_that_cannot_be_written_leaves_no_target_no_temporary_file_and
     assert len(list((tmp_path / "cache").glob("*/*.img"))) == 3  # generated images are never lost
 
 
+def _first_then_eight(call: Callable[[int], None], first_started: threading.Event,
+                      release_first: threading.Event, queued: Callable[[], bool]) -> None:
+    """``call(0)`` on a thread until its fsync has started (and is held), then ``call(1)`` to ``call(8)`` on
+    eight more until ``queued()`` says they all wait behind it; then the first fsync is let go and all end."""
+    first = threading.Thread(target=call, args=(0,))
+    first.start()
+    assert first_started.wait(timeout=30)
+    others = [threading.Thread(target=call, args=(n,)) for n in range(1, 9)]
+    for thread in others:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while not queued() and time.monotonic() < deadline:
+        threading.Event().wait(0.01)
+    release_first.set()
+    for thread in [first, *others]:
+        thread.join(timeout=30)
+
+
 def test_intents_recorded_at_once_share_fsyncs_and_each_returns_once_its_line_is_flushed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     intents = Intents(tmp_path / ".assetbuild" / "intents.jsonl")
@@ -104,19 +123,9 @@ def test_intents_recorded_at_once_share_fsyncs_and_each_returns_once_its_line_is
         intents.record(f"t{n}.png", f"{n:032x}", Announced(f"{n:032x}", n, "m"))
         returned[f"t{n}.png"] = list(flushed)  # what had been flushed when record returned
 
-    first = threading.Thread(target=record, args=(0,))
-    first.start()
-    assert first_flush_started.wait(timeout=30)
-    others = [threading.Thread(target=record, args=(n,)) for n in range(1, 9)]
-    for thread in others:
-        thread.start()
     # The 8 others queue behind the first flush, then share one.
-    deadline = time.monotonic() + 30
-    while len(intents._open.lines) < 8 and time.monotonic() < deadline:  # noqa: SLF001
-        threading.Event().wait(0.01)
-    release_first.set()
-    for thread in [first, *others]:
-        thread.join(timeout=30)
+    _first_then_eight(record, first_flush_started, release_first,
+                      queued=lambda: len(intents._open.lines) >= 8)  # noqa: SLF001
     assert len(flushed) == 2
     for target, at_return in returned.items():
         assert any(f'"t": "{target}"'.encode() in content for content in at_return)
@@ -168,19 +177,8 @@ def test_folder_syncs_asked_at_once_are_shared_and_each_waits_for_one_started_af
         fsutil.sync_dir_shared(folder)
         returned_after[n] = len(started)
 
-    first = threading.Thread(target=sync, args=(0,))
-    first.start()
-    assert first_started.wait(timeout=30)
-    others = [threading.Thread(target=sync, args=(n,)) for n in range(1, 9)]
-    for thread in others:
-        thread.start()
-    syncs = fsutil._FOLDER_SYNCS[str(folder)]  # noqa: SLF001
-    deadline = time.monotonic() + 30
-    while syncs.asked < 9 and time.monotonic() < deadline:
-        threading.Event().wait(0.01)
-    release_first.set()
-    for thread in [first, *others]:
-        thread.join(timeout=30)
+    _first_then_eight(sync, first_started, release_first,
+                      queued=lambda: fsutil._FOLDER_SYNCS[str(folder)].asked >= 9)  # noqa: SLF001
     assert started == [1, 9]  # the 8 that asked during the first fsync share the second
     assert returned_after[0] >= 1 and all(returned_after[n] == 2 for n in range(1, 9))
 
