@@ -18,9 +18,28 @@ import base64
 import json
 import sys
 import time
+from typing import Any
 
 import httpx
 from websockets.asyncio.client import connect
+
+
+async def image_reference(ws_url: str, body: dict[str, Any]) -> str:
+    """One generation over GenerateText2ImageWS: connect, send ``body``, read frames until
+    ``socket_intention: close``, close. Returns the image's reference: a data URL (``donotsave``) or a View
+    path ("" when no image came). No proxy lookup, as assetbuild's client makes it once per run."""
+    reference = ""
+    async with connect(ws_url, max_size=None, ping_interval=None, compression=None, proxy=None) as ws:
+        await ws.send(json.dumps(body))
+        async for raw in ws:
+            frame = json.loads(raw)
+            if "error" in frame:
+                raise SystemExit(f"the server answered {frame}")
+            if "image" in frame:
+                reference = frame["image"]
+            if frame.get("socket_intention") == "close":
+                break
+    return reference
 
 
 async def generate_all(url: str, count: int, concurrency: int, prefix: str) -> dict[str, float]:
@@ -42,18 +61,8 @@ async def generate_all(url: str, count: int, concurrency: int, prefix: str) -> d
                 return
             body = {"session_id": session_id, "prompt": f"{prefix} {i}", "seed": i, "model": "sd_xl_base_1.0",
                     "width": 256, "height": 256, "steps": 20, "images": 1, "donotsave": True}
-            image = None
-            async with connect(ws_url, max_size=None, ping_interval=None, compression=None) as ws:
-                await ws.send(json.dumps(body))
-                async for raw in ws:
-                    frame = json.loads(raw)
-                    if "error" in frame:
-                        raise SystemExit(f"the server answered {frame}")
-                    if "image" in frame:
-                        image = base64.b64decode(frame["image"].partition(",")[2])
-                    if frame.get("socket_intention") == "close":
-                        break
-            if not image or not image.startswith(b"\x89PNG"):
+            image = base64.b64decode((await image_reference(ws_url, body)).partition(",")[2])
+            if not image.startswith(b"\x89PNG"):
                 raise SystemExit("the bare client got no PNG")
             done += 1
 

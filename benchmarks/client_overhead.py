@@ -103,7 +103,7 @@ def bare_ws_loop(url: str, count: int, size: int, salt: str, concurrency: int = 
     own session: connect, send, read frames until ``socket_intention: close``, close; the image comes
     inside the WebSocket as a data URL (``donotsave=true``: base64-decoded) or, with ``view``, as a View
     path (``donotsave=false``: then GET with httpx, on the worker's connection). Nothing else."""
-    from websockets.asyncio.client import connect
+    from _bare_ws_client import image_reference
 
     ws_url = "ws" + url.removeprefix("http") + "/API/GenerateText2ImageWS"
 
@@ -117,18 +117,7 @@ def bare_ws_loop(url: str, count: int, size: int, salt: str, concurrency: int = 
                     body = {"session_id": session, "images": 1, "prompt": f"benchmark image {i} {salt}", "seed": i,
                             "model": "sd_xl_base_1.0", "width": size, "height": size, "steps": 20,
                             "donotsave": not view}
-                    reference = ""
-                    async with connect(ws_url, max_size=None, ping_interval=None, compression=None,
-                                       proxy=None) as ws:
-                        await ws.send(json.dumps(body))
-                        async for raw in ws:
-                            frame = json.loads(raw)
-                            if "error" in frame:
-                                raise SystemExit(f"the bare WebSocket loop got {frame}")
-                            if "image" in frame:
-                                reference = frame["image"]
-                            if frame.get("socket_intention") == "close":
-                                break
+                    reference = await image_reference(ws_url, body)
                     image = ((await http.get("/" + reference)).content if view
                              else base64.b64decode(reference.partition(",")[2]))
                     if not image.startswith(b"\x89PNG"):
