@@ -7,6 +7,7 @@ Encoding strips the generator's volatile metadata (SwarmUI writes dates and timi
 identical pixels would give different bytes) and embeds assetbuild's key in a PNG text chunk so a file
 can be traced to its manifest entry. A PNG that needs no pixel change keeps its pixel chunks as they
 are (:mod:`.pngchunks`, which still proves the image whole); everything else is decoded and re-encoded.
+Pillow is imported only then: a build whose PNGs need no pixel change never loads it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Callable
-from typing import NamedTuple
-
-from PIL import Image, ImageChops, PngImagePlugin
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import pngchunks
 from .postspec import (  # noqa: F401 (re-exported: the spec is part of this module's public face)
@@ -30,21 +29,22 @@ from .postspec import (  # noqa: F401 (re-exported: the spec is part of this mod
     parse,
 )
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 # SwarmUI's largest side is 16384; nothing legitimate is bigger than that square.
 MAX_PIXELS = 16384 * 16384
-# The one place Pillow's own decompression-bomb guard is set (it applies to every Image.open in the
-# process). Its default (~179 MP before an error) refused 16384x16384, inside the documented range;
-# ours is exactly MAX_PIXELS: Pillow errors above twice that, and open_image refuses anything above it.
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
-FILTERS = {  # postspec.FILTER_NAMES -> Pillow's filters
-    "nearest": Image.Resampling.NEAREST,
-    "box": Image.Resampling.BOX,
-    "bilinear": Image.Resampling.BILINEAR,
-    "hamming": Image.Resampling.HAMMING,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-}
+
+def limit_pixels() -> None:
+    """Set Pillow's own decompression-bomb guard (it applies to every Image.open in the process): the one
+    place it is set; every module that decodes images calls this first (``open_image`` and ``read_key`` do). Pillow's default
+    (~179 MP before an error) refused 16384x16384, inside the documented range; ours is exactly
+    MAX_PIXELS: Pillow errors above twice that, and open_image refuses anything above it."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
 _Z_RLE = 3  # zlib.Z_RLE, as Pillow's PNG ``compress_type``
 
 KEY_CHUNK = "assetbuild-key"
@@ -56,6 +56,9 @@ def open_image(data: bytes) -> Image.Image:
 
     Raises ``ValueError`` with a readable reason.
     """
+    from PIL import Image  # on first need: a chunk-level strip never loads Pillow (~10 ms)
+
+    limit_pixels()
     try:
         with warnings.catch_warnings():
             # Pillow warns about big images by its own smaller limit; we apply ours just below.
@@ -104,8 +107,16 @@ def apply_unproven(data: bytes, post: Postprocess, *, key: str, prompt: str | No
     if post.trim:
         image = _trim(image, post.trim)
     if post.resize:
-        image = _resize(image, post.resize, post.resize_mode, FILTERS[post.resize_filter])
+        image = _resize(image, post.resize, post.resize_mode, _filter(post.resize_filter))
     return Final(encode(image, post, key=key, prompt=prompt if post.embed_prompt else None), None)
+
+
+def _filter(name: str) -> Image.Resampling:
+    """Pillow's resampling filter for a ``postspec.FILTER_NAMES`` name (nearest, box, ..., lanczos)."""
+    from PIL import Image
+
+    resampling: Image.Resampling = getattr(Image.Resampling, name.upper())
+    return resampling
 
 
 def _crop(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
@@ -121,6 +132,8 @@ def _trim(image: Image.Image, mode: str) -> Image.Image:
     if mode == "transparent":
         bbox = image.convert("RGBA").getchannel("A").getbbox()
     else:
+        from PIL import Image, ImageChops
+
         rgb = image.convert("RGB")
         background = Image.new("RGB", rgb.size, rgb.getpixel((0, 0)))
         bbox = ImageChops.difference(rgb, background).getbbox()
@@ -145,6 +158,8 @@ def encode(image: Image.Image, post: Postprocess, *, key: str, prompt: str | Non
     """Encode deterministically, with no metadata but assetbuild's own (PNG only)."""
     out = io.BytesIO()
     if post.format == "PNG":
+        from PIL import PngImagePlugin
+
         info = PngImagePlugin.PngInfo()
         info.add_text(KEY_CHUNK, key)
         if prompt is not None:
@@ -171,6 +186,9 @@ def read_key(data: bytes) -> str | None:
     The target path is deliberately not embedded: the same bytes serve any target with the same key
     (a renamed target restores from the cache).
     """
+    from PIL import Image  # on first need: a chunk-level strip never loads Pillow (~10 ms)
+
+    limit_pixels()
     try:
         image = Image.open(io.BytesIO(data))
     except (OSError, SyntaxError, Image.DecompressionBombError):

@@ -169,4 +169,6 @@ def test_reading_a_manifest_does_not_import_pillow(tmp_path: Path) -> None:
     loaded = heavy_imports(code)
     # The probe sees what the load imported (xxhash: the memo's hashes; pydantic only to word an error).
     assert "PIL" not in loaded and "xxhash" in loaded
-    assert "PIL" in heavy_imports("import assetbuild.postprocess")
+    # Nor does importing the post-processing: Pillow is loaded when an image is decoded (a control).
+    assert "PIL" not in heavy_imports("import assetbuild.postprocess")
+    assert "PIL" in heavy_imports("from assetbuild.postprocess import read_key\nread_key(b'not a png')")

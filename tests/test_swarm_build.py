@@ -433,6 +433,25 @@ def test_the_command_line_never_imports_trio(project: Path, fake: FakeSwarm) -> 
     assert answer.stdout.strip().splitlines()[-1] == "True"
 
 
+def test_a_build_of_pngs_that_need_no_pixel_change_never_imports_pillow(project: Path, fake: FakeSwarm) -> None:
+    """Pillow (~10 ms of imports on every run's critical path) is loaded only to decode an image: the
+    server's PNGs, stripped chunk by chunk, never need it. A post-processed asset does."""
+    probe = ("import sys, runpy\n"
+             f"sys.argv = ['assetbuild', 'run', '--server', {fake.url!r}]\n"
+             "try:\n    runpy.run_module('assetbuild', run_name='__main__')\n"
+             "except SystemExit as exc:\n    code = exc.code\n"
+             "print('EXIT', code, 'PIL' in sys.modules)\n")
+    write_manifest(project, manifest(2))
+    result = subprocess.run([sys.executable, "-c", probe], cwd=project, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "EXIT 0 False", result.stdout + result.stderr
+    assert_built(project, targets(2))
+    write_manifest(project, manifest(2) + '\n[assets."resized.png"]\nprompt = "small"\nresize = [32, 32]\n')
+    result = subprocess.run([sys.executable, "-c", probe], cwd=project, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "EXIT 0 True", result.stdout + result.stderr
+    with Image.open(project / "resized.png") as image:
+        assert image.size == (32, 32)
+
+
 def test_images_started_before_their_tasks_are_never_lost(project: Path, fake: FakeSwarm,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The first images are generated before doit starts their tasks (Builder.start_early). One whose task

@@ -24,9 +24,11 @@ from typing import Any
 
 from PIL import Image
 
-from .. import postprocess  # noqa: F401 (importing it sets Pillow's pixel limit: the same as in a build)
 from ..fsutil import atomic_write
+from ..postprocess import limit_pixels
 from .data import ImageRef
+
+limit_pixels()  # Pillow's pixel limit: the same as in a build
 
 THUMB = 256
 META = "meta.json"
