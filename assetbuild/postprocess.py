@@ -38,9 +38,9 @@ MAX_PIXELS = 16384 * 16384
 
 def limit_pixels() -> None:
     """Set Pillow's own decompression-bomb guard (it applies to every Image.open in the process): the one
-    place it is set; every module that decodes images calls this first (``open_image`` and ``read_key`` do). Pillow's default
-    (~179 MP before an error) refused 16384x16384, inside the documented range; ours is exactly
-    MAX_PIXELS: Pillow errors above twice that, and open_image refuses anything above it."""
+    place it is set; every module that decodes images calls this first (``open_image`` and ``read_key``
+    do). Pillow's default (~179 MP before an error) refused 16384x16384, inside the documented range;
+    ours is exactly MAX_PIXELS: Pillow errors above twice that, and open_image refuses anything above it."""
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
