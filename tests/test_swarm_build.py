@@ -150,9 +150,11 @@ def test_session_lost_between_and_during_a_build(project: Path) -> None:
         assert code == 0, output
         assert_built(project, targets(5))
         assert fake.generations == 5
-        # The check against the server's truth (issue 15) has its own session; then one slot: its session,
-        # then one renewal.
-        assert fake.request_count("GetNewSession") - sessions == 3
+        # The check against the server's truth (issue 15) has its own session; then one slot: its session.
+        # Sessions forgotten mid-build cost a renewal only to a request that opens a new WebSocket: one
+        # sent on the slot's open socket runs with the socket's session, as in SwarmUI (the renewal
+        # itself: test_swarm_client's test_forgotten_session_is_renewed_and_the_request_retried).
+        assert fake.request_count("GetNewSession") - sessions in (2, 3)
 
 
 def test_server_restart_during_a_build(project: Path) -> None:

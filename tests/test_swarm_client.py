@@ -22,11 +22,13 @@ import pytest
 from helpers import free_port
 from PIL import Image
 from websockets.exceptions import ConnectionClosedError
+from websockets.protocol import State
 
 from assetbuild.errors import AuthError, GenerationError, ServerError, ServerUnreachable
 from assetbuild.generators.base import GenerationRequest, Progress
 from assetbuild.generators.swarmui import SwarmUIGenerator
 from assetbuild.manifest import ServerSettings
+from assetbuild.swarm import client as swarm_client
 from assetbuild.swarm import messages
 from assetbuild.swarm.client import MAX_SESSION_RENEWALS, SwarmClient, _Dropped, data_url, sniff
 from assetbuild.swarm.credentials import Credentials
@@ -266,7 +268,7 @@ def read_stream(frames: list[Any] | StubSocket, closed: Exception | None = None,
     stub = frames if isinstance(frames, StubSocket) else StubSocket(frames, closed)
 
     async def body(client: SwarmClient) -> messages.ImageMessage:
-        return await client._read_generation(stub, (seen if seen is not None else []).append)  # type: ignore[arg-type]  # noqa: SLF001
+        return (await client._read_generation(stub, (seen if seen is not None else []).append))[0]  # type: ignore[arg-type]  # noqa: SLF001
 
     return with_client("http://127.0.0.1:9", body)
 
@@ -459,7 +461,12 @@ def test_sessions_are_lazy_cached_and_one_per_slot(fake: FakeSwarm) -> None:
 
 
 @pytest.mark.parametrize("websocket", [True, False], ids=["ws", "http"])
-def test_forgotten_session_is_renewed_and_the_request_retried(fake: FakeSwarm, websocket: bool) -> None:
+def test_forgotten_session_is_renewed_and_the_request_retried(fake: FakeSwarm, websocket: bool,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # No kept WebSocket: SwarmUI would run the second request on it with the socket's own session, with
+    # nothing to renew (the next test); here the second one connects again and must renew.
+    monkeypatch.setattr(swarm_client, "SOCKET_REUSE_SECONDS", -1.0)
+
     async def body(client: SwarmClient) -> None:
         await client.generate(dict(PARAMS), {}, lambda _: None)
         await asyncio.to_thread(fake.forget_sessions)
@@ -1079,3 +1086,68 @@ def test_every_swarm_error_type_has_its_own_row_in_the_one_error_map() -> None:
         mapped = as_asset_error("a.png", source("failed with s3cr3t-key-value"), secret)
         assert type(mapped) is target and issubclass(target, app_errors.AssetError)
         assert mapped.asset == "a.png" and "s3cr3t" not in str(mapped)
+
+
+# ------------------------------------------------------------------------- kept WebSockets (issue 16)
+
+
+def prompt_of(data: bytes) -> str:
+    """The prompt the double wrote into an image's metadata (SwarmUI's ``parameters`` text chunk)."""
+    with Image.open(io.BytesIO(data)) as image:
+        return str(json.loads(image.text["parameters"])["sui_image_params"]["prompt"])  # type: ignore[attr-defined]
+
+
+def test_a_slots_next_generation_is_sent_on_its_open_websocket(fake: FakeSwarm) -> None:
+    """SwarmUI reads another request on a finished generation's socket for 2 s: one slot's generations
+    share one connection, each gets its own image, and the run's end closes the socket."""
+    kept: list[Any] = []
+
+    async def body(client: SwarmClient) -> list[bytes]:
+        images = [(await client.generate(dict(PARAMS, prompt=f"image {n}", seed=n), {}, lambda _: None)).data
+                  for n in range(3)]
+        kept.extend(slot.socket for slot in client.slots.all)
+        return [data for data in images if data is not None]
+
+    images = with_client(fake.url, body, concurrency=1)
+    assert [prompt_of(data) for data in images] == ["image 0", "image 1", "image 2"]
+    assert fake.generations == 3 and fake.request_count("GenerateText2ImageWS") == 3
+    assert fake.websockets_opened == 1
+    assert len(kept) == 1 and kept[0] is not None and kept[0].state is State.CLOSED  # aclose closed it
+
+
+def test_a_kept_websocket_the_server_closed_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server closes a finished generation's socket after its wait (here 0.05 s, and the client would
+    keep it for 30 s): the next generation connects again, with no drop, retry or interrupt."""
+    monkeypatch.setattr(swarm_client, "SOCKET_REUSE_SECONDS", 30.0)
+    with FakeSwarm(backends=1, **FAST) as fake:
+        async def body(client: SwarmClient) -> dict[str, int]:
+            await client.generate(dict(PARAMS), {}, lambda _: None)
+            (slot,) = client.slots.all
+            await asyncio.wait_for(slot.socket.wait_closed(), 10)  # the server's close, seen by the client
+            await client.generate(dict(PARAMS, prompt="a dog"), {}, lambda _: None)
+            return dict(client.stats)
+
+        stats = with_client(fake.url, body, concurrency=1)
+        assert fake.generations == 2 and fake.websockets_opened == 2
+        assert stats["drops"] == 0 and stats["interrupts"] == 0 and fake.interrupts == 0
+
+
+def test_a_kept_websocket_closed_before_any_answer_is_stale_not_a_dropped_generation() -> None:
+    """Closed before one frame came back for the request sent on it, a kept socket was no longer read
+    by the server (nothing of ours runs there: connect again, no interrupt). On a new socket the same
+    close is a lost generation (retried after stopping the server's job)."""
+    closed = ConnectionClosedError(None, None)
+
+    def read(frames: list[Any], *, reused: bool) -> object:
+        async def body(client: SwarmClient) -> object:
+            return await client._read_generation(StubSocket(frames, closed), lambda _: None, reused=reused)  # type: ignore[arg-type]  # noqa: SLF001
+
+        return with_client("http://127.0.0.1:9", body)
+
+    with pytest.raises(swarm_client._StaleSocket):  # noqa: SLF001
+        read([], reused=True)
+    with pytest.raises(_Dropped):
+        read([], reused=False)
+    # One frame of the request came back: then it did run, and a close is a lost generation.
+    with pytest.raises(_Dropped):
+        read([status(waiting=1)], reused=True)

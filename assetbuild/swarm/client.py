@@ -29,6 +29,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import CloseCode
+from websockets.protocol import State
 
 from ..events import Progress
 from ..safetext import safe_text
@@ -54,6 +55,10 @@ from .slots import SlotPool
 log = logging.getLogger("assetbuild.swarm")
 
 MAX_SESSION_RENEWALS = 2
+# SwarmUI reads another generation request on a finished generation's WebSocket for 2 s after its
+# ``socket_intention: close`` (T2IAPI.cs), on the socket's session. A slot's next generation within half
+# of that sends its request there: no new connection and handshake per image on either side.
+SOCKET_REUSE_SECONDS = 1.0
 CONTROL_TIMEOUT = 60.0  # seconds for calls other than generation (sessions, model lists, status)
 DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024
 _MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "jpeg": b"\xff\xd8\xff"}
@@ -115,6 +120,11 @@ class _ConnectFailed(Exception):
     """The WebSocket could not connect at all (try HTTP for this request)."""
 
 
+class _StaleSocket(Exception):
+    """A kept WebSocket was closed before anything of the request sent on it came back: the server had
+    stopped reading it (its 2 s were over). Nothing of ours runs there; a new connection takes over."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class GeneratedImage:
     """One generated image: where the server put it and, when downloaded, its bytes."""
@@ -164,6 +174,7 @@ class SwarmClient:
                                           poll_seconds=capacity_poll)
                          if concurrency is None else None)
         self._control = _Slot("control")
+        self._closing: set[asyncio.Task[None]] = set()  # kept WebSockets being closed (see _kept_socket)
         self._session_locks: dict[str, asyncio.Lock] = {}
         self._down: SwarmUnreachable | None = None
         self._ws_proxy: dict[str, Any] | None = None  # see _websocket_proxy
@@ -174,6 +185,12 @@ class SwarmClient:
     async def aclose(self) -> None:
         if self.capacity is not None:
             await self.capacity.aclose()
+        for slot in self.slots.all:
+            if slot.socket is not None:
+                self._close_in_background(slot.socket)
+                slot.socket = None
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         await self._http.aclose()
 
     # --- sessions ---
@@ -397,36 +414,69 @@ class SwarmClient:
                 raise self._down
             body = dict(payload, session_id=await self._session(slot))
             try:
-                async with _connect_no_redirects(uri, additional_headers=self._headers,
-                                                 max_size=self.max_image_bytes * 2,
-                                                 open_timeout=self.connect_timeout, close_timeout=2,
-                                                 ping_interval=None, compression=None,
-                                                 **self._websocket_proxy(uri)) as ws:
-                    await ws.send(json.dumps(body))
-                    self._note_sent()
-                    return await self._read_generation(ws, _tracking(slot, on_progress))
+                kept = self._kept_socket(slot)
+                if kept is not None:
+                    try:
+                        return await self._generate_on(kept, slot, body, on_progress, reused=True)
+                    except _StaleSocket:
+                        log.debug("the kept WebSocket of %s was closed; connecting again", slot.name)
+                try:
+                    ws = await _connect_no_redirects(uri, additional_headers=self._headers,
+                                                     max_size=self.max_image_bytes * 2,
+                                                     open_timeout=self.connect_timeout, close_timeout=2,
+                                                     ping_interval=None, compression=None,
+                                                     **self._websocket_proxy(uri))
+                except InvalidStatus as exc:
+                    raise _upgrade_refused(exc.response.status_code,
+                                           exc.response.headers.get("Location", "(no Location)")) from None
+                except InvalidHandshake as exc:
+                    raise WebSocketUnavailable(f"WebSocket handshake failed: {exc}") from None
+                except (OSError, TimeoutError) as exc:
+                    raise _ConnectFailed(str(exc) or type(exc).__name__) from None
+                return await self._generate_on(ws, slot, body, on_progress)
             except SessionInvalid:
                 slot.session_id = None
                 continue
-            except InvalidStatus as exc:
-                status = exc.response.status_code
-                if status == 401:
-                    raise SwarmAuthError("the server refused the WebSocket connection (HTTP 401)") from None
-                if 300 <= status < 400:
-                    where = shown_url(exc.response.headers.get("Location", "(no Location)"))
-                    raise SwarmAPIError(f"the server redirected the WebSocket upgrade (HTTP {status}) to "
-                                        f"{safe_text(where)}; assetbuild does not follow redirects",
-                                        hint="point server.url (or --server) at the address SwarmUI really "
-                                             "serves") from None
-                if status >= 500:
-                    raise _Dropped(f"the server answered the WebSocket upgrade with HTTP {status}",
-                                   started=False) from None
-                raise WebSocketUnavailable(f"WebSocket upgrade answered HTTP {status}") from None
-            except InvalidHandshake as exc:
-                raise WebSocketUnavailable(f"WebSocket handshake failed: {exc}") from None
-            except (OSError, TimeoutError) as exc:
-                raise _ConnectFailed(str(exc) or type(exc).__name__) from None
         raise SwarmAPIError("the server keeps rejecting new sessions (invalid_session_id)", "invalid_session_id")
+
+    async def _generate_on(self, ws: ClientConnection, slot: _Slot, body: dict[str, Any],
+                           on_progress: Callable[[Progress], None], *, reused: bool = False) -> messages.ImageMessage:
+        """Send ``body`` on ``ws`` and read its generation. A generation that ran to the server's
+        ``socket_intention: close`` leaves ``ws`` open in ``slot`` for the slot's next one; any other end
+        closes it. ``reused``: ``ws`` was kept from an earlier generation (``_StaleSocket`` when the server
+        no longer reads it)."""
+        keep = False
+        try:
+            try:
+                await ws.send(json.dumps(body))
+            except ConnectionClosed:
+                if reused:
+                    raise _StaleSocket from None
+                raise
+            self._note_sent()
+            message, keep = await self._read_generation(ws, _tracking(slot, on_progress), reused=reused)
+            return message
+        finally:
+            if keep:
+                slot.socket, slot.socket_since = ws, asyncio.get_running_loop().time()
+            else:
+                await ws.close()
+
+    def _kept_socket(self, slot: _Slot) -> ClientConnection | None:
+        """``slot``'s WebSocket from its last generation, if the server still reads it; else None (a kept
+        one that is too old is closed in the background)."""
+        ws, slot.socket = slot.socket, None
+        if ws is None:
+            return None
+        if ws.state is State.OPEN and asyncio.get_running_loop().time() - slot.socket_since <= SOCKET_REUSE_SECONDS:
+            return ws  # type: ignore[no-any-return]
+        self._close_in_background(ws)
+        return None
+
+    def _close_in_background(self, ws: ClientConnection) -> None:
+        task = asyncio.get_running_loop().create_task(ws.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _websocket_proxy(self, uri: str) -> dict[str, Any]:
         """The proxy argument for websockets' ``connect``: the environment's proxy for ``uri`` (or none),
@@ -446,16 +496,20 @@ class SwarmClient:
         scheme = "wss" if self.origin[0] == "https" else "ws"
         return f"{scheme}://{self.origin[1]}{urlsplit(self.base_url).path}{path}"
 
-    async def _read_generation(self, ws: ClientConnection,
-                               on_progress: Callable[[Progress], None]) -> messages.ImageMessage:
-        """Read one generation's frames until ``socket_intention: close``; the first kept image wins."""
+    async def _read_generation(self, ws: ClientConnection, on_progress: Callable[[Progress], None], *,
+                               reused: bool = False) -> tuple[messages.ImageMessage, bool]:
+        """Read one generation's frames until ``socket_intention: close``; the first kept image wins. Also
+        says whether the generation ran to that close intent (the socket may then serve the next one).
+        ``reused``: a socket closed before any frame came back raises ``_StaleSocket``."""
         images: list[messages.ImageMessage] = []
         discard: set[int] = set()
         error: messages.Frame | None = None
         finished = False
         left_queue = False
+        frames = 0
         try:
             async for raw in ws:
+                frames += 1
                 frame = messages.parse(raw)
                 if frame.kind == "error":
                     if frame.error_id == "invalid_session_id":
@@ -478,6 +532,8 @@ class SwarmClient:
                     finished = True
                     break
         except ConnectionClosed as exc:
+            if reused and not frames:
+                raise _StaleSocket from None
             if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
                 # Not a lost connection: retrying would only generate the same oversized image again.
                 raise SwarmBadImage(f"the server sent a message larger than the limit for an image of "
@@ -488,7 +544,7 @@ class SwarmClient:
             raise _api_error(error.payload, error.error_id)
         kept = [image for image in images if image.batch_index not in discard]
         if kept:
-            return kept[0]
+            return kept[0], finished
         if images:
             raise SwarmAPIError("the server discarded the generated image (discard_indices)")
         if not finished:
@@ -576,6 +632,19 @@ class SwarmClient:
     async def interrupt_all(self) -> None:
         """Interrupt every session this client created (Ctrl-C): only our own work stops."""
         await asyncio.gather(*(self._interrupt(slot) for slot in self.slots.all))
+
+
+def _upgrade_refused(status: int, location: str) -> Exception:
+    """What an answer other than 101 to the WebSocket upgrade means for the generation."""
+    if status == 401:
+        return SwarmAuthError("the server refused the WebSocket connection (HTTP 401)")
+    if 300 <= status < 400:
+        return SwarmAPIError(f"the server redirected the WebSocket upgrade (HTTP {status}) to "
+                             f"{safe_text(shown_url(location))}; assetbuild does not follow redirects",
+                             hint="point server.url (or --server) at the address SwarmUI really serves")
+    if status >= 500:
+        return _Dropped(f"the server answered the WebSocket upgrade with HTTP {status}", started=False)
+    return WebSocketUnavailable(f"WebSocket upgrade answered HTTP {status}")
 
 
 def _tracking(slot: _Slot, on_progress: Callable[[Progress], None]) -> Callable[[Progress], None]:

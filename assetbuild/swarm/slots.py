@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -20,6 +21,10 @@ class Slot:
     name: str
     session_id: str | None = None
     waiting_for_backend: bool = False  # the last status frame of its generation said so
+    # The WebSocket of its last generation, kept open for the next one (``SwarmClient``), and when
+    # that generation ended (the event loop's clock).
+    socket: Any = None
+    socket_since: float = 0.0
 
 
 class SlotPool:

@@ -333,6 +333,8 @@ class FakeServer:
         await ws.prepare(request)
         conn = WSConnection(ws, request)
         self.connections.add(conn)
+        with self.recorder.lock:
+            self.recorder.websockets_opened += 1
         current = asyncio.current_task()
         if current is not None:
             self.handlers.add(current)

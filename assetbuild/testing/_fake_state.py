@@ -98,6 +98,7 @@ class Recorder:
             self.generation_log: list[GenerationRecord] = []
             self.interrupts = 0
             self.injected_failures = 0
+            self.websockets_opened = 0  # WebSocket connections accepted (a socket can carry several requests)
             self.downloads: list[str] = []
             self.debug_messages: list[str] = []
             self.live = 0

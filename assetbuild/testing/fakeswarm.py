@@ -369,6 +369,12 @@ class FakeSwarm:
             return self._recorder.interrupts
 
     @property
+    def websockets_opened(self) -> int:
+        """WebSocket connections accepted on any route (further requests on an open one are not counted)."""
+        with self._recorder.lock:
+            return self._recorder.websockets_opened
+
+    @property
     def injected_failures(self) -> int:
         """Requests answered by ``fail_next`` (they are not in ``requests``: their body is never read)."""
         with self._recorder.lock:
