@@ -313,7 +313,9 @@ def test_reader_error_frame_does_not_end_the_stream_and_is_raised_with_the_serve
     with pytest.raises(SwarmAPIError, match="failed to load the model") as info:
         read_stream(stub)
     assert not isinstance(info.value, SessionInvalid)
-    assert stub.consumed == len(frames) - 1  # read on to socket_intention: close (the last status is not needed)
+    # read on to the request's end, its discard list here (then socket_intention: close and the last status
+    # are not needed)
+    assert stub.consumed == len(frames) - 2
 
 
 def test_reader_invalid_session_frame_raises_session_invalid() -> None:
@@ -1151,3 +1153,36 @@ def test_a_kept_websocket_closed_before_any_answer_is_stale_not_a_dropped_genera
     # One frame of the request came back: then it did run, and a close is a lost generation.
     with pytest.raises(_Dropped):
         read([status(waiting=1)], reused=True)
+
+
+@pytest.mark.timeout(20)  # a request that waited for the close intent would wait out the server's 60 s
+def test_a_request_on_a_kept_websocket_ends_with_its_discard_list_not_the_sockets_close_intent() -> None:
+    """SwarmUI sends ``socket_intention: close`` only after its wait for more requests is over, even when
+    one came during it: a request on a kept socket ends with its own ``discard_indices``."""
+    with FakeSwarm(backends=1, **dict(FAST, close_delay=60.0)) as fake:
+        async def body(client: SwarmClient) -> list[str]:
+            results = [await client.generate(dict(PARAMS, prompt=f"image {n}"), {}, lambda _: None) for n in range(3)]
+            return [prompt_of(result.data or b"") for result in results]
+
+        assert with_client(fake.url, body, concurrency=1) == ["image 0", "image 1", "image 2"]
+        assert fake.websockets_opened == 1 and fake.generations == 3
+
+
+def test_reader_on_a_kept_socket_skips_the_servers_close_intents() -> None:
+    """On a kept socket the close intent the server sent after the last request (before this one's frames,
+    or just after its first one) is not this request's end; its discard list is."""
+    image = {"image": "data:mine", "batch_index": "1"}
+    for frames in ([{"socket_intention": "close"}, status(waiting=1), image, *TAIL],
+                   [status(waiting=1), {"socket_intention": "close"}, status(live=1), image, *TAIL]):
+        stub = StubSocket(frames)
+
+        async def body(client: SwarmClient, stub: StubSocket = stub) -> tuple[messages.ImageMessage, bool]:
+            return await client._read_generation(stub, lambda _: None, reused=True)  # type: ignore[arg-type]  # noqa: SLF001
+
+        message, ended = with_client("http://127.0.0.1:9", body)
+        assert message.image == "data:mine" and ended
+        assert stub.consumed == len(frames) - 2  # up to its discard list
+    # On a new socket the close intent ends the request (a server that sends no discard list): not kept.
+    message, ended = with_client("http://127.0.0.1:9", lambda client: client._read_generation(  # type: ignore[arg-type]  # noqa: SLF001
+        StubSocket([status(waiting=1), image, {"socket_intention": "close"}, status()]), lambda _: None))
+    assert message.image == "data:mine" and not ended

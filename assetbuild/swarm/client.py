@@ -498,25 +498,38 @@ class SwarmClient:
 
     async def _read_generation(self, ws: ClientConnection, on_progress: Callable[[Progress], None], *,
                                reused: bool = False) -> tuple[messages.ImageMessage, bool]:
-        """Read one generation's frames until ``socket_intention: close``; the first kept image wins. Also
-        says whether the generation ran to that close intent (the socket may then serve the next one).
-        ``reused``: a socket closed before any frame came back raises ``_StaleSocket``."""
+        """Read one request's frames; the first kept image wins. The request ends with its
+        ``discard_indices`` (SwarmUI sends one per request, after its images) or, after an error or from a
+        server that sends no discard list, with the socket's ``socket_intention: close``. Also says whether
+        it ended with its discard list: only then may the socket carry the slot's next request.
+
+        ``reused``: ``ws`` carried an earlier request. A close intent on it is the server saying it has no
+        work left (sent after the earlier request, possibly just after this one's first frame), not this
+        request's end, unless an error came first; and a socket closed before anything of this request
+        came back raises ``_StaleSocket``."""
         images: list[messages.ImageMessage] = []
         discard: set[int] = set()
         error: messages.Frame | None = None
         finished = False
+        ended = False  # by this request's discard list
         left_queue = False
-        frames = 0
+        ours = 0  # frames of this request (not a close intent, nor the idle status a server sends at the end)
         try:
             async for raw in ws:
-                frames += 1
                 frame = messages.parse(raw)
+                if frame.kind == "close_intent":
+                    if reused and error is None:
+                        continue
+                    finished = True
+                    break
+                phase = messages.phase_of(frame.payload) if frame.kind == "status" else None
+                if frame.kind != "status" or phase is not None:
+                    ours += 1
                 if frame.kind == "error":
                     if frame.error_id == "invalid_session_id":
                         raise SessionInvalid(frame.payload, frame.error_id)
-                    error = error or frame
-                elif frame.kind == "status":
-                    phase = messages.phase_of(frame.payload)
+                    error = error or frame  # read on to the close intent: the request is over then
+                if frame.kind == "status":
                     # After waiting/loading, "only queued" means a backend was claimed and work is about
                     # to start: keep showing the last real phase rather than going back to "queued".
                     if phase is not None and not images and not (phase.phase == "queued" and left_queue):
@@ -528,11 +541,10 @@ class SwarmClient:
                     images.append(frame.payload)
                 elif frame.kind == "discard":
                     discard |= frame.payload
-                elif frame.kind == "close_intent":
-                    finished = True
+                    finished = ended = True
                     break
         except ConnectionClosed as exc:
-            if reused and not frames:
+            if reused and not ours:
                 raise _StaleSocket from None
             if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
                 # Not a lost connection: retrying would only generate the same oversized image again.
@@ -544,7 +556,7 @@ class SwarmClient:
             raise _api_error(error.payload, error.error_id)
         kept = [image for image in images if image.batch_index not in discard]
         if kept:
-            return kept[0], finished
+            return kept[0], ended
         if images:
             raise SwarmAPIError("the server discarded the generated image (discard_indices)")
         if not finished:
