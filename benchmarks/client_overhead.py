@@ -170,6 +170,24 @@ def assetbuild_build(command: list[str], url: str, root: Path, count: int, jobs:
     return float(finished["seconds"]), run.seconds, (root / "img" / "0000.png").stat().st_size
 
 
+def fsync_ms(folder: Path, count: int = 9) -> float:
+    """Median milliseconds to write and fsync a new 1 MiB file in ``folder``: how long the disk makes a
+    build's durable writes wait right now. It moves during a run (on this project's machine from ~1 ms to
+    ~3 ms as the builds' writes pile up), and the bare loops, which write nothing, never pay it."""
+    data = os.urandom(1 << 20)
+    times = []
+    for i in range(count):
+        path = folder / f"fsync-probe-{i}"
+        started = time.perf_counter()
+        with open(path, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        times.append(time.perf_counter() - started)
+        path.unlink()
+    return median(times) * 1000
+
+
 def steady_rate(count: int, small: int, seconds: list[float], small_seconds: list[float]) -> float | None:
     """Images per second of the images beyond the first ``small``: the per-run costs cancel out. None
     when the noise exceeds the difference (only in --quick runs, with a handful of tiny images)."""
@@ -212,11 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     ab_wall: dict[str, list[float]] = {v: [] for v, *_ in variants}
     png_bytes = {"server": 0, "written": 0}
     loads = []
+    fsyncs: list[float] = []  # the disk's state: a build's durable writes wait for it, the bare loops write nothing
     with FakeSwarm(backends=2, latency=0.0, steps=0, noise=True, close_delay=0.1, model_load_delay=0) as fake, \
             tempfile.TemporaryDirectory(prefix="assetbuild-bench-client-") as tmp:
         warmup = 0 if args.quick else 1
         for rep in range(args.repeat + warmup):  # interleaved rounds, after a warm-up
             loads.append(os.getloadavg()[0])
+            fsyncs.append(fsync_ms(Path(tmp)))
             bare_s: dict[tuple[int, int], float] = {}
             bare_ws_s: dict[tuple[int, int], float] = {}
             bare_wsv_s: dict[tuple[int, int], float] = {}
@@ -263,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     short = {"view": "View loop", "ws": "WebSocket loop", "wsview": "WebSocket + View loop"}
     out: dict[str, Any] = {"images": n, "steady_from": small, "size": args.size, "jobs": jobs,
                            "load_average": [round(x, 2) for x in loads],
+                           "fsync_ms": [round(x, 2) for x in fsyncs],
                            "png_bytes_from_server": png_bytes["server"], "png_bytes_written": png_bytes["written"]}
     for name, times in loops.items():
         out[loop_keys[name]] = {str(j): {"median_s": round(median(times[j, n]), 3),
@@ -320,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
              f"the bare View loop (POST + GET View) whatever the path); steady state: the images beyond the "
              f"first {small} (runs of {n} and {small}); "
              f"medians of {args.repeat} interleaved rounds after a warm-up; load average "
-             f"{min(loads):.2f}-{max(loads):.2f} at the rounds' starts")
+             f"{min(loads):.2f}-{max(loads):.2f} and a 1 MiB write + fsync {min(fsyncs):.2f}-{max(fsyncs):.2f} ms "
+             f"at the rounds' starts")
     emit(args, "client_overhead", out, text)
     return 0
 
