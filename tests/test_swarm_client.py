@@ -1148,6 +1148,10 @@ def test_a_kept_websocket_closed_before_any_answer_is_stale_not_a_dropped_genera
 
     with pytest.raises(swarm_client._StaleSocket):  # noqa: SLF001
         read([], reused=True)
+    # Closed normally (the iteration just ends) after only the server's own close intent and idle status.
+    stale = StubSocket([{"socket_intention": "close"}, status()])
+    with pytest.raises(swarm_client._StaleSocket):  # noqa: SLF001
+        with_client("http://127.0.0.1:9", lambda client: client._read_generation(stale, lambda _: None, reused=True))  # type: ignore[arg-type]  # noqa: SLF001
     with pytest.raises(_Dropped):
         read([], reused=False)
     # One frame of the request came back: then it did run, and a close is a lost generation.
@@ -1186,3 +1190,27 @@ def test_reader_on_a_kept_socket_skips_the_servers_close_intents() -> None:
     message, ended = with_client("http://127.0.0.1:9", lambda client: client._read_generation(  # type: ignore[arg-type]  # noqa: SLF001
         StubSocket([status(waiting=1), image, {"socket_intention": "close"}, status()]), lambda _: None))
     assert message.image == "data:mine" and not ended
+
+
+def test_a_server_that_reads_one_request_per_socket_costs_one_wait_then_no_socket_is_kept(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that never reads a second request on a socket closes it after its pause, unanswered: that
+    request goes out again on a new socket (not a lost generation: no drop, no interrupt), and the run
+    keeps no more sockets, so no other request waits out that pause."""
+    from assetbuild.testing import _fake_server
+
+    async def deaf(self: Any, conn: Any, *_args: Any) -> None:
+        async for _message in conn.ws:  # frames are read (a close is answered) and ignored
+            pass
+
+    monkeypatch.setattr(_fake_server.FakeServer, "_read_more", deaf)
+    with FakeSwarm(backends=1, **dict(FAST, close_delay=0.2)) as fake:
+        async def body(client: SwarmClient) -> list[str]:
+            results = [await client.generate(dict(PARAMS, prompt=f"image {n}"), {}, lambda _: None) for n in range(4)]
+            assert client.stats["drops"] == 0 and client.stats["interrupts"] == 0
+            return [prompt_of(result.data or b"") for result in results]
+
+        assert with_client(fake.url, body, concurrency=1) == [f"image {n}" for n in range(4)]
+        # the first socket, the second one's unread request on it then its own socket, then one each
+        assert fake.websockets_opened == 4 and fake.generations == 4 and fake.interrupts == 0
+        assert fake.request_count("GenerateText2ImageWS") == 4  # the unread request was never recorded

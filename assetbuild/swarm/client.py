@@ -175,6 +175,7 @@ class SwarmClient:
                          if concurrency is None else None)
         self._control = _Slot("control")
         self._closing: set[asyncio.Task[None]] = set()  # kept WebSockets being closed (see _kept_socket)
+        self._keep_sockets = True  # until a kept socket goes unread (see _generate_ws)
         self._session_locks: dict[str, asyncio.Lock] = {}
         self._down: SwarmUnreachable | None = None
         self._ws_proxy: dict[str, Any] | None = None  # see _websocket_proxy
@@ -419,7 +420,11 @@ class SwarmClient:
                     try:
                         return await self._generate_on(kept, slot, body, on_progress, reused=True)
                     except _StaleSocket:
-                        log.debug("the kept WebSocket of %s was closed; connecting again", slot.name)
+                        # A server that does not read a second request on a socket waits out its pause
+                        # first: after one such answer, every generation of the run gets its own socket.
+                        self._keep_sockets = False
+                        log.debug("the kept WebSocket of %s was not read; connecting again, and keeping "
+                                  "no more sockets", slot.name)
                 try:
                     ws = await _connect_no_redirects(uri, additional_headers=self._headers,
                                                      max_size=self.max_image_bytes * 2,
@@ -457,7 +462,7 @@ class SwarmClient:
             message, keep = await self._read_generation(ws, _tracking(slot, on_progress), reused=reused)
             return message
         finally:
-            if keep:
+            if keep and self._keep_sockets:
                 slot.socket, slot.socket_since = ws, asyncio.get_running_loop().time()
             else:
                 await ws.close()
@@ -552,6 +557,8 @@ class SwarmClient:
                                     f"{self.max_image_bytes} bytes") from None
             if error is None and not images:
                 raise _Dropped(f"WebSocket closed: {exc}") from None
+        if reused and not ours:  # closed normally (the iteration just ends) before anything of this request
+            raise _StaleSocket
         if error is not None:
             raise _api_error(error.payload, error.error_id)
         kept = [image for image in images if image.batch_index not in discard]
