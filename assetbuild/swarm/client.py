@@ -446,10 +446,10 @@ class SwarmClient:
 
     async def _generate_on(self, ws: ClientConnection, slot: _Slot, body: dict[str, Any],
                            on_progress: Callable[[Progress], None], *, reused: bool = False) -> messages.ImageMessage:
-        """Send ``body`` on ``ws`` and read its generation. A generation that ran to the server's
-        ``socket_intention: close`` leaves ``ws`` open in ``slot`` for the slot's next one; any other end
-        closes it. ``reused``: ``ws`` was kept from an earlier generation (``_StaleSocket`` when the server
-        no longer reads it)."""
+        """Send ``body`` on ``ws`` and read its generation. A generation that ended with its own
+        ``discard_indices`` leaves ``ws`` open in ``slot`` for the slot's next one (while the run still keeps
+        sockets); any other end closes it. ``reused``: ``ws`` was kept from an earlier generation
+        (``_StaleSocket`` when the server no longer reads it)."""
         keep = False
         try:
             try:
