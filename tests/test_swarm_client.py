@@ -22,6 +22,7 @@ import pytest
 from helpers import free_port
 from PIL import Image
 from websockets.exceptions import ConnectionClosedError
+from websockets.frames import Close, CloseCode
 from websockets.protocol import State
 
 from assetbuild.errors import AuthError, GenerationError, ServerError, ServerUnreachable
@@ -1135,12 +1136,14 @@ def test_a_kept_websocket_the_server_closed_is_replaced(monkeypatch: pytest.Monk
 
 
 def test_a_kept_websocket_closed_before_any_answer_is_stale_not_a_dropped_generation() -> None:
-    """Closed before one frame came back for the request sent on it, a kept socket was no longer read
-    by the server (nothing of ours runs there: connect again, no interrupt). On a new socket the same
-    close is a lost generation (retried after stopping the server's job)."""
-    closed = ConnectionClosedError(None, None)
+    """Closed normally by the server before one frame came back for the request sent on it, a kept socket
+    was no longer read (nothing of ours runs there: connect again, no interrupt). On a new socket the same
+    close is a lost generation (retried after stopping the server's job), and so is a kept socket lost
+    without the server's close frame: the request may have reached the server."""
+    clean = ConnectionClosedError(Close(CloseCode.NORMAL_CLOSURE, ""), None)  # the server's close, unanswered
+    lost = ConnectionClosedError(None, None)
 
-    def read(frames: list[Any], *, reused: bool) -> object:
+    def read(frames: list[Any], *, reused: bool, closed: ConnectionClosedError = clean) -> object:
         async def body(client: SwarmClient) -> object:
             return await client._read_generation(StubSocket(frames, closed), lambda _: None, reused=reused)  # type: ignore[arg-type]  # noqa: SLF001
 
@@ -1148,6 +1151,11 @@ def test_a_kept_websocket_closed_before_any_answer_is_stale_not_a_dropped_genera
 
     with pytest.raises(swarm_client._StaleSocket):  # noqa: SLF001
         read([], reused=True)
+    with pytest.raises(_Dropped) as dropped:
+        read([], reused=True, closed=lost)
+    assert dropped.value.started  # the server's job is stopped before the request goes out again
+    with pytest.raises(_Dropped):
+        read([], reused=True, closed=ConnectionClosedError(Close(CloseCode.INTERNAL_ERROR, ""), None))
     # Closed normally (the iteration just ends) after only the server's own close intent and idle status.
     stale = StubSocket([{"socket_intention": "close"}, status()])
     with pytest.raises(swarm_client._StaleSocket):  # noqa: SLF001
@@ -1186,6 +1194,11 @@ def test_reader_on_a_kept_socket_skips_the_servers_close_intents() -> None:
         message, ended = with_client("http://127.0.0.1:9", body)
         assert message.image == "data:mine" and ended
         assert stub.consumed == len(frames) - 2  # up to its discard list
+    # A second close intent is this request's own: its handler ended without an error frame or image.
+    stub = StubSocket([{"socket_intention": "close"}, status(waiting=1), {"socket_intention": "close"}, status()])
+    with pytest.raises(SwarmAPIError, match="without sending an image"):
+        with_client("http://127.0.0.1:9", lambda client: client._read_generation(stub, lambda _: None, reused=True))  # type: ignore[arg-type]  # noqa: SLF001
+    assert stub.consumed == 3  # it ended there, not at the socket's close
     # On a new socket the close intent ends the request (a server that sends no discard list): not kept.
     message, ended = with_client("http://127.0.0.1:9", lambda client: client._read_generation(  # type: ignore[arg-type]  # noqa: SLF001
         StubSocket([status(waiting=1), image, {"socket_intention": "close"}, status()]), lambda _: None))
@@ -1214,3 +1227,43 @@ def test_a_server_that_reads_one_request_per_socket_costs_one_wait_then_no_socke
         # the first socket, the second one's unread request on it then its own socket, then one each
         assert fake.websockets_opened == 4 and fake.generations == 4 and fake.interrupts == 0
         assert fake.request_count("GenerateText2ImageWS") == 4  # the unread request was never recorded
+
+
+@pytest.mark.timeout(30)  # a run that waited for the server's answers would wait out its 60 s pauses
+def test_a_socket_that_is_not_kept_closes_in_the_background_and_the_run_end_does_not_wait_for_swarmui() -> None:
+    """SwarmUI (and the double) answer a client's close only after the pause that follows the close
+    intent: a generation whose socket is not kept returns at its discard list, its socket still closing,
+    and the client's end gives such closes only a moment before ending them at the TCP level."""
+    with FakeSwarm(backends=1, **dict(FAST, close_delay=60.0)) as fake:
+        closing: list[list[State]] = []
+        sockets: list[Any] = []
+
+        async def body(client: SwarmClient) -> list[str]:
+            client._keep_sockets = False  # noqa: SLF001 - as after a server that read only one request per socket
+            prompts = []
+            for n in range(2):
+                result = await client.generate(dict(PARAMS, prompt=f"image {n}"), {}, lambda _: None)
+                prompts.append(prompt_of(result.data or b""))
+                closing.append([ws.state for ws in client._closing.values()])  # noqa: SLF001
+                sockets.extend(client._closing.values())  # noqa: SLF001
+            return prompts
+
+        assert with_client(fake.url, body, concurrency=1) == ["image 0", "image 1"]
+        assert [len(states) for states in closing] == [1, 2]  # being closed, in the background
+        assert State.CLOSED not in closing[-1]  # neither close was answered yet
+        assert fake.websockets_opened == 2 and fake.generations == 2
+        assert {ws.state for ws in sockets} == {State.CLOSED}  # the client's end closed both
+
+
+def test_no_socket_is_reused_once_the_run_keeps_none() -> None:
+    """A socket kept before the run stopped keeping sockets is closed, not reused."""
+    with FakeSwarm(backends=1, **FAST) as fake:
+        async def body(client: SwarmClient) -> tuple[Any, Any]:
+            await client.generate(dict(PARAMS), {}, lambda _: None)
+            (slot,) = client.slots.all
+            kept = slot.socket
+            client._keep_sockets = False  # noqa: SLF001
+            return kept, client._kept_socket(slot)  # noqa: SLF001
+
+        kept, reused = with_client(fake.url, body, concurrency=1)
+        assert kept is not None and reused is None and kept.state is State.CLOSED

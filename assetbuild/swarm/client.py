@@ -59,6 +59,7 @@ MAX_SESSION_RENEWALS = 2
 # ``socket_intention: close`` (T2IAPI.cs), on the socket's session. A slot's next generation within half
 # of that sends its request there: no new connection and handshake per image on either side.
 SOCKET_REUSE_SECONDS = 1.0
+CLOSE_GRACE_SECONDS = 0.25  # at a run's end, how long sockets being closed get for the server's answer
 CONTROL_TIMEOUT = 60.0  # seconds for calls other than generation (sessions, model lists, status)
 DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024
 _MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "jpeg": b"\xff\xd8\xff"}
@@ -174,7 +175,7 @@ class SwarmClient:
                                           poll_seconds=capacity_poll)
                          if concurrency is None else None)
         self._control = _Slot("control")
-        self._closing: set[asyncio.Task[None]] = set()  # kept WebSockets being closed (see _kept_socket)
+        self._closing: dict[asyncio.Task[None], ClientConnection] = {}  # sockets being closed, in the background
         self._keep_sockets = True  # until a kept socket goes unread (see _generate_ws)
         self._session_locks: dict[str, asyncio.Lock] = {}
         self._down: SwarmUnreachable | None = None
@@ -191,7 +192,12 @@ class SwarmClient:
                 self._close_in_background(slot.socket)
                 slot.socket = None
         if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+            # SwarmUI answers a close only after its pause for more requests (2 s): give a prompt server a
+            # moment, then end the rest at the TCP level rather than hold up the end of the run.
+            _done, waiting = await asyncio.wait(self._closing, timeout=CLOSE_GRACE_SECONDS)
+            for task in waiting:
+                self._closing[task].transport.close()
+            await asyncio.gather(*waiting, return_exceptions=True)
         await self._http.aclose()
 
     # --- sessions ---
@@ -464,8 +470,8 @@ class SwarmClient:
         finally:
             if keep and self._keep_sockets:
                 slot.socket, slot.socket_since = ws, asyncio.get_running_loop().time()
-            else:
-                await ws.close()
+            else:  # not awaited: SwarmUI answers a close only after its 2 s pause, and the slot is free now
+                self._close_in_background(ws)
 
     def _kept_socket(self, slot: _Slot) -> ClientConnection | None:
         """``slot``'s WebSocket from its last generation, if the server still reads it; else None (a kept
@@ -473,15 +479,16 @@ class SwarmClient:
         ws, slot.socket = slot.socket, None
         if ws is None:
             return None
-        if ws.state is State.OPEN and asyncio.get_running_loop().time() - slot.socket_since <= SOCKET_REUSE_SECONDS:
+        fresh = asyncio.get_running_loop().time() - slot.socket_since <= SOCKET_REUSE_SECONDS
+        if self._keep_sockets and fresh and ws.state is State.OPEN:
             return ws  # type: ignore[no-any-return]
         self._close_in_background(ws)
         return None
 
     def _close_in_background(self, ws: ClientConnection) -> None:
         task = asyncio.get_running_loop().create_task(ws.close())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self._closing[task] = ws
+        task.add_done_callback(self._closing.pop)
 
     def _websocket_proxy(self, uri: str) -> dict[str, Any]:
         """The proxy argument for websockets' ``connect``: the environment's proxy for ``uri`` (or none),
@@ -508,10 +515,12 @@ class SwarmClient:
         server that sends no discard list, with the socket's ``socket_intention: close``. Also says whether
         it ended with its discard list: only then may the socket carry the slot's next request.
 
-        ``reused``: ``ws`` carried an earlier request. A close intent on it is the server saying it has no
-        work left (sent after the earlier request, possibly just after this one's first frame), not this
-        request's end, unless an error came first; and a socket closed before anything of this request
-        came back raises ``_StaleSocket``."""
+        ``reused``: ``ws`` carried an earlier request. Its first close intent is the server saying it had no
+        work left after that request (it may come just after this one's first frame), not this request's
+        end, unless an error came first: the next one is (a handler that failed without an error frame).
+        A socket the server closed normally before anything of this request came back raises
+        ``_StaleSocket``: the server did not read the request. Closed in any other way, the request may
+        be running there, so it counts as a lost generation (stopped before it is sent again)."""
         images: list[messages.ImageMessage] = []
         discard: set[int] = set()
         error: messages.Frame | None = None
@@ -519,11 +528,13 @@ class SwarmClient:
         ended = False  # by this request's discard list
         left_queue = False
         ours = 0  # frames of this request (not a close intent, nor the idle status a server sends at the end)
+        earlier_close_intent = reused  # still to come: the one the server sent after the earlier request
         try:
             async for raw in ws:
                 frame = messages.parse(raw)
                 if frame.kind == "close_intent":
-                    if reused and error is None:
+                    if earlier_close_intent and error is None:
+                        earlier_close_intent = False
                         continue
                     finished = True
                     break
@@ -549,7 +560,7 @@ class SwarmClient:
                     finished = ended = True
                     break
         except ConnectionClosed as exc:
-            if reused and not ours:
+            if reused and not ours and exc.rcvd is not None and exc.rcvd.code in _NORMAL_CLOSES:
                 raise _StaleSocket from None
             if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
                 # Not a lost connection: retrying would only generate the same oversized image again.
@@ -709,6 +720,7 @@ def _checked(status: int, body: bytes) -> dict[str, Any]:
     return data
 
 
+_NORMAL_CLOSES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY})
 _AUTH_ERRORS = {"Invalid or unauthorized.", "invalid or unauthorized"}
 
 

@@ -329,7 +329,9 @@ class FakeServer:
     # ------------------------------------------------------------------------------------ WebSocket
 
     async def _handle_ws(self, request: web.Request, raw_route: str) -> web.StreamResponse:
-        ws = web.WebSocketResponse(max_msg_size=self.config.max_receive_bytes)
+        # Like SwarmUI (.NET), a client's close is answered only when the handler ends: after the pause
+        # for more requests that follows the close intent (§4.2 g), not at once as aiohttp would.
+        ws = web.WebSocketResponse(max_msg_size=self.config.max_receive_bytes, autoclose=False)
         await ws.prepare(request)
         conn = WSConnection(ws, request)
         self.connections.add(conn)
