@@ -5,9 +5,9 @@
 Run as its own process by ``throughput.py`` (so it does not share a GIL with the server double).
 ``CONCURRENCY`` workers, each with its own session (opened before the clock starts), take the next of
 ``COUNT`` distinct prompts and generate it over ``GenerateText2ImageWS``: connect, send, read frames
-until ``socket_intention: close``, base64-decode the image, close. Nothing else: no progress display,
-no post-processing, no files, no lock. Prints one JSON object: ``{"seconds": ..., "images": ...}``,
-the time from the first request to the last image.
+until ``socket_intention: close``, base64-decode the image, close (not waiting for the server's answer).
+Nothing else: no progress display, no post-processing, no files, no lock. Prints one JSON object:
+``{"seconds": ..., "images": ...}``, the time from the first request to the last image.
 """
 
 from __future__ import annotations
@@ -23,13 +23,19 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
+_closing: set[asyncio.Task[None]] = set()  # sockets being closed (see image_reference)
+
 
 async def image_reference(ws_url: str, body: dict[str, Any]) -> str:
     """One generation over GenerateText2ImageWS: connect, send ``body``, read frames until
     ``socket_intention: close``, close. Returns the image's reference: a data URL (``donotsave``) or a View
-    path ("" when no image came). No proxy lookup, as assetbuild's client makes it once per run."""
+    path ("" when no image came). No proxy lookup, as assetbuild's client makes it once per run.
+
+    The close is not waited for: SwarmUI (and the double) answer it only after their pause for more
+    requests, which no client needs to sit through (``closed()`` waits for them once the clock stopped)."""
     reference = ""
-    async with connect(ws_url, max_size=None, ping_interval=None, compression=None, proxy=None) as ws:
+    ws = await connect(ws_url, max_size=None, ping_interval=None, compression=None, proxy=None)
+    try:
         await ws.send(json.dumps(body))
         async for raw in ws:
             frame = json.loads(raw)
@@ -39,7 +45,16 @@ async def image_reference(ws_url: str, body: dict[str, Any]) -> str:
                 reference = frame["image"]
             if frame.get("socket_intention") == "close":
                 break
+    finally:
+        task = asyncio.get_running_loop().create_task(ws.close())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
     return reference
+
+
+async def closed() -> None:
+    """Wait for the closes ``image_reference`` left running."""
+    await asyncio.gather(*_closing, return_exceptions=True)
 
 
 async def generate_all(url: str, count: int, concurrency: int, prefix: str) -> dict[str, float]:
@@ -68,7 +83,9 @@ async def generate_all(url: str, count: int, concurrency: int, prefix: str) -> d
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(s) for s in sessions))
-    return {"seconds": time.perf_counter() - started, "images": done}
+    seconds = time.perf_counter() - started
+    await closed()
+    return {"seconds": seconds, "images": done}
 
 
 def main() -> int:

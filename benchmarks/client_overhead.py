@@ -103,7 +103,7 @@ def bare_ws_loop(url: str, count: int, size: int, salt: str, concurrency: int = 
     own session: connect, send, read frames until ``socket_intention: close``, close; the image comes
     inside the WebSocket as a data URL (``donotsave=true``: base64-decoded) or, with ``view``, as a View
     path (``donotsave=false``: then GET with httpx, on the worker's connection). Nothing else."""
-    from _bare_ws_client import image_reference
+    from _bare_ws_client import closed, image_reference
 
     ws_url = "ws" + url.removeprefix("http") + "/API/GenerateText2ImageWS"
 
@@ -125,7 +125,9 @@ def bare_ws_loop(url: str, count: int, size: int, salt: str, concurrency: int = 
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        await closed()
+        return seconds
 
     return asyncio.run(run())
 
