@@ -9,6 +9,7 @@ damaged entry is discarded and reported, never restored.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fsutil import abandoned_files, atomic_write, real_dir, sync_dir, sync_filesystem
+from .fsutil import abandoned_files, atomic_write, forget_pages, real_dir, sync_dir, sync_filesystem
 from .keys import hash_bytes
 
 _KEY = re.compile(r"[0-9a-f]{32}")  # an asset key (xxh3-128 hex): the only names the cache has
@@ -41,6 +42,9 @@ class Cache:
         self.folder = folder
         self._deferred = False  # see defer_sync
         self._unsynced: list[Path] | None = []  # entries written without their fsync (None: too many to list)
+        # The last entries written without their fsync, whose pages are still in the page cache (being
+        # written out): forgotten a few entries later, once written (see put).
+        self._writing_back: collections.deque[Path] = collections.deque()
 
     def defer_sync(self) -> None:
         """From now on, ``put`` does not flush each entry (its file and its folder: two fsyncs) but leaves
@@ -59,11 +63,14 @@ class Cache:
         unsynced, self._unsynced = self._unsynced, []
         if unsynced is None:
             _sync_filesystem(self.folder)
-            return
-        for path in unsynced:
-            _fsync_file(path)
-        for folder in {path.parent for path in unsynced}:
-            sync_dir(folder)
+        else:
+            for path in unsynced:
+                _fsync_file(path)
+            for folder in {path.parent for path in unsynced}:
+                sync_dir(folder)
+        while self._writing_back:
+            with contextlib.suppress(IndexError):
+                forget_pages(self._writing_back.popleft())
 
     def path_of(self, key: str) -> Path:
         if not _KEY.fullmatch(key):  # the lock refuses such keys; never let one name a path elsewhere
@@ -86,8 +93,14 @@ class Cache:
             self._unsynced.append(path)
             if len(self._unsynced) > _LISTED_UNSYNCED:
                 self._unsynced = None
-        # The header is written before the image rather than copied onto it.
-        atomic_write(path, (header.encode() + b"\n", data), sync=not self._deferred, ready=ready)
+        # The header is written before the image rather than copied onto it. The entry's pages leave the
+        # page cache (fsutil._FADVISE): at once when synced, else a few entries later, once written out.
+        atomic_write(path, (header.encode() + b"\n", data), sync=not self._deferred, ready=ready, forget=True)
+        if self._deferred:
+            self._writing_back.append(path)
+            while len(self._writing_back) > _WRITING_BACK:
+                with contextlib.suppress(IndexError):  # (another thread took it)
+                    forget_pages(self._writing_back.popleft())
         return digest
 
     def get(self, key: str) -> CacheHit | None:
@@ -144,6 +157,7 @@ class Cache:
 
 
 _LISTED_UNSYNCED = 64  # more unsynced entries than this are flushed with one syncfs
+_WRITING_BACK = 8  # unsynced entries left in the page cache while the kernel writes them out (see put)
 
 
 def _fsync_file(path: Path) -> None:

@@ -41,7 +41,8 @@ def _umask_mode() -> int:
 
 
 def atomic_write(path: Path, data: bytes | Iterable[bytes], *, tmp_dir: Path | None = None, mode: int | None = None,
-                 sync: bool = True, ready: Callable[[], object] | None = None) -> os.stat_result:
+                 sync: bool = True, ready: Callable[[], object] | None = None,
+                 forget: bool = False) -> os.stat_result:
     """Write ``data`` to ``path`` so that readers (and crashes) see the old file or the new, never half.
 
     The bytes go to a temporary file, are flushed to disk, and the file is renamed over the target; the
@@ -61,11 +62,13 @@ def atomic_write(path: Path, data: bytes | Iterable[bytes], *, tmp_dir: Path | N
 
     ``ready``, when given, is called once the temporary file is written and before the rename: raising,
     it leaves nothing at ``path`` and no temporary file (another thread can be checking the bytes meanwhile).
+
+    ``forget``: the file's pages leave the page cache once written (``forget_pages``), for images.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     if tmp_dir is not None:
         real_dir(tmp_dir)
-    tmp, written = _write_temporary(tmp_dir or path.parent, path.name, data, mode, sync=sync)
+    tmp, written = _write_temporary(tmp_dir or path.parent, path.name, data, mode, sync=sync, forget=forget)
     try:
         if ready is not None:
             ready()
@@ -78,7 +81,7 @@ def atomic_write(path: Path, data: bytes | Iterable[bytes], *, tmp_dir: Path | N
                 with open(tmp, "rb") as handle:
                     data = handle.read()
             os.unlink(tmp)
-            return atomic_write(path, data, mode=mode, sync=sync)
+            return atomic_write(path, data, mode=mode, sync=sync, forget=forget)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -241,7 +244,7 @@ _TMP_NAME_CHARS = 24
 
 
 def _write_temporary(folder: Path, name: str, data: bytes | Iterable[bytes], mode: int | None, *,
-                     sync: bool = True) -> tuple[str, os.stat_result]:
+                     sync: bool = True, forget: bool = False) -> tuple[str, os.stat_result]:
     fd, tmp = _create_temporary(folder, name)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -252,6 +255,8 @@ def _write_temporary(folder: Path, name: str, data: bytes | Iterable[bytes], mod
             handle.flush()
             if sync:
                 os.fsync(handle.fileno())
+            if forget:
+                _forget_pages(handle.fileno())
         if mode is not None:  # created with the mode any new file gets; a secret asks for less
             os.chmod(tmp, mode)
         written = os.stat(tmp)
@@ -260,6 +265,34 @@ def _write_temporary(folder: Path, name: str, data: bytes | Iterable[bytes], mod
             os.unlink(tmp)
         raise
     return tmp, written
+
+
+def forget_pages(path: Path) -> None:
+    """Let the kernel drop ``path``'s pages from its page cache, if they were written out by now (see
+    ``_forget_pages``); best effort."""
+    if _FADVISE is None:
+        return
+    with contextlib.suppress(OSError):
+        fd = open_nofollow(path, os.O_RDONLY)
+        try:
+            _forget_pages(fd)
+        finally:
+            os.close(fd)
+
+
+# Written images leave the page cache (Linux's posix_fadvise; elsewhere nothing is done). A build writes
+# each image twice (target and cache entry) and rarely reads one back soon: kept cached, a big build
+# would push the user's working set out of memory, and each write takes a page the kernel has to
+# find free (on this project's virtual machine ~2.4 ms of CPU per MiB, against ~0.3 for a page just
+# released: half of a build's CPU per 1 MiB image). Clean pages (synced) are dropped at once; dirty ones
+# get their writeback started and are dropped by a later call.
+_FADVISE = getattr(os, "posix_fadvise", None)
+
+
+def _forget_pages(fd: int) -> None:
+    if _FADVISE is not None:
+        with contextlib.suppress(OSError):
+            _FADVISE(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def abandoned_files(folder: Path, pattern: str, older_than: float = 3600.0) -> list[Path]:
@@ -485,7 +518,8 @@ class HashCache:
 
 
 def atomic_write_when(path: Path, data: bytes, *, tmp_dir: Path, ready: Callable[[], object]) -> os.stat_result:
-    """``atomic_write`` (synced, temporary file in ``tmp_dir``) whose rename waits for ``ready()``.
+    """``atomic_write`` (synced, temporary file in ``tmp_dir``, for an image: its pages are forgotten)
+    whose rename waits for ``ready()``.
 
     The bytes are written and flushed to the temporary file first, then ``ready()`` is called and only
     when it returns is the file renamed into place (and the folder synced). Whatever must be durable
@@ -495,7 +529,7 @@ def atomic_write_when(path: Path, data: bytes, *, tmp_dir: Path, ready: Callable
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     real_dir(tmp_dir)
-    tmp, written = _write_temporary(tmp_dir, path.name, data, None, sync=True)
+    tmp, written = _write_temporary(tmp_dir, path.name, data, None, sync=True, forget=True)
     try:
         ready()
         try:
@@ -504,7 +538,7 @@ def atomic_write_when(path: Path, data: bytes, *, tmp_dir: Path, ready: Callable
             if exc.errno != errno.EXDEV:
                 raise
             os.unlink(tmp)  # tmp_dir is on another file system: write next to the target instead
-            return atomic_write(path, data)
+            return atomic_write(path, data, forget=True)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
