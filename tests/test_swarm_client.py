@@ -301,6 +301,17 @@ def test_reader_applies_discard_indices_with_string_and_int_batch_index() -> Non
     assert read_stream(frames).image == "data:second"
 
 
+def test_reader_skips_intermediate_images_sent_before_the_final_one() -> None:
+    """SwarmUI numbers images that are not final (``outputintermediateimages``) -11, -12, ... and may
+    send them first: the asset gets its final image, and a request that sent only those has none."""
+    frames = [{"image": "data:step-1", "batch_index": "-11"}, {"image": "data:step-2", "batch_index": -12},
+              {"image": "data:final", "batch_index": "0"}, {"discard_indices": []}, {"socket_intention": "close"}]
+    assert read_stream(frames).image == "data:final"
+    with pytest.raises(SwarmAPIError, match="without sending an image"):
+        read_stream([{"image": "data:step-1", "batch_index": "-11"}, {"discard_indices": []},
+                     {"socket_intention": "close"}])
+
+
 def test_reader_all_images_discarded_is_an_error() -> None:
     frames = [{"image": "data:first", "batch_index": 0}, {"discard_indices": [0]}, {"socket_intention": "close"}]
     with pytest.raises(SwarmAPIError, match="discarded"):

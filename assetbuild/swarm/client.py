@@ -555,7 +555,9 @@ class SwarmClient:
                         on_progress(phase)
                 elif frame.kind == "progress":
                     on_progress(messages.progress_of(frame.payload))
-                elif frame.kind == "image":
+                elif frame.kind == "image" and frame.payload.batch_index >= 0:
+                    # (A negative index marks an intermediate image, e.g. with outputintermediateimages:
+                    # SwarmUI numbers them -11, -12, ... and may send them before the final one.)
                     images.append(frame.payload)
                 elif frame.kind == "discard":
                     discard |= frame.payload
