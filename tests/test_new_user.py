@@ -596,6 +596,12 @@ def test_config_view_shows_the_manifests_server_where_it_wins(project: Path) -> 
     assert "manifest" in line and "'http://gpu-box:7801' applies outside this project" in line
     outside = run_cli(project.parent, "config", "view")
     assert "http://gpu-box:7801" in outside.stdout.splitlines()[1]
+    # `config get` answers as `view` does: what a build here would use, and where it comes from.
+    get = run_cli(project, "config", "get", "server")
+    assert (get.returncode, get.stdout) == (0, "placeholder\n") and "manifest" in get.stderr
+    assert run_cli(project.parent, "config", "get", "server").stdout == "http://gpu-box:7801\n"
+    env = run_cli(project, "config", "get", "server", env={"ASSETBUILD_SERVER": "http://env-box:7801"})
+    assert env.stdout == "http://env-box:7801\n" and "environment" in env.stderr
 
 
 class _Clock:

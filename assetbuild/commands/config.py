@@ -78,9 +78,16 @@ def set_value(name: str, value: str | None, out: TextIO, err: TextIO, *, stdin: 
 
 
 def get_value(name: str, out: TextIO, err: TextIO, *, show_secret: bool = False) -> int:
-    """The value in force (environment, else config file). Exit 1 when it is not set."""
+    """The value in force here, as ``view`` shows it: the environment, else this project's manifest (for
+    ``server`` and ``cache-dir``), else the config file. Exit 1 when it is not set."""
     key = userconfig.check_key(name)
     setting = userconfig.effective()[key.name]
+    override = None if setting.source.startswith("environment") else manifest_overrides().get(key.name)
+    if override is not None:
+        value, where = override
+        out.write(value + "\n")
+        err.write(f"(from the {where})\n")
+        return 0
     if setting.value is None:
         err.write(f"{key.name} is not set (config file {userconfig.config_path()}, environment {key.env})\n")
         return 1
