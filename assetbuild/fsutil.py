@@ -272,8 +272,8 @@ def forget_pages(path: Path) -> None:
     ``_forget_pages``); best effort."""
     if _FADVISE is None:
         return
-    with contextlib.suppress(OSError):
-        fd = open_nofollow(path, os.O_RDONLY)
+    with contextlib.suppress(OSError):  # gone, or replaced (by a symlink: not followed): nothing to do
+        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY)
         try:
             _forget_pages(fd)
         finally:

@@ -191,3 +191,16 @@ def test_a_builds_images_leave_the_page_cache_once_written(
     assert {path: size for path, size in resident.items() if size} == {}
     # (fincore itself sees pages: the manifest, just read, is still cached.)
     assert resident_bytes([project / "assets.toml"])[str(project / "assets.toml")] > 0
+
+
+def test_forgetting_pages_is_best_effort_and_never_follows_a_symlink(tmp_path: Path) -> None:
+    """``forget_pages`` runs on paths written a while ago: one gone, or replaced by a symlink (to a file
+    elsewhere), is left alone and raises nothing: it must never fail the build of an image."""
+    from assetbuild.fsutil import forget_pages
+
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_bytes(b"not ours")
+    (tmp_path / "entry.img").symlink_to(elsewhere)
+    forget_pages(tmp_path / "entry.img")
+    forget_pages(tmp_path / "gone.img")
+    assert elsewhere.read_bytes() == b"not ours"
