@@ -604,6 +604,24 @@ def test_config_view_shows_the_manifests_server_where_it_wins(project: Path) -> 
     assert env.stdout == "http://env-box:7801\n" and "environment" in env.stderr
 
 
+def test_config_get_reports_the_cache_folder_and_server_a_build_here_uses(project: Path) -> None:
+    """The manifest's cache folder under its current name ([cache] dir), resolved against the project
+    as a build resolves it; the manifest's server URL masked, unless --show-secret asks for it."""
+    write_manifest(project, '[server]\nurl = "http://artist:hunter2-secret@gpu-box:7801"\n'
+                   '[cache]\ndir = "shared-cache"\n' + ONE_ASSET)
+    assert run_cli(project, "config", "set", "cache-dir", "/somewhere/else").returncode == 0
+    cache = run_cli(project, "config", "get", "cache-dir")
+    assert cache.returncode == 0 and "[cache] dir" in cache.stderr
+    assert Path(cache.stdout.strip()).resolve() == (project / "shared-cache").resolve()
+    view = run_cli(project, "config", "view")
+    assert cache.stdout.strip() in view.stdout and "/somewhere/else" in view.stdout  # (outside this project)
+    server = run_cli(project, "config", "get", "server")
+    assert server.returncode == 0 and "gpu-box:7801" in server.stdout
+    assert "hunter2-secret" not in server.stdout + server.stderr + view.stdout
+    shown = run_cli(project, "config", "get", "server", "--show-secret")
+    assert shown.stdout == "http://artist:hunter2-secret@gpu-box:7801\n"
+
+
 class _Clock:
     def __init__(self) -> None:
         self.now = 0.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from .. import userconfig
@@ -82,7 +83,8 @@ def get_value(name: str, out: TextIO, err: TextIO, *, show_secret: bool = False)
     ``server`` and ``cache-dir``), else the config file. Exit 1 when it is not set."""
     key = userconfig.check_key(name)
     setting = userconfig.effective()[key.name]
-    override = None if setting.source.startswith("environment") else manifest_overrides().get(key.name)
+    override = (None if setting.source.startswith("environment")
+                else manifest_overrides(show_secret=show_secret).get(key.name))
     if override is not None:
         value, where = override
         out.write(value + "\n")
@@ -115,26 +117,39 @@ def view(out: TextIO) -> int:
     return 0
 
 
-def manifest_overrides() -> dict[str, tuple[str, str]]:
+def manifest_overrides(*, show_secret: bool = False) -> dict[str, tuple[str, str]]:
     """``server`` / ``cache-dir`` set by the manifest of the project here (it beats the config file):
-    key -> (value, where). Nothing outside a project or when the manifest cannot be read."""
+    key -> (value as a build here uses it, where). A relative cache folder is resolved against the
+    manifest's folder, as a build does; a password in the server URL is masked unless ``show_secret``.
+    Nothing outside a project or when the manifest cannot be read."""
     import tomllib
 
     from ..layout import find_manifest
 
     try:
-        manifest = find_manifest(None)
+        manifest = find_manifest(None).absolute()
         raw = tomllib.loads(manifest.read_text(encoding="utf-8"))
     except (UsageError, OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return {}
     found: dict[str, tuple[str, str]] = {}
-    for name, table, field in (("server", "server", "url"), ("cache-dir", "project", "cache_dir")):
-        section = raw.get(table)
-        value = section.get(field) if isinstance(section, dict) else None
-        if isinstance(value, str):
-            shown = shown_url(value) if name == "server" else value
-            found[name] = (shown, f"manifest {manifest} ([{table}] {field})")
+    url = _string_at(raw, "server", "url")
+    if url is not None:
+        found["server"] = (url if show_secret else shown_url(url), f"manifest {manifest} ([server] url)")
+    # [cache] dir, or its old name [project] cache_dir (manifest/loader.py: the same precedence)
+    for table, field in (("cache", "dir"), ("project", "cache_dir")):
+        folder = _string_at(raw, table, field)
+        if folder is not None:
+            path = Path(folder).expanduser()
+            found["cache-dir"] = (str(path if path.is_absolute() else manifest.parent / path),
+                                  f"manifest {manifest} ([{table}] {field})")
+            break
     return found
+
+
+def _string_at(raw: dict[str, object], table: str, field: str) -> str | None:
+    section = raw.get(table)
+    value = section.get(field) if isinstance(section, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def unset_value(name: str, out: TextIO) -> int:
