@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fsutil import abandoned_files, atomic_write, forget_pages, real_dir, sync_dir, sync_filesystem
+from .fsutil import abandoned_files, atomic_write, forget_pages, forget_pages_of, real_dir, sync_dir, sync_filesystem
 from .keys import hash_bytes
 
 _KEY = re.compile(r"[0-9a-f]{32}")  # an asset key (xxh3-128 hex): the only names the cache has
@@ -65,7 +65,7 @@ class Cache:
             _sync_filesystem(self.folder)
         else:
             for path in unsynced:
-                _fsync_file(path)
+                _fsync_file(path)  # (and, written out now, its pages are forgotten)
             for folder in {path.parent for path in unsynced}:
                 sync_dir(folder)
         while self._writing_back:
@@ -89,9 +89,10 @@ class Cache:
                             sort_keys=True, separators=(",", ":"))
         path = self.path_of(key)
         real_dir(path.parent)  # a shard planted as a symlink would take the entry elsewhere
-        if self._deferred and self._unsynced is not None:
-            self._unsynced.append(path)
-            if len(self._unsynced) > _LISTED_UNSYNCED:
+        unsynced = self._unsynced  # read once: another thread's put may set it to None meanwhile
+        if self._deferred and unsynced is not None:
+            unsynced.append(path)
+            if len(unsynced) > _LISTED_UNSYNCED:
                 self._unsynced = None
         # The header is written before the image rather than copied onto it. The entry's pages leave the
         # page cache (fsutil._FADVISE): at once when synced, else a few entries later, once written out.
@@ -161,10 +162,12 @@ _WRITING_BACK = 8  # unsynced entries left in the page cache while the kernel wr
 
 
 def _fsync_file(path: Path) -> None:
+    """Flush ``path``, then let its pages leave the page cache (see ``fsutil.forget_pages``)."""
     with contextlib.suppress(OSError):  # gone (gc from another project): nothing to flush
         fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
+            forget_pages_of(fd)
         finally:
             os.close(fd)
 

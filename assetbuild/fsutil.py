@@ -256,7 +256,7 @@ def _write_temporary(folder: Path, name: str, data: bytes | Iterable[bytes], mod
             if sync:
                 os.fsync(handle.fileno())
             if forget:
-                _forget_pages(handle.fileno())
+                forget_pages_of(handle.fileno())
         if mode is not None:  # created with the mode any new file gets; a secret asks for less
             os.chmod(tmp, mode)
         written = os.stat(tmp)
@@ -269,13 +269,13 @@ def _write_temporary(folder: Path, name: str, data: bytes | Iterable[bytes], mod
 
 def forget_pages(path: Path) -> None:
     """Let the kernel drop ``path``'s pages from its page cache, if they were written out by now (see
-    ``_forget_pages``); best effort."""
+    ``_FADVISE`` below); best effort."""
     if _FADVISE is None:
         return
     with contextlib.suppress(OSError):  # gone, or replaced (by a symlink: not followed): nothing to do
         fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY)
         try:
-            _forget_pages(fd)
+            forget_pages_of(fd)
         finally:
             os.close(fd)
 
@@ -289,7 +289,8 @@ def forget_pages(path: Path) -> None:
 _FADVISE = getattr(os, "posix_fadvise", None)
 
 
-def _forget_pages(fd: int) -> None:
+def forget_pages_of(fd: int) -> None:
+    """``forget_pages`` for an open file."""
     if _FADVISE is not None:
         with contextlib.suppress(OSError):
             _FADVISE(fd, 0, 0, os.POSIX_FADV_DONTNEED)

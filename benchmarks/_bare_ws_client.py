@@ -82,9 +82,11 @@ async def generate_all(url: str, count: int, concurrency: int, prefix: str) -> d
             done += 1
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker(s) for s in sessions))
-    seconds = time.perf_counter() - started
-    await closed()
+    try:
+        await asyncio.gather(*(worker(s) for s in sessions))
+        seconds = time.perf_counter() - started
+    finally:
+        await closed()
     return {"seconds": seconds, "images": done}
 
 

@@ -124,10 +124,11 @@ def bare_ws_loop(url: str, count: int, size: int, salt: str, concurrency: int = 
                         raise SystemExit("the bare WebSocket loop did not get a PNG")
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        seconds = time.perf_counter() - started
-        await closed()
-        return seconds
+        try:
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return time.perf_counter() - started
+        finally:
+            await closed()  # (also after a failure: no close task is left for the next event loop)
 
     return asyncio.run(run())
 

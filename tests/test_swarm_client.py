@@ -1240,7 +1240,22 @@ def test_a_server_that_reads_one_request_per_socket_costs_one_wait_then_no_socke
         assert fake.request_count("GenerateText2ImageWS") == 4  # the unread request was never recorded
 
 
-@pytest.mark.timeout(30)  # a run that waited for the server's answers would wait out its 60 s pauses
+# A run that waited for the server's answers to its closes would wait out the double's 60 s pause, or
+# websockets' close timeout (raised to 120 s below), or the generator's drain (raised too): the test's
+# timeout catches it. Without such a wait, each of these tests takes about a second.
+PATIENT_CLOSES = 8
+
+
+@pytest.fixture
+def patient_closes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assetbuild.generators import swarmui
+
+    monkeypatch.setattr(swarm_client, "WS_CLOSE_TIMEOUT", 120.0)
+    monkeypatch.setattr(swarmui, "DRAIN_SECONDS", 120.0)
+
+
+@pytest.mark.timeout(PATIENT_CLOSES)
+@pytest.mark.usefixtures("patient_closes")
 def test_a_socket_that_is_not_kept_closes_in_the_background_and_the_run_end_does_not_wait_for_swarmui() -> None:
     """SwarmUI (and the double) answer a client's close only after the pause that follows the close
     intent: a generation whose socket is not kept returns at its discard list, its socket still closing,
@@ -1264,6 +1279,26 @@ def test_a_socket_that_is_not_kept_closes_in_the_background_and_the_run_end_does
         assert State.CLOSED not in closing[-1]  # neither close was answered yet
         assert fake.websockets_opened == 2 and fake.generations == 2
         assert {ws.state for ws in sockets} == {State.CLOSED}  # the client's end closed both
+
+
+@pytest.mark.timeout(PATIENT_CLOSES)
+@pytest.mark.usefixtures("patient_closes")
+def test_closing_the_generator_does_not_wait_for_sockets_being_closed() -> None:
+    """The generator's close drains generations still on their way out, not the sockets the client is
+    closing in the background (it waited for each until websockets gave up, after 2 s)."""
+    with FakeSwarm(backends=1, **dict(FAST, close_delay=60.0)) as fake:
+        generator = SwarmUIGenerator(settings(fake.url, concurrency=1), Credentials())
+        try:
+            first = generator.generate(request(prompt="image 0"), lambda _: None)
+            client = generator.client
+            assert client is not None
+            client._keep_sockets = False  # noqa: SLF001 - (a plain bool, read by the client's loop)
+            second = generator.generate(request(prompt="image 1"), lambda _: None)
+            assert len(client.closing_sockets()) == 2  # the first one's kept socket too, once not kept
+        finally:
+            generator.close()
+        assert [prompt_of(first.data), prompt_of(second.data)] == ["image 0", "image 1"]
+        assert fake.websockets_opened == 2
 
 
 def test_no_socket_is_reused_once_the_run_keeps_none() -> None:

@@ -180,6 +180,9 @@ class SwarmUIGenerator:
         return self._client
 
 
+DRAIN_SECONDS = 5.0  # how long a closing run waits for generations still on their way out
+
+
 async def _drain_and_close(client: SwarmClient) -> None:
     """Close ``client`` once no generation is still running on the loop.
 
@@ -189,10 +192,11 @@ async def _drain_and_close(client: SwarmClient) -> None:
     """
     if client.capacity is not None:  # its polling loop never ends by itself
         await client.capacity.aclose()
-    current = asyncio.current_task()
-    pending = [task for task in asyncio.all_tasks() if task is not current]
+    # (Not the sockets being closed: SwarmUI answers a close only after its 2 s pause; aclose ends them.)
+    skipped = {asyncio.current_task(), *client.closing_sockets()}
+    pending = [task for task in asyncio.all_tasks() if task not in skipped]
     if pending:
-        _done, left = await asyncio.wait(pending, timeout=5)
+        _done, left = await asyncio.wait(pending, timeout=DRAIN_SECONDS)
         for task in left:
             task.cancel()
         await asyncio.gather(*left, return_exceptions=True)

@@ -63,6 +63,7 @@ SOCKET_REUSE_SECONDS = 1.0
 # close frames to go out. Waiting for the server's answer gains nothing, and SwarmUI (like the double)
 # sends it only after its pause for more requests (2 s), which every run would otherwise sit through.
 CLOSE_GRACE_SECONDS = 0.01
+WS_CLOSE_TIMEOUT = 2.0  # websockets' own bound on a close handshake (then it drops the connection)
 CONTROL_TIMEOUT = 60.0  # seconds for calls other than generation (sessions, model lists, status)
 DEFAULT_MAX_IMAGE_BYTES = 256 * 1024 * 1024
 _MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "jpeg": b"\xff\xd8\xff"}
@@ -201,6 +202,10 @@ class SwarmClient:
                 self._closing[task].transport.close()
             await asyncio.gather(*waiting, return_exceptions=True)
         await self._http.aclose()
+
+    def closing_sockets(self) -> frozenset[asyncio.Task[None]]:
+        """The tasks closing sockets in the background: ``aclose`` ends them, nobody need wait for them."""
+        return frozenset(self._closing)
 
     # --- sessions ---
 
@@ -436,7 +441,7 @@ class SwarmClient:
                 try:
                     ws = await _connect_no_redirects(uri, additional_headers=self._headers,
                                                      max_size=self.max_image_bytes * 2,
-                                                     open_timeout=self.connect_timeout, close_timeout=2,
+                                                     open_timeout=self.connect_timeout, close_timeout=WS_CLOSE_TIMEOUT,
                                                      ping_interval=None, compression=None,
                                                      **self._websocket_proxy(uri))
                 except InvalidStatus as exc:
