@@ -191,3 +191,30 @@ def test_no_log_without_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     generate(request())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_placeholder_run_with_nothing_to_draw_never_imports_pillow(project: Path) -> None:
+    """Pillow (~50 ms of imports) is loaded when an image is drawn: a run whose plan finds every asset
+    fresh (here with the no-op memo deleted, so the whole plan runs and the generator is created) never
+    pays it; a run that draws one does."""
+    import subprocess
+    import sys
+
+    from conftest import write_manifest
+
+    probe = ("import sys, runpy\n"
+             "sys.argv = ['assetbuild', 'run', '-q']\n"
+             "try:\n    runpy.run_module('assetbuild', run_name='__main__')\n"
+             "except SystemExit as exc:\n    code = exc.code\n"
+             "print('EXIT', code, 'PIL' in sys.modules)\n")
+
+    def run() -> str:
+        result = subprocess.run([sys.executable, "-c", probe], cwd=project, capture_output=True, text=True,
+                                timeout=60)
+        return str(result.stdout.strip().splitlines()[-1])
+
+    write_manifest(project, '[server]\nurl = "placeholder"\n[assets."a.png"]\nprompt = "a"\n')
+    assert run() == "EXIT 0 True"  # drew a.png
+    (project / ".assetbuild" / "noop.json").unlink()
+    assert run() == "EXIT 0 False"
+    assert (project / "a.png").is_file()

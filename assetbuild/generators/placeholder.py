@@ -19,14 +19,16 @@ import random
 import textwrap
 import threading
 from collections import OrderedDict
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import xxhash
-from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import GenerationError
 from ..postprocess import open_image
 from .base import GenerationRequest, GenerationResult, Progress, ProgressCallback
+
+if TYPE_CHECKING:  # Pillow is imported when an image is drawn: a run with nothing to build never pays it
+    from PIL import Image, ImageFont
 
 LOG_ENV = "ASSETBUILD_PLACEHOLDER_LOG"
 _log_lock = threading.Lock()
@@ -82,6 +84,8 @@ def render(name: str, prompt: str, seed: int, width: int, height: int, init: byt
     The asset's short name is drawn large (it must stay readable after a ``resize`` to an icon) and the
     colours come from the name too, so that assets sharing a prompt still look different.
     """
+    from PIL import Image, ImageDraw
+
     digest = xxhash.xxh3_128_digest(f"{name}\0{prompt}\0{seed}".encode())
     top, bottom, accent = _colour(digest, 0), _colour(digest, 3), _colour(digest, 6)
     image = Image.new("RGB", (width, height), top)
@@ -132,6 +136,8 @@ def _blend_init(image: Image.Image, init: bytes) -> None:
         base = open_image(init).convert("RGB").resize(image.size)
     except ValueError:  # not an image: the real server would refuse it; the placeholder ignores it
         return
+    from PIL import Image
+
     image.paste(Image.blend(image, base, 0.5))
 
 
@@ -199,6 +205,8 @@ class GlyphCache:
         if font is None:
             if len(self._fonts) > 256:
                 self._fonts.clear()
+            from PIL import ImageFont
+
             font = self._fonts[size] = ImageFont.load_default(size)
         return font
 
@@ -234,6 +242,8 @@ class GlyphCache:
 
 def _mask(font: ImageFont.FreeTypeFont | ImageFont.ImageFont, char: str,
           stroke: int) -> tuple[Image.Image | None, tuple[int, int]]:
+    from PIL import Image, ImageDraw
+
     left, top, right, bottom = (int(v) for v in font.getbbox(char, stroke_width=stroke))
     if right <= left or bottom <= top:
         return None, (0, 0)
