@@ -678,6 +678,17 @@ def test_websocket_refused_falls_back_to_http() -> None:
         assert fake.request_count("GenerateText2Image") == 2
 
 
+def test_intermediate_images_are_refused_on_the_http_route(fake: FakeSwarm) -> None:
+    """The HTTP route answers a bare list of images, intermediates first: asked for them, it cannot say
+    which image is the final one, so the asset fails with what to do instead of keeping the wrong one."""
+    for name, value in (("outputintermediateimages", True), ("saveintermediateimages", "true")):
+        with pytest.raises(SwarmAPIError, match="needs SwarmUI's WebSocket route"):
+            generate(fake.url, dict(PARAMS, **{name: value}), websocket=False)
+    assert fake.generations == 0
+    generate(fake.url, dict(PARAMS, outputintermediateimages=False), websocket=False)  # (off: as usual)
+    assert fake.generations == 1
+
+
 def test_websocket_disabled_uses_only_http(fake: FakeSwarm) -> None:
     generate(fake.url, websocket=False)
     assert "GenerateText2ImageWS" not in routes(fake)

@@ -412,6 +412,12 @@ class SwarmClient:
 
     async def _generate_http(self, slot: _Slot, payload: dict[str, Any],
                              on_progress: Callable[[Progress], None]) -> messages.ImageMessage:
+        if any(str(payload.get(name, "")).lower() == "true" for name in _INTERMEDIATE_PARAMS):
+            # The HTTP route's answer is a bare list of images, intermediates included, with no index to
+            # tell the final one (T2IAPI.cs GenerateText2Image): never file an intermediate as the asset.
+            raise SwarmAPIError("outputintermediateimages needs SwarmUI's WebSocket route (the HTTP route's "
+                                "answer does not say which image is the final one); remove the parameter or "
+                                "let WebSocket connections through to the server")
         on_progress(Progress("generating"))
         self._note_sent()  # (the call below sends it at once)
         data = await self.call("GenerateText2Image", payload, slot=slot, timeout=self.timeout, idempotent=False)
@@ -729,6 +735,7 @@ def _checked(status: int, body: bytes) -> dict[str, Any]:
     return data
 
 
+_INTERMEDIATE_PARAMS = ("outputintermediateimages", "saveintermediateimages")  # (the latter: its old name)
 _NORMAL_CLOSES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY})
 _AUTH_ERRORS = {"Invalid or unauthorized.", "invalid or unauthorized"}
 
