@@ -1252,9 +1252,9 @@ def test_a_server_that_reads_one_request_per_socket_costs_one_wait_then_no_socke
 
 
 # A run that waited for the server's answers to its closes would wait out the double's 60 s pause, or
-# websockets' close timeout (raised to 120 s below), or the generator's drain (raised too): the test's
-# timeout catches it. Without such a wait, each of these tests takes about a second.
-PATIENT_CLOSES = 8
+# websockets' close timeout, or the generator's drain and close (all three raised to 120 s below): the
+# test's timeout catches it. Without such a wait, each of these tests takes about a second.
+PATIENT_CLOSES = 20
 
 
 @pytest.fixture
@@ -1263,6 +1263,7 @@ def patient_closes(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(swarm_client, "WS_CLOSE_TIMEOUT", 120.0)
     monkeypatch.setattr(swarmui, "DRAIN_SECONDS", 120.0)
+    monkeypatch.setattr(swarmui, "CLOSE_SECONDS", 120.0)
 
 
 @pytest.mark.timeout(PATIENT_CLOSES)

@@ -169,7 +169,7 @@ class SwarmUIGenerator:
             return
         if client is not None:
             with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(_drain_and_close(client), loop).result(timeout=10)
+                asyncio.run_coroutine_threadsafe(_drain_and_close(client), loop).result(timeout=CLOSE_SECONDS)
         loop.call_soon_threadsafe(loop.stop)
         if thread is not None:
             thread.join(timeout=5)
@@ -181,6 +181,7 @@ class SwarmUIGenerator:
 
 
 DRAIN_SECONDS = 5.0  # how long a closing run waits for generations still on their way out
+CLOSE_SECONDS = 10.0  # ... and for the client's whole close, that wait included
 
 
 async def _drain_and_close(client: SwarmClient) -> None:
