@@ -163,8 +163,8 @@ _WRITING_BACK = 8  # unsynced entries left in the page cache while the kernel wr
 
 def _fsync_file(path: Path) -> None:
     """Flush ``path``, then let its pages leave the page cache (see ``fsutil.forget_pages``)."""
-    with contextlib.suppress(OSError):  # gone (gc from another project): nothing to flush
-        fd = os.open(path, os.O_RDONLY)
+    with contextlib.suppress(OSError):  # gone (gc from another project), or not a file of ours: nothing to do
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         try:
             os.fsync(fd)
             forget_pages_of(fd)

@@ -272,8 +272,8 @@ def forget_pages(path: Path) -> None:
     ``_FADVISE`` below); best effort."""
     if _FADVISE is None:
         return
-    with contextlib.suppress(OSError):  # gone, or replaced (by a symlink: not followed): nothing to do
-        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY)
+    with contextlib.suppress(OSError):  # gone, or replaced (a symlink is not followed, a FIFO not waited on)
+        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY)
         try:
             forget_pages_of(fd)
         finally:
@@ -322,6 +322,7 @@ def abandoned_files(folder: Path, pattern: str, older_than: float = 3600.0) -> l
 # --- never following symlinks in assetbuild's own folders ---------------------------------------------
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO planted in our folders must not wait for a writer
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _DELETE_IT = "delete it (assetbuild recreates its state); never commit .assetbuild"

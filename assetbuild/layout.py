@@ -37,3 +37,12 @@ def manifest_text(raw: bytes) -> str:
     """The manifest's bytes as text, read the way ``Path.read_text`` reads it (universal newlines), so
     every reader of the file cuts and hashes the same text. ``UnicodeDecodeError`` when not UTF-8."""
     return raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def home_path(text: str) -> Path:
+    """``text`` as a path with a leading ``~`` or ``~user`` expanded. ValueError (saying so) for a user
+    this system does not know, where pathlib raises RuntimeError."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        raise ValueError(f"{text!r}: no such user's home folder (write the folder's full path)") from None

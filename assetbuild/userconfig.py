@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
+from .layout import home_path
 from .swarm.credentials import Credentials, mask, shown_url
 
 CONFIG_DIR_ENV = "ASSETBUILD_CONFIG_DIR"
@@ -52,7 +53,10 @@ def config_dir() -> Path:
     """The folder of the user config file (it may not exist yet)."""
     explicit = os.environ.get(CONFIG_DIR_ENV)
     if explicit:
-        return Path(explicit).expanduser()
+        try:
+            return home_path(explicit)
+        except ValueError as exc:
+            raise ConfigError(f"{CONFIG_DIR_ENV}: {exc}") from None
     return _user_folder("APPDATA", "Roaming", "Application Support", "XDG_CONFIG_HOME", ".config")
 
 
@@ -104,12 +108,19 @@ def check_value(key: Key, value: str) -> str:
         value = value.rstrip("/")
     if key.secret:  # the same rule as when the secret is used: it must fit in an HTTP header
         value = clean_secret(value, key.name) or value
-    if key.name == "cache-dir" and not Path(value).expanduser().is_absolute():
+    if key.name == "cache-dir" and not _home_path(key, value).is_absolute():
         raise ConfigError(f"cache-dir {value!r} must be an absolute path (or start with ~)",
                           hint="a relative path would mean a different folder in every project")
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ConfigError(f"{key.name} contains control characters")
     return value
+
+
+def _home_path(key: Key, value: str) -> Path:
+    try:
+        return home_path(value)
+    except ValueError as exc:
+        raise ConfigError(f"{key.name} {exc}") from None
 
 
 def load(path: Path | None = None, *, strict: bool = True) -> dict[str, str]:

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cache import Cache
+from .errors import ConfigError
 from .fsutil import HashCache, check_state_dir, refuse_tracked_state
 from .gcpause import paused
 from .generators import kind_for
-from .layout import MANIFEST_NAME, STATE_DIR, find_manifest  # noqa: F401  (re-exported for commands)
+from .layout import MANIFEST_NAME, STATE_DIR, find_manifest, home_path  # noqa: F401  (re-exported for commands)
 from .lock import Lock
 from .manifest import Project, ServerSettings, load
 from .manifest.memo import ResolvedMemo
@@ -193,4 +194,7 @@ def apply_user_settings(project: Project, option: str | None) -> None:
         project.server = replace(project.server, url=url)
     config_cache = userconfig.load().get("cache-dir")
     if config_cache and not os.environ.get(CACHE_ENV) and "project.cache_dir" not in project.explicit:
-        project.cache_dir = Path(config_cache).expanduser()
+        try:
+            project.cache_dir = home_path(config_cache)
+        except ValueError as exc:
+            raise ConfigError(f"{userconfig.config_path()}: cache-dir {exc}") from None

@@ -168,6 +168,13 @@ def resident_bytes(paths: list[Path]) -> dict[str, int]:
     return {file: int(res) for res, file in (line.split(" ", 1) for line in out.splitlines())}
 
 
+def on_tmpfs(path: Path) -> bool:
+    """Whether ``path`` is on tmpfs, whose pages are its storage: the kernel never drops them on request."""
+    found = subprocess.run(["findmnt", "--noheadings", "--output", "FSTYPE", "--target", str(path)],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return found == "tmpfs"
+
+
 @pytest.mark.skipif(shutil.which("fincore") is None or not hasattr(os, "posix_fadvise"),
                     reason="needs Linux and util-linux's fincore (apt-get install util-linux)")
 def test_a_builds_images_leave_the_page_cache_once_written(
@@ -176,6 +183,8 @@ def test_a_builds_images_leave_the_page_cache_once_written(
     written out: a big build does not fill memory with images nobody reads back, and each image's write
     reuses pages just released instead of taking new ones (docs/benchmarks.md, section 20). More images
     than the cache leaves being written out (``_WRITING_BACK``), to go through both of its paths."""
+    if on_tmpfs(tmp_path) or on_tmpfs(project):
+        pytest.skip("the test's folder is on tmpfs, whose pages are never dropped: run it on a disk")
     cache_dir = tmp_path / "cache"
     monkeypatch.setenv("ASSETBUILD_CACHE_DIR", str(cache_dir))
     count = cache_module._WRITING_BACK + 4  # noqa: SLF001
@@ -193,14 +202,24 @@ def test_a_builds_images_leave_the_page_cache_once_written(
     assert resident_bytes([project / "assets.toml"])[str(project / "assets.toml")] > 0
 
 
-def test_forgetting_pages_is_best_effort_and_never_follows_a_symlink(tmp_path: Path) -> None:
-    """``forget_pages`` runs on paths written a while ago: one gone, or replaced by a symlink (to a file
-    elsewhere), is left alone and raises nothing: it must never fail the build of an image."""
-    from assetbuild.fsutil import forget_pages
+def test_forgetting_pages_is_best_effort_and_never_follows_a_symlink_nor_waits_on_a_fifo(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``forget_pages`` runs on paths written a while ago: one gone, replaced by a symlink (to a file
+    elsewhere, whose pages are not ours to drop) or by a FIFO (whose open would wait for a writer) is left
+    alone and raises nothing: it must never fail, nor hold up, the build of an image."""
+    from assetbuild import fsutil
 
+    advised: list[int] = []
+    monkeypatch.setattr(fsutil, "_FADVISE", lambda fd, *_args: advised.append(fd))
     elsewhere = tmp_path / "elsewhere.txt"
     elsewhere.write_bytes(b"not ours")
     (tmp_path / "entry.img").symlink_to(elsewhere)
-    forget_pages(tmp_path / "entry.img")
-    forget_pages(tmp_path / "gone.img")
-    assert elsewhere.read_bytes() == b"not ours"
+    fsutil.forget_pages(tmp_path / "entry.img")
+    fsutil.forget_pages(tmp_path / "gone.img")
+    assert advised == []  # the symlink was not followed
+    fsutil.forget_pages(elsewhere)
+    assert len(advised) == 1  # (a file is advised)
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo.img")
+        fsutil.forget_pages(tmp_path / "fifo.img")  # (a blocking open would hang here: the test's timeout)
+        cache_module._fsync_file(tmp_path / "fifo.img")  # noqa: SLF001

@@ -699,3 +699,32 @@ def test_installing_from_a_path_works(tmp_path: Path) -> None:
     version = subprocess.run([sys.executable, "-m", "assetbuild", "--version"], env=env, capture_output=True,
                              text=True, cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.startswith("assetbuild "), version.stderr
+
+
+def test_config_and_builds_agree_on_odd_cache_folders(project: Path) -> None:
+    """An empty [cache] dir stands for the project's own cache, in `config get` as in a build; a folder
+    under the home of a user this system does not know (`~nosuchuser/...`) is a clear error (exit 2) for a
+    build and for `config set`, never a crash; and a manifest too deeply nested to parse does not crash
+    `config get` either (it answers from the config file; a build reports the manifest's error)."""
+    assert run_cli(project, "config", "set", "cache-dir", "/somewhere/else").returncode == 0
+    write_manifest(project, '[server]\nurl = "placeholder"\n[cache]\ndir = ""\n' + ONE_ASSET)
+    empty = run_cli(project, "config", "get", "cache-dir")
+    assert Path(empty.stdout.strip()).resolve() == (project / ".assetbuild" / "cache").resolve()
+    assert run_cli(project).returncode == 0
+    assert list((project / ".assetbuild" / "cache").glob("*/*.img"))  # the build used that folder too
+
+    write_manifest(project, '[server]\nurl = "placeholder"\n[cache]\ndir = "~nosuchuserxyz/c"\n' + ONE_ASSET)
+    build = run_cli(project)
+    assert build.returncode == 2 and "assets.toml:4" in build.stderr and "no such user" in build.stderr
+    assert "Traceback" not in build.stderr and "bug" not in build.stderr
+    assert run_cli(project, "config", "get", "cache-dir").returncode == 0
+    refused = run_cli(project, "config", "set", "cache-dir", "~nosuchuserxyz/e")
+    assert refused.returncode == 2 and "no such user" in refused.stderr
+
+    from_env = run_cli(project, "config", "get", "cache-dir", env={"ASSETBUILD_CACHE_DIR": "relcache"})
+    assert Path(from_env.stdout.strip()).resolve() == (project / "relcache").resolve()  # as a build (loader.py)
+
+    (project / "assets.toml").write_text("a = " + "[" * 3000 + "]" * 3000 + "\n", encoding="utf-8")
+    nested = run_cli(project, "config", "get", "cache-dir")
+    assert (nested.returncode, nested.stdout) == (0, "/somewhere/else\n"), nested.stderr
+    assert run_cli(project).returncode == 2

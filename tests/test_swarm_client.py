@@ -689,6 +689,28 @@ def test_intermediate_images_are_refused_on_the_http_route(fake: FakeSwarm) -> N
     assert fake.generations == 1
 
 
+def test_a_failed_websocket_connect_is_retried_not_sent_over_http_when_intermediates_are_asked(
+        fake: FakeSwarm, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One failed connect sends that image over HTTP, unless it asks for intermediate images (which the
+    HTTP route cannot tell from the final one): then the WebSocket connect is tried again."""
+    real = swarm_client._connect_no_redirects  # noqa: SLF001
+    attempts: list[str] = []
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        attempts.append("connect")
+        if len(attempts) == 1:
+            raise OSError("connection refused (test)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(swarm_client, "_connect_no_redirects", flaky)
+    generate(fake.url, dict(PARAMS, outputintermediateimages=True))
+    assert attempts == ["connect", "connect"]
+    assert [r.transport for r in fake.generation_log] == ["ws"]
+    attempts.clear()
+    generate(fake.url, dict(PARAMS))
+    assert [r.transport for r in fake.generation_log] == ["ws", "http"]  # (as before: HTTP for that image)
+
+
 def test_websocket_disabled_uses_only_http(fake: FakeSwarm) -> None:
     generate(fake.url, websocket=False)
     assert "GenerateText2ImageWS" not in routes(fake)

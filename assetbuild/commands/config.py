@@ -93,7 +93,7 @@ def get_value(name: str, out: TextIO, err: TextIO, *, show_secret: bool = False)
     if setting.value is None:
         err.write(f"{key.name} is not set (config file {userconfig.config_path()}, environment {key.env})\n")
         return 1
-    out.write(setting.shown(show_secret=show_secret) + "\n")
+    out.write(_as_used(key.name, setting.shown(show_secret=show_secret), setting.source) + "\n")
     if setting.source != "config file":
         err.write(f"(from the {setting.source})\n")
     return 0
@@ -107,7 +107,7 @@ def view(out: TextIO) -> int:
     out.write(f"# {path}{'' if exists else ' (does not exist yet)'}\n")
     overrides = manifest_overrides()
     for name, setting in userconfig.effective().items():
-        shown, source = setting.shown(), setting.source
+        shown, source = _as_used(name, setting.shown(), setting.source), setting.source
         if name in overrides and not source.startswith("environment"):
             value, where = overrides[name]
             if setting.value is not None:
@@ -117,6 +117,14 @@ def view(out: TextIO) -> int:
     return 0
 
 
+def _as_used(name: str, shown: str, source: str) -> str:
+    """A cache folder from the environment as a build here uses it: ``~`` expanded, a relative one
+    taken from the current folder (manifest/loader.py). Every other value as shown."""
+    if name != "cache-dir" or not source.startswith("environment"):
+        return shown
+    return str(Path.cwd() / _expanded(shown))
+
+
 def manifest_overrides(*, show_secret: bool = False) -> dict[str, tuple[str, str]]:
     """``server`` / ``cache-dir`` set by the manifest of the project here (it beats the config file):
     key -> (value as a build here uses it, where). A relative cache folder is resolved against the
@@ -124,22 +132,23 @@ def manifest_overrides(*, show_secret: bool = False) -> dict[str, tuple[str, str
     Nothing outside a project or when the manifest cannot be read."""
     import tomllib
 
-    from ..layout import find_manifest
+    from ..layout import STATE_DIR, find_manifest
 
     try:
         manifest = find_manifest(None).absolute()
         raw = tomllib.loads(manifest.read_text(encoding="utf-8"))
-    except (UsageError, OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return {}
+    except (UsageError, OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        return {}  # (a build here stops with the manifest's error; config shows what the files say)
     found: dict[str, tuple[str, str]] = {}
     url = _string_at(raw, "server", "url")
-    if url is not None:
+    if url:
         found["server"] = (url if show_secret else shown_url(url), f"manifest {manifest} ([server] url)")
-    # [cache] dir, or its old name [project] cache_dir (manifest/loader.py: the same precedence)
+    # [cache] dir, or its old name [project] cache_dir (manifest/loader.py: the same precedence); set but
+    # empty, it still stands for the project's own cache, as in a build
     for table, field in (("cache", "dir"), ("project", "cache_dir")):
         folder = _string_at(raw, table, field)
         if folder is not None:
-            path = Path(folder).expanduser()
+            path = _expanded(folder) if folder else manifest.parent / STATE_DIR / "cache"
             found["cache-dir"] = (str(path if path.is_absolute() else manifest.parent / path),
                                   f"manifest {manifest} ([{table}] {field})")
             break
@@ -149,7 +158,17 @@ def manifest_overrides(*, show_secret: bool = False) -> dict[str, tuple[str, str
 def _string_at(raw: dict[str, object], table: str, field: str) -> str | None:
     section = raw.get(table)
     value = section.get(field) if isinstance(section, dict) else None
-    return value if isinstance(value, str) and value else None
+    return value if isinstance(value, str) else None
+
+
+def _expanded(folder: str) -> Path:
+    """``folder`` with ``~`` expanded where it can be (``~nosuchuser`` stays as written: a build stops on it)."""
+    from ..layout import home_path
+
+    try:
+        return home_path(folder)
+    except ValueError:
+        return Path(folder)
 
 
 def unset_value(name: str, out: TextIO) -> int:

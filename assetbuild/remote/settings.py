@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import AssetbuildError
+from ..layout import home_path
 
 REMOTE_ENV = "ASSETBUILD_REMOTE"
 PUSH_ENV = "ASSETBUILD_REMOTE_PUSH"
@@ -81,7 +82,10 @@ def resolve(manifest_remote: str | None, manifest_push: bool, root: Path,
 def _as_url(written: str, root: Path, origin: str) -> str:
     scheme, sep, _ = written.partition("://")
     if not sep:  # a folder (relative to the manifest's folder)
-        folder = Path(written).expanduser()
+        try:
+            folder = home_path(written)
+        except ValueError as exc:
+            raise RemoteConfigError(f"{origin}: team store folder {exc}") from None
         folder = folder if folder.is_absolute() else root / folder
         return folder.resolve().as_uri()
     if scheme.lower() not in SCHEMES:

@@ -394,6 +394,8 @@ class SwarmClient:
                         log.warning("%sWebSocket generation unavailable (%s); using HTTP without live progress",
                                     who, exc.message)
                     except _ConnectFailed as exc:
+                        if _wants_intermediates(payload):  # HTTP cannot tell its final image: try again
+                            raise _Dropped(f"WebSocket connect failed: {exc}", started=False) from None
                         self.stats["ws_fallbacks"] += 1
                         log.debug("WebSocket connect failed (%s); trying HTTP for this image", exc)
                 return await self._generate_http(slot, payload, on_progress)
@@ -412,12 +414,12 @@ class SwarmClient:
 
     async def _generate_http(self, slot: _Slot, payload: dict[str, Any],
                              on_progress: Callable[[Progress], None]) -> messages.ImageMessage:
-        if any(str(payload.get(name, "")).lower() == "true" for name in _INTERMEDIATE_PARAMS):
+        if _wants_intermediates(payload):
             # The HTTP route's answer is a bare list of images, intermediates included, with no index to
             # tell the final one (T2IAPI.cs GenerateText2Image): never file an intermediate as the asset.
             raise SwarmAPIError("outputintermediateimages needs SwarmUI's WebSocket route (the HTTP route's "
-                                "answer does not say which image is the final one); remove the parameter or "
-                                "let WebSocket connections through to the server")
+                                "answer does not say which image is the final one)",
+                                hint="remove the parameter, or let WebSocket connections through to the server")
         on_progress(Progress("generating"))
         self._note_sent()  # (the call below sends it at once)
         data = await self.call("GenerateText2Image", payload, slot=slot, timeout=self.timeout, idempotent=False)
@@ -736,6 +738,12 @@ def _checked(status: int, body: bytes) -> dict[str, Any]:
 
 
 _INTERMEDIATE_PARAMS = ("outputintermediateimages", "saveintermediateimages")  # (the latter: its old name)
+
+
+def _wants_intermediates(payload: dict[str, Any]) -> bool:
+    return any(str(payload.get(name, "")).lower() == "true" for name in _INTERMEDIATE_PARAMS)
+
+
 _NORMAL_CLOSES = frozenset({CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY})
 _AUTH_ERRORS = {"Invalid or unauthorized.", "invalid or unauthorized"}
 
