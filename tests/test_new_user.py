@@ -727,4 +727,8 @@ def test_config_and_builds_agree_on_odd_cache_folders(project: Path) -> None:
     (project / "assets.toml").write_text("a = " + "[" * 3000 + "]" * 3000 + "\n", encoding="utf-8")
     nested = run_cli(project, "config", "get", "cache-dir")
     assert (nested.returncode, nested.stdout) == (0, "/somewhere/else\n"), nested.stderr
+    assert "cannot be read (nested too deeply): a build here stops on it" in nested.stderr
+    (project / "assets.toml").write_text('[server]\nurl = "http://unclosed\n', encoding="utf-8")
+    broken = run_cli(project, "config", "view")
+    assert broken.returncode == 0 and "assets.toml cannot be read" in broken.stderr
     assert run_cli(project).returncode == 2

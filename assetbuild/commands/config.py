@@ -41,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
 def config(action: str, key: str | None, value: str | None, out: TextIO, err: TextIO, *,
            show_secret: bool = False, stdin: TextIO | None = None) -> int:
     if action == "view":
-        return view(out)
+        return view(out, err)
     if action == "path":
         out.write(f"{userconfig.config_path()}\n")
         return 0
@@ -84,7 +84,7 @@ def get_value(name: str, out: TextIO, err: TextIO, *, show_secret: bool = False)
     key = userconfig.check_key(name)
     setting = userconfig.effective()[key.name]
     override = (None if setting.source.startswith("environment")
-                else manifest_overrides(show_secret=show_secret).get(key.name))
+                else manifest_overrides(show_secret=show_secret, err=err).get(key.name))
     if override is not None:
         value, where = override
         out.write(value + "\n")
@@ -99,13 +99,13 @@ def get_value(name: str, out: TextIO, err: TextIO, *, show_secret: bool = False)
     return 0
 
 
-def view(out: TextIO) -> int:
+def view(out: TextIO, err: TextIO | None = None) -> int:
     """Every key's value in force here and where it comes from: the environment, else this project's
     manifest (for ``server`` and ``cache-dir``, which it may set), else the config file."""
     path = userconfig.config_path()
     exists = path.is_file()
     out.write(f"# {path}{'' if exists else ' (does not exist yet)'}\n")
-    overrides = manifest_overrides()
+    overrides = manifest_overrides(err=err)
     for name, setting in userconfig.effective().items():
         shown, source = _as_used(name, setting.shown(), setting.source), setting.source
         if name in overrides and not source.startswith("environment"):
@@ -125,20 +125,27 @@ def _as_used(name: str, shown: str, source: str) -> str:
     return str(Path.cwd() / _expanded(shown))
 
 
-def manifest_overrides(*, show_secret: bool = False) -> dict[str, tuple[str, str]]:
+def manifest_overrides(*, show_secret: bool = False, err: TextIO | None = None) -> dict[str, tuple[str, str]]:
     """``server`` / ``cache-dir`` set by the manifest of the project here (it beats the config file):
     key -> (value as a build here uses it, where). A relative cache folder is resolved against the
     manifest's folder, as a build does; a password in the server URL is masked unless ``show_secret``.
-    Nothing outside a project or when the manifest cannot be read."""
+    Nothing outside a project, nor when the manifest cannot be read (said on ``err``)."""
     import tomllib
 
     from ..layout import STATE_DIR, find_manifest
 
     try:
         manifest = find_manifest(None).absolute()
+    except UsageError:  # not in a project
+        return {}
+    try:
         raw = tomllib.loads(manifest.read_text(encoding="utf-8"))
-    except (UsageError, OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
-        return {}  # (a build here stops with the manifest's error; config shows what the files say)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        if err is not None:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc) or type(exc).__name__
+            err.write(f"note: {manifest} cannot be read ({reason}): a build here stops on it; "
+                      "shown without it\n")
+        return {}
     found: dict[str, tuple[str, str]] = {}
     url = _string_at(raw, "server", "url")
     if url:
@@ -207,5 +214,5 @@ def _note_override(key: userconfig.Key, err: TextIO) -> None:
 
     if os.environ.get(key.env):
         err.write(f"note: {key.env} is set in the environment and takes precedence over the config file\n")
-    elif key.name in (overrides := manifest_overrides()):
+    elif key.name in (overrides := manifest_overrides(err=err)):
         err.write(f"note: here the {overrides[key.name][1]} takes precedence over the config file\n")
