@@ -39,6 +39,13 @@ def manifest_text(raw: bytes) -> str:
     return raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
 
 
+def cache_folder(setting: str | None, *, relative_to: Path, root: Path) -> Path:
+    """The cache folder a setting names, as a build uses it: ``~`` expanded, a relative one taken from
+    ``relative_to``, none (or empty) the project's own (under ``root``). ValueError as ``home_path``."""
+    folder = home_path(setting) if setting else root / STATE_DIR / "cache"
+    return folder if folder.is_absolute() else relative_to / folder
+
+
 def home_path(text: str) -> Path:
     """``text`` as a path with a leading ``~`` or ``~user`` expanded. ValueError (saying so) for a user
     this system does not know, where pathlib raises RuntimeError."""

@@ -122,7 +122,7 @@ def _as_used(name: str, shown: str, source: str) -> str:
     taken from the current folder (manifest/loader.py). Every other value as shown."""
     if name != "cache-dir" or not source.startswith("environment"):
         return shown
-    return str(Path.cwd() / _expanded(shown))
+    return str(_cache_folder(shown, Path.cwd()))
 
 
 def manifest_overrides(*, show_secret: bool = False, err: TextIO | None = None) -> dict[str, tuple[str, str]]:
@@ -132,7 +132,7 @@ def manifest_overrides(*, show_secret: bool = False, err: TextIO | None = None) 
     Nothing outside a project, nor when the manifest cannot be read (said on ``err``)."""
     import tomllib
 
-    from ..layout import STATE_DIR, find_manifest
+    from ..layout import find_manifest
 
     try:
         manifest = find_manifest(None).absolute()
@@ -155,9 +155,8 @@ def manifest_overrides(*, show_secret: bool = False, err: TextIO | None = None) 
     for table, field in (("cache", "dir"), ("project", "cache_dir")):
         folder = _string_at(raw, table, field)
         if folder is not None:
-            path = _expanded(folder) if folder else manifest.parent / STATE_DIR / "cache"
-            found["cache-dir"] = (str(path if path.is_absolute() else manifest.parent / path),
-                                  f"manifest {manifest} ([{table}] {field})")
+            where = f"manifest {manifest} ([{table}] {field})"
+            found["cache-dir"] = (str(_cache_folder(folder, manifest.parent)), where)
             break
     return found
 
@@ -168,14 +167,15 @@ def _string_at(raw: dict[str, object], table: str, field: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _expanded(folder: str) -> Path:
-    """``folder`` with ``~`` expanded where it can be (``~nosuchuser`` stays as written: a build stops on it)."""
-    from ..layout import home_path
+def _cache_folder(setting: str, base: Path) -> Path:
+    """The cache folder ``setting`` names as a build here resolves it (``layout.cache_folder``), relative
+    ones from ``base``; a ``~nosuchuser`` one as written (a build stops on it)."""
+    from ..layout import cache_folder
 
     try:
-        return home_path(folder)
+        return cache_folder(setting, relative_to=base, root=base)
     except ValueError:
-        return Path(folder)
+        return base / setting
 
 
 def unset_value(name: str, out: TextIO) -> int:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from .. import params as P
 from ..errors import ManifestError
 from ..keys import hash_bytes
-from ..layout import STATE_DIR, home_path
+from ..layout import cache_folder
 from ..postspec import POST_KEYS
 from . import sections
 from .assets import expand_variants, from_memo, make_asset, merge, normalised_table
@@ -299,13 +299,11 @@ def _folders(root: Path, shape: FileShape | ManifestFile, locator: Locator,
     cache_setting = cache_override or shape.cache.dir or shape.project.cache_dir
     # A cache dir may be shared across projects (CI cache, network share): it may live anywhere.
     try:
-        cache_dir = home_path(cache_setting) if cache_setting else root / STATE_DIR / "cache"
+        cache_dir = cache_folder(cache_setting, relative_to=Path.cwd() if cache_override else root, root=root)
     except ValueError as exc:  # ~name of a user this system does not have
         table, field = ("cache", "dir") if shape.cache.dir else ("project", "cache_dir")
         where = "ASSETBUILD_CACHE_DIR" if cache_override else locator.where(table, field)
         raise ManifestError(where, f"cache folder {exc}") from None
-    if not cache_dir.is_absolute():
-        cache_dir = (root if not cache_override else Path.cwd()) / cache_dir
     return output_dir, cache_dir
 
 
