@@ -19,7 +19,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .fsutil import abandoned_files, atomic_write, forget_pages, forget_pages_of, real_dir, sync_dir, sync_filesystem
+from .fsutil import (
+    abandoned_files,
+    atomic_write,
+    forget_pages,
+    forget_pages_of,
+    open_ours,
+    real_dir,
+    sync_dir,
+    sync_filesystem,
+)
 from .keys import hash_bytes
 
 _KEY = re.compile(r"[0-9a-f]{32}")  # an asset key (xxh3-128 hex): the only names the cache has
@@ -68,9 +77,7 @@ class Cache:
                 _fsync_file(path)  # (and, written out now, its pages are forgotten)
             for folder in {path.parent for path in unsynced}:
                 sync_dir(folder)
-        while self._writing_back:
-            with contextlib.suppress(IndexError):
-                forget_pages(self._writing_back.popleft())
+        self._forget_written_back(keep=0)
 
     def path_of(self, key: str) -> Path:
         if not _KEY.fullmatch(key):  # the lock refuses such keys; never let one name a path elsewhere
@@ -99,10 +106,14 @@ class Cache:
         atomic_write(path, (header.encode() + b"\n", data), sync=not self._deferred, ready=ready, forget=True)
         if self._deferred:
             self._writing_back.append(path)
-            while len(self._writing_back) > _WRITING_BACK:
-                with contextlib.suppress(IndexError):  # (another thread took it)
-                    forget_pages(self._writing_back.popleft())
+            self._forget_written_back(keep=_WRITING_BACK)
         return digest
+
+    def _forget_written_back(self, *, keep: int) -> None:
+        """Forget the pages of the oldest unsynced entries, all but the last ``keep`` written."""
+        while len(self._writing_back) > keep:
+            with contextlib.suppress(IndexError):  # (another thread took it)
+                forget_pages(self._writing_back.popleft())
 
     def get(self, key: str) -> CacheHit | None:
         """The entry for ``key``, verified; None when absent. Raises ``CorruptEntry`` (after removing it)."""
@@ -164,7 +175,7 @@ _WRITING_BACK = 8  # unsynced entries left in the page cache while the kernel wr
 def _fsync_file(path: Path) -> None:
     """Flush ``path``, then let its pages leave the page cache (see ``fsutil.forget_pages``)."""
     with contextlib.suppress(OSError):  # gone (gc from another project), or not a file of ours: nothing to do
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        fd = open_ours(path)
         try:
             os.fsync(fd)
             forget_pages_of(fd)

@@ -272,8 +272,8 @@ def forget_pages(path: Path) -> None:
     ``_FADVISE`` below); best effort."""
     if _FADVISE is None:
         return
-    with contextlib.suppress(OSError):  # gone, or replaced (a symlink is not followed, a FIFO not waited on)
-        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY)
+    with contextlib.suppress(OSError):  # gone, or replaced (see open_ours)
+        fd = open_ours(path)
         try:
             forget_pages_of(fd)
         finally:
@@ -326,6 +326,12 @@ _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # opening a FIFO planted in our fold
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _DELETE_IT = "delete it (assetbuild recreates its state); never commit .assetbuild"
+
+
+def open_ours(path: Path) -> int:
+    """A read-only descriptor of a file assetbuild wrote earlier in a folder of its own. OSError when it is
+    no longer a plain file of ours: a symlink is not followed, a FIFO not waited on (no writer comes)."""
+    return os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY)
 
 
 def open_nofollow(path: Path, flags: int, mode: int = 0o666) -> int:
