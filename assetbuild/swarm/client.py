@@ -542,7 +542,7 @@ class SwarmClient:
         finished = False
         ended = False  # by this request's discard list
         left_queue = False
-        ours = 0  # frames of this request (not a close intent, nor the idle status a server sends at the end)
+        answered = False  # a frame of this request came (not a close intent, nor the idle status sent at the end)
         earlier_close_intent = reused  # still to come: the one the server sent after the earlier request
         try:
             async for raw in ws:
@@ -555,7 +555,7 @@ class SwarmClient:
                     break
                 phase = messages.phase_of(frame.payload) if frame.kind == "status" else None
                 if frame.kind != "status" or phase is not None:
-                    ours += 1
+                    answered = True
                 if frame.kind == "error":
                     if frame.error_id == "invalid_session_id":
                         raise SessionInvalid(frame.payload, frame.error_id)
@@ -577,7 +577,7 @@ class SwarmClient:
                     finished = ended = True
                     break
         except ConnectionClosed as exc:
-            if reused and not ours and exc.rcvd is not None and exc.rcvd.code in _NORMAL_CLOSES:
+            if reused and not answered and exc.rcvd is not None and exc.rcvd.code in _NORMAL_CLOSES:
                 raise _StaleSocket from None
             if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
                 # Not a lost connection: retrying would only generate the same oversized image again.
@@ -585,7 +585,7 @@ class SwarmClient:
                                     f"{self.max_image_bytes} bytes") from None
             if error is None and not images:
                 raise _Dropped(f"WebSocket closed: {exc}") from None
-        if reused and not ours:  # closed normally (the iteration just ends) before anything of this request
+        if reused and not answered:  # closed normally (the iteration just ends) before anything of this request
             raise _StaleSocket
         if error is not None:
             raise _api_error(error.payload, error.error_id)
