@@ -173,6 +173,10 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         if implicit_run and args.targets:
             _check_command_typo(args.targets[0], args.file)
+        if argv is None and args.command != "watch":  # this process runs one command, then ends
+            from .gcpause import one_shot
+
+            one_shot()
         command_main = cast(Callable[[argparse.Namespace], int], command_module(args.command).main)
         return command_main(args)
     except AssetbuildError as exc:

@@ -4,6 +4,12 @@ Loading a 10,000-asset manifest, its lock and its plan makes a few hundred thous
 (tables, entries, statuses) and no garbage cycles; the collector, triggered by the allocations alone,
 scans them again and again (a quarter of a cold plan's time). Objects are still freed by reference
 counting meanwhile; the collector runs again, as usual, once the block ends.
+
+In a one-shot command (``one_shot``), what a block made is also frozen (``gc.freeze``) when it ends: the
+collections that the next allocations trigger would otherwise scan all of it, two or three times over
+(about 100 ms of a 10,000-asset plan). Frozen objects are still freed by reference counting; only a garbage
+cycle among them would wait for the process to end. A long-lived process (``watch``, or a program using the
+Python API, whose own objects would be frozen too) never freezes.
 """
 
 from __future__ import annotations
@@ -11,6 +17,14 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator
+
+_freeze = False
+
+
+def one_shot() -> None:
+    """This process runs one command and ends: freeze what each paused block made (see the module's doc)."""
+    global _freeze
+    _freeze = True
 
 
 @contextlib.contextmanager
@@ -23,4 +37,6 @@ def paused() -> Iterator[None]:
     try:
         yield
     finally:
+        if _freeze:
+            gc.freeze()
         gc.enable()
