@@ -615,12 +615,19 @@ class JsonPieces:
     def add(self, item: Any) -> None:
         self._batch.append(item)
         self.count += 1
-        if len(self._batch) == self.BATCH:
+        if len(self._batch) >= self.BATCH:
+            self._encode()
+
+    def extend(self, items: list[Any]) -> None:
+        """``add`` each of ``items`` (a batch made by the caller: one call, not one per item)."""
+        self._batch += items
+        self.count += len(items)
+        if len(self._batch) >= self.BATCH:
             self._encode()
 
     def _encode(self) -> None:
         if self._batch:
-            text = json.dumps(dict(self._batch) if self.as_object else self._batch, separators=(",", ":"))
+            text = _COMPACT.encode(dict(self._batch) if self.as_object else self._batch)
             self._chunks.append(text[1:-1].encode())
             self._batch = []
 
@@ -634,6 +641,19 @@ class JsonPieces:
 
     def document(self, head: dict[str, Any], key: str) -> Iterator[bytes]:
         """The JSON object ``head`` with ``key`` set to the items."""
-        yield (json.dumps(head, separators=(",", ":"))[:-1] + f'{"," if head else ""}"{key}":').encode()
-        yield from self.whole()
-        yield b"}"
+        return json_document(head, {key: self})
+
+
+def json_document(head: dict[str, Any], members: dict[str, JsonPieces]) -> Iterator[bytes]:
+    """The JSON object ``head`` with each key of ``members`` set to its items, in pieces."""
+    text = _COMPACT.encode(head)[:-1]
+    comma = bool(head)
+    for key, pieces in members.items():
+        yield f'{text}{"," if comma else ""}{_COMPACT.encode(key)}:'.encode()
+        yield from pieces.whole()
+        text, comma = "", True
+    yield (text + "}").encode()
+
+
+# ``json.dumps(..., separators=(",", ":"))``, made once (``dumps`` makes an encoder per call).
+_COMPACT = json.JSONEncoder(separators=(",", ":"))

@@ -28,6 +28,7 @@ plan, which is always right.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import unicodedata
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .fsutil import JsonPieces, atomic_write, hash_file
+from .fsutil import JsonPieces, atomic_write, hash_file, json_document
 from .keys import KEY_VERSION, hash_bytes
 from .layout import LOCK_NAME, STATE_DIR, manifest_text
 
@@ -49,7 +50,9 @@ MEMO_NAME = "noop.json"
 # The per-table records, in their own file: the no-op answer never reads them (a 100,000-asset no-op
 # must stay small in memory); only a ``Partial`` does.
 TABLES_NAME = "noop-tables.json"
-FORMAT = 3  # 3: per-table records with model hashes (a memo of another format is ignored)
+# A memo of another format is ignored. 3: per-table records with model hashes; 4: the files as one flat list
+# (name, size, mtime_ns, inode, name...), the common table by its target alone (``_simple``).
+FORMAT = 4
 _CONTEXT_ENV = ("ASSETBUILD_SERVER", "ASSETBUILD_CACHE_DIR", "ASSETBUILD_CONFIG_DIR", "XDG_CONFIG_HOME")
 
 
@@ -158,14 +161,42 @@ def check(manifest: Path, ctx: str) -> Memo | Partial | None:
         lock_hash = _settled_lock_hash(root)
         if lock_hash is None or lock_hash != memo["lock"]:
             return None
+        files = memo["files"]
+        if type(files) is not list or len(files) % 4:
+            return None
         base = str(root).rstrip(os.sep) + os.sep  # stat by string: 10,000 Path objects cost more than the stats
-        if not memo.get("hashed") and hash_file(manifest) == memo["manifest"] and all(
-                _stamp(base + name) == stamp for name, stamp in memo["files"]):
+        if not memo.get("hashed") and hash_file(manifest) == memo["manifest"] and _unchanged(base, files):
             return Memo(int(memo["count"]), list(memo["warnings"]), list(memo["orphans"]))
         # With model hashes in the lock only the server can say nothing changed: the run asks it.
         return _partial(manifest, base, memo, lock_hash)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
         return None
+
+
+def _unchanged(base: str, files: list[Any]) -> bool:
+    """Whether every file of ``files`` (the memo's flat list: name, size, mtime_ns, inode...) has that
+    stamp now. TypeError for a list that is not made so."""
+    stat = os.stat
+    each = iter(files)
+    try:
+        for name, size, mtime, inode in zip(each, each, each, each, strict=True):
+            st = stat(base + name)
+            if st.st_mtime_ns != mtime or st.st_size != size or st.st_ino != inode:
+                return False
+    except OSError:
+        return False
+    return True
+
+
+def _stamps(files: list[Any]) -> dict[str, list[int]]:
+    """The memo's flat list of files as file -> stamp."""
+    each = iter(files)
+    stamps: dict[str, list[int]] = {}
+    for name, size, mtime, inode in zip(each, each, each, each, strict=True):
+        if type(name) is not str:
+            raise TypeError("a file name in the memo is not a string")
+        stamps[name] = [size, mtime, inode]
+    return stamps
 
 
 def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) -> Partial | None:
@@ -181,13 +212,17 @@ def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) ->
     if records.get("of") != _serial(memo) or not records.get("global"):
         return None
     tables: dict[str, list[Any]] = records["tables"]
+    simple: dict[str, str] = records["simple"]
+    folder = records["folder"]
+    if type(tables) is not dict or type(simple) is not dict or type(folder) is not str:
+        return None
     raw = manifest.read_bytes()
     text = manifest_text(raw)
     cut = split(text)
     global_hash = hash_bytes("".join(piece.text for piece in cut.global_pieces).encode("utf-8", "surrogatepass"))
     if global_hash != records["global"]:
         return None  # [defaults], a style, [project]... changed: every table may resolve differently
-    stamps: dict[str, list[int]] = {str(name): stamp for name, stamp in memo["files"]}
+    stamps = _stamps(memo["files"])
     fresh: dict[str, list[Any]] = {}
     fresh_lines: set[int] = set()
     dirty: dict[str, str] = {}
@@ -198,6 +233,8 @@ def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) ->
             return None  # the same table twice: TOML's error, worded by the full load
         seen.add(text_hash)
         known = tables.get(text_hash)
+        if known is None and (target := simple.get(text_hash)) is not None:
+            known = [target, [target], [folder + target], [], [], False]  # see ``_simple``
         if known is not None and all(stamps.get(name) is not None and _stamp(base + name) == stamps[name]
                                      for name in known[2]):
             fresh[text_hash] = known
@@ -225,6 +262,7 @@ def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) ->
         return None  # a fresh table's key declared again
     references = frozenset(name for known in fresh.values() for name in known[3])
     gone = {target for text_hash, known in tables.items() if text_hash not in fresh for target in known[1]}
+    gone.update(target for text_hash, target in simple.items() if text_hash not in fresh)
     if references & gone:
         return None  # a fresh table names a target whose table changed or went away
     ordered = sorted([*cut.global_pieces, *cut.assets], key=lambda piece: piece.line)
@@ -248,77 +286,122 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[P
     ``model_hashes``: each target's model hashes in the lock (with any, the memo never answers alone).
 
     The files' and tables' entries are encoded as they are made, a few thousand at a time: at the end of
-    a 100,000-asset build, holding them as objects (then as one text) was the run's peak of memory.
+    a 100,000-asset build, holding them as objects (then as one text) was the run's peak of memory. The
+    common asset (one target per table, no inputs, no model hashes) costs a few dict and list operations:
+    at 10,000 assets this runs after every full plan.
     """
     from .servercheck import model_refs
 
     root = project.root
     prefix = str(root).rstrip(os.sep) + os.sep
-    hashes_of = model_hashes or (lambda _target: {})
+    cut = len(prefix)
+    # The lock's model hashes, looked up in one pass before the loop below (interleaved with its other work,
+    # the lookups cost three times as much); in most projects none, or every target has some.
+    in_locks = {target: found for target in project.assets if (found := hashes_of(target))} if (
+        hashes_of := model_hashes) is not None else {}
     table_hashes = partial.dirty if partial else project.table_hashes
+    written_of = project.tables
     placeholder = project.server.is_placeholder
-    files = JsonPieces(as_object=False)  # [file relative to the project, its stamp]
-    # Per asset table, by the hash of its text: [key as written, its targets, their files, what its image
-    # inputs and ``source`` name, the (model ref, hash) pairs of its lock entries, whether a model it
-    # names has no hash there]. A table of several targets (``count``) is gathered before it is encoded.
+    folder = _folder_name(project.output_dir, prefix)
+    files = JsonPieces(as_object=False)  # flat: file relative to the project, then its stamp's three numbers
+    # Per asset table, by the hash of its text (``_Record``); the common table (``_simple``) by its target
+    # alone. A table of several targets (``count``) is gathered before it is encoded.
     tables: JsonPieces | None = JsonPieces(as_object=True)
+    simple = JsonPieces(as_object=True)
     gathered: dict[str, list[Any]] = {}
     seen: set[str] = set()
     hashed = False
-    for target, asset in project.assets.items():
-        names = []
-        for path in (asset.path, *(image.path for image in asset.inputs)):
+    items = iter(project.assets.items())
+    while batch := list(itertools.islice(items, JsonPieces.BATCH)):
+        flat: list[Any] = []
+        records: list[tuple[str, Any]] = []
+        simples: list[tuple[str, str]] = []
+        for target, asset in batch:
+            path = asset.path
             text = str(path)  # inside the project (the manifest's rules): relpath only in case it is not
-            name = text[len(prefix):] if text.startswith(prefix) else os.path.relpath(path, root)
-            names.append(name)
+            name = text[cut:] if text.startswith(prefix) else os.path.relpath(path, root)
+            # The stamp the file had when this run hashed or wrote it: a file changed since has another
+            # stamp, which the next run sees (no stat here: 10,000 of them are most of a record).
+            stamp = verified(path)
+            if stamp is None:
+                return  # not checked by this run: not a proven no-op state
             if name not in seen:
                 seen.add(name)
-                # The stamp the file had when this run hashed or wrote it: a file changed since has another
-                # stamp, which the next run sees (no stat here: 10,000 of them are most of a record).
-                stamp = verified(path)
-                if stamp is None:
-                    return  # not checked by this run: not a proven no-op state
-                files.add([name, stamp])
-        in_lock = hashes_of(target)
-        hashed = hashed or bool(in_lock)
-        if tables is None:
-            continue
-        written = project.tables.get(target)
-        if written is None or (text_hash := table_hashes.get(written)) is None:
-            tables = None  # a table's text is not known (the file was read as a whole): no records
-            continue
-        references = [image.reference for image in asset.inputs] if asset.inputs else []
-        if asset.source:
-            references.append(asset.source)
-        pairs = [[ref, value] for ref, value in sorted(in_lock.items())]
-        # The placeholder records no model hashes: a model without one is the rule there, never a gap.
-        unhashed = not (placeholder or asset.source) and any(
-            ref not in in_lock for ref, _subtype, _name in model_refs(asset.params))
-        if written == target:  # a table of this one target: encoded now
-            tables.add((text_hash, [written, [target], names, references, pairs, unhashed]))
-            continue
-        known = gathered.get(text_hash)
-        if known is None:
-            gathered[text_hash] = [written, [target], names, references, pairs, unhashed]
-            continue
-        known[1].append(target)
-        known[2].extend(name for name in names if name not in known[2])
-        known[3].extend(references)
-        known[4].extend(pair for pair in pairs if pair not in known[4])
-        known[5] = known[5] or unhashed
+                flat.append(name)
+                flat += stamp
+            in_lock = in_locks.get(target, _NO_HASHES)
+            if tables is None:
+                hashed = hashed or bool(in_lock)
+                if not asset.inputs:
+                    continue
+            elif (placeholder and not (in_lock or asset.inputs or asset.source) and written_of.get(target) == target
+                  and name == f"{folder}{target}" and (text_hash := table_hashes.get(target)) is not None):
+                simples.append((text_hash, target))  # the common table (``_simple``)
+                continue
+            names = [name]
+            references: list[str] = []
+            for image in asset.inputs:
+                text = str(image.path)
+                input_name = text[cut:] if text.startswith(prefix) else os.path.relpath(image.path, root)
+                names.append(input_name)
+                if input_name not in seen:
+                    seen.add(input_name)
+                    stamp = verified(image.path)
+                    if stamp is None:
+                        return
+                    flat.append(input_name)
+                    flat += stamp
+                references.append(image.reference)
+            if asset.source:
+                references.append(asset.source)
+            hashed = hashed or bool(in_lock)
+            if tables is None:
+                continue
+            written = written_of.get(target)
+            if written is None or (text_hash := table_hashes.get(written)) is None:
+                tables = None  # a table's text is not known (the file was read as a whole): no records
+                continue
+            pairs = [[ref, value] for ref, value in sorted(in_lock.items())]
+            # The placeholder records no model hashes: a model without one is the rule there, never a gap.
+            unhashed = not (placeholder or asset.source) and any(
+                ref not in in_lock for ref, _subtype, _name in model_refs(asset.params))
+            if written == target:  # a table of this one target: encoded now
+                record = [written, [target], names, references, pairs, unhashed]
+                if _simple(record, folder):
+                    simples.append((text_hash, target))
+                else:
+                    records.append((text_hash, record))
+                continue
+            known = gathered.get(text_hash)
+            if known is None:
+                gathered[text_hash] = [written, [target], names, references, pairs, unhashed]
+                continue
+            known[1].append(target)
+            known[2].extend(name for name in names if name not in known[2])
+            known[3].extend(references)
+            known[4].extend(pair for pair in pairs if pair not in known[4])
+            known[5] = known[5] or unhashed
+        files.extend(flat)
+        if tables is not None:
+            tables.extend(records)
+            simple.extend(simples)
+        del batch, flat, records, simples
     count = len(project.assets)
     global_hash = partial.global_hash if partial else project.global_hash
     if partial is not None:  # the files of the tables proven fresh, with the stamps that proved it
         for name, checked in partial.stamps.items():
             if name not in seen:
-                files.add([name, checked])
+                files.extend([name, *checked])
         gathered.update(partial.fresh_tables)
         count += len(partial.fresh_targets)
         hashed = hashed or bool(partial.model_pairs)
     del seen
     if tables is not None:
-        for item in gathered.items():
-            tables.add(item)
+        for text_hash, known in gathered.items():
+            if _simple(known, folder):
+                simple.add((text_hash, known[0]))
+            else:
+                tables.add((text_hash, known))
     del gathered
     try:
         memo = {
@@ -337,14 +420,32 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[P
     tmp_dir = project.state_dir / "tmp"
     with contextlib.suppress(OSError):
         # Not synced: after a power loss an old or empty memo only means a full plan (see ``check``).
-        if tables is not None and tables.count and global_hash:
-            head = {"of": _serial(memo), "global": global_hash}
-            atomic_write(_tables_path(project.manifest), tables.document(head, "tables"), tmp_dir=tmp_dir,
-                         sync=False)
+        if tables is not None and (tables.count or simple.count) and global_hash:
+            head = {"of": _serial(memo), "global": global_hash, "folder": folder}
+            atomic_write(_tables_path(project.manifest), json_document(head, {"simple": simple, "tables": tables}),
+                         tmp_dir=tmp_dir, sync=False)
         else:
             _tables_path(project.manifest).unlink(missing_ok=True)
-        del tables
-        atomic_write(_memo_path(project.manifest), files.document(memo, "files"), tmp_dir=tmp_dir, sync=False)
+        del tables, simple
+        atomic_write(_memo_path(project.manifest), json_document(memo, {"files": files}), tmp_dir=tmp_dir,
+                     sync=False)
+
+
+_NO_HASHES: dict[str, str] = {}  # never changed
+
+
+def _folder_name(output_dir: Path, prefix: str) -> str | None:
+    """The output folder relative to the project, with a trailing separator ("" for the project itself): a
+    target's file is named this plus the target (on a system whose separator is "/"). None if outside."""
+    text = str(output_dir).rstrip(os.sep) + os.sep
+    return text[len(prefix):] if text.startswith(prefix) else None
+
+
+def _simple(known: list[Any], folder: str | None) -> bool:
+    """Whether a table's record is the common one: [target, [target], [folder + target], [], [], False]."""
+    written = known[0]
+    return (folder is not None and known[1] == [written] and known[2] == [folder + written] and not known[3]
+            and not known[4] and not known[5])
 
 
 def forget(manifest: Path) -> None:
