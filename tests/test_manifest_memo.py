@@ -3,7 +3,10 @@ one the whole file gives."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -136,32 +139,59 @@ def test_lines_follow_their_tables_when_an_edit_moves_them(project: Path) -> Non
     assert project_now.assets["a/two.webp"].line == text.splitlines().index('[assets."a/two.webp"]') + 1
 
 
-@pytest.mark.parametrize("damage", [b"", b"{", b"not json\n{}", b'{"format": 1, "context": "x", "check": "y"}\n{}',
-                                    "truncated", "flipped", "forged"])
-def test_a_damaged_memo_is_ignored(project: Path, counted: list[str], damage: bytes | str) -> None:
+class _Runs:
+    """Unpickled, it would run a command (``_Plain`` must refuse it)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("damage", [b"", b"{", b"not json\n{}", b'{"format": 2, "context": "x", "check": "y"}\n{}',
+                                    "truncated", "flipped", "forged", "wrong shape", "runs code", "a class"])
+def test_a_damaged_memo_is_ignored(project: Path, counted: list[str], damage: bytes | str, tmp_path: Path) -> None:
     write_manifest(project, BODY)
-    memo_load(project)
+    table = memo_load(project)[0].table_hashes["a/two.webp"]
     path = project / ".assetbuild" / MEMO_NAME
     data = path.read_bytes()
+    marker = tmp_path / "ran"
     if damage == "truncated":
         path.write_bytes(data[:len(data) // 2])
     elif damage == "flipped":  # a changed value: the checksum no longer matches
-        path.write_bytes(data.replace(b'"two"', b'"TWO"'))
-    elif damage == "forged":  # valid JSON of the wrong shape, with a matching checksum
-        head = json.loads(data.partition(b"\n")[0])
+        assert b"two" in data
+        path.write_bytes(data.replace(b"two", b"TWO"))
+    elif isinstance(damage, str):  # bytes of another making, with this folder's context and a matching checksum
         from assetbuild.keys import hash_bytes
 
-        body = b'{"x": [1, 2]}'
+        head = json.loads(data.partition(b"\n")[0])
+        body = {"forged": b'{"x": [1, 2]}',
+                "wrong shape": pickle.dumps({table: ["a/two.webp", {"prompt": "forged"}, None]}),
+                "runs code": pickle.dumps({table: _Runs(marker)}),
+                "a class": pickle.dumps({table: ("a/two.webp", {"prompt": datetime.date(2020, 1, 1)}, None)}),
+                }[damage]
         head["check"] = hash_bytes(body)
         path.write_bytes(json.dumps(head).encode() + b"\n" + body)
     else:
-        assert isinstance(damage, bytes)
         path.write_bytes(damage)
     counted.clear()
     project_now, _ = memo_load(project)
-    assert len(counted) == len(project_now.assets)  # nothing was taken from it
+    assert "a/two.webp" in counted  # not taken from it
     assert snapshot(project_now) == snapshot(load(project / "assets.toml"))
     assert project_now.assets["a/two.webp"].params["prompt"] == "two"
+    assert not marker.exists()
+
+
+def test_only_plain_values_are_kept(project: Path, counted: list[str]) -> None:
+    """A TOML date reads back as itself only through a class lookup, which the memo's reader refuses: such a
+    table is resolved on every load, and the others are still kept."""
+    write_manifest(project, BODY + '\n[assets."c/dated.png"]\nprompt = "dated"\nwhen = 2020-01-01\n')
+    first, _ = memo_load(project)
+    counted.clear()
+    again, _ = memo_load(project)
+    assert "c/dated.png" in counted and "a/one.png" not in counted
+    assert snapshot(again) == snapshot(first) == snapshot(load(project / "assets.toml"))
 
 
 # Texts whose cut into tables is not what it seems: the memo must give what the whole file gives, or the
