@@ -503,6 +503,11 @@ class HashCache:
         with self._lock:
             return self._verified.get(str(path))
 
+    def verified_stamps(self) -> dict[str, list[int]]:
+        """``verified_stamp`` of every file this process hashed or wrote, by ``str(path)`` (a copy)."""
+        with self._lock:
+            return dict(self._verified)
+
     def forget(self, path: Path) -> None:
         with self._lock:
             self._verified.pop(str(path), None)
@@ -516,8 +521,7 @@ class HashCache:
             items = sorted(self._entries.items())
             self._dirty = False
         data = JsonPieces(as_object=True)
-        for item in items:
-            data.add(item)
+        data.extend(items)
         del items
         make_state_dir(self.path.parent)
         # Not synced: only an accelerator (after a power loss, a stale or empty file costs a re-hash at most;
@@ -619,17 +623,18 @@ class JsonPieces:
             self._encode()
 
     def extend(self, items: list[Any]) -> None:
-        """``add`` each of ``items`` (a batch made by the caller: one call, not one per item)."""
+        """``add`` each of ``items`` (one call, not one per item)."""
         self._batch += items
         self.count += len(items)
         if len(self._batch) >= self.BATCH:
             self._encode()
 
     def _encode(self) -> None:
-        if self._batch:
-            text = _COMPACT.encode(dict(self._batch) if self.as_object else self._batch)
+        batch, self._batch = self._batch, []
+        for start in range(0, len(batch), self.BATCH):  # a batch at a time, however many were added at once
+            part = batch[start:start + self.BATCH]
+            text = _COMPACT.encode(dict(part) if self.as_object else part)
             self._chunks.append(text[1:-1].encode())
-            self._batch = []
 
     def whole(self) -> Iterator[bytes]:
         """The items as one JSON object or list."""

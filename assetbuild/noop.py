@@ -32,7 +32,7 @@ import itertools
 import json
 import os
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -275,11 +275,12 @@ def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) ->
                    lock_hash, pairs, unhashed)
 
 
-def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[Path], list[int] | None],
+def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str, list[int]],
            partial: Partial | None = None, model_hashes: Callable[[str], dict[str, str]] | None = None) -> None:
     """Write the memo for a project whose every asset was just found (or made) fresh.
 
-    ``verified`` gives the stamp each file had when this run hashed (or wrote) it. The memo records only
+    ``verified`` gives the stamp each file had when this run hashed (or wrote) it, by ``str(path)``
+    (``HashCache.verified_stamps``). The memo records only
     what was verified, with that stamp: a file changed since (edited while another asset was being built)
     has another stamp now, so the next run plans its table again and sees the edit.
     ``partial``: the project was loaded from ``partial.text``; its fresh tables are recorded as checked.
@@ -290,8 +291,6 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[P
     common asset (one target per table, no inputs, no model hashes) costs a few dict and list operations:
     at 10,000 assets this runs after every full plan.
     """
-    from .servercheck import model_refs
-
     root = project.root
     prefix = str(root).rstrip(os.sep) + os.sep
     cut = len(prefix)
@@ -301,6 +300,7 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[P
         hashes_of := model_hashes) is not None else {}
     table_hashes = partial.dirty if partial else project.table_hashes
     written_of = project.tables
+    stamp_of = verified.get
     placeholder = project.server.is_placeholder
     folder = _folder_name(project.output_dir, prefix)
     files = JsonPieces(as_object=False)  # flat: file relative to the project, then its stamp's three numbers
@@ -322,7 +322,7 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[P
             name = text[cut:] if text.startswith(prefix) else os.path.relpath(path, root)
             # The stamp the file had when this run hashed or wrote it: a file changed since has another
             # stamp, which the next run sees (no stat here: 10,000 of them are most of a record).
-            stamp = verified(path)
+            stamp = stamp_of(text)
             if stamp is None:
                 return  # not checked by this run: not a proven no-op state
             if name not in seen:
@@ -346,7 +346,7 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[P
                 names.append(input_name)
                 if input_name not in seen:
                     seen.add(input_name)
-                    stamp = verified(image.path)
+                    stamp = stamp_of(text)
                     if stamp is None:
                         return
                     flat.append(input_name)
@@ -363,8 +363,7 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[P
                 continue
             pairs = [[ref, value] for ref, value in sorted(in_lock.items())]
             # The placeholder records no model hashes: a model without one is the rule there, never a gap.
-            unhashed = not (placeholder or asset.source) and any(
-                ref not in in_lock for ref, _subtype, _name in model_refs(asset.params))
+            unhashed = not (placeholder or asset.source) and _lacks_hash(asset.params, in_lock)
             if written == target:  # a table of this one target: encoded now
                 record = [written, [target], names, references, pairs, unhashed]
                 if _simple(record, folder):
@@ -432,6 +431,13 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Callable[[P
 
 
 _NO_HASHES: dict[str, str] = {}  # never changed
+
+
+def _lacks_hash(params: dict[str, Any], in_lock: dict[str, str]) -> bool:
+    """Whether a model the parameters name has no hash in the lock entry."""
+    from .servercheck import model_refs  # (~4 ms of imports the placeholder never needs)
+
+    return any(ref not in in_lock for ref, _subtype, _name in model_refs(params))
 
 
 def _folder_name(output_dir: Path, prefix: str) -> str | None:

@@ -166,7 +166,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
         cacheusers.register(project)  # also when nothing was built: a project fresh since before registration
         if memo_allowed:  # the memo was missing or stale (else cli would not be here)
             assert memo_context is not None
-            noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamp, ws.partial,
+            noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamps(), ws.partial,
                         _lock_hashes(ws))
         return code
 
@@ -204,7 +204,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
         return INTERRUPTED_EXIT
     if memo_allowed and code == 0:
         assert memo_context is not None
-        noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamp, ws.partial, _lock_hashes(ws))
+        noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamps(), ws.partial, _lock_hashes(ws))
     return code
 
 
