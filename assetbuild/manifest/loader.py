@@ -121,6 +121,8 @@ class _NotByTables(Exception):
     """The file cannot be read table by table (a piece that is not one whole table, a table twice)."""
 
 
+_POST_KEY_SET = frozenset(POST_KEYS)
+
 # Asset tables the memo does not know are parsed this many at a time: one parse of their joined text
 # costs far less than one per table, and a first load of 100,000 tables still never holds them all.
 _CHUNK = 256
@@ -288,7 +290,8 @@ def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, 
                 later[norm] = (values, origin)  # needs every target known (drafts); never kept
                 kept = None
                 continue
-            post = {key: values[key] for key in POST_KEYS if key in values} or NO_POST
+            post = NO_POST if _POST_KEY_SET.isdisjoint(values) else (
+                {key: values[key] for key in POST_KEYS if key in values})
             mine: list[str] = []
             try:
                 asset = make_asset(norm, values, declared, root, output_dir, where, line, mine, origin)
