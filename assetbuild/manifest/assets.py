@@ -87,6 +87,16 @@ def expand_variants(target: str, values: dict[str, Any], where: str) -> Iterable
         yield target.replace("{n}", str(n)), variant
 
 
+# Values that passed ``make_asset``'s checks as they are, by key: whether one passes depends on the key and
+# the value alone, so the same object (one in [defaults] or a style, merged into every asset) is checked
+# once, not once per asset. Holding the objects keeps ``is`` exact; ``forget_accepted`` frees them.
+_ACCEPTED: dict[str, Any] = {}
+
+
+def forget_accepted() -> None:
+    _ACCEPTED.clear()
+
+
 _POST_KEY_SET = frozenset(POST_KEYS)
 _STRING_KINDS = frozenset(("text", "model", "image", "choice"))  # a str is all ``check_value`` asks of these
 _VARIANT = "_variant"  # not a normalised name (those are letters only), so it cannot clash with a parameter
@@ -128,7 +138,11 @@ def make_asset(target: str, values: dict[str, Any], drafts: Container[str], root
 
     inputs: list[ImageInput] = []
     params: dict[str, Any] = {}
+    accepted = _ACCEPTED
     for key, value in sorted(values.items()):
+        if accepted.get(key) is value:  # this very object passed below before ([defaults], a style)
+            params[key] = value
+            continue
         if key in P.RESERVED:
             raise ManifestError(where_key(key), f"asset {target!r}: `{key}` cannot be set in a manifest{set_in(key)}",
                                 hint=P.RESERVED[key])
@@ -158,7 +172,7 @@ def make_asset(target: str, values: dict[str, Any], drafts: Container[str], root
         elif spec.type in ("text",) and key in ("prompt", "negativeprompt"):
             params[key] = value.strip()
         else:
-            params[key] = value
+            params[key] = accepted[key] = value
     if not params.get("prompt"):
         raise ManifestError(where, f"asset {target!r} has no prompt",
                             hint="add `prompt = \"...\"` (or derive it with `source = \"other.png\"`)")

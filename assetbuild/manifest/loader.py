@@ -21,7 +21,7 @@ from ..keys import hash_bytes
 from ..layout import cache_folder
 from ..postspec import POST_KEYS
 from . import sections, toml
-from .assets import expand_variants, from_memo, make_asset, merge, normalised_table
+from .assets import expand_variants, forget_accepted, from_memo, make_asset, merge, normalised_table
 from .graph import dependency_order
 from .lines import KeyOrigin, Locator, line_from_message
 from .memo import NO_POST, Resolved, ResolvedMemo
@@ -230,6 +230,7 @@ def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, 
     value is raised only after every table's target was checked, so that which problem is reported
     first does not depend on this order."""
     forget_folders()  # folders may have changed (or become symlinks) since the last load
+    forget_accepted()  # (only to free what the last load's values hold)
     root = manifest.parent
     output_dir, cache_dir = _folders(root, shape, locator, cache_override)
 
