@@ -257,6 +257,25 @@ def test_split_cuts_before_every_header() -> None:
                                             if line.startswith("[assets.")]
 
 
+@pytest.mark.parametrize("text", [*TRICKY, '[assets."first.png"]\nprompt = "f"\n' + BODY, "  [x]\n[assets.'y']\n",
+                                  '[assets."a.png"]', "\n\n[assets.b]  # c\r\n[assets.b.c]\nx=1\n", ""])
+def test_split_agrees_with_a_line_by_line_reading(text: str) -> None:
+    """Pieces start exactly at the lines that begin with "[", cover the text, and asset pieces are the ones
+    whose header line is one [assets.NAME] with only a comment after it."""
+    import re
+
+    asset_line = re.compile(r"""[ \t]*\[[ \t]*assets[ \t]*\.[ \t]*(?:"(?:[^"\\\r\n]|\\.)*"|'[^'\r\n]*'|"""
+                            r"""[A-Za-z0-9_-]+)[ \t]*\][ \t]*(?:#[^\n]*)?\r?\n""")
+    lines = text.splitlines(keepends=True)
+    starts = [n + 1 for n, line in enumerate(lines) if re.match(r"[ \t]*\[", line)]
+    expected_assets = [n for n in starts if asset_line.fullmatch(lines[n - 1])]
+    cut = split(text)
+    pieces = sorted([*cut.global_pieces, *cut.assets], key=lambda p: p.line)
+    assert "".join(p.text for p in pieces) == text
+    assert [p.line for p in cut.assets] == expected_assets
+    assert {p.line for p in pieces} - {1} == set(starts) - {1}
+
+
 def test_a_build_keeps_the_memo_and_an_edit_rebuilds_only_its_asset(project: Path, monkeypatch: pytest.MonkeyPatch,
                                                                      counted: list[str]) -> None:
     write_manifest(project, QUICKSTART)
