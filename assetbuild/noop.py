@@ -50,8 +50,8 @@ MEMO_NAME = "noop.json"
 # The per-table records, in their own file: the no-op answer never reads them (a 100,000-asset no-op
 # must stay small in memory); only a ``Partial`` does.
 TABLES_NAME = "noop-tables.json"
-# A memo of another format is ignored. 3: per-table records with model hashes; 4: the files as one flat list
-# (name, size, mtime_ns, inode, name...), the common table by its target alone (``_simple``).
+# A memo of another format is ignored. 3: per-table records with model hashes; 4: the files' names and their
+# stamps as two lists (one of three numbers a file), the common table by its target alone (``_simple``).
 FORMAT = 4
 _CONTEXT_ENV = ("ASSETBUILD_SERVER", "ASSETBUILD_CACHE_DIR", "ASSETBUILD_CONFIG_DIR", "XDG_CONFIG_HOME")
 
@@ -161,11 +161,11 @@ def check(manifest: Path, ctx: str) -> Memo | Partial | None:
         lock_hash = _settled_lock_hash(root)
         if lock_hash is None or lock_hash != memo["lock"]:
             return None
-        files = memo["files"]
-        if type(files) is not list or len(files) % 4:
+        names, stamps = memo["files"], memo["stamps"]
+        if type(names) is not list or type(stamps) is not list or len(stamps) != 3 * len(names):
             return None
         base = str(root).rstrip(os.sep) + os.sep  # stat by string: 10,000 Path objects cost more than the stats
-        if not memo.get("hashed") and hash_file(manifest) == memo["manifest"] and _unchanged(base, files):
+        if not memo.get("hashed") and hash_file(manifest) == memo["manifest"] and _unchanged(base, names, stamps):
             return Memo(int(memo["count"]), list(memo["warnings"]), list(memo["orphans"]))
         # With model hashes in the lock only the server can say nothing changed: the run asks it.
         return _partial(manifest, base, memo, lock_hash)
@@ -173,13 +173,13 @@ def check(manifest: Path, ctx: str) -> Memo | Partial | None:
         return None
 
 
-def _unchanged(base: str, files: list[Any]) -> bool:
-    """Whether every file of ``files`` (the memo's flat list: name, size, mtime_ns, inode...) has that
-    stamp now. TypeError for a list that is not made so."""
+def _unchanged(base: str, names: list[Any], stamps: list[Any]) -> bool:
+    """Whether every file the memo names has the stamp it records now (``stamps``: three numbers a file,
+    size, mtime_ns, inode). TypeError for lists that are not made so."""
     stat = os.stat
-    each = iter(files)
+    each = iter(stamps)
     try:
-        for name, size, mtime, inode in zip(each, each, each, each, strict=True):
+        for name, size, mtime, inode in zip(names, each, each, each, strict=True):
             st = stat(base + name)
             if st.st_mtime_ns != mtime or st.st_size != size or st.st_ino != inode:
                 return False
@@ -188,15 +188,15 @@ def _unchanged(base: str, files: list[Any]) -> bool:
     return True
 
 
-def _stamps(files: list[Any]) -> dict[str, list[int]]:
-    """The memo's flat list of files as file -> stamp."""
-    each = iter(files)
-    stamps: dict[str, list[int]] = {}
-    for name, size, mtime, inode in zip(each, each, each, each, strict=True):
+def _stamps(names: list[Any], stamps: list[Any]) -> dict[str, list[int]]:
+    """The memo's files as file -> stamp."""
+    each = iter(stamps)
+    found: dict[str, list[int]] = {}
+    for name, size, mtime, inode in zip(names, each, each, each, strict=True):
         if type(name) is not str:
             raise TypeError("a file name in the memo is not a string")
-        stamps[name] = [size, mtime, inode]
-    return stamps
+        found[name] = [size, mtime, inode]
+    return found
 
 
 def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) -> Partial | None:
@@ -222,7 +222,7 @@ def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) ->
     global_hash = hash_bytes("".join(piece.text for piece in cut.global_pieces).encode("utf-8", "surrogatepass"))
     if global_hash != records["global"]:
         return None  # [defaults], a style, [project]... changed: every table may resolve differently
-    stamps = _stamps(memo["files"])
+    stamps = _stamps(memo["files"], memo["stamps"])
     fresh: dict[str, list[Any]] = {}
     fresh_lines: set[int] = set()
     dirty: dict[str, str] = {}
@@ -300,74 +300,82 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str
         hashes_of := model_hashes) is not None else {}
     table_hashes = partial.dirty if partial else project.table_hashes
     written_of = project.tables
-    stamp_of = verified.get
     placeholder = project.server.is_placeholder
     folder = _folder_name(project.output_dir, prefix)
-    files = JsonPieces(as_object=False)  # flat: file relative to the project, then its stamp's three numbers
+    file_names = JsonPieces(as_object=False)  # every file, relative to the project
+    file_stamps = JsonPieces(as_object=False)  # and its stamp, flat: size, mtime_ns, inode, size...
     # Per asset table, by the hash of its text (``_Record``); the common table (``_simple``) by its target
     # alone. A table of several targets (``count``) is gathered before it is encoded.
     tables: JsonPieces | None = JsonPieces(as_object=True)
     simple = JsonPieces(as_object=True)
     gathered: dict[str, list[Any]] = {}
     seen: set[str] = set()
-    hashed = False
+    hashed = bool(in_locks)
     items = iter(project.assets.items())
     while batch := list(itertools.islice(items, JsonPieces.BATCH)):
-        flat: list[Any] = []
-        records: list[tuple[str, Any]] = []
-        simples: list[tuple[str, str]] = []
-        for target, asset in batch:
-            path = asset.path
-            text = str(path)  # inside the project (the manifest's rules): relpath only in case it is not
-            name = text[cut:] if text.startswith(prefix) else os.path.relpath(path, root)
-            # The stamp the file had when this run hashed or wrote it: a file changed since has another
-            # stamp, which the next run sees (no stat here: 10,000 of them are most of a record).
-            stamp = stamp_of(text)
-            if stamp is None:
-                return  # not checked by this run: not a proven no-op state
-            if name not in seen:
-                seen.add(name)
-                flat.append(name)
-                flat += stamp
-            in_lock = in_locks.get(target, _NO_HASHES)
-            if tables is None:
-                hashed = hashed or bool(in_lock)
-                if not asset.inputs:
-                    continue
-            elif (placeholder and not (in_lock or asset.inputs or asset.source) and written_of.get(target) == target
-                  and name == f"{folder}{target}" and (text_hash := table_hashes.get(target)) is not None):
-                simples.append((text_hash, target))  # the common table (``_simple``)
+        # The stamp each target had when this run hashed or wrote it: a file changed since has another
+        # stamp, which the next run sees (no stat here: 10,000 of them are most of a record).
+        texts = [str(asset.path) for _target, asset in batch]
+        stamps: list[Any] = list(map(verified.get, texts))
+        if None in stamps:
+            return  # not checked by this run: not a proven no-op state
+        # Inside the project (the manifest's rules): relpath only in case one is not.
+        names = [text[cut:] if text.startswith(prefix) else os.path.relpath(text, root) for text in texts]
+        del texts
+        seen.update(names)
+        file_names.extend(names)
+        file_stamps.extend(list(itertools.chain.from_iterable(stamps)))
+        del stamps
+        if tables is None:
+            if not any(asset.inputs for _target, asset in batch):
                 continue
+            rest = [(target, asset, name) for (target, asset), name in zip(batch, names, strict=True)]
+        elif placeholder and folder is not None:
+            rest = []
+            simples: list[tuple[str, str]] = []
+            for (target, asset), name in zip(batch, names, strict=True):
+                if (asset.inputs or asset.source or target in in_locks or written_of.get(target) != target
+                        or name != folder + target or (text_hash := table_hashes.get(target)) is None):
+                    rest.append((target, asset, name))
+                else:
+                    simples.append((text_hash, target))  # the common table (``_simple``)
+            simple.extend(simples)
+            del simples
+        else:
+            rest = [(target, asset, name) for (target, asset), name in zip(batch, names, strict=True)]
+        del batch, names
+        records: list[tuple[str, Any]] = []
+        for target, asset, name in rest:
             names = [name]
             references: list[str] = []
             for image in asset.inputs:
                 text = str(image.path)
-                input_name = text[cut:] if text.startswith(prefix) else os.path.relpath(image.path, root)
+                input_name = text[cut:] if text.startswith(prefix) else os.path.relpath(text, root)
                 names.append(input_name)
                 if input_name not in seen:
                     seen.add(input_name)
-                    stamp = stamp_of(text)
+                    stamp = verified.get(text)
                     if stamp is None:
                         return
-                    flat.append(input_name)
-                    flat += stamp
+                    file_names.add(input_name)
+                    file_stamps.extend(stamp)
                 references.append(image.reference)
             if asset.source:
                 references.append(asset.source)
-            hashed = hashed or bool(in_lock)
             if tables is None:
                 continue
             written = written_of.get(target)
             if written is None or (text_hash := table_hashes.get(written)) is None:
                 tables = None  # a table's text is not known (the file was read as a whole): no records
                 continue
+            in_lock = in_locks.get(target, _NO_HASHES)
             pairs = [[ref, value] for ref, value in sorted(in_lock.items())]
             # The placeholder records no model hashes: a model without one is the rule there, never a gap.
             unhashed = not (placeholder or asset.source) and _lacks_hash(asset.params, in_lock)
             if written == target:  # a table of this one target: encoded now
                 record = [written, [target], names, references, pairs, unhashed]
                 if _simple(record, folder):
-                    simples.append((text_hash, target))
+                    simple.add((text_hash, target))
                 else:
                     records.append((text_hash, record))
                 continue
@@ -380,17 +388,16 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str
             known[3].extend(references)
             known[4].extend(pair for pair in pairs if pair not in known[4])
             known[5] = known[5] or unhashed
-        files.extend(flat)
         if tables is not None:
             tables.extend(records)
-            simple.extend(simples)
-        del batch, flat, records, simples
+        del rest, records
     count = len(project.assets)
     global_hash = partial.global_hash if partial else project.global_hash
     if partial is not None:  # the files of the tables proven fresh, with the stamps that proved it
         for name, checked in partial.stamps.items():
             if name not in seen:
-                files.extend([name, *checked])
+                file_names.add(name)
+                file_stamps.extend(checked)
         gathered.update(partial.fresh_tables)
         count += len(partial.fresh_targets)
         hashed = hashed or bool(partial.model_pairs)
@@ -426,8 +433,8 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str
         else:
             _tables_path(project.manifest).unlink(missing_ok=True)
         del tables, simple
-        atomic_write(_memo_path(project.manifest), json_document(memo, {"files": files}), tmp_dir=tmp_dir,
-                     sync=False)
+        atomic_write(_memo_path(project.manifest), json_document(memo, {"files": file_names, "stamps": file_stamps}),
+                     tmp_dir=tmp_dir, sync=False)
 
 
 _NO_HASHES: dict[str, str] = {}  # never changed

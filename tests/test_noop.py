@@ -6,6 +6,7 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import write_manifest
@@ -135,3 +136,42 @@ def test_selected_targets_and_force_never_use_the_memo(built: Path, monkeypatch:
         main(["run", HERO])
     with pytest.raises(PlanningForbidden, match="memo was not used"):
         main(["--force"])
+
+
+def _damage(memo: dict[str, Any], tables: dict[str, Any], damage: str) -> None:
+    if damage == "one stamp fewer":
+        memo["stamps"].pop()
+    elif damage == "a name not a string":
+        memo["files"][0] = 7
+    elif damage == "a stamp changed":
+        memo["stamps"][1] += 1
+    elif damage == "names swapped":
+        memo["files"][0], memo["files"][1] = memo["files"][1], memo["files"][0]
+    elif damage == "a record not a string":
+        tables["simple"] = {text_hash: [target] for text_hash, target in tables["simple"].items()}
+    elif damage == "a record of another folder":
+        tables["folder"] = "elsewhere/"
+
+
+@pytest.mark.parametrize("damage", ["one stamp fewer", "a name not a string", "a stamp changed", "names swapped",
+                                    "a record not a string", "a record of another folder"])
+def test_a_damaged_memo_never_proves_a_changed_file_fresh(built: Path, damage: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    manifest_path, state = built / "assets.toml", built / ".assetbuild"
+    ctx = noop.context(manifest_path, None)
+    assert isinstance(noop.check(manifest_path, ctx), noop.Memo)
+    memo = json.loads((state / noop.MEMO_NAME).read_bytes())
+    tables = json.loads((state / noop.TABLES_NAME).read_bytes())
+    assert len(tables["simple"]) == 2 and tables["folder"] == ""  # the hero and the icon, whose file is their target
+    _damage(memo, tables, damage)
+    (state / noop.MEMO_NAME).write_text(json.dumps(memo))
+    (state / noop.TABLES_NAME).write_text(json.dumps(tables))
+    if damage.startswith("a record"):
+        assert isinstance(noop.check(manifest_path, ctx), noop.Memo)  # records are read only for a partial plan
+    else:
+        assert not isinstance(noop.check(manifest_path, ctx), noop.Memo)
+    _edit_bytes(built / HERO)  # a change the memo must not hide, whatever it holds
+    found = noop.check(manifest_path, ctx)
+    assert found is None or (isinstance(found, noop.Partial) and HERO not in found.fresh_targets)
+    capsys.readouterr()
+    assert main([]) == 1 and "edited" in capsys.readouterr().out
