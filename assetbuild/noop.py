@@ -212,10 +212,11 @@ def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) ->
     if records.get("of") != _serial(memo) or not records.get("global"):
         return None
     tables: dict[str, list[Any]] = records["tables"]
-    simple: dict[str, str] = records["simple"]
-    folder = records["folder"]
-    if type(tables) is not dict or type(simple) is not dict or type(folder) is not str:
+    common, common_targets, folder = records["common"], records["common_targets"], records["folder"]
+    if type(tables) is not dict or type(common) is not list or type(common_targets) is not list or (
+            type(folder) is not str):
         return None
+    simple: dict[str, str] = dict(zip(common, common_targets, strict=True))
     raw = manifest.read_bytes()
     text = manifest_text(raw)
     cut = split(text)
@@ -304,10 +305,12 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str
     folder = _folder_name(project.output_dir, prefix)
     file_names = JsonPieces(as_object=False)  # every file, relative to the project
     file_stamps = JsonPieces(as_object=False)  # and its stamp, flat: size, mtime_ns, inode, size...
-    # Per asset table, by the hash of its text (``_Record``); the common table (``_simple``) by its target
-    # alone. A table of several targets (``count``) is gathered before it is encoded.
+    # Per asset table, by the hash of its text, its record (see ``_partial``); the common table (``_simple``)
+    # by its target alone, in two lists. A table of several targets (``count``) is gathered before it is
+    # encoded.
     tables: JsonPieces | None = JsonPieces(as_object=True)
-    simple = JsonPieces(as_object=True)
+    common = JsonPieces(as_object=False)  # hashes of the common tables
+    common_targets = JsonPieces(as_object=False)  # and their targets
     gathered: dict[str, list[Any]] = {}
     seen: set[str] = set()
     hashed = bool(in_locks)
@@ -332,15 +335,18 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str
             rest = [(target, asset, name) for (target, asset), name in zip(batch, names, strict=True)]
         elif placeholder and folder is not None:
             rest = []
-            simples: list[tuple[str, str]] = []
+            simples: list[str] = []
+            simple_targets: list[str] = []
             for (target, asset), name in zip(batch, names, strict=True):
                 if (asset.inputs or asset.source or target in in_locks or written_of.get(target) != target
                         or name != folder + target or (text_hash := table_hashes.get(target)) is None):
                     rest.append((target, asset, name))
                 else:
-                    simples.append((text_hash, target))  # the common table (``_simple``)
-            simple.extend(simples)
-            del simples
+                    simples.append(text_hash)  # the common table (``_simple``)
+                    simple_targets.append(target)
+            common.extend(simples)
+            common_targets.extend(simple_targets)
+            del simples, simple_targets
         else:
             rest = [(target, asset, name) for (target, asset), name in zip(batch, names, strict=True)]
         del batch, names
@@ -375,7 +381,8 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str
             if written == target:  # a table of this one target: encoded now
                 record = [written, [target], names, references, pairs, unhashed]
                 if _simple(record, folder):
-                    simple.add((text_hash, target))
+                    common.add(text_hash)
+                    common_targets.add(target)
                 else:
                     records.append((text_hash, record))
                 continue
@@ -405,7 +412,8 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str
     if tables is not None:
         for text_hash, known in gathered.items():
             if _simple(known, folder):
-                simple.add((text_hash, known[0]))
+                common.add(text_hash)
+                common_targets.add(known[0])
             else:
                 tables.add((text_hash, known))
     del gathered
@@ -426,13 +434,14 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str
     tmp_dir = project.state_dir / "tmp"
     with contextlib.suppress(OSError):
         # Not synced: after a power loss an old or empty memo only means a full plan (see ``check``).
-        if tables is not None and (tables.count or simple.count) and global_hash:
-            head = {"of": _serial(memo), "global": global_hash, "folder": folder}
-            atomic_write(_tables_path(project.manifest), json_document(head, {"simple": simple, "tables": tables}),
+        if tables is not None and (tables.count or common.count) and global_hash:
+            head = {"of": _serial(memo), "global": global_hash, "folder": folder or ""}  # (None: no common table)
+            atomic_write(_tables_path(project.manifest), json_document(
+                head, {"common": common, "common_targets": common_targets, "tables": tables}),
                          tmp_dir=tmp_dir, sync=False)
         else:
             _tables_path(project.manifest).unlink(missing_ok=True)
-        del tables, simple
+        del tables, common, common_targets
         atomic_write(_memo_path(project.manifest), json_document(memo, {"files": file_names, "stamps": file_stamps}),
                      tmp_dir=tmp_dir, sync=False)
 

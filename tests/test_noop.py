@@ -148,7 +148,7 @@ def _damage(memo: dict[str, Any], tables: dict[str, Any], damage: str) -> None:
     elif damage == "names swapped":
         memo["files"][0], memo["files"][1] = memo["files"][1], memo["files"][0]
     elif damage == "a record not a string":
-        tables["simple"] = {text_hash: [target] for text_hash, target in tables["simple"].items()}
+        tables["common_targets"] = [[target] for target in tables["common_targets"]]
     elif damage == "a record of another folder":
         tables["folder"] = "elsewhere/"
 
@@ -162,7 +162,8 @@ def test_a_damaged_memo_never_proves_a_changed_file_fresh(built: Path, damage: s
     assert isinstance(noop.check(manifest_path, ctx), noop.Memo)
     memo = json.loads((state / noop.MEMO_NAME).read_bytes())
     tables = json.loads((state / noop.TABLES_NAME).read_bytes())
-    assert len(tables["simple"]) == 2 and tables["folder"] == ""  # the hero and the icon, whose file is their target
+    # The hero and the icon are common tables: their file is their target.
+    assert len(tables["common"]) == len(tables["common_targets"]) == 2 and tables["folder"] == ""
     _damage(memo, tables, damage)
     (state / noop.MEMO_NAME).write_text(json.dumps(memo))
     (state / noop.TABLES_NAME).write_text(json.dumps(tables))

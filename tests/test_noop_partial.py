@@ -170,8 +170,8 @@ def test_an_edit_loads_only_its_table(project: Path, monkeypatch: pytest.MonkeyP
     assert (finished["event"], finished["fresh"], finished["generated"]) == ("run_finished", 5, 1)
     memo = json.loads((project / ".assetbuild" / noop.MEMO_NAME).read_bytes())
     records = json.loads((project / ".assetbuild" / noop.TABLES_NAME).read_bytes())
-    assert memo["count"] == 6 and len(records["tables"]) + len(records["simple"]) == 6 and "tables" not in memo
-    assert len(records["simple"]) == 5  # each table of one target with no inputs: its target alone
+    assert memo["count"] == 6 and len(records["tables"]) + len(records["common"]) == 6 and "tables" not in memo
+    assert len(records["common"]) == 5  # each table of one target with no inputs: its target alone
     made.clear()
     again = _run(project, monkeypatch, capsys)  # and the memo it wrote answers the next run alone
     assert made == [] and again["generated"] == []
