@@ -78,14 +78,6 @@ def context(manifest: Path, server_option: str | None) -> str:
     return hash_bytes(text.encode("utf-8", "surrogateescape"))
 
 
-def _stamp(path: Path | str) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
-
-
 def _memo_path(manifest: Path) -> Path:
     return manifest.absolute().parent / STATE_DIR / MEMO_NAME
 
@@ -108,10 +100,12 @@ class Partial:
     manifest_hash: str  # of the manifest's bytes that ``text`` was made from
     global_hash: str  # of the text of its non-asset tables
     dirty: dict[str, str]  # [assets."..."] key as written -> text hash, of every table to load and plan
-    fresh_tables: dict[str, list[Any]]  # text hash -> its record (see ``record``), of the tables proven fresh
+    fresh_tables: dict[str, list[Any]]  # text hash -> its record (see ``_partial``), of the tables proven fresh
+    fresh_common: dict[str, str]  # text hash -> target, of the common tables (``_simple``) proven fresh
     fresh_targets: frozenset[str]
     references: frozenset[str]  # what the image inputs and ``source`` of fresh tables name
-    stamps: dict[str, list[int]]  # file (relative to the project) -> its stamp as checked, for fresh tables
+    files: list[str]  # the files of the fresh tables (relative to the project), each once
+    file_stamps: list[int]  # and their stamps as checked, three numbers a file
     lock_hash: str
     # (model ref, hash) from the lock entries of the fresh tables: only the server can say these models are
     # unchanged, so a run asks it before trusting the tables (``servercheck.models_changed``).
@@ -188,17 +182,6 @@ def _unchanged(base: str, names: list[Any], stamps: list[Any]) -> bool:
     return True
 
 
-def _stamps(names: list[Any], stamps: list[Any]) -> dict[str, list[int]]:
-    """The memo's files as file -> stamp."""
-    each = iter(stamps)
-    found: dict[str, list[int]] = {}
-    for name, size, mtime, inode in zip(names, each, each, each, strict=True):
-        if type(name) is not str:
-            raise TypeError("a file name in the memo is not a string")
-        found[name] = [size, mtime, inode]
-    return found
-
-
 def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) -> Partial | None:
     """The asset tables of ``manifest`` the memo proves fresh, and the text of the others (``base``: the
     project folder's path with a trailing separator)."""
@@ -223,8 +206,24 @@ def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) ->
     global_hash = hash_bytes("".join(piece.text for piece in cut.global_pieces).encode("utf-8", "surrogatepass"))
     if global_hash != records["global"]:
         return None  # [defaults], a style, [project]... changed: every table may resolve differently
-    stamps = _stamps(memo["files"], memo["stamps"])
+    names: list[Any] = memo["files"]
+    recorded: list[Any] = memo["stamps"]  # three numbers a file (``check`` saw the lengths agree)
+    position = {name: 3 * n for n, name in enumerate(names)}
+    stat = os.stat
+
+    def unchanged(name: str) -> bool:
+        """Whether the file ``name`` has the stamp the memo records."""
+        at = position.get(name)
+        if at is None:
+            return False
+        try:
+            st = stat(base + name)
+        except OSError:
+            return False
+        return bool(st.st_mtime_ns == recorded[at + 1] and st.st_size == recorded[at] and st.st_ino == recorded[at + 2])
+
     fresh: dict[str, list[Any]] = {}
+    fresh_common: dict[str, str] = {}
     fresh_lines: set[int] = set()
     dirty: dict[str, str] = {}
     seen: set[str] = set()
@@ -233,11 +232,13 @@ def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) ->
         if text_hash in seen:
             return None  # the same table twice: TOML's error, worded by the full load
         seen.add(text_hash)
-        known = tables.get(text_hash)
-        if known is None and (target := simple.get(text_hash)) is not None:
-            known = [target, [target], [folder + target], [], [], False]  # see ``_simple``
-        if known is not None and all(stamps.get(name) is not None and _stamp(base + name) == stamps[name]
-                                     for name in known[2]):
+        target = simple.get(text_hash)
+        if target is not None:
+            if unchanged(folder + target):  # its one file (see ``_simple``)
+                fresh_common[text_hash] = target
+                fresh_lines.add(piece.line)
+                continue
+        elif (known := tables.get(text_hash)) is not None and all(unchanged(name) for name in known[2]):
             fresh[text_hash] = known
             fresh_lines.add(piece.line)
             continue
@@ -254,26 +255,37 @@ def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) ->
         if written in dirty or not isinstance(values, dict):
             return None
         dirty[written] = text_hash
-    if not fresh:
+    if not (fresh or fresh_common):
         return None
-    fresh_targets = frozenset(target for known in fresh.values() for target in known[1])
-    if len(fresh_targets) != sum(len(known[1]) for known in fresh.values()):
+    fresh_targets = frozenset(target for known in fresh.values() for target in known[1]).union(
+        fresh_common.values())
+    if len(fresh_targets) != sum(len(known[1]) for known in fresh.values()) + len(fresh_common):
         return None
-    if {known[0] for known in fresh.values()} & dirty.keys():
+    if not dirty.keys().isdisjoint(known[0] for known in fresh.values()) or not dirty.keys().isdisjoint(
+            fresh_common.values()):  # (a common table's key is its target)
         return None  # a fresh table's key declared again
     references = frozenset(name for known in fresh.values() for name in known[3])
-    gone = {target for text_hash, known in tables.items() if text_hash not in fresh for target in known[1]}
-    gone.update(target for text_hash, target in simple.items() if text_hash not in fresh)
-    if references & gone:
-        return None  # a fresh table names a target whose table changed or went away
+    if references:
+        gone = {target for text_hash, known in tables.items() if text_hash not in fresh for target in known[1]}
+        gone.update(target for text_hash, target in simple.items() if text_hash not in fresh_common)
+        if references & gone:
+            return None  # a fresh table names a target whose table changed or went away
     ordered = sorted([*cut.global_pieces, *cut.assets], key=lambda piece: piece.line)
     partial_text = "".join("\n" * piece.text.count("\n") if piece.line in fresh_lines else piece.text
                            for piece in ordered)
-    checked = {name: stamps[name] for known in fresh.values() for name in known[2]}
+    # The files of the fresh tables, each once, with the stamps that proved them unchanged.
+    files = [folder + target for target in fresh_common.values()]
+    listed = set(files)
+    for known in fresh.values():
+        for name in known[2]:
+            if name not in listed:
+                listed.add(name)
+                files.append(name)
+    file_stamps = [number for name in files for number in recorded[position[name]:position[name] + 3]]
     pairs = frozenset((str(ref), str(value)) for known in fresh.values() for ref, value in known[4])
     unhashed = any(known[5] for known in fresh.values())
-    return Partial(partial_text, hash_bytes(raw), global_hash, dirty, fresh, fresh_targets, references, checked,
-                   lock_hash, pairs, unhashed)
+    return Partial(partial_text, hash_bytes(raw), global_hash, dirty, fresh, fresh_common, fresh_targets, references,
+                   files, file_stamps, lock_hash, pairs, unhashed)
 
 
 def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str, list[int]],
@@ -401,11 +413,17 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str
     count = len(project.assets)
     global_hash = partial.global_hash if partial else project.global_hash
     if partial is not None:  # the files of the tables proven fresh, with the stamps that proved it
-        for name, checked in partial.stamps.items():
-            if name not in seen:
-                file_names.add(name)
-                file_stamps.extend(checked)
+        if seen.isdisjoint(partial.files):
+            file_names.extend(partial.files)
+            file_stamps.extend(partial.file_stamps)
+        else:
+            for at, name in enumerate(partial.files):
+                if name not in seen:
+                    file_names.add(name)
+                    file_stamps.extend(partial.file_stamps[3 * at:3 * at + 3])
         gathered.update(partial.fresh_tables)
+        common.extend(list(partial.fresh_common))
+        common_targets.extend(list(partial.fresh_common.values()))
         count += len(partial.fresh_targets)
         hashed = hashed or bool(partial.model_pairs)
     del seen
