@@ -32,7 +32,7 @@ import itertools
 import json
 import os
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ from .layout import LOCK_NAME, STATE_DIR, manifest_text
 
 if TYPE_CHECKING:
     from .events import BuildEvents
+    from .lock import Lock
     from .manifest import Project
 
 MEMO_NAME = "noop.json"
@@ -289,7 +290,7 @@ def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) ->
 
 
 def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str, list[int]],
-           partial: Partial | None = None, model_hashes: Callable[[str], dict[str, str]] | None = None) -> None:
+           partial: Partial | None = None, lock: Lock | None = None) -> None:
     """Write the memo for a project whose every asset was just found (or made) fresh.
 
     ``verified`` gives the stamp each file had when this run hashed (or wrote) it, by ``str(path)``
@@ -297,7 +298,7 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str
     what was verified, with that stamp: a file changed since (edited while another asset was being built)
     has another stamp now, so the next run plans its table again and sees the edit.
     ``partial``: the project was loaded from ``partial.text``; its fresh tables are recorded as checked.
-    ``model_hashes``: each target's model hashes in the lock (with any, the memo never answers alone).
+    ``lock``: the lock, for each target's model hashes (with any, the memo never answers alone).
 
     The files' and tables' entries are encoded as they are made, a few thousand at a time: at the end of
     a 100,000-asset build, holding them as objects (then as one text) was the run's peak of memory. The
@@ -309,8 +310,9 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str
     cut = len(prefix)
     # The lock's model hashes, looked up in one pass before the loop below (interleaved with its other work,
     # the lookups cost three times as much); in most projects none, or every target has some.
-    in_locks = {target: found for target in project.assets if (found := hashes_of(target))} if (
-        hashes_of := model_hashes) is not None else {}
+    get = lock.get if lock is not None else None
+    in_locks = {target: entry.model_hashes for target in project.assets
+                if (entry := get(target)) is not None and entry.model_hashes} if get is not None else {}
     table_hashes = partial.dirty if partial else project.table_hashes
     written_of = project.tables
     placeholder = project.server.is_placeholder

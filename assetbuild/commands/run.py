@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING
 from ._args import add_no_wait, whole_number
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ..events import BuildEvents, Summary
     from ..generators.base import Generator
     from ..manifest import Project
@@ -165,8 +163,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
         cacheusers.register(project)  # also when nothing was built: a project fresh since before registration
         if memo_allowed:  # the memo was missing or stale (else cli would not be here)
             assert memo_context is not None
-            noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamps(), ws.partial,
-                        _lock_hashes(ws))
+            noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamps(), ws.partial, ws.lock)
         return code
 
     # Generations in flight are capped by server.concurrency when it is set, else they follow the server's
@@ -205,7 +202,7 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
         return INTERRUPTED_EXIT
     if memo_allowed and code == 0:
         assert memo_context is not None
-        noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamps(), ws.partial, _lock_hashes(ws))
+        noop.record(project, memo_context, summary.orphans, ws.hashes.verified_stamps(), ws.partial, ws.lock)
     return code
 
 
@@ -225,14 +222,6 @@ def _count_not_built(summary: Summary, total: int, reason: str) -> None:
     """Assets the run never reached (doit reports nothing for them) are counted, with why and what to do."""
     summary.not_built = max(0, total - summary.accounted)
     summary.not_built_reason = reason if summary.not_built else None
-
-
-def _lock_hashes(ws: Workspace) -> Callable[[str], dict[str, str]]:
-    """Each target's model hashes in the lock (for the no-op memo's records)."""
-    def of(target: str) -> dict[str, str]:
-        entry = ws.lock.get(target)
-        return entry.model_hashes if entry is not None else {}
-    return of
 
 
 def _needs_whole(partial: Partial, run_on_client: object) -> bool:
