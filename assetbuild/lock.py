@@ -557,30 +557,27 @@ def _ours(raw: bytes, digest: str, rendered_path: Path) -> tuple[list[str], arra
         return None
     # The file is the texts joined by ",\n" inside a fixed frame; a text starts with its target at an indent
     # of 4 (`    "name": {`) and every line after it is deeper, but for its last, "}" at 4 (JSON strings hold
-    # no raw newline): so ',\n    "' is found only between two texts.
+    # no raw newline): so ',\n    "' is found only between two texts. The regular expression engine finds
+    # them (and checks the line each one starts): a loop over the entries cost most of a big lock's load.
     if not (raw.startswith(_FRAME_HEAD) and raw.endswith(_FRAME_TAIL)) or len(raw) <= len(_FRAME_HEAD + _FRAME_TAIL):
         return None
-    find = raw.find
-    names: list[str] = []
-    starts = array("q")
-    start = len(_FRAME_HEAD)
+    first = _FIRST_LINE.match(raw, len(_FRAME_HEAD))
+    if first is None:
+        return None
+    raw_names = [first[1] or b""]
+    starts = array("q", [len(_FRAME_HEAD)])
+    for found in _NEXT_TEXT.finditer(raw, first.end()):
+        if found[2] is None:
+            return None  # a separator not followed by a text's first line: not as rendered
+        raw_names.append(found[1] or b"")
+        starts.append(found.start() + 2)
     try:
-        while start >= 0:
-            line_end = find(b"\n", start)
-            line = raw[start:line_end] if line_end > 0 else b""
-            if not (line.startswith(b'    "') and line.endswith(b'": {')):
-                return None
-            name = line[5:-4]
-            if b"\\" in name or b'"' in name or not (text := name.decode("utf-8")).isprintable():
-                text = json.loads(line[4:-3])  # an escaped name (or one the fast path cannot vouch for)
-                if not isinstance(text, str):
-                    return None
-            names.append(text)
-            starts.append(start)
-            start = find(_SEPARATOR, line_end)
-            if start >= 0:
-                start += 2
-    except (ValueError, RecursionError):
+        joined = b"\n".join(raw_names)  # names hold no newline: decoded and checked at once
+        if b"\\" in joined or b'"' in joined or not (text := joined.decode("utf-8")).replace("\n", "").isprintable():
+            names = [_name(name) for name in raw_names]  # an escaped name (or one the fast path cannot vouch for)
+        else:
+            names = text.split("\n")
+    except (ValueError, RecursionError, TypeError):
         return None
     starts.append(len(raw) - len(_FRAME_TAIL) + 2)  # where a next text would start: each text ends 2 bytes before
     if not all(map(operator.lt, names, itertools.islice(names, 1, None))):
@@ -588,7 +585,21 @@ def _ours(raw: bytes, digest: str, rendered_path: Path) -> tuple[list[str], arra
     return names, starts
 
 
-_SEPARATOR = b',\n    "'
+def _name(raw_name: bytes) -> str:
+    """A target's name from the bytes between the quotes of its text's first line; TypeError when its JSON
+    is not a string, ValueError when it is not JSON."""
+    if b"\\" in raw_name or b'"' in raw_name or not (text := raw_name.decode("utf-8")).isprintable():
+        text = json.loads(b'"' + raw_name + b'"')
+        if not isinstance(text, str):
+            raise TypeError("not a string")
+    return text
+
+
+# The first line of a text: `    "name": {` (``.`` matches anything but a newline). As the line was once checked
+# (it starts with `    "` and ends with `": {`), `    ": {` passes too, with an empty name (group 1 is None).
+_FIRST_LINE = re.compile(rb'    "(?:(.*)"|)(: \{\n)')
+# The separator before each next text, and that text's first line (group 2 is None when the line is not one).
+_NEXT_TEXT = re.compile(rb',\n    "(?:(?:(.*)"|)(: \{\n))?')
 
 
 def _no_constant(name: str) -> Any:
