@@ -76,16 +76,21 @@ class LockEntry:
             # A key names a cache file and a store object: anything but 32 hex digits could reach
             # outside the cache (`../../x`), so a cloned lock cannot steer a read or a delete there.
             raise TypeError("`key` and `hash` must be 32 hexadecimal digits")
-        if not (seed is None or (isinstance(seed, int) and not isinstance(seed, bool))):
+        if not (seed is None or type(seed) is int or (isinstance(seed, int) and not isinstance(seed, bool))):
             raise TypeError("`seed` must be a whole number")
         if not (model is None or isinstance(model, str)):
             raise TypeError("`model` must be a string")
-        if not isinstance(inputs, dict) or not all(isinstance(inputs.get(part, {}), dict)
-                                                   for part in ("params", "inputs", "post")):
+        # (Each part spelled out, not a generator over the names: this runs for every entry a plan reads.)
+        if not (isinstance(inputs, dict) and isinstance(inputs.get("params", _NO_PART), dict)
+                and isinstance(inputs.get("inputs", _NO_PART), dict)
+                and isinstance(inputs.get("post", _NO_PART), dict)):
             raise TypeError("`inputs` and its `params`, `inputs` and `post` must be objects")
         hashes = data.get("model_hashes") or {}
-        return cls(key=key, hash=digest, seed=seed, model=model, inputs=dict(inputs),
-                   model_hashes={str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) else {})
+        return cls(key, digest, seed, model, dict(inputs),
+                   {str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) and hashes else {})
+
+
+_NO_PART: dict[str, Any] = {}  # an absent part of an entry's inputs (read only: it passes as an object)
 
 
 class Lock:
@@ -487,15 +492,34 @@ def _parse_chunk(path: Path, target: str, text: bytes) -> LockEntry:
     """The entry of one target from its text in a file this class wrote (``_ours``), checked as ``_parse``
     checks every entry: the same ManifestError, naming the file and the entry, for one that is not valid."""
     try:
-        data = _DECODER.decode("{" + text.decode("utf-8") + "}")
-        if not isinstance(data, dict) or len(data) != 1 or target not in data:
-            raise ValueError("its text is not one entry of that name")
-        return LockEntry.from_json(data[target])
+        data = _entry_data(target, text.decode("utf-8"))
+        return LockEntry.from_json(data)
     except RecursionError:
         problem = "nested too deeply"
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         problem = f"{exc!s}" if not isinstance(exc, KeyError) else f"missing field {exc}"
     raise ManifestError(str(path), f"the lock file is not valid (entry {target!r}: {problem})", hint=INVALID_HINT)
+
+
+def _entry_data(target: str, text: str) -> Any:
+    """The JSON value of ``target``'s entry in ``text`` (``    "target": {...}``); ValueError (or RecursionError)
+    when the text is not exactly one member of that name holding valid JSON."""
+    # The text as rendered (its first line names the target unescaped, and its value ends the text): its value
+    # is scanned where it starts. A parse of the text wrapped in braces, below, costs twice as much; it decides
+    # (and words the error for) any other text.
+    brace = text.find("\n") - 1
+    if brace > 8 and text.startswith('    "') and text.startswith('": {', brace - 3) and text[5:brace - 3] == target:
+        try:
+            value, end = _SCAN(text, brace)
+        except (StopIteration, ValueError):
+            pass  # said by the parse below, as it always was
+        else:
+            if end == len(text):
+                return value
+    data = _DECODER.decode("{" + text + "}")
+    if not isinstance(data, dict) or len(data) != 1 or target not in data:
+        raise ValueError("its text is not one entry of that name")
+    return data[target]
 
 
 def _strict(text: str) -> Any:
@@ -608,6 +632,7 @@ def _no_constant(name: str) -> Any:
 
 # One decoder for every entry's text (``json.loads`` given an option builds a decoder per call: half the cost).
 _DECODER = json.JSONDecoder(parse_constant=_no_constant)
+_SCAN = _DECODER.scan_once  # (text, where a value starts) -> (the value, where it ends); StopIteration: no value there
 
 
 def _chunk(target: str, entry: LockEntry) -> str:
