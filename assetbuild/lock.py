@@ -23,6 +23,7 @@ import threading
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from json.scanner import make_scanner
 from pathlib import Path
 from typing import Any
 
@@ -632,7 +633,8 @@ def _no_constant(name: str) -> Any:
 
 # One decoder for every entry's text (``json.loads`` given an option builds a decoder per call: half the cost).
 _DECODER = json.JSONDecoder(parse_constant=_no_constant)
-_SCAN = _DECODER.scan_once  # (text, where a value starts) -> (the value, where it ends); StopIteration: no value there
+# (text, where a value starts) -> (the value, where it ends); StopIteration when no value starts there.
+_SCAN = make_scanner(_DECODER)
 
 
 def _chunk(target: str, entry: LockEntry) -> str:
