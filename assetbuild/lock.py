@@ -21,7 +21,7 @@ import os
 import re
 import threading
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from json.scanner import make_scanner
 from pathlib import Path
@@ -634,7 +634,7 @@ def _no_constant(name: str) -> Any:
 # One decoder for every entry's text (``json.loads`` given an option builds a decoder per call: half the cost).
 _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 # (text, where a value starts) -> (the value, where it ends); StopIteration when no value starts there.
-_SCAN = make_scanner(_DECODER)
+_SCAN: Callable[[str, int], tuple[Any, int]] = make_scanner(_DECODER)  # type: ignore[arg-type]  # (typeshed)
 
 
 def _chunk(target: str, entry: LockEntry) -> str:
