@@ -437,7 +437,7 @@ def make_state_dir(state: Path) -> None:
                 handle.write(b"# assetbuild's local state and cache; never committed\n*\n")
 
 
-def hash_file(path: Path) -> str:
+def hash_file(path: Path | str) -> str:
     """xxh3-128 of a file's bytes, read in chunks (same digest as ``keys.hash_bytes``)."""
     digest = xxhash.xxh3_128()
     with open(path, "rb") as handle:
@@ -473,28 +473,34 @@ class HashCache:
 
     def hash(self, path: Path) -> str | None:
         """The hash of ``path``, or None when it does not exist."""
+        return self.hash_name(str(path))
+
+    def hash_name(self, name: str) -> str | None:
+        """``hash`` of the file named ``name`` (``str`` of its path): a plan asks for 10,000 of them, and a
+        Path object for each cost as much as the stat."""
         try:
-            st = path.stat()
+            st = os.stat(name)
         except FileNotFoundError:
             return None
-        name = str(path)
         stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         with self._lock:
             entry = self._entries.get(name)
             if entry is not None and entry[:3] == stamp:
                 self._verified[name] = stamp
                 return str(entry[3])
-        digest = hash_file(path)
-        self.remember(path, digest, st)
+        digest = hash_file(name)
+        self._remember(name, digest, st)
         return digest
 
     def remember(self, path: Path, digest: str, st: os.stat_result | None = None) -> None:
         """Record the hash of a file we just wrote (saves reading it again)."""
-        st = st or path.stat()
+        self._remember(str(path), digest, st or path.stat())
+
+    def _remember(self, name: str, digest: str, st: os.stat_result) -> None:
         stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         with self._lock:
-            self._entries[str(path)] = [*stamp, digest]
-            self._verified[str(path)] = stamp
+            self._entries[name] = [*stamp, digest]
+            self._verified[name] = stamp
             self._dirty = True
 
     def verified_stamp(self, path: Path) -> list[int] | None:
