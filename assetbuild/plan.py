@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,16 +105,19 @@ class Planner:
         entry = self.lock.get(target)
         if not upstream_fresh:
             return Status(target, State.UPSTREAM, "an input asset is stale", entry=entry)
-        try:
-            inputs = self.input_hashes(asset)
-        except OSError as exc:
-            return Status(target, State.UPSTREAM, f"an input image cannot be read ({exc.strerror})", entry=entry)
-        if inputs is None:
-            return Status(target, State.UPSTREAM, "an input image is missing", entry=entry)
+        if asset.inputs or asset.source:
+            try:
+                inputs = self.input_hashes(asset)
+            except OSError as exc:
+                return Status(target, State.UPSTREAM, f"an input image cannot be read ({exc.strerror})", entry=entry)
+            if inputs is None:
+                return Status(target, State.UPSTREAM, "an input image is missing", entry=entry)
+        else:
+            inputs = {}
         form = canonical(asset, self.kind, inputs)
         key = key_of(form)
         try:
-            on_disk = self.hashes.hash(asset.path)
+            on_disk = self.hashes.hash_name(_file_name(asset))
         except OSError as exc:  # e.g. a folder where the image should be
             return Status(target, State.MODIFIED, f"not a readable file ({exc.strerror})", key, form, entry)
 
@@ -121,7 +125,18 @@ class Planner:
             # Both sides of a merge conflict in the lock: the one that matches the image on disk is ours.
             entry = self.lock.choose(target, on_disk) or entry
 
-        changed = self.model_change(asset, entry)
+        changed = self.model_change(asset, entry) if self.model_hashes is not None else None
+        if (entry is not None and on_disk == entry.hash and entry.key == key and target not in self.rebuild
+                and not (changed and self.model_changes == "rebuild")):
+            # The common answer, decided first (the checks below come to it by the same conditions).
+            return Status(target, State.FRESH, "", key, form, entry, on_disk)
+        return self._not_fresh(asset, key, form, entry, on_disk, changed)
+
+    def _not_fresh(self, asset: Asset, key: str, form: dict[str, Any], entry: LockEntry | None,
+                   on_disk: str | None, changed: str | None) -> Status:
+        """``status`` of an asset that is not simply fresh (its key, canonical form, lock entry, the hash of
+        its file and a change of model as ``status`` found them)."""
+        target = asset.target
 
         def stale(reason: str) -> Status:
             # The cache holds images by key, and a model file replaced on the server does not change keys:
@@ -187,7 +202,8 @@ class Planner:
         with paused():  # one status per asset, no garbage cycles (see gcpause)
             for target, asset in self.project.assets.items():
                 # Dependency order guarantees every upstream was decided already.
-                fresh_up = all(states[up].state in (State.FRESH, State.ADOPT) for up in asset.upstream)
+                fresh_up = not (asset.inputs or asset.source) or all(
+                    states[up].state in (State.FRESH, State.ADOPT) for up in asset.upstream)
                 states[target] = self.status(asset, fresh_up)
         return [states[t] for t in self.project.assets if t in wanted]
 
@@ -226,6 +242,22 @@ class Planner:
         if normalised != target:
             raise ManifestError(lock_name, f"entry {target!r} is not a normalised target path (expected "
                                 f"{normalised!r})", hint="restore assets.lock from git, or remove that entry")
+
+
+def _file_name(asset: Asset) -> str:
+    """``str(asset.path)``, spelled without making the Path when the target is a plain relative path (no
+    empty, ``.`` or ``..`` part, no leading or trailing ``/``: what the manifest's targets are) and the
+    separator is ``/``. A plan stats every target, and a Path made for each cost as much as the stat."""
+    target = asset.target
+    if (_PLAIN_SEPARATOR and target and target[0] not in "./" and target[-1] != "/" and "//" not in target
+            and "/." not in target):
+        folder = str(asset.output_dir)
+        if folder[-1] != "/" and folder != ".":
+            return f"{folder}/{target}"
+    return str(asset.path)
+
+
+_PLAIN_SEPARATOR = os.sep == "/" and os.altsep is None
 
 
 def _inputs_changed(entry: LockEntry, form: dict[str, Any]) -> str:
