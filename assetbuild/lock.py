@@ -36,6 +36,7 @@ from .layout import STATE_DIR
 
 LOCK_VERSION = 1
 _HEX128 = re.compile(r"[0-9a-f]{32}")  # an xxh3-128 digest: every key and file hash
+_HEX_DIGITS = "0123456789abcdef"
 # The file is rewritten (compacted) once its journal holds both this many bytes (~100 entries: a small lock is
 # rewritten once per run, by flush) and COMPACT_RATIO of the file's size (a big lock: I/O linear in its commits).
 COMPACT_MIN_BYTES = 64 * 1024
@@ -73,7 +74,7 @@ class LockEntry:
         inputs = data.get("inputs") or {}
         if not isinstance(key, str) or not isinstance(digest, str):
             raise TypeError("`key` and `hash` must be strings")
-        if not _HEX128.fullmatch(key) or not _HEX128.fullmatch(digest):
+        if len(key) != 32 or len(digest) != 32 or (key + digest).strip(_HEX_DIGITS):  # = _HEX128.fullmatch of each
             # A key names a cache file and a store object: anything but 32 hex digits could reach
             # outside the cache (`../../x`), so a cloned lock cannot steer a read or a delete there.
             raise TypeError("`key` and `hash` must be 32 hexadecimal digits")
@@ -225,7 +226,10 @@ class Lock:
             if known is not None:
                 return known
         entry = self._entry_of(target, slot)  # parsed outside the mutex: commits go on meanwhile
-        self._keep_parsed({target: (slot, entry)})
+        if isinstance(slot, int):  # (``_keep_parsed`` of this one entry, spelled out: a plan gets every entry)
+            with self._state:
+                if self._slots.get(target) is slot:  # not changed meanwhile
+                    self._parsed[target] = entry
         return entry
 
     def targets(self) -> list[str]:
@@ -509,7 +513,8 @@ def _entry_data(target: str, text: str) -> Any:
     # is scanned where it starts. A parse of the text wrapped in braces, below, costs twice as much; it decides
     # (and words the error for) any other text.
     brace = text.find("\n") - 1
-    if brace > 8 and text.startswith('    "') and text.startswith('": {', brace - 3) and text[5:brace - 3] == target:
+    if (brace > 8 and text.startswith('    "') and text.startswith('": {', brace - 3) and text[5:brace - 3] == target
+            and "\\" not in target and '"' not in target and target.isprintable()):
         try:
             value, end = _SCAN(text, brace)
         except (StopIteration, ValueError):
