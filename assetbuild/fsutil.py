@@ -394,7 +394,7 @@ def refuse_tracked_state(state: Path) -> None:
     import shutil
     import subprocess
 
-    if not state.is_dir() or shutil.which("git") is None:
+    if not state.is_dir() or not _in_a_repository(state.parent) or shutil.which("git") is None:
         return
     try:
         # No fsmonitor: a repository from an archive may carry a .git/config whose fsmonitor runs a command.
@@ -409,6 +409,22 @@ def refuse_tracked_state(state: Path) -> None:
                      "folder is local to each checkout and is never used from a repository",
                      hint=f"untrack it with `git rm -r --cached {state.name}` and commit (the files stay on disk; "
                           f"or delete the folder if this repository is not yours)")
+
+
+def _in_a_repository(folder: Path) -> bool:
+    """Whether git could find a repository from ``folder``: a ``.git`` (folder or file) there or above, or
+    GIT_DIR naming one. When not, ``git ls-files`` would only fail: a project outside git is not made to
+    start a process for it (a few milliseconds of every command)."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    here = os.path.abspath(folder)
+    while True:
+        if os.path.lexists(os.path.join(here, ".git")):
+            return True
+        parent = os.path.dirname(here)
+        if parent == here:
+            return False
+        here = parent
 
 
 def _sync_dir(folder: Path) -> None:
