@@ -22,8 +22,16 @@ _LEGACY = {"saveintermediateimages": "outputintermediateimages"}
 
 def normalise(name: str) -> str:
     """The SwarmUI id of a parameter name: lower-case, letters only, legacy names mapped."""
-    cleaned = _NOT_A_TO_Z.sub("", name.lower())
-    return _LEGACY.get(cleaned, cleaned)
+    known = _NORMALISED.get(name)
+    if known is None:
+        cleaned = _NOT_A_TO_Z.sub("", name.lower())
+        known = _NORMALISED[name] = _LEGACY.get(cleaned, cleaned)
+    return known
+
+
+# Names already normalised: a manifest repeats a handful of names in every table (at most as many
+# entries as distinct names written).
+_NORMALISED: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

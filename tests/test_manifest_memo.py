@@ -208,6 +208,45 @@ def test_tricky_files_give_what_the_whole_file_gives(project: Path, text: str) -
         assert got == expected
 
 
+@pytest.mark.parametrize("chunk", [2, 3, 256])
+@pytest.mark.parametrize("text", TRICKY)
+def test_tables_parsed_together_give_what_the_whole_file_gives(project: Path, text: str, chunk: int,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no memo every asset table is parsed in chunks of joined text (``loader._CHUNK``): a fake header
+    inside a string, a sub-table or a duplicate in a chunk, at its edge or not, changes nothing."""
+    from assetbuild.manifest import loader
+
+    monkeypatch.setattr(loader, "_CHUNK", chunk)
+    (project / "assets.toml").write_bytes(text.encode())
+    try:
+        expected: Any = snapshot(load(project / "assets.toml"))
+    except ManifestError as exc:
+        expected = ("error", str(exc))
+    (project / ".assetbuild").mkdir(exist_ok=True)
+    (project / ".assetbuild" / MEMO_NAME).unlink(missing_ok=True)
+    try:
+        got: Any = snapshot(memo_load(project)[0])
+    except ManifestError as exc:
+        got = ("error", str(exc))
+    assert got == expected
+
+
+def test_a_fake_header_that_keeps_the_count_of_tables_is_not_taken_for_one(project: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A multi-line string swallows a header-like line of the next piece; the joined text then has one table
+    fewer than its pieces, and the file is read whole (which reads the string as a string)."""
+    from assetbuild.manifest import loader
+
+    monkeypatch.setattr(loader, "_CHUNK", 4)
+    text = BODY + ('\n[assets."c/s.png"]\nprompt = """a\n[assets."c/in.png"]\nb"""\n'
+                   '\n[assets."c/after.png"]\nprompt = "after"\n')
+    write_manifest(project, text)
+    project_now, _ = memo_load(project)
+    assert project_now.assets["c/s.png"].params["prompt"] == 'a\n[assets."c/in.png"]\nb'
+    assert "c/in.png" not in project_now.assets
+    assert snapshot(project_now) == snapshot(load(project / "assets.toml"))
+
+
 def test_split_cuts_before_every_header() -> None:
     cut = split(BODY)
     assert [piece.text.splitlines()[0] for piece in cut.assets] == [
@@ -216,6 +255,25 @@ def test_split_cuts_before_every_header() -> None:
     assert "".join(p.text for p in sorted([*cut.global_pieces, *cut.assets], key=lambda p: p.line)) == BODY
     assert [p.line for p in cut.assets] == [n + 1 for n, line in enumerate(BODY.splitlines())
                                             if line.startswith("[assets.")]
+
+
+@pytest.mark.parametrize("text", [*TRICKY, '[assets."first.png"]\nprompt = "f"\n' + BODY, "  [x]\n[assets.'y']\n",
+                                  '[assets."a.png"]', "\n\n[assets.b]  # c\r\n[assets.b.c]\nx=1\n", ""])
+def test_split_agrees_with_a_line_by_line_reading(text: str) -> None:
+    """Pieces start exactly at the lines that begin with "[", cover the text, and asset pieces are the ones
+    whose header line is one [assets.NAME] with only a comment after it."""
+    import re
+
+    asset_line = re.compile(r"""[ \t]*\[[ \t]*assets[ \t]*\.[ \t]*(?:"(?:[^"\\\r\n]|\\.)*"|'[^'\r\n]*'|"""
+                            r"""[A-Za-z0-9_-]+)[ \t]*\][ \t]*(?:#[^\n]*)?\r?\n""")
+    lines = text.splitlines(keepends=True)
+    starts = [n + 1 for n, line in enumerate(lines) if re.match(r"[ \t]*\[", line)]
+    expected_assets = [n for n in starts if asset_line.fullmatch(lines[n - 1])]
+    cut = split(text)
+    pieces = sorted([*cut.global_pieces, *cut.assets], key=lambda p: p.line)
+    assert "".join(p.text for p in pieces) == text
+    assert [p.line for p in cut.assets] == expected_assets
+    assert {p.line for p in pieces} - {1} == set(starts) - {1}
 
 
 def test_a_build_keeps_the_memo_and_an_edit_rebuilds_only_its_asset(project: Path, monkeypatch: pytest.MonkeyPatch,

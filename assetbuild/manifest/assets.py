@@ -87,6 +87,18 @@ def expand_variants(target: str, values: dict[str, Any], where: str) -> Iterable
         yield target.replace("{n}", str(n)), variant
 
 
+# Values that passed ``make_asset``'s checks as they are, by key: whether one passes depends on the key and
+# the value alone, so the same object (one in [defaults] or a style, merged into every asset) is checked
+# once, not once per asset. Holding the objects keeps ``is`` exact; ``forget_accepted`` frees them.
+_ACCEPTED: dict[str, Any] = {}
+
+
+def forget_accepted() -> None:
+    _ACCEPTED.clear()
+
+
+_POST_KEY_SET = frozenset(POST_KEYS)
+_STRING_KINDS = frozenset(("text", "model", "image", "choice"))  # a str is all ``check_value`` asks of these
 _VARIANT = "_variant"  # not a normalised name (those are letters only), so it cannot clash with a parameter
 
 
@@ -104,11 +116,11 @@ def make_asset(target: str, values: dict[str, Any], drafts: Container[str], root
     def written(key: str) -> str:  # as the user wrote it: `cfg_scale = "high"`, not the normalised cfgscale
         return origin.written(key) if origin else key
 
-    post_settings = {k: values.pop(k) for k in POST_KEYS if k in values}
+    post_settings = {} if _POST_KEY_SET.isdisjoint(values) else {k: values.pop(k) for k in POST_KEYS if k in values}
     source = values.pop("source", None)
     variant = values.pop(_VARIANT, None)
     try:
-        suffix = posixpath.splitext(target)[1]
+        suffix = _suffix(target)
         post = parse_post(post_settings, suffix) if post_settings else _plain_post(suffix)
     except PostprocessSpecError as exc:
         key = next((k for k in post_settings if str(exc).startswith(k)), None)  # messages name the setting
@@ -126,7 +138,11 @@ def make_asset(target: str, values: dict[str, Any], drafts: Container[str], root
 
     inputs: list[ImageInput] = []
     params: dict[str, Any] = {}
+    accepted = _ACCEPTED
     for key, value in sorted(values.items()):
+        if accepted.get(key) is value:  # this very object passed below before ([defaults], a style)
+            params[key] = value
+            continue
         if key in P.RESERVED:
             raise ManifestError(where_key(key), f"asset {target!r}: `{key}` cannot be set in a manifest{set_in(key)}",
                                 hint=P.RESERVED[key])
@@ -148,7 +164,7 @@ def make_asset(target: str, values: dict[str, Any], drafts: Container[str], root
                             "passed to the server as-is")
             params[key] = value
             continue
-        problem = P.check_value(spec, value)
+        problem = None if spec.type in _STRING_KINDS and type(value) is str else P.check_value(spec, value)
         if problem:
             raise ManifestError(where_key(key), f"asset {target!r}: {written(key)} {problem}{set_in(key)}")
         if spec.type == "image":
@@ -156,7 +172,7 @@ def make_asset(target: str, values: dict[str, Any], drafts: Container[str], root
         elif spec.type in ("text",) and key in ("prompt", "negativeprompt"):
             params[key] = value.strip()
         else:
-            params[key] = value
+            params[key] = accepted[key] = value
     if not params.get("prompt"):
         raise ManifestError(where, f"asset {target!r} has no prompt",
                             hint="add `prompt = \"...\"` (or derive it with `source = \"other.png\"`)")

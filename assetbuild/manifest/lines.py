@@ -109,10 +109,16 @@ class KeyOrigin:
                  styles: dict[str, dict[str, Any]], defaults: dict[str, Any]) -> None:
         self.locator = locator
         self.asset = asset
-        self.tables: list[tuple[tuple[str, ...], dict[str, Any]]] = [(("assets", asset), own)]
-        if style is not None and style in styles:
-            self.tables.append((("styles", style), styles[style]))
-        self.tables.append((("defaults",), defaults))
+        self._own, self._style, self._styles, self._defaults = own, style, styles, defaults
+
+    @property
+    def tables(self) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+        """The tables a key may come from, nearest first (made only for a message: one per asset is made)."""
+        tables: list[tuple[tuple[str, ...], dict[str, Any]]] = [(("assets", self.asset), self._own)]
+        if self._style is not None and self._style in self._styles:
+            tables.append((("styles", self._style), self._styles[self._style]))
+        tables.append((("defaults",), self._defaults))
+        return tables
 
     def _find(self, key: str) -> tuple[tuple[str, ...], str] | None:
         for path, table in self.tables:

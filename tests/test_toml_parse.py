@@ -1,0 +1,49 @@
+"""The manifest's TOML parser (``manifest.toml``): tomli's compiled parser when installed, the standard
+library's as the reference for every error."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from assetbuild.manifest import toml
+
+DOCUMENT = """
+[server]
+url = "placeholder"
+[assets."a.png"]
+prompt = \"\"\"multi
+line\"\"\"
+steps = 20
+cfgscale = 7.5
+loras = { "x" = 0.5 }
+when = 1979-05-27T07:32:00Z
+"""
+
+
+def test_tomli_is_installed_and_used() -> None:
+    import tomli
+
+    assert toml._fast is tomli.loads
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_values_are_the_standard_librarys(fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not fast:
+        monkeypatch.setattr(toml, "_fast", None)
+    assert toml.loads(DOCUMENT) == tomllib.loads(DOCUMENT)
+
+
+@pytest.mark.parametrize("bad", ['a = "unclosed\n', "a = 1\na = 2\n", "[t]\n[t]\n", "a = [1,,2]\n"])
+def test_an_error_is_the_standard_librarys(bad: str) -> None:
+    with pytest.raises(tomllib.TOMLDecodeError) as expected:
+        tomllib.loads(bad)
+    with pytest.raises(tomllib.TOMLDecodeError) as got:
+        toml.loads(bad)
+    assert str(got.value) == str(expected.value)
+
+
+def test_nesting_too_deep_is_a_recursion_error_not_a_crash() -> None:
+    with pytest.raises(RecursionError):
+        toml.loads("a = " + "[" * 100_000 + "]" * 100_000)
