@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import enum
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,7 +116,9 @@ class Planner:
         form = canonical(asset, self.kind, inputs)
         key = key_of(form)
         try:
-            on_disk = self.hashes.hash_name(_file_name(asset))
+            # The memoised Path, not a name spelled here: the no-op memo's record uses every asset's path
+            # next, and made there (outside the collector's pause) 10,000 of them cost twice as much.
+            on_disk = self.hashes.hash_name(str(asset.path))
         except OSError as exc:  # e.g. a folder where the image should be
             return Status(target, State.MODIFIED, f"not a readable file ({exc.strerror})", key, form, entry)
 
@@ -242,22 +243,6 @@ class Planner:
         if normalised != target:
             raise ManifestError(lock_name, f"entry {target!r} is not a normalised target path (expected "
                                 f"{normalised!r})", hint="restore assets.lock from git, or remove that entry")
-
-
-def _file_name(asset: Asset) -> str:
-    """``str(asset.path)``, spelled without making the Path when the target is a plain relative path (no
-    empty, ``.`` or ``..`` part, no leading or trailing ``/``: what the manifest's targets are) and the
-    separator is ``/``. A plan stats every target, and a Path made for each cost as much as the stat."""
-    target = asset.target
-    if (_PLAIN_SEPARATOR and target and target[0] not in "./" and target[-1] != "/" and "//" not in target
-            and "/." not in target):
-        folder = str(asset.output_dir)
-        if folder[-1] != "/" and folder != ".":
-            return f"{folder}/{target}"
-    return str(asset.path)
-
-
-_PLAIN_SEPARATOR = os.sep == "/" and os.altsep is None
 
 
 def _inputs_changed(entry: LockEntry, form: dict[str, Any]) -> str:
