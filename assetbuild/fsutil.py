@@ -391,10 +391,12 @@ def check_state_dir(state: Path) -> None:
 
 def refuse_tracked_state(state: Path) -> None:
     """Refuse a state folder tracked by git: a repository must not be able to ship assetbuild's state."""
+    if not state.is_dir() or not _in_a_repository(state.parent):
+        return
     import shutil
     import subprocess
 
-    if not state.is_dir() or not _in_a_repository(state.parent) or shutil.which("git") is None:
+    if shutil.which("git") is None:
         return
     try:
         # No fsmonitor: a repository from an archive may carry a .git/config whose fsmonitor runs a command.
