@@ -521,9 +521,10 @@ class HashCache:
             self._verified[name] = stamp
             self._dirty = True
 
-    def verified_stamp(self, path: Path) -> list[int] | None:
-        """(size, mtime_ns, inode) of ``path`` when this process last hashed or wrote it; None if it did not.
-        A file whose stamp differs now was changed after it was checked."""
+    def verified_stamp(self, path: Path | str) -> list[int] | None:
+        """(size, mtime_ns, inode) of ``path`` (or the file of that name, as ``hash_name`` takes it) when this
+        process last hashed or wrote it; None if it did not. A file whose stamp differs now was changed after
+        it was checked."""
         with self._lock:
             return self._verified.get(str(path))
 
