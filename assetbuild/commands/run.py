@@ -89,7 +89,6 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     at the end. The workspace's planner must have been opened with its ``kind``.
     """
     from .. import cacheusers, generators, noop
-    from ..builder import Builder
     from ..events import Failure, Summary
     from ..plan import State, closure
     from .interrupt import INTERRUPTED_EXIT, on_interrupt
@@ -175,6 +174,8 @@ def run(ws: Workspace, patterns: list[str], events: BuildEvents, *, jobs: int | 
     # derivations included), so it bounds generations in flight too. (``chosen`` was made above.)
     cacheusers.register(project)  # so gc run from any project sharing the cache keeps what this one needs
     ws.cache.defer_sync()  # each entry is a copy of a target fsynced before its lock entry; settle() syncs all
+    from ..builder import Builder  # only when there is work: a run that finds everything fresh never needs it
+
     builder = Builder(ws, lambda: chosen, events, frozen=frozen, remote=remote)
     jobs = jobs or project.server.default_jobs
     try:
