@@ -35,8 +35,7 @@ from .keys import hash_bytes
 from .layout import STATE_DIR
 
 LOCK_VERSION = 1
-_HEX128 = re.compile(r"[0-9a-f]{32}")  # an xxh3-128 digest: every key and file hash
-_HEX_DIGITS = "0123456789abcdef"
+_HEX_DIGITS = "0123456789abcdef"  # of an xxh3-128 digest (32 of them): every key and file hash
 # The file is rewritten (compacted) once its journal holds both this many bytes (~100 entries: a small lock is
 # rewritten once per run, by flush) and COMPACT_RATIO of the file's size (a big lock: I/O linear in its commits).
 COMPACT_MIN_BYTES = 64 * 1024
@@ -74,7 +73,7 @@ class LockEntry:
         inputs = data.get("inputs") or {}
         if not isinstance(key, str) or not isinstance(digest, str):
             raise TypeError("`key` and `hash` must be strings")
-        if len(key) != 32 or len(digest) != 32 or (key + digest).strip(_HEX_DIGITS):  # = _HEX128.fullmatch of each
+        if len(key) != 32 or len(digest) != 32 or (key + digest).strip(_HEX_DIGITS):
             # A key names a cache file and a store object: anything but 32 hex digits could reach
             # outside the cache (`../../x`), so a cloned lock cannot steer a read or a delete there.
             raise TypeError("`key` and `hash` must be 32 hexadecimal digits")

@@ -116,9 +116,10 @@ class Planner:
         form = canonical(asset, self.kind, inputs)
         key = key_of(form)
         try:
-            # The memoised Path, not a name spelled here: the no-op memo's record uses every asset's path
-            # next, and made there (outside the collector's pause) 10,000 of them cost twice as much.
-            on_disk = self.hashes.hash_name(str(asset.path))
+            # The memoised Path, though a name spelled from the folder and target would spare making it:
+            # the no-op memo's record uses every asset's path next, and made there (outside the collector's
+            # pause) 10,000 of them cost more than they would save here (docs/benchmarks.md, section 21).
+            on_disk = self.hashes.hash(asset.path)
         except OSError as exc:  # e.g. a folder where the image should be
             return Status(target, State.MODIFIED, f"not a readable file ({exc.strerror})", key, form, entry)
 
