@@ -391,10 +391,12 @@ def check_state_dir(state: Path) -> None:
 
 def refuse_tracked_state(state: Path) -> None:
     """Refuse a state folder tracked by git: a repository must not be able to ship assetbuild's state."""
+    if not state.is_dir() or not _in_a_repository(state.parent):
+        return
     import shutil
     import subprocess
 
-    if not state.is_dir() or shutil.which("git") is None:
+    if shutil.which("git") is None:
         return
     try:
         # No fsmonitor: a repository from an archive may carry a .git/config whose fsmonitor runs a command.
@@ -409,6 +411,22 @@ def refuse_tracked_state(state: Path) -> None:
                      "folder is local to each checkout and is never used from a repository",
                      hint=f"untrack it with `git rm -r --cached {state.name}` and commit (the files stay on disk; "
                           f"or delete the folder if this repository is not yours)")
+
+
+def _in_a_repository(folder: Path) -> bool:
+    """Whether git could find a repository from ``folder``: a ``.git`` (folder or file) there or above, or
+    GIT_DIR naming one. When not, ``git ls-files`` would only fail: a project outside git is not made to
+    start a process for it (a few milliseconds of every command)."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    here = os.path.abspath(folder)
+    while True:
+        if os.path.lexists(os.path.join(here, ".git")):
+            return True
+        parent = os.path.dirname(here)
+        if parent == here:
+            return False
+        here = parent
 
 
 def _sync_dir(folder: Path) -> None:
@@ -437,7 +455,7 @@ def make_state_dir(state: Path) -> None:
                 handle.write(b"# assetbuild's local state and cache; never committed\n*\n")
 
 
-def hash_file(path: Path) -> str:
+def hash_file(path: Path | str) -> str:
     """xxh3-128 of a file's bytes, read in chunks (same digest as ``keys.hash_bytes``)."""
     digest = xxhash.xxh3_128()
     with open(path, "rb") as handle:
@@ -473,33 +491,40 @@ class HashCache:
 
     def hash(self, path: Path) -> str | None:
         """The hash of ``path``, or None when it does not exist."""
+        return self.hash_name(str(path))
+
+    def hash_name(self, name: str) -> str | None:
+        """``hash`` of the file named ``name`` (``str`` of its path): a plan asks for 10,000 of them, and a
+        Path object for each cost as much as the stat."""
         try:
-            st = path.stat()
+            st = os.stat(name)
         except FileNotFoundError:
             return None
-        name = str(path)
         stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         with self._lock:
             entry = self._entries.get(name)
             if entry is not None and entry[:3] == stamp:
                 self._verified[name] = stamp
                 return str(entry[3])
-        digest = hash_file(path)
-        self.remember(path, digest, st)
+        digest = hash_file(name)
+        self._remember(name, digest, st)
         return digest
 
     def remember(self, path: Path, digest: str, st: os.stat_result | None = None) -> None:
         """Record the hash of a file we just wrote (saves reading it again)."""
-        st = st or path.stat()
+        self._remember(str(path), digest, st or path.stat())
+
+    def _remember(self, name: str, digest: str, st: os.stat_result) -> None:
         stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         with self._lock:
-            self._entries[str(path)] = [*stamp, digest]
-            self._verified[str(path)] = stamp
+            self._entries[name] = [*stamp, digest]
+            self._verified[name] = stamp
             self._dirty = True
 
-    def verified_stamp(self, path: Path) -> list[int] | None:
-        """(size, mtime_ns, inode) of ``path`` when this process last hashed or wrote it; None if it did not.
-        A file whose stamp differs now was changed after it was checked."""
+    def verified_stamp(self, path: Path | str) -> list[int] | None:
+        """(size, mtime_ns, inode) of ``path`` (or the file of that name, as ``hash_name`` takes it) when this
+        process last hashed or wrote it; None if it did not. A file whose stamp differs now was changed after
+        it was checked."""
         with self._lock:
             return self._verified.get(str(path))
 

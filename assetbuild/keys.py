@@ -10,7 +10,7 @@ so ``assetbuild why`` can say which field changed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import xxhash
@@ -41,8 +41,10 @@ def canonical(asset: Asset, generator_kind: str, input_hashes: Mapping[str, str]
     form: dict[str, Any] = {
         "v": KEY_VERSION,
         "generator": "derive" if asset.source else generator_kind,
-        "params": {k: _canonical_value(v) for k, v in sorted(asset.params.items())},
-        "inputs": dict(sorted(input_hashes.items())),
+        # (Strings, whole numbers and booleans are their own canonical value: no call for them. A plan
+        # makes this form for every asset.)
+        "params": {k: v if type(v) in _AS_THEY_ARE else _canonical_value(v) for k, v in sorted(asset.params.items())},
+        "inputs": dict(sorted(input_hashes.items())) if input_hashes else {},
         "post": asset.post.canonical(),
     }
     seed = asset.params.get("seed", -1)
@@ -53,10 +55,28 @@ def canonical(asset: Asset, generator_kind: str, input_hashes: Mapping[str, str]
     return form
 
 
+_AS_THEY_ARE = frozenset({str, int, bool})  # exact types whose values ``_canonical_value`` returns unchanged
+
 # One encoder for every key (``json.dumps`` with these options would build a new one per call).
 _CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _one_shot_encoder(encoder: json.JSONEncoder) -> Callable[[Any], str] | None:
+    """``encoder.encode`` without its per-call set-up: the C encoder it builds for each call (with the same
+    settings), built once. None without the C accelerator. No circular-reference check: a canonical form is
+    a tree made for the call (a cycle would end in RecursionError rather than ValueError)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None or encoder.indent is not None:
+        return None
+    strings = json.encoder.encode_basestring_ascii if encoder.ensure_ascii else json.encoder.encode_basestring
+    chunks = make(None, encoder.default, strings, None, encoder.key_separator, encoder.item_separator,
+                  encoder.sort_keys, encoder.skipkeys, encoder.allow_nan)
+    return lambda form: "".join(chunks(form, 0))
+
+
+_ENCODE = _one_shot_encoder(_CANONICAL_JSON) or _CANONICAL_JSON.encode
+
+
 def key_of(form: Mapping[str, Any]) -> str:
     """xxh3-128 of the canonical JSON of ``form``."""
-    return hash_bytes(_CANONICAL_JSON.encode(form).encode("utf-8"))
+    return hash_bytes(_ENCODE(form).encode("utf-8"))

@@ -21,8 +21,9 @@ import os
 import re
 import threading
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from json.scanner import make_scanner
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from .keys import hash_bytes
 from .layout import STATE_DIR
 
 LOCK_VERSION = 1
-_HEX128 = re.compile(r"[0-9a-f]{32}")  # an xxh3-128 digest: every key and file hash
+_HEX_DIGITS = "0123456789abcdef"  # of an xxh3-128 digest (32 of them): every key and file hash
 # The file is rewritten (compacted) once its journal holds both this many bytes (~100 entries: a small lock is
 # rewritten once per run, by flush) and COMPACT_RATIO of the file's size (a big lock: I/O linear in its commits).
 COMPACT_MIN_BYTES = 64 * 1024
@@ -72,20 +73,25 @@ class LockEntry:
         inputs = data.get("inputs") or {}
         if not isinstance(key, str) or not isinstance(digest, str):
             raise TypeError("`key` and `hash` must be strings")
-        if not _HEX128.fullmatch(key) or not _HEX128.fullmatch(digest):
+        if len(key) != 32 or len(digest) != 32 or (key + digest).strip(_HEX_DIGITS):
             # A key names a cache file and a store object: anything but 32 hex digits could reach
             # outside the cache (`../../x`), so a cloned lock cannot steer a read or a delete there.
             raise TypeError("`key` and `hash` must be 32 hexadecimal digits")
-        if not (seed is None or (isinstance(seed, int) and not isinstance(seed, bool))):
+        if not (seed is None or type(seed) is int or (isinstance(seed, int) and not isinstance(seed, bool))):
             raise TypeError("`seed` must be a whole number")
         if not (model is None or isinstance(model, str)):
             raise TypeError("`model` must be a string")
-        if not isinstance(inputs, dict) or not all(isinstance(inputs.get(part, {}), dict)
-                                                   for part in ("params", "inputs", "post")):
+        # (Each part spelled out, not a generator over the names: this runs for every entry a plan reads.)
+        if not (isinstance(inputs, dict) and isinstance(inputs.get("params", _NO_PART), dict)
+                and isinstance(inputs.get("inputs", _NO_PART), dict)
+                and isinstance(inputs.get("post", _NO_PART), dict)):
             raise TypeError("`inputs` and its `params`, `inputs` and `post` must be objects")
         hashes = data.get("model_hashes") or {}
-        return cls(key=key, hash=digest, seed=seed, model=model, inputs=dict(inputs),
-                   model_hashes={str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) else {})
+        return cls(key, digest, seed, model, dict(inputs),
+                   {str(k): str(v) for k, v in hashes.items()} if isinstance(hashes, dict) and hashes else {})
+
+
+_NO_PART: dict[str, Any] = {}  # an absent part of an entry's inputs (read only: it passes as an object)
 
 
 class Lock:
@@ -219,7 +225,10 @@ class Lock:
             if known is not None:
                 return known
         entry = self._entry_of(target, slot)  # parsed outside the mutex: commits go on meanwhile
-        self._keep_parsed({target: (slot, entry)})
+        if isinstance(slot, int):  # (``_keep_parsed`` of this one entry, spelled out: a plan gets every entry)
+            with self._state:
+                if self._slots.get(target) is slot:  # not changed meanwhile
+                    self._parsed[target] = entry
         return entry
 
     def targets(self) -> list[str]:
@@ -487,15 +496,35 @@ def _parse_chunk(path: Path, target: str, text: bytes) -> LockEntry:
     """The entry of one target from its text in a file this class wrote (``_ours``), checked as ``_parse``
     checks every entry: the same ManifestError, naming the file and the entry, for one that is not valid."""
     try:
-        data = _DECODER.decode("{" + text.decode("utf-8") + "}")
-        if not isinstance(data, dict) or len(data) != 1 or target not in data:
-            raise ValueError("its text is not one entry of that name")
-        return LockEntry.from_json(data[target])
+        data = _entry_data(target, text.decode("utf-8"))
+        return LockEntry.from_json(data)
     except RecursionError:
         problem = "nested too deeply"
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         problem = f"{exc!s}" if not isinstance(exc, KeyError) else f"missing field {exc}"
     raise ManifestError(str(path), f"the lock file is not valid (entry {target!r}: {problem})", hint=INVALID_HINT)
+
+
+def _entry_data(target: str, text: str) -> Any:
+    """The JSON value of ``target``'s entry in ``text`` (``    "target": {...}``); ValueError (or RecursionError)
+    when the text is not exactly one member of that name holding valid JSON."""
+    # The text as rendered (its first line names the target unescaped, and its value ends the text): its value
+    # is scanned where it starts. A parse of the text wrapped in braces, below, costs twice as much; it decides
+    # (and words the error for) any other text.
+    brace = text.find("\n") - 1
+    if (brace > 8 and text.startswith('    "') and text.startswith('": {', brace - 3) and text[5:brace - 3] == target
+            and "\\" not in target and '"' not in target and target.isprintable()):
+        try:
+            value, end = _SCAN(text, brace)
+        except (StopIteration, ValueError):
+            pass  # said by the parse below, as it always was
+        else:
+            if end == len(text):
+                return value
+    data = _DECODER.decode("{" + text + "}")
+    if not isinstance(data, dict) or len(data) != 1 or target not in data:
+        raise ValueError("its text is not one entry of that name")
+    return data[target]
 
 
 def _strict(text: str) -> Any:
@@ -557,30 +586,27 @@ def _ours(raw: bytes, digest: str, rendered_path: Path) -> tuple[list[str], arra
         return None
     # The file is the texts joined by ",\n" inside a fixed frame; a text starts with its target at an indent
     # of 4 (`    "name": {`) and every line after it is deeper, but for its last, "}" at 4 (JSON strings hold
-    # no raw newline): so ',\n    "' is found only between two texts.
+    # no raw newline): so ',\n    "' is found only between two texts. The regular expression engine finds
+    # them (and checks the line each one starts): a loop over the entries cost most of a big lock's load.
     if not (raw.startswith(_FRAME_HEAD) and raw.endswith(_FRAME_TAIL)) or len(raw) <= len(_FRAME_HEAD + _FRAME_TAIL):
         return None
-    find = raw.find
-    names: list[str] = []
-    starts = array("q")
-    start = len(_FRAME_HEAD)
+    first = _FIRST_LINE.match(raw, len(_FRAME_HEAD))
+    if first is None:
+        return None
+    raw_names = [first[1] or b""]
+    starts = array("q", [len(_FRAME_HEAD)])
+    for found in _NEXT_TEXT.finditer(raw, first.end()):
+        if found[2] is None:
+            return None  # a separator not followed by a text's first line: not as rendered
+        raw_names.append(found[1] or b"")
+        starts.append(found.start() + 2)
     try:
-        while start >= 0:
-            line_end = find(b"\n", start)
-            line = raw[start:line_end] if line_end > 0 else b""
-            if not (line.startswith(b'    "') and line.endswith(b'": {')):
-                return None
-            name = line[5:-4]
-            if b"\\" in name or b'"' in name or not (text := name.decode("utf-8")).isprintable():
-                text = json.loads(line[4:-3])  # an escaped name (or one the fast path cannot vouch for)
-                if not isinstance(text, str):
-                    return None
-            names.append(text)
-            starts.append(start)
-            start = find(_SEPARATOR, line_end)
-            if start >= 0:
-                start += 2
-    except (ValueError, RecursionError):
+        joined = b"\n".join(raw_names)  # names hold no newline: decoded and checked at once
+        if b"\\" in joined or b'"' in joined or not (text := joined.decode("utf-8")).replace("\n", "").isprintable():
+            names = [_name(name) for name in raw_names]  # an escaped name (or one the fast path cannot vouch for)
+        else:
+            names = text.split("\n")
+    except (ValueError, RecursionError, TypeError):
         return None
     starts.append(len(raw) - len(_FRAME_TAIL) + 2)  # where a next text would start: each text ends 2 bytes before
     if not all(map(operator.lt, names, itertools.islice(names, 1, None))):
@@ -588,7 +614,21 @@ def _ours(raw: bytes, digest: str, rendered_path: Path) -> tuple[list[str], arra
     return names, starts
 
 
-_SEPARATOR = b',\n    "'
+def _name(raw_name: bytes) -> str:
+    """A target's name from the bytes between the quotes of its text's first line; TypeError when its JSON
+    is not a string, ValueError when it is not JSON."""
+    if b"\\" in raw_name or b'"' in raw_name or not (text := raw_name.decode("utf-8")).isprintable():
+        text = json.loads(b'"' + raw_name + b'"')
+        if not isinstance(text, str):
+            raise TypeError("not a string")
+    return text
+
+
+# The first line of a text: `    "name": {` (``.`` matches anything but a newline). As the line was once checked
+# (it starts with `    "` and ends with `": {`), `    ": {` passes too, with an empty name (group 1 is None).
+_FIRST_LINE = re.compile(rb'    "(?:(.*)"|)(: \{\n)')
+# The separator before each next text, and that text's first line (group 2 is None when the line is not one).
+_NEXT_TEXT = re.compile(rb',\n    "(?:(?:(.*)"|)(: \{\n))?')
 
 
 def _no_constant(name: str) -> Any:
@@ -597,6 +637,8 @@ def _no_constant(name: str) -> Any:
 
 # One decoder for every entry's text (``json.loads`` given an option builds a decoder per call: half the cost).
 _DECODER = json.JSONDecoder(parse_constant=_no_constant)
+# (text, where a value starts) -> (the value, where it ends); StopIteration when no value starts there.
+_SCAN: Callable[[str, int], tuple[Any, int]] = make_scanner(_DECODER)  # type: ignore[arg-type]  # (typeshed)
 
 
 def _chunk(target: str, entry: LockEntry) -> str:

@@ -104,15 +104,21 @@ class Planner:
         entry = self.lock.get(target)
         if not upstream_fresh:
             return Status(target, State.UPSTREAM, "an input asset is stale", entry=entry)
-        try:
-            inputs = self.input_hashes(asset)
-        except OSError as exc:
-            return Status(target, State.UPSTREAM, f"an input image cannot be read ({exc.strerror})", entry=entry)
-        if inputs is None:
-            return Status(target, State.UPSTREAM, "an input image is missing", entry=entry)
+        if asset.inputs or asset.source:
+            try:
+                inputs = self.input_hashes(asset)
+            except OSError as exc:
+                return Status(target, State.UPSTREAM, f"an input image cannot be read ({exc.strerror})", entry=entry)
+            if inputs is None:
+                return Status(target, State.UPSTREAM, "an input image is missing", entry=entry)
+        else:
+            inputs = {}
         form = canonical(asset, self.kind, inputs)
         key = key_of(form)
         try:
+            # The memoised Path, though a name spelled from the folder and target would spare making it:
+            # the no-op memo's record uses every asset's path next, and made there (outside the collector's
+            # pause) 10,000 of them cost more than they would save here (docs/benchmarks.md, section 21).
             on_disk = self.hashes.hash(asset.path)
         except OSError as exc:  # e.g. a folder where the image should be
             return Status(target, State.MODIFIED, f"not a readable file ({exc.strerror})", key, form, entry)
@@ -121,7 +127,18 @@ class Planner:
             # Both sides of a merge conflict in the lock: the one that matches the image on disk is ours.
             entry = self.lock.choose(target, on_disk) or entry
 
-        changed = self.model_change(asset, entry)
+        changed = self.model_change(asset, entry) if self.model_hashes is not None else None
+        if (entry is not None and on_disk == entry.hash and entry.key == key and target not in self.rebuild
+                and not (changed and self.model_changes == "rebuild")):
+            # The common answer, decided first (the checks below come to it by the same conditions).
+            return Status(target, State.FRESH, "", key, form, entry, on_disk)
+        return self._not_fresh(asset, key, form, entry, on_disk, changed)
+
+    def _not_fresh(self, asset: Asset, key: str, form: dict[str, Any], entry: LockEntry | None,
+                   on_disk: str | None, changed: str | None) -> Status:
+        """``status`` of an asset that is not simply fresh (its key, canonical form, lock entry, the hash of
+        its file and a change of model as ``status`` found them)."""
+        target = asset.target
 
         def stale(reason: str) -> Status:
             # The cache holds images by key, and a model file replaced on the server does not change keys:
@@ -187,7 +204,8 @@ class Planner:
         with paused():  # one status per asset, no garbage cycles (see gcpause)
             for target, asset in self.project.assets.items():
                 # Dependency order guarantees every upstream was decided already.
-                fresh_up = all(states[up].state in (State.FRESH, State.ADOPT) for up in asset.upstream)
+                fresh_up = not (asset.inputs or asset.source) or all(
+                    states[up].state in (State.FRESH, State.ADOPT) for up in asset.upstream)
                 states[target] = self.status(asset, fresh_up)
         return [states[t] for t in self.project.assets if t in wanted]
 

@@ -127,13 +127,14 @@ def workspace_of(project: Project, *, force: bool = False, kind: str | None = No
     # Before anything reads or writes there: a cloned repository may have planted the state folder.
     check_state_dir(project.state_dir)
     refuse_tracked_state(project.state_dir)
-    with paused():
-        lock = Lock.load(project.lock_path)
-    if lock.merged:
-        project.warnings.append(MERGED_LOCK)
     # A run that plans only a few tables (the memo proved the rest fresh) hashes a few files: the file of
     # every asset's hash (megabytes at 100,000 assets) is not worth reading then.
-    hashes = HashCache(project.state_dir / "hashes.json", load=partial is None or len(partial.dirty) > FEW_TABLES)
+    load_hashes = partial is None or len(partial.dirty) > FEW_TABLES
+    with paused():  # the lock's texts and the file hashes: long-lived, no garbage cycles (see gcpause)
+        lock = Lock.load(project.lock_path)
+        hashes = HashCache(project.state_dir / "hashes.json", load=load_hashes)
+    if lock.merged:
+        project.warnings.append(MERGED_LOCK)
     cache = Cache(project.cache_dir)
     planner = Planner(project, lock, cache, hashes, kind or kind_for(project.server), force=force,
                       rebuild=rebuild)

@@ -104,6 +104,30 @@ def test_a_state_folder_tracked_by_git_is_refused_with_the_fix(tmp_path: Path) -
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
 
 
+def test_a_state_folder_tracked_by_git_is_refused_in_a_subfolder_or_through_git_dir(tmp_path: Path,
+                                                                                   monkeypatch: pytest.MonkeyPatch
+                                                                                   ) -> None:
+    """git is asked only when it could find a repository (a .git above the project, or GIT_DIR): both are."""
+    from assetbuild.errors import StateError
+    from assetbuild.fsutil import refuse_tracked_state
+
+    repo = tmp_path / "repo"
+    state = repo / "game" / "art" / ".assetbuild"
+    state.mkdir(parents=True)
+    (state / "hashes.json").write_text("{}")
+    git(repo, "init", "-q")
+    git(repo, "add", "-f", ".")
+    git(repo, "commit", "-q", "-m", "state committed by mistake")
+    with pytest.raises(StateError, match="tracked by git"):
+        refuse_tracked_state(state)
+    os.rename(repo / ".git", tmp_path / "elsewhere.git")
+    refuse_tracked_state(state)  # no repository to be found: nothing tracked
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere.git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(repo))
+    with pytest.raises(StateError, match="tracked by git"):
+        refuse_tracked_state(state)
+
+
 def test_the_write_helpers_never_write_through_a_symlink(tmp_path: Path) -> None:
     """Defence in depth below the state-folder check: each helper refuses or replaces a link itself."""
     from assetbuild.errors import StateError

@@ -248,3 +248,81 @@ def test_target_path_is_not_part_of_the_key(proj: Path) -> None:
 def test_hash_bytes_is_xxh3_128() -> None:
     assert K.hash_bytes(b"abc") == xxhash.xxh3_128_hexdigest(b"abc")
     assert K.hash_bytes(b"abc") != K.hash_bytes(b"abd")
+
+
+# Keys are in users' committed locks and caches: each must stay bit for bit what it was when this test was written
+# (computed by the code before the plan was made faster, issue 16). Varied on purpose: non-ASCII, escapes and
+# a line separator in a prompt, a big seed, an integral and a fractional float, lists of both, variants with a
+# random seed, a derived asset with every post step's fields, an image input, both generator kinds.
+VARIED = r'''
+[server]
+url = "placeholder"
+
+[defaults]
+model = "sd_xl_base_1.0"
+width = 512
+height = 512
+
+[assets."a/unicode.png"]
+prompt = "  café \"quoted\" back\\slash\ttab \u2014 龍 🐉 \u2028 end  "
+negativeprompt = "x, y"
+cfgscale = 7.5
+seed = 12345678901234
+steps = 30
+embedprompt = true
+
+[assets."b/floats.webp"]
+prompt = "floats"
+cfgscale = 7.0
+quality = 90
+crop = [1, 2, 300, 400]
+trim = "auto"
+loras = ["one", "two"]
+loraweights = [0.5, 1.0]
+
+[assets."c/var_{n}.png"]
+prompt = "variants with a random seed"
+count = 2
+seed = -1
+
+[assets."d/derived.jpg"]
+source = "a/unicode.png"
+resize = {size = [16, 16], filter = "nearest", mode = "fit"}
+quality = 70
+
+[assets."e/input.png"]
+prompt = "with an input"
+initimage = "refs/sketch.png"
+initimagecreativity = 0.5
+'''
+
+PINNED = {
+    ("a/unicode.png", "placeholder"): "f8281d712aac23867296a3bccca46961",
+    ("a/unicode.png", "swarmui"): "b48116bce8dac0019384c36fa538c016",
+    ("b/floats.webp", "placeholder"): "cc74860de520c00d07b966a034e91949",
+    ("b/floats.webp", "swarmui"): "a7680c8000c5a9c98098bcd2119e0652",
+    ("c/var_1.png", "placeholder"): "180a095f5349478d2e96f0b56ac29530",
+    ("c/var_1.png", "swarmui"): "41eb29b5aa88fc1f9264868a7aada96b",
+    ("c/var_2.png", "placeholder"): "c4982a6f2276ef14aedc4bc419d449ac",
+    ("c/var_2.png", "swarmui"): "964de0533d6c8b10e6db01dd9914a0ce",
+    ("d/derived.jpg", "placeholder"): "01181f9627778e83e220ae721861ece6",
+    ("d/derived.jpg", "swarmui"): "01181f9627778e83e220ae721861ece6",
+    ("e/input.png", "placeholder"): "9e7ea84df369af23b068dc9d7daae1e9",
+    ("e/input.png", "swarmui"): "170fd535f4d63eacf94e7424323ab1fa",
+}
+
+
+def test_keys_of_varied_assets_are_pinned(proj: Path) -> None:
+    p = load(write_manifest(proj, VARIED))
+    found = {}
+    for target, asset in p.assets.items():
+        inputs = {image.param: f"{len(image.param):032x}" for image in asset.inputs}
+        if asset.source:
+            inputs["source"] = "f" * 32
+        for kind in ("placeholder", "swarmui"):
+            form = K.canonical(asset, kind, inputs)
+            found[target, kind] = K.key_of(form)
+            # The key is the hash of json.dumps's text of the form, whichever encoder computes it.
+            text = json.dumps(form, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+            assert found[target, kind] == xxhash.xxh3_128_hexdigest(text.encode())
+    assert found == PINNED

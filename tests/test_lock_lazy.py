@@ -201,3 +201,37 @@ def test_a_durable_entry_is_held_as_its_text_alone(tmp_path: Path, monkeypatch: 
     assert all(isinstance(slot, bytes) for slot in lock._slots.values())
     assert path.read_bytes() == render({"small.png": entry(1),
                                         **{f"new/{n:04d}.png": entry(n, prompt=f"prompt {n}") for n in range(400)}})
+
+
+def _reference_parse(target: str, text: bytes) -> LockEntry:
+    """How an entry's text was always read: wrapped in braces, decoded whole, one member of that name."""
+    import json
+
+    data = json.loads("{" + text.decode("utf-8") + "}", parse_constant=lambda name: 1 / 0)
+    assert isinstance(data, dict) and list(data) == [target]
+    return LockEntry.from_json(data[target])
+
+
+@pytest.mark.parametrize(("target", "edit"), [
+    ("a.png", lambda text: text),
+    ("a.png", lambda text: text + "  \n"),  # trailing whitespace: still one entry
+    ("é \u2028.png", lambda text: text),  # an escaped (or unprintable) name takes the full parse
+    ('q"x.png', lambda text: text.replace('q\\"x', 'q"x', 1)),  # the name as the target, but not JSON
+    ("t\\x.png", lambda text: text.replace("t\\\\x", "t\\x", 1)),  # a lone backslash: not JSON either
+    ("a.png", lambda text: text.replace('"seed": 5', '"seed": 5.0')),
+    ("a.png", lambda text: text + ',\n    "b.png": {}'),  # two members
+    ("a.png", lambda text: text.replace('"model": "m"', '"model": "m", "model": 3')),  # the last one counts
+])
+def test_an_entry_text_reads_as_the_whole_text_decoded_would(target: str, edit: Any) -> None:
+    """The scan of a text as rendered gives what decoding the text wrapped in braces gives, entry or error."""
+    text = edit(lock_module._chunk(target, entry(5))).encode("utf-8")
+    try:
+        expected: LockEntry | str = _reference_parse(target, text)
+    except (ValueError, TypeError, KeyError, AssertionError, ZeroDivisionError):
+        expected = "refused"
+    try:
+        found: LockEntry | str = lock_module._parse_chunk(Path("assets.lock"), target, text)
+    except ManifestError as exc:
+        assert str(exc).startswith("assets.lock") and repr(target) in str(exc)
+        found = "refused"
+    assert found == expected
