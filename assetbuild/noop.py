@@ -317,6 +317,8 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str
     written_of = project.tables
     placeholder = project.server.is_placeholder
     folder = _folder_name(project.output_dir, prefix)
+    output_dir = project.output_dir
+    out = str(output_dir).rstrip(os.sep) + os.sep
     file_names = JsonPieces(as_object=False)  # every file, relative to the project
     file_stamps = JsonPieces(as_object=False)  # and its stamp, flat: size, mtime_ns, inode, size...
     # Per asset table, by the hash of its text, its record (see ``_partial``); the common table (``_simple``)
@@ -332,10 +334,19 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str
     while batch := list(itertools.islice(items, JsonPieces.BATCH)):
         # The stamp each target had when this run hashed or wrote it: a file changed since has another
         # stamp, which the next run sees (no stat here: 10,000 of them are most of a record).
-        texts = [str(asset.path) for _target, asset in batch]
+        # Each file is looked up by its name spelled from the output folder (the name a plan that hashes
+        # names rather than Paths uses); one the run verified by another spelling (its Path's: another
+        # platform's separators) is looked up by that. A name is only ever matched exactly, so the stamp
+        # taken is always the one of the very file named.
+        texts = [out + target if asset.output_dir is output_dir else str(asset.path) for target, asset in batch]
         stamps: list[Any] = list(map(verified.get, texts))
         if None in stamps:
-            return  # not checked by this run: not a proven no-op state
+            for at, (_target, asset) in enumerate(batch):
+                if stamps[at] is None:
+                    texts[at] = str(asset.path)
+                    stamps[at] = verified.get(texts[at])
+                    if stamps[at] is None:
+                        return  # not checked by this run: not a proven no-op state
         # Inside the project (the manifest's rules): relpath only in case one is not.
         names = [text[cut:] if text.startswith(prefix) else os.path.relpath(text, root) for text in texts]
         del texts

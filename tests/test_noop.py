@@ -176,3 +176,26 @@ def test_a_damaged_memo_never_proves_a_changed_file_fresh(built: Path, damage: s
     assert found is None or (isinstance(found, noop.Partial) and HERO not in found.fresh_targets)
     capsys.readouterr()
     assert main([]) == 1 and "edited" in capsys.readouterr().out
+
+
+def test_a_target_in_another_folder_object_is_recorded_by_its_own_path(built: Path) -> None:
+    """``record`` spells each target's file from the project's output folder; an asset holding another folder
+    object is looked up by its own path (a stamp is only ever taken for the very name verified)."""
+    import dataclasses
+
+    from assetbuild.workspace import load_project, workspace_of
+
+    (built / ".assetbuild" / noop.MEMO_NAME).unlink()
+    project = load_project(None)
+    project.assets[ICON] = dataclasses.replace(project.assets[ICON], output_dir=Path(str(project.output_dir)))
+    assert project.assets[ICON].output_dir is not project.output_dir
+    ws = workspace_of(project)
+    assert all(status.state.name == "FRESH" for status in ws.planner.plan(list(project.assets)))
+    ctx = noop.context(project.manifest, None)
+    verified = ws.hashes.verified_stamps()
+    noop.record(project, ctx, [], {name: stamp for name, stamp in verified.items() if not name.endswith(ICON)}, None,
+                ws.lock)
+    assert not (built / ".assetbuild" / noop.MEMO_NAME).exists()  # the icon was not verified: no memo
+    noop.record(project, ctx, [], verified, None, ws.lock)
+    assert isinstance(noop.check(project.manifest, ctx), noop.Memo)
+    assert ICON in json.loads((built / ".assetbuild" / noop.MEMO_NAME).read_bytes())["files"]
