@@ -518,3 +518,17 @@ def test_a_memo_of_more_tables_than_one_written_piece_reads_back_whole(project: 
     counted.clear()
     again, _ = memo_load(project)
     assert len(again.assets) == 2500 and counted == []
+
+
+def test_a_load_that_finds_nothing_new_leaves_the_memo_file_alone(project: Path) -> None:
+    """A full plan of an unchanged manifest reads the memo and writes nothing (its save finds nothing new)."""
+    write_manifest(project, BODY)
+    memo_load(project)
+    path = project / ".assetbuild" / MEMO_NAME
+    before = path.stat()
+    _, memo = memo_load(project)
+    after = path.stat()
+    assert not memo.changed and (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    (project / "assets.toml").write_text(BODY.replace('prompt = "two"', 'prompt = "two, edited"'), encoding="utf-8")
+    memo_load(project)
+    assert path.stat().st_ino != before.st_ino  # a new table: written again (a new file renamed over it)
