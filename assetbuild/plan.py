@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,10 +117,7 @@ class Planner:
         form = canonical(asset, self.kind, inputs)
         key = key_of(form)
         try:
-            # The memoised Path, though a name spelled from the folder and target would spare making it:
-            # the no-op memo's record uses every asset's path next, and made there (outside the collector's
-            # pause) 10,000 of them cost more than they would save here (docs/benchmarks.md, section 21).
-            on_disk = self.hashes.hash(asset.path)
+            on_disk = self.hashes.hash_name(_file_name(asset))
         except OSError as exc:  # e.g. a folder where the image should be
             return Status(target, State.MODIFIED, f"not a readable file ({exc.strerror})", key, form, entry)
 
@@ -244,6 +242,23 @@ class Planner:
         if normalised != target:
             raise ManifestError(lock_name, f"entry {target!r} is not a normalised target path (expected "
                                 f"{normalised!r})", hint="restore assets.lock from git, or remove that entry")
+
+
+def _file_name(asset: Asset) -> str:
+    """``str(asset.path)``, spelled without making the Path when the target is a plain relative path (no
+    empty, ``.`` or ``..`` part, no leading or trailing ``/``: what the manifest's targets are) and the
+    separator is ``/``. A plan stats every target, and a Path made for each cost as much as the stat (the
+    no-op memo's record spells the names the same way, so neither makes them)."""
+    target = asset.target
+    if (_PLAIN_SEPARATOR and target and target[0] not in "./" and target[-1] != "/" and "//" not in target
+            and "/." not in target):
+        folder = str(asset.output_dir)
+        if folder[-1] != "/" and folder != ".":
+            return f"{folder}/{target}"
+    return str(asset.path)
+
+
+_PLAIN_SEPARATOR = os.sep == "/" and os.altsep is None
 
 
 def _inputs_changed(entry: LockEntry, form: dict[str, Any]) -> str:
