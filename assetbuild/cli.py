@@ -173,11 +173,12 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         if implicit_run and args.targets:
             _check_command_typo(args.targets[0], args.file)
-        if argv is None and args.command != "watch":  # this process runs one command, then ends
+        command_main = cast(Callable[[argparse.Namespace], int], command_module(args.command).main)
+        if argv is None and args.command != "watch":  # the command line's own process: one command, then it ends
             from .gcpause import one_shot
 
-            one_shot()
-        command_main = cast(Callable[[argparse.Namespace], int], command_module(args.command).main)
+            with one_shot():
+                return command_main(args)
         return command_main(args)
     except AssetbuildError as exc:
         if getattr(args, "verbose", False):

@@ -414,14 +414,21 @@ def refuse_tracked_state(state: Path) -> None:
 
 
 def _in_a_repository(folder: Path) -> bool:
-    """Whether git could find a repository from ``folder``: a ``.git`` (folder or file) there or above, or
-    GIT_DIR naming one. When not, ``git ls-files`` would only fail: a project outside git is not made to
-    start a process for it (a few milliseconds of every command)."""
-    if os.environ.get("GIT_DIR"):
+    """Whether git could find a repository from ``folder``: a ``.git`` (folder or file) or a bare
+    repository's layout there or above, on the path as given or on its real path (git walks up the real
+    one: a symlink to a folder inside a repository is inside it), or any GIT_* variable set (GIT_DIR,
+    GIT_WORK_TREE... may point anywhere). When not, ``git ls-files`` would only fail: a project outside
+    git is not made to start a process for it (a few milliseconds of every command). Any doubt asks git."""
+    if any(name.startswith("GIT_") for name in os.environ):
         return True
-    here = os.path.abspath(folder)
+    lexical = os.path.abspath(folder)
+    return _repository_above(lexical) or _repository_above(os.path.realpath(lexical))
+
+
+def _repository_above(here: str) -> bool:
     while True:
-        if os.path.lexists(os.path.join(here, ".git")):
+        if os.path.lexists(os.path.join(here, ".git")) or (
+                os.path.lexists(os.path.join(here, "HEAD")) and os.path.lexists(os.path.join(here, "objects"))):
             return True
         parent = os.path.dirname(here)
         if parent == here:

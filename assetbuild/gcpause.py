@@ -21,10 +21,17 @@ from collections.abc import Iterator
 _freeze = False
 
 
-def one_shot() -> None:
-    """This process runs one command and ends: freeze what each paused block made (see the module's doc)."""
+@contextlib.contextmanager
+def one_shot() -> Iterator[None]:
+    """The block is the command this process runs before it ends: freeze what each paused block in it makes
+    (see the module's doc). Afterwards nothing more is frozen (``runpy`` or a wrapper may go on in-process;
+    what was frozen stays so, as unfreezing would have the next collection scan it all)."""
     global _freeze
     _freeze = True
+    try:
+        yield
+    finally:
+        _freeze = False
 
 
 @contextlib.contextmanager

@@ -186,9 +186,7 @@ def _unchanged(base: str, names: list[Any], stamps: list[Any]) -> bool:
 def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) -> Partial | None:
     """The asset tables of ``manifest`` the memo proves fresh, and the text of the others (``base``: the
     project folder's path with a trailing separator)."""
-    import tomllib
-
-    from .manifest.sections import split
+    from .manifest.sections import one_asset_table, split
 
     if memo["warnings"]:
         return None
@@ -245,17 +243,10 @@ def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) ->
             continue
         # Planned again: it must be one [assets."..."] table on its own (the proof that the cuts are real
         # headers, as the loader requires for a file read table by table).
-        try:
-            alone = tomllib.loads(piece.text)
-        except (tomllib.TOMLDecodeError, RecursionError):
+        found = one_asset_table(piece.text)
+        if found is None or found[0] in dirty:
             return None
-        table = alone.get("assets")
-        if list(alone) != ["assets"] or not isinstance(table, dict) or len(table) != 1:
-            return None
-        (written, values), = table.items()
-        if written in dirty or not isinstance(values, dict):
-            return None
-        dirty[written] = text_hash
+        dirty[found[0]] = text_hash
     if not (fresh or fresh_common):
         return None
     fresh_targets = frozenset(target for known in fresh.values() for target in known[1]).union(

@@ -125,10 +125,14 @@ def closest(name: str, candidates: list[str] | None = None) -> str | None:
     return matches[0] if matches else None
 
 
+# Kinds whose every string value is acceptable (``check_value`` asks nothing more of them).
+STRING_KINDS = frozenset(("text", "model", "image", "choice"))
+
+
 def check_value(spec: ParamSpec, value: Any) -> str | None:
     """Why ``value`` is not acceptable for ``spec`` (a sentence), or None when it is."""
     kind = spec.type
-    if kind in ("text", "model", "image", "choice"):
+    if kind in STRING_KINDS:
         if not isinstance(value, str):
             return f"must be a string, not {_type_name(value)}"
         return None

@@ -49,6 +49,7 @@ class Postprocess:
 
 
 POST_KEYS = ("resize", "crop", "trim", "quality", "embedprompt")
+POST_KEY_SET = frozenset(POST_KEYS)  # (one test of a table's keys: most tables have none of these)
 
 
 def parse(settings: dict[str, Any], suffix: str) -> Postprocess:

@@ -15,9 +15,13 @@ from assetbuild.gcpause import paused
 PROBE = """
 import gc, sys
 from assetbuild.cli import main
+from assetbuild.gcpause import paused
 sys.argv = ["assetbuild", *sys.argv[1:]]
 code = main({argv})
-print("frozen", gc.get_freeze_count(), "enabled", gc.isenabled(), "code", code)
+frozen = gc.get_freeze_count()
+with paused():  # after the command: the process goes on (runpy, a wrapper), and freezes nothing more
+    kept = [[n] for n in range(5000)]
+print("frozen", frozen, "enabled", gc.isenabled(), "code", code, "later", gc.get_freeze_count() - frozen)
 """
 
 
@@ -29,6 +33,7 @@ def frozen_after(root: Path, *args: str, in_process_argv: bool = False) -> tuple
     words = result.stdout.split()
     assert "frozen" in words, result.stderr
     at = words.index("frozen")
+    assert words[at + 7] == "0", "a paused block after the command froze objects"
     return int(words[at + 1]), words[at + 3] == "True", int(words[at + 5])
 
 

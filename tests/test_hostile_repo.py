@@ -128,6 +128,26 @@ def test_a_state_folder_tracked_by_git_is_refused_in_a_subfolder_or_through_git_
         refuse_tracked_state(state)
 
 
+def test_a_tracked_state_folder_reached_through_a_symlink_is_refused(tmp_path: Path) -> None:
+    """git walks up the real path: a project reached by a symlink to a folder inside a repository is in it,
+    though no .git is above the symlink's own path."""
+    repo = tmp_path / "repo"
+    game = repo / "game"
+    game.mkdir(parents=True)
+    write_manifest(game, MANIFEST)
+    (game / ".assetbuild").mkdir()
+    (game / ".assetbuild" / "hashes.json").write_text("{}")
+    git(repo, "init", "-q")
+    git(repo, "add", "-f", ".")
+    git(repo, "commit", "-q", "-m", "state committed by mistake")
+    outside = tmp_path / "links"
+    outside.mkdir()
+    (outside / "game").symlink_to(game)
+    result = run_cli(tmp_path, "-f", "links/game/assets.toml", "status")  # (a cwd there would be the real path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "tracked by git" in result.stderr
+
+
 def test_the_write_helpers_never_write_through_a_symlink(tmp_path: Path) -> None:
     """Defence in depth below the state-folder check: each helper refuses or replaces a link itself."""
     from assetbuild.errors import StateError

@@ -47,3 +47,20 @@ def test_an_error_is_the_standard_librarys(bad: str) -> None:
 def test_nesting_too_deep_is_a_recursion_error_not_a_crash() -> None:
     with pytest.raises(RecursionError):
         toml.loads("a = " + "[" * 100_000 + "]" * 100_000)
+
+
+def test_a_tomli_that_reads_toml_1_1_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tomli 2.4 and later read TOML 1.1, which tomllib (the reference) refuses up to Python 3.14."""
+    import importlib
+
+    import tomli
+
+    monkeypatch.setattr(tomli, "__version__", "2.4.0")
+    try:
+        reloaded = importlib.reload(toml)
+        assert reloaded._fast is None
+        assert reloaded.loads(DOCUMENT) == tomllib.loads(DOCUMENT)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(toml)
+    assert toml._fast is tomli.loads

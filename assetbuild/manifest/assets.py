@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import params as P
 from ..errors import ManifestError
-from ..postspec import POST_KEYS, Postprocess, PostprocessSpecError
+from ..postspec import POST_KEY_SET, POST_KEYS, Postprocess, PostprocessSpecError
 from ..postspec import parse as parse_post
 from .lines import KeyOrigin, Locator
 from .paths import inside
@@ -97,8 +97,6 @@ def forget_accepted() -> None:
     _ACCEPTED.clear()
 
 
-_POST_KEY_SET = frozenset(POST_KEYS)
-_STRING_KINDS = frozenset(("text", "model", "image", "choice"))  # a str is all ``check_value`` asks of these
 _VARIANT = "_variant"  # not a normalised name (those are letters only), so it cannot clash with a parameter
 
 
@@ -116,7 +114,7 @@ def make_asset(target: str, values: dict[str, Any], drafts: Container[str], root
     def written(key: str) -> str:  # as the user wrote it: `cfg_scale = "high"`, not the normalised cfgscale
         return origin.written(key) if origin else key
 
-    post_settings = {} if _POST_KEY_SET.isdisjoint(values) else {k: values.pop(k) for k in POST_KEYS if k in values}
+    post_settings = {} if POST_KEY_SET.isdisjoint(values) else {k: values.pop(k) for k in POST_KEYS if k in values}
     source = values.pop("source", None)
     variant = values.pop(_VARIANT, None)
     try:
@@ -164,7 +162,7 @@ def make_asset(target: str, values: dict[str, Any], drafts: Container[str], root
                             "passed to the server as-is")
             params[key] = value
             continue
-        problem = None if spec.type in _STRING_KINDS and type(value) is str else P.check_value(spec, value)
+        problem = None if spec.type in P.STRING_KINDS and type(value) is str else P.check_value(spec, value)
         if problem:
             raise ManifestError(where_key(key), f"asset {target!r}: {written(key)} {problem}{set_in(key)}")
         if spec.type == "image":

@@ -19,7 +19,7 @@ from .. import params as P
 from ..errors import ManifestError
 from ..keys import hash_bytes
 from ..layout import cache_folder
-from ..postspec import POST_KEYS
+from ..postspec import POST_KEY_SET, POST_KEYS
 from . import sections, toml
 from .assets import expand_variants, forget_accepted, from_memo, make_asset, merge, normalised_table
 from .graph import dependency_order
@@ -121,8 +121,6 @@ class _NotByTables(Exception):
     """The file cannot be read table by table (a piece that is not one whole table, a table twice)."""
 
 
-_POST_KEY_SET = frozenset(POST_KEYS)
-
 # Asset tables the memo does not know are parsed this many at a time: one parse of their joined text
 # costs far less than one per table, and a first load of 100,000 tables still never holds them all.
 _CHUNK = 256
@@ -181,17 +179,10 @@ def _parse_tables(pieces: list[sections.Piece]) -> list[tuple[str, dict[str, Any
 
 
 def _one_table(piece: sections.Piece) -> tuple[str, dict[str, Any]]:
-    try:
-        alone = toml.loads(piece.text)
-    except (toml.TOMLDecodeError, RecursionError):
-        raise _NotByTables from None
-    table = alone.get("assets")
-    if list(alone) != ["assets"] or not isinstance(table, dict) or len(table) != 1:
+    found = sections.one_asset_table(piece.text)
+    if found is None:
         raise _NotByTables
-    (written, values), = table.items()
-    if not isinstance(values, dict):
-        raise _NotByTables
-    return written, values
+    return found
 
 
 def _claim(written: str, text_hash: str, table_hashes: dict[str, str]) -> None:
@@ -291,7 +282,7 @@ def _resolve(manifest: Path, shape: FileShape | ManifestFile, locator: Locator, 
                 later[norm] = (values, origin)  # needs every target known (drafts); never kept
                 kept = None
                 continue
-            post = NO_POST if _POST_KEY_SET.isdisjoint(values) else (
+            post = NO_POST if POST_KEY_SET.isdisjoint(values) else (
                 {key: values[key] for key in POST_KEYS if key in values})
             mine: list[str] = []
             try:

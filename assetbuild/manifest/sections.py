@@ -16,7 +16,9 @@ import re
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+from . import toml
 
 # A line that begins (after blanks) with "[", and (group 1) the whole of it when it is an [assets.NAME]
 # header: [assets.NAME] with NAME one key ("basic", 'literal' or bare), then only a comment.
@@ -80,3 +82,17 @@ def split(text: str) -> Sections:
     elif end > begin:
         global_pieces.append(Piece(text[begin:end], line))
     return Sections(global_pieces, AssetPieces(text, bounds))
+
+
+def one_asset_table(text: str) -> tuple[str, dict[str, Any]] | None:
+    """(name as written, values) when ``text`` (a piece) parses alone as exactly one [assets."NAME"] table,
+    else None: the proof, for a piece read on its own, that its cut is a real header."""
+    try:
+        alone = toml.loads(text)
+    except (toml.TOMLDecodeError, RecursionError):
+        return None
+    table = alone.get("assets")
+    if list(alone) != ["assets"] or not isinstance(table, dict) or len(table) != 1:
+        return None
+    (written, values), = table.items()
+    return (written, values) if isinstance(values, dict) else None

@@ -15,9 +15,13 @@ from typing import Any
 
 _fast: Callable[[str], dict[str, Any]] | None
 try:
+    from tomli import __version__ as _tomli_version
     from tomli import loads as _fast
 except ImportError:  # tomli not installed: the standard library alone
     _fast = None
+else:
+    if tuple(int(part) for part in _tomli_version.split(".")[:2] if part.isdigit()) >= (2, 4):
+        _fast = None  # TOML 1.1 (another package's pin may have brought it): it would accept what tomllib refuses
 
 TOMLDecodeError = tomllib.TOMLDecodeError
 
