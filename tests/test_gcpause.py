@@ -25,6 +25,16 @@ print("frozen", frozen, "enabled", gc.isenabled(), "code", code, "later", gc.get
 """
 
 
+MANIFEST = """
+    [server]
+    url = "placeholder"
+    [assets."a.png"]
+    prompt = "a"
+    width = 64
+    height = 64
+"""
+
+
 def frozen_after(root: Path, *args: str, in_process_argv: bool = False) -> tuple[int, bool, int]:
     """Run the CLI's ``main`` in a fresh interpreter; (objects frozen, collector enabled, exit code)."""
     argv = repr(list(args)) if in_process_argv else "None"
@@ -48,14 +58,7 @@ def test_a_block_in_a_long_lived_process_freezes_nothing() -> None:
 
 
 def test_the_command_line_freezes_what_its_load_made(tmp_path: Path) -> None:
-    write_manifest(tmp_path, """
-        [server]
-        url = "placeholder"
-        [assets."a.png"]
-        prompt = "a"
-        width = 64
-        height = 64
-    """)
+    write_manifest(tmp_path, MANIFEST)
     frozen, enabled, code = frozen_after(tmp_path, "status")
     assert code == 0
     assert enabled  # collections go on for everything made later
@@ -63,14 +66,7 @@ def test_the_command_line_freezes_what_its_load_made(tmp_path: Path) -> None:
 
 
 def test_a_caller_of_main_is_never_frozen(tmp_path: Path) -> None:
-    write_manifest(tmp_path, """
-        [server]
-        url = "placeholder"
-        [assets."a.png"]
-        prompt = "a"
-        width = 64
-        height = 64
-    """)
+    write_manifest(tmp_path, MANIFEST)
     frozen, enabled, code = frozen_after(tmp_path, "status", in_process_argv=True)
     assert code == 0
     assert enabled

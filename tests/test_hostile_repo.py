@@ -87,15 +87,20 @@ def test_dangling_doit_db_symlink_creates_nothing_outside_the_project(tmp_path: 
     assert not outside.exists()
 
 
+def commit_state_folder(repo: Path, project: Path) -> None:
+    """A git repository at ``repo`` with a project at ``project`` whose state folder was committed."""
+    project.mkdir(parents=True)
+    write_manifest(project, MANIFEST)
+    (project / ".assetbuild").mkdir()
+    (project / ".assetbuild" / "hashes.json").write_text("{}")
+    git(repo, "init", "-q")
+    git(repo, "add", "-f", ".")
+    git(repo, "commit", "-q", "-m", "state committed by mistake")
+
+
 def test_a_state_folder_tracked_by_git_is_refused_with_the_fix(tmp_path: Path) -> None:
     origin = tmp_path / "origin"
-    origin.mkdir()
-    write_manifest(origin, MANIFEST)
-    (origin / ".assetbuild").mkdir()
-    (origin / ".assetbuild" / "hashes.json").write_text("{}")
-    git(origin, "init", "-q")
-    git(origin, "add", "-f", ".")
-    git(origin, "commit", "-q", "-m", "state committed by mistake")
+    commit_state_folder(origin, origin)
     result = run_cli(origin)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "tracked by git" in result.stderr and "git rm -r --cached .assetbuild" in result.stderr
@@ -133,13 +138,7 @@ def test_a_tracked_state_folder_reached_through_a_symlink_is_refused(tmp_path: P
     though no .git is above the symlink's own path."""
     repo = tmp_path / "repo"
     game = repo / "game"
-    game.mkdir(parents=True)
-    write_manifest(game, MANIFEST)
-    (game / ".assetbuild").mkdir()
-    (game / ".assetbuild" / "hashes.json").write_text("{}")
-    git(repo, "init", "-q")
-    git(repo, "add", "-f", ".")
-    git(repo, "commit", "-q", "-m", "state committed by mistake")
+    commit_state_folder(repo, game)
     outside = tmp_path / "links"
     outside.mkdir()
     (outside / "game").symlink_to(game)
