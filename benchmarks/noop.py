@@ -19,7 +19,9 @@ repeated, and reports medians:
 - the same with the manifest memo deleted too: the cold plan (every table parsed and checked);
 - one prompt edited (issue 16): a new prompt for the first asset, then the build (one generation);
 - one target touched (issue 16's "memo invalid, nothing stale"): a new mtime for one image, then the
-  build (the memo's per-table records prove the other tables fresh; the touched one is hashed again).
+  build (the memo's per-table records prove the other tables fresh; the touched one is hashed again);
+- the whole state folder (``.assetbuild``) deleted: what a fresh clone, or CI without cached state, runs
+  (the lock read in full, every image hashed, every memo written again).
 
 Peak RSS of every run (wait4's ru_maxrss) is reported too (the memory target: < 150 MiB at 10,000).
 Target (issue 8): at 10,000 assets, the no-op build takes at most 0.4 x plain doit's time.
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -128,6 +131,7 @@ def measure(project: Path, plain: Path, repeat: int, warmup: int = 1) -> dict[st
     cold_s = Samples("assetbuild (cold plan)")
     edit_s = Samples("assetbuild (one prompt edited)")
     touch_s = Samples("assetbuild (one target touched)")
+    clone_s = Samples("assetbuild (no state folder)")
     touched = project / "set000" / "asset00001.png"
     tables = project / ".assetbuild" / "manifest.json"  # the manifest memo (assetbuild.manifest.memo)
     manifest = project / "assets.toml"
@@ -175,9 +179,17 @@ def measure(project: Path, plain: Path, repeat: int, warmup: int = 1) -> dict[st
             raise SystemExit("the touched-file run did not record the memo: the project is not fresh")
         return run
 
+    def clone_run() -> Any:
+        shutil.rmtree(project / ".assetbuild")  # its cache too: a clone has none
+        run = run_timed([ASSETBUILD, "-q"], cwd=project)
+        if not memo.exists():
+            raise SystemExit("the run without a state folder did not record the memo: the project is not fresh")
+        return run
+
     interleaved([(doit_s, doit_run), (memo_s, memo_run), (full_s, full_run), (cold_s, cold_run),
-                 (edit_s, edit_run), (touch_s, touch_run)], repeat, warmup=warmup)
-    return {"doit": doit_s, "memo": memo_s, "full": full_s, "cold": cold_s, "edit": edit_s, "touch": touch_s}
+                 (edit_s, edit_run), (touch_s, touch_run), (clone_s, clone_run)], repeat, warmup=warmup)
+    return {"doit": doit_s, "memo": memo_s, "full": full_s, "cold": cold_s, "edit": edit_s, "touch": touch_s,
+            "clone": clone_s}
 
 
 def linear_fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
@@ -212,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 project, plain, first = prepare(base, count)
             samples = measure(project, plain, args.repeat, warmup=0 if args.quick else 1)
             doit, memo, full, edit = samples["doit"], samples["memo"], samples["full"], samples["edit"]
-            cold, touch = samples["cold"], samples["touch"]
+            cold, touch, clone = samples["cold"], samples["touch"], samples["clone"]
             entry: dict[str, Any] = {name: s.as_dict() for name, s in samples.items()}
             entry.update(first)
             entry["ratio_memo_vs_doit"] = round(memo.median / doit.median, 3)
@@ -220,29 +232,33 @@ def main(argv: list[str] | None = None) -> int:
             entry["ratio_cold_vs_doit"] = round(cold.median / doit.median, 3)
             entry["ratio_edit_vs_doit"] = round(edit.median / doit.median, 3)
             entry["ratio_touch_vs_doit"] = round(touch.median / doit.median, 3)
+            entry["ratio_clone_vs_doit"] = round(clone.median / doit.median, 3)
             cpu_doit = doit.median_cpu or 1e-9
             entry["cpu_ratios_vs_doit"] = {name: round(s.median_cpu / cpu_doit, 3) for name, s in samples.items()}
             cpu_rows.append([count] + [round(s.median_cpu, 3) for s in samples.values()]
                             + [entry["cpu_ratios_vs_doit"][name] for name in samples if name != "doit"])
             results["sizes"][str(count)] = entry
             rows.append([count, doit.median, memo.median, full.median, cold.median, edit.median, touch.median,
-                         entry["ratio_memo_vs_doit"], entry["ratio_full_vs_doit"], entry["ratio_cold_vs_doit"],
-                         entry["ratio_edit_vs_doit"], entry["ratio_touch_vs_doit"], round(memo.peak_rss_mib),
+                         clone.median, entry["ratio_memo_vs_doit"], entry["ratio_full_vs_doit"],
+                         entry["ratio_cold_vs_doit"], entry["ratio_edit_vs_doit"], entry["ratio_touch_vs_doit"],
+                         entry["ratio_clone_vs_doit"], round(memo.peak_rss_mib),
                          round(full.peak_rss_mib),
                          round(edit.peak_rss_mib), round(doit.peak_rss_mib)])
 
     text = [table(["assets", "doit s", "memo s", "full plan s", "cold plan s", "one edit s", "one touch s",
-                   "memo / doit", "full / doit", "cold / doit", "edit / doit", "touch / doit",
+                   "no state s", "memo / doit", "full / doit", "cold / doit", "edit / doit", "touch / doit",
+                   "no state / doit",
                    "RSS MiB memo", "RSS MiB full", "RSS MiB edit",
                    "RSS MiB doit"], rows)]
     text.append("")
     text.append("CPU time (user + system of each process, medians): steadier than wall time on a shared machine")
     text.append(table(["assets", "doit cpu s", "memo cpu s", "full cpu s", "cold cpu s", "edit cpu s", "touch cpu s",
-                       "memo / doit", "full / doit", "cold / doit", "edit / doit", "touch / doit"], cpu_rows))
+                       "no state cpu s", "memo / doit", "full / doit", "cold / doit", "edit / doit", "touch / doit",
+                       "no state / doit"], cpu_rows))
     if len(sizes) >= 2:
         xs = [float(s) for s in sizes]
         fits = {}
-        for name in ("doit", "memo", "full", "cold", "edit", "touch"):
+        for name in ("doit", "memo", "full", "cold", "edit", "touch", "clone"):
             ys = [results["sizes"][str(s)][name]["median_s"] for s in sizes]
             a, b = linear_fit(xs, ys)
             cpu_a, cpu_b = linear_fit(xs, [results["sizes"][str(s)][name].get("median_cpu_s", 0.0) for s in sizes])
@@ -267,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         "edit_ratio": {"assets": int(largest), "edit": big["ratio_edit_vs_doit"], "target": TARGET_EDIT_RATIO,
                        "met": big["ratio_edit_vs_doit"] <= TARGET_EDIT_RATIO},
         "plan_ratio": {"assets": int(largest), "full": big["ratio_full_vs_doit"], "cold": big["ratio_cold_vs_doit"],
-                       "touch": big["ratio_touch_vs_doit"],
+                       "touch": big["ratio_touch_vs_doit"], "no_state": big["ratio_clone_vs_doit"],
                        "target": TARGET_PLAN_RATIO, "met_full": big["ratio_full_vs_doit"] <= TARGET_PLAN_RATIO,
                        "met_cold": big["ratio_cold_vs_doit"] <= TARGET_PLAN_RATIO,
                        "met_touch": big["ratio_touch_vs_doit"] <= TARGET_PLAN_RATIO},
@@ -284,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{big['ratio_full_vs_doit']} ({verdict(t['plan_ratio']['met_full'])}), cold plan "
                 f"{big['ratio_cold_vs_doit']} ({verdict(t['plan_ratio']['met_cold'])}), memo invalidated by one "
                 f"touched file {big['ratio_touch_vs_doit']} ({verdict(t['plan_ratio']['met_touch'])})")
+    text.append(f"No state folder (a fresh clone, CI without cached state; no target): "
+                f"{big['ratio_clone_vs_doit']} x doit")
     text.append(f"(medians of {args.repeat} interleaved runs after a warm-up; whole-process wall time)")
     emit(args, "noop", results, "\n".join(text))
     return 0
