@@ -147,6 +147,7 @@ class Lock:
         self._journal_bytes = 0  # size of the journal since that rewrite
         self._alternatives: dict[str, list[LockEntry]] = {}  # both sides of a merge conflict, per target
         self.merged = False  # read from a merge conflict (both sides): rewritten clean by the next flush
+        self._read_whole = False  # the file was parsed and checked whole, and found valid (no note of ours)
 
     @classmethod
     def load(cls, path: Path, *, tmp_dir: Path | None = None) -> Lock:
@@ -171,6 +172,7 @@ class Lock:
             else:
                 entries, alternatives = _parse(path, raw)
                 lock._slots = dict(entries)
+                lock._read_whole = alternatives is None
                 if alternatives is not None:  # both sides of a merge were kept: the next flush writes clean JSON
                     lock._alternatives = alternatives
                     lock._dirty = True
@@ -318,6 +320,12 @@ class Lock:
         with self._writer:
             if self._dirty:
                 self._rewrite()
+            elif self._read_whole and self._base:
+                # Parsed and checked whole, and valid (a fresh clone's lock, on its first run): noted as a
+                # rewrite would note it, so the next load splits it and checks each entry when used, rather
+                # than parsing it all again (and the next rewrite copies unchanged entries as they are).
+                _remember_rendered(self.rendered_path, self._base)
+                self._read_whole = False
 
     def _append_journal(self) -> None:
         """Called with the writer lock held: append every change not yet durable, with one fsync.

@@ -84,6 +84,50 @@ def test_a_file_that_does_not_split_as_rendered_is_read_in_full(tmp_path: Path) 
     assert lock.choose("b.png", entry(1).hash) == entry(1)
 
 
+def test_a_valid_lock_read_whole_is_noted_so_the_next_load_splits_it(tmp_path: Path, parses: list[Any]) -> None:
+    """A fresh clone's lock has no note: its first run parses and checks it whole, then notes it (a run that
+    changes nothing too), and the next load splits it like one it rendered, checking entries when used."""
+    (tmp_path / ".assetbuild").mkdir()
+    entries = {f"set/{n:03d}.png": entry(n) for n in range(20)}
+    path = written(tmp_path / "assets.lock", entries)
+    (tmp_path / ".assetbuild" / lock_module.RENDERED_NAME).unlink()  # as cloned
+    before = path.read_bytes()
+    lock = Lock.load(path)
+    assert len(parses) == len(entries) and not lock._raw  # parsed and checked whole
+    lock.flush()  # nothing changed: the file stays as it is, and is noted
+    assert path.read_bytes() == before
+    parses.clear()
+    again = Lock.load(path)
+    assert again._raw == before and not parses  # split, nothing parsed yet
+    assert again.entries() == entries and len(parses) == len(entries)
+
+
+def test_a_valid_lock_in_another_layout_is_noted_and_still_read_in_full(tmp_path: Path) -> None:
+    """Noted after a whole read, a file that does not split as rendered (another indentation) is read whole
+    again next time: the note only ever lets the split be tried."""
+    import json
+
+    (tmp_path / ".assetbuild").mkdir()
+    entries = {"a.png": entry(1), "b.png": entry(2)}
+    path = tmp_path / "assets.lock"
+    path.write_text(json.dumps({"assets": {t: e.to_json() for t, e in entries.items()}, "version": 1}, indent=1))
+    lock = Lock.load(path)
+    lock.flush()
+    assert (tmp_path / ".assetbuild" / lock_module.RENDERED_NAME).exists()
+    again = Lock.load(path)
+    assert not again._raw and again.entries() == entries
+
+
+def test_an_invalid_lock_read_whole_is_refused_and_not_noted(tmp_path: Path) -> None:
+    (tmp_path / ".assetbuild").mkdir()
+    path = written(tmp_path / "assets.lock", {"a.png": entry(1)})
+    (tmp_path / ".assetbuild" / lock_module.RENDERED_NAME).unlink()
+    path.write_text(path.read_text(encoding="utf-8").replace(f'"key": "{1:032x}"', '"key": "../x"'))
+    with pytest.raises(ManifestError, match="32 hexadecimal digits"):
+        Lock.load(path)
+    assert not (tmp_path / ".assetbuild" / lock_module.RENDERED_NAME).exists()
+
+
 @pytest.mark.parametrize(("old", "new", "problem"), [
     (f'"key": "{3:032x}"', '"key": "../../../etc/passwd"', "32 hexadecimal digits"),
     ('"seed": 3', '"seed": ,', "Expecting value"),
