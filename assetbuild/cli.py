@@ -18,7 +18,6 @@ import datetime  # noqa: F401  (see below)
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import cast
@@ -182,6 +181,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return command_main(args)
     except AssetbuildError as exc:
         if getattr(args, "verbose", False):
+            import traceback  # only for -v: every other run does without the module
+
             traceback.print_exc()
         hint = f"\n  hint: {safe_text(exc.hint)}" if exc.hint else ""
         print(f"assetbuild: error: {safe_text(exc.message)}{hint}", file=sys.stderr)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import stat
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +136,8 @@ def load(path: Path | None = None, *, strict: bool = True) -> dict[str, str]:
     except OSError as exc:
         raise ConfigError(f"cannot read the user config {path}: {exc.strerror or exc}") from None
     tighten_mode(path)
+    import tomllib  # only when there is a config file: most runs have none
+
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -94,6 +94,19 @@ CHANGES = {
 }
 
 
+def test_a_build_the_memo_answers_imports_only_what_it_needs(built: Path) -> None:
+    """The everyday no-op: none of the parser, logging, TOML, pydantic, doit or Pillow is imported."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom assetbuild.cli import main\nsys.argv = ['assetbuild', '-q']\ncode = main()\n"
+             "print('EXIT', code, sorted(m for m in ('logging', 'tomllib', 'tomli', 'traceback', 'pydantic', "
+             "'doit', 'PIL', 'httpx', 'rich') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=built, capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert "EXIT 0 []" in result.stdout, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("change", list(CHANGES))
 def test_any_change_falls_back_to_the_full_plan(built: Path, change: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:

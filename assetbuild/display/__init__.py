@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
-from collections.abc import Iterator
 from typing import TextIO
 
 from ..events import BuildEvents
-from ..safetext import safe_text
 
 
 def wants_plain(stream: TextIO) -> bool:
@@ -44,30 +41,9 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-class _ToDisplay(logging.Handler):
-    def __init__(self, events: BuildEvents) -> None:
-        super().__init__()
-        self.events = events
+def forward_logs(events: BuildEvents, *, verbose: bool) -> contextlib.AbstractContextManager[None]:
+    """Route assetbuild's log records (warnings; with --verbose, request-level debug) to the display.
+    (``logging`` is imported only here: a build the no-op memo answers never needs it.)"""
+    from ._logs import forward_logs as forward
 
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= logging.WARNING:
-            self.events.warning(self.format(record))  # every display escapes it
-        else:  # --verbose detail: to stderr, so it is not mistaken for a warning (or break --json on stdout)
-            # The message may quote a name or the server: escaped. A traceback (exc_info) keeps its lines.
-            trace = f"\n{logging.Formatter().formatException(record.exc_info)}" if record.exc_info else ""
-            sys.stderr.write(f"debug: {safe_text(record.getMessage())}{trace}\n")
-
-
-@contextlib.contextmanager
-def forward_logs(events: BuildEvents, *, verbose: bool) -> Iterator[None]:
-    """Route assetbuild's log records (warnings; with --verbose, request-level debug) to the display."""
-    logger = logging.getLogger("assetbuild")
-    handler = _ToDisplay(events)
-    previous = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
+    return forward(events, verbose=verbose)
