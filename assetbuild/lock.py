@@ -521,7 +521,7 @@ def _entry_data(target: str, text: str) -> Any:
     # (and words the error for) any other text.
     brace = text.find("\n") - 1
     if (brace > 8 and text.startswith('    "') and text.startswith('": {', brace - 3) and text[5:brace - 3] == target
-            and "\\" not in target and '"' not in target and target.isprintable()):
+            and _unescaped(target)):
         try:
             value, end = _SCAN(text, brace)
         except (StopIteration, ValueError):
@@ -609,11 +609,9 @@ def _ours(raw: bytes, digest: str, rendered_path: Path) -> tuple[list[str], arra
         raw_names.append(found[1] or b"")
         starts.append(found.start() + 2)
     try:
-        joined = b"\n".join(raw_names)  # names hold no newline: decoded and checked at once
-        if b"\\" in joined or b'"' in joined or not (text := joined.decode("utf-8")).replace("\n", "").isprintable():
-            names = [_name(name) for name in raw_names]  # an escaped name (or one the fast path cannot vouch for)
-        else:
-            names = text.split("\n")
+        text = b"\n".join(raw_names).decode("utf-8")  # names hold no newline: decoded and checked at once
+        # (An escaped name, or one the fast path cannot vouch for: each name is read on its own.)
+        names = text.split("\n") if _unescaped(text.replace("\n", "")) else [_name(name) for name in raw_names]
     except (ValueError, RecursionError, TypeError):
         return None
     starts.append(len(raw) - len(_FRAME_TAIL) + 2)  # where a next text would start: each text ends 2 bytes before
@@ -625,11 +623,18 @@ def _ours(raw: bytes, digest: str, rendered_path: Path) -> tuple[list[str], arra
 def _name(raw_name: bytes) -> str:
     """A target's name from the bytes between the quotes of its text's first line; TypeError when its JSON
     is not a string, ValueError when it is not JSON."""
-    if b"\\" in raw_name or b'"' in raw_name or not (text := raw_name.decode("utf-8")).isprintable():
+    text = raw_name.decode("utf-8")
+    if not _unescaped(text):
         text = json.loads(b'"' + raw_name + b'"')
         if not isinstance(text, str):
             raise TypeError("not a string")
     return text
+
+
+def _unescaped(name: str) -> bool:
+    """Whether JSON writes ``name`` as it is between its quotes (no backslash, no quote, nothing
+    unprintable), so that the text between them is the name, with no decoding."""
+    return "\\" not in name and '"' not in name and name.isprintable()
 
 
 # The first line of a text: `    "name": {` (``.`` matches anything but a newline). As the line was once checked

@@ -125,7 +125,7 @@ class Planner:
             # Both sides of a merge conflict in the lock: the one that matches the image on disk is ours.
             entry = self.lock.choose(target, on_disk) or entry
 
-        changed = self.model_change(asset, entry) if self.model_hashes is not None else None
+        changed = self.model_change(asset, entry)
         if (entry is not None and on_disk == entry.hash and entry.key == key and target not in self.rebuild
                 and not (changed and self.model_changes == "rebuild")):
             # The common answer, decided first (the checks below come to it by the same conditions).
