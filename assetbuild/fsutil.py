@@ -528,10 +528,9 @@ class HashCache:
             self._verified[name] = stamp
             self._dirty = True
 
-    def verified_stamp(self, path: Path | str) -> list[int] | None:
-        """(size, mtime_ns, inode) of ``path`` (or the file of that name, as ``hash_name`` takes it) when this
-        process last hashed or wrote it; None if it did not. A file whose stamp differs now was changed after
-        it was checked."""
+    def verified_stamp(self, path: Path) -> list[int] | None:
+        """(size, mtime_ns, inode) of ``path`` when this process last hashed or wrote it; None if it did not.
+        A file whose stamp differs now was changed after it was checked."""
         with self._lock:
             return self._verified.get(str(path))
 
@@ -675,10 +674,6 @@ class JsonPieces:
         for index, chunk in enumerate(self._chunks):
             yield (b"," if index else b"") + chunk
         yield b"}" if self.as_object else b"]"
-
-    def document(self, head: dict[str, Any], key: str) -> Iterator[bytes]:
-        """The JSON object ``head`` with ``key`` set to the items."""
-        return json_document(head, {key: self})
 
 
 def json_document(head: dict[str, Any], members: dict[str, JsonPieces]) -> Iterator[bytes]:

@@ -307,9 +307,10 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str
     table_hashes = partial.dirty if partial else project.table_hashes
     written_of = project.tables
     placeholder = project.server.is_placeholder
-    folder = _folder_name(project.output_dir, prefix)
     output_dir = project.output_dir
-    out = str(output_dir).rstrip(os.sep) + os.sep
+    out = str(output_dir).rstrip(os.sep) + os.sep  # a target's file is named this plus the target ("/" systems)
+    # The output folder relative to the project ("" for the project itself); None when outside it.
+    folder = out[cut:] if out.startswith(prefix) else None
     file_names = JsonPieces(as_object=False)  # every file, relative to the project
     file_stamps = JsonPieces(as_object=False)  # and its stamp, flat: size, mtime_ns, inode, size...
     # Per asset table, by the hash of its text, its record (see ``_partial``); the common table (``_simple``)
@@ -476,13 +477,6 @@ def _lacks_hash(params: dict[str, Any], in_lock: dict[str, str]) -> bool:
     from .servercheck import model_refs  # (~4 ms of imports the placeholder never needs)
 
     return any(ref not in in_lock for ref, _subtype, _name in model_refs(params))
-
-
-def _folder_name(output_dir: Path, prefix: str) -> str | None:
-    """The output folder relative to the project, with a trailing separator ("" for the project itself): a
-    target's file is named this plus the target (on a system whose separator is "/"). None if outside."""
-    text = str(output_dir).rstrip(os.sep) + os.sep
-    return text[len(prefix):] if text.startswith(prefix) else None
 
 
 def _simple(known: list[Any], folder: str | None) -> bool:
