@@ -12,6 +12,7 @@ The caller checks that (``loader``); anything unusual falls back to parsing the 
 
 from __future__ import annotations
 
+import itertools
 import re
 from array import array
 from collections.abc import Iterator
@@ -67,20 +68,15 @@ def split(text: str) -> Sections:
     first = _FIRST_HEADER.match(text)
     asset = first is not None and first.group(1) is not None  # whether the piece at ``begin`` is an asset table
     count = text.count
-    for match in _NEXT_HEADER.finditer(text):
-        end = match.start() + 1
+    for match in itertools.chain(_NEXT_HEADER.finditer(text), (None,)):  # (None: the end of the text)
+        end = match.start() + 1 if match is not None else len(text)
         if asset:
             bounds.extend((begin, end, line))
         elif end > begin:
             global_pieces.append(Piece(text[begin:end], line))
         line += count("\n", begin, end)
         begin = end
-        asset = match.group(1) is not None
-    end = len(text)
-    if asset:
-        bounds.extend((begin, end, line))
-    elif end > begin:
-        global_pieces.append(Piece(text[begin:end], line))
+        asset = match is not None and match.group(1) is not None
     return Sections(global_pieces, AssetPieces(text, bounds))
 
 
