@@ -484,9 +484,9 @@ def test_a_symlink_that_stays_in_the_project_is_a_fine_target(project: Path) -> 
 def test_the_suffix_of_a_memo_target_is_the_one_splitext_gives(target: str) -> None:
     import posixpath
 
-    from assetbuild.manifest.assets import _suffix
+    from assetbuild.manifest.assets import suffix_of
 
-    assert _suffix(target) == posixpath.splitext(target)[1]
+    assert suffix_of(target) == posixpath.splitext(target)[1]
 
 
 @pytest.mark.parametrize("value", ["nan", "-inf", "[1.5, [2, +inf]]", '{ a = { b = nan } }', "[{ c = inf }]"])

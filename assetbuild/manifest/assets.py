@@ -66,6 +66,9 @@ def merge(defaults: dict[str, Any], styles: dict[str, dict[str, Any]], own: dict
     return merged
 
 
+COUNT_MAX = 1000  # variants a table may have (``count``)
+
+
 def expand_variants(target: str, values: dict[str, Any], where: str) -> Iterable[tuple[str, dict[str, Any]]]:
     """The (target, values) of each variant of a ``count = N`` entry ({n} -> 1..N), or the entry itself."""
     count = values.pop("count", None)
@@ -75,8 +78,8 @@ def expand_variants(target: str, values: dict[str, Any], where: str) -> Iterable
                                 hint="add `count = N` to make N variants, or remove {n}")
         yield target, values
         return
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 1000:
-        raise ManifestError(where, f"count must be a whole number from 1 to 1000, not {count!r}")
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= COUNT_MAX:
+        raise ManifestError(where, f"count must be a whole number from 1 to {COUNT_MAX}, not {count!r}")
     if "{n}" not in target:
         raise ManifestError(where, "`count` needs {n} in the target path, e.g. \"trees/oak_{n}.png\"")
     seed = values.get("seed", -1)
@@ -118,7 +121,7 @@ def make_asset(target: str, values: dict[str, Any], drafts: Container[str], root
     source = values.pop("source", None)
     variant = values.pop(_VARIANT, None)
     try:
-        suffix = _suffix(target)
+        suffix = suffix_of(target)
         post = parse_post(post_settings, suffix) if post_settings else _plain_post(suffix)
     except PostprocessSpecError as exc:
         key = next((k for k in post_settings if str(exc).startswith(k)), None)  # messages name the setting
@@ -182,12 +185,12 @@ def from_memo(target: str, resolved: tuple[str, dict[str, Any], dict[str, Any], 
     """The asset ``make_asset`` made from the same table before (``manifest.memo``): its checked params,
     post-processing settings and variant; no image inputs and no ``source`` (those are never kept)."""
     _, params, post, variant = resolved
-    suffix = _suffix(target)
+    suffix = suffix_of(target)
     steps = parse_post(post, suffix) if post else _plain_post(suffix)
     return Asset(target, output_dir, params, (), steps, line=line, variant=variant)
 
 
-def _suffix(target: str) -> str:
+def suffix_of(target: str) -> str:
     """``posixpath.splitext(target)[1]``, without its function calls when the file name does not start
     with a dot (then its last dot, if any, starts the suffix)."""
     dot, slash = target.rfind("."), target.rfind("/")
