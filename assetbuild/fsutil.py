@@ -474,8 +474,12 @@ def hash_file(path: Path | str) -> str:
 class HashCache:
     """File hashes remembered by (size, mtime_ns, inode), like git's index: unchanged files are not re-read.
 
-    Stored in ``.assetbuild/hashes.json`` (local to a checkout; never committed). Saved only when it
-    changed, so a no-op build writes nothing.
+    Stored in ``.assetbuild/hashes.json`` (local to a checkout; never committed), by absolute path. Saved
+    only when it changed, so a no-op build writes nothing. A save keeps the files this process hashed or
+    wrote, and the others only while they are this project's and unchanged (one stat each): the entries
+    of a deleted or changed file, or of the folder a project was copied or moved from, are dropped, so
+    the file does not grow forever. An entry that is not a [size, mtime_ns, inode, hash] (a damaged or
+    forged file) is never used.
     """
 
     def __init__(self, path: Path, *, load: bool = True) -> None:
@@ -510,9 +514,9 @@ class HashCache:
         stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         with self._lock:
             entry = self._entries.get(name)
-            if entry is not None and entry[:3] == stamp:
+            if type(entry) is list and entry[:3] == stamp and len(entry) == 4 and type(entry[3]) is str:
                 self._verified[name] = stamp
-                return str(entry[3])
+                return entry[3]
         digest = hash_file(name)
         self._remember(name, digest, st)
         return digest
@@ -549,7 +553,10 @@ class HashCache:
         with self._lock:
             if not self._dirty or not self._loaded:  # not read: saving would drop what the file holds
                 return
-            items = sorted(self._entries.items())
+            verified = self._verified
+            project = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(self.path))), "")
+            items = sorted((name, entry) for name, entry in self._entries.items()
+                           if name in verified or (name.startswith(project) and _current(name, entry)))
             self._dirty = False
         data = JsonPieces(as_object=True)
         data.extend(items)
@@ -558,6 +565,16 @@ class HashCache:
         # Not synced: only an accelerator (after a power loss, a stale or empty file costs a re-hash at most;
         # every entry is checked against the file's stamp before it is used).
         atomic_write(self.path, data.whole(), sync=False)
+
+
+def _current(name: str, entry: object) -> bool:
+    """Whether ``entry`` (of ``HashCache``) is still right for the file ``name``: its stamp is the file's."""
+    try:
+        st = os.stat(name)
+    except (OSError, ValueError):
+        return False
+    return (type(entry) is list and entry[:3] == [st.st_size, st.st_mtime_ns, st.st_ino] and len(entry) == 4
+            and type(entry[3]) is str)
 
 
 def atomic_write_when(path: Path, data: bytes, *, tmp_dir: Path, ready: Callable[[], object]) -> os.stat_result:
