@@ -4,6 +4,7 @@ once durable, is held as its text alone."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,8 @@ def test_an_invalid_entry_in_a_file_it_wrote_is_refused_when_used(tmp_path: Path
     lock = Lock.load(path)  # nothing is parsed yet
     assert lock.targets() == sorted(entries)
     assert lock.get("t2.png") == entries["t2.png"]
-    for use in (lambda: lock.get("t3.png"), lock.entries):
+    # (``get`` itself refuses a text whose key or hash cannot be read off; the rest, when a field is used.)
+    for use in (lambda: lock.get("t3.png").seed, lock.entries):
         with pytest.raises(ManifestError, match=problem) as info:
             use()
         message = str(info.value)
@@ -279,3 +281,123 @@ def test_an_entry_text_reads_as_the_whole_text_decoded_would(target: str, edit: 
         assert str(exc).startswith("assets.lock") and repr(target) in str(exc)
         found = "refused"
     assert found == expected
+
+
+def varied_entries() -> dict[str, LockEntry]:
+    """Entries with and without model hashes, seeds and models, and names that need escaping or not."""
+    return {
+        "plain.png": entry(1),
+        "hashes.png": LockEntry(key=f"{2:032x}", hash=f"{102:032x}", seed=None, model=None,
+                                inputs={"v": 1, "params": {"prompt": 'say "hi"\n', "model": "x"}},
+                                model_hashes={"model:x": "abc", "lora:y": "def"}),
+        "é \u2028 q\"x.png": entry(3, prompt="key: \"key\": no"),
+        "nested.png": LockEntry(key=f"{4:032x}", hash=f"{104:032x}", seed=-1, model="m",
+                                inputs={"v": 1, "params": {"key": "0" * 32, "hash": "1" * 32}, "post": {}}),
+    }
+
+
+def test_get_reads_key_and_hash_off_the_text_and_parses_the_rest_when_used(tmp_path: Path,
+                                                                          parses: list[Any]) -> None:
+    """Issue 16.2: a plan compares each entry's key and hash, and they are read off the text; any other
+    field parses and checks the whole entry once, and then the entry equals the one parsed whole."""
+    entries = varied_entries()
+    path = written(tmp_path / "assets.lock", entries)
+    lock = Lock.load(path)
+    got = {target: lock.get(target) for target in entries}
+    assert {t: (e.key, e.hash) for t, e in got.items() if e} == {t: (e.key, e.hash) for t, e in entries.items()}
+    assert got["plain.png"].model_hashes == {}  # known from the text: it has none
+    assert parses == []  # (an escaped name too: the split decoded it)
+    assert got["hashes.png"].model_hashes == entries["hashes.png"].model_hashes
+    assert got == entries and len(parses) == len(entries)  # each parsed once, by the comparison
+    assert lock.get("nested.png") is got["nested.png"]  # kept: not read again
+    assert lock.entries() == entries and len(parses) == len(entries)
+    with pytest.raises(AttributeError):
+        got["plain.png"].no_such_field  # noqa: B018
+    changed = dataclasses.replace(got["hashes.png"], model_hashes={"model:x": "new"})
+    assert changed.model_hashes == {"model:x": "new"} and changed.inputs == entries["hashes.png"].inputs
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    # A line as at the entry's level, after its key but inside another object (a rendered text never has
+    # one there): the key read off is not the entry's.
+    ('"model": "m",', f'"model": "m",\n      "other": {{\n      "key": "{9:032x}",\n "x": 1}},'),
+    # Model hashes the read-off did not see (they are not at the entry's level).
+    ('"model": "m",', '"model": "m",\n "model_hashes": {"model:m": "h"},'),
+])
+def test_a_text_whose_parse_disagrees_with_what_was_read_off_is_refused(tmp_path: Path, old: str,
+                                                                         new: str) -> None:
+    entries = {"t1.png": entry(1), "t2.png": entry(2)}
+    path = written(tmp_path / "assets.lock", entries)
+    text = path.read_text(encoding="utf-8")
+    start = text.index('    "t2.png"')
+    plant(path, text[:start] + text[start:].replace(old, new, 1))
+    lock = Lock.load(path)
+    found = lock.get("t2.png")
+    assert found is not None
+    for use in (lambda: found.inputs, lock.entries):
+        with pytest.raises(ManifestError, match="entry 't2.png'") as info:
+            use()
+        assert str(info.value).startswith(str(path))
+    assert lock.get("t1.png") == entries["t1.png"]
+
+
+def test_a_fresh_asset_uses_only_its_entrys_key_and_hash(project: Path) -> None:
+    """A damaged field other than the key and hash of a fresh asset's entry does not stop a build (it is
+    not used: the asset is fresh), and stops a command that uses it (``why`` of a copy of the image shows
+    the seed) with exit 2, naming the file and the entry."""
+    write_manifest(project, QUICKSTART)
+    assert run_cli(project, "-q").returncode == 0
+    path = project / "assets.lock"
+    text = path.read_text(encoding="utf-8")
+    start = text.index('    "sprites/hero.png"')
+    seed_at = text.index('\n      "seed": ', start) + 1  # the entry's own seed (the params have one too)
+    plant(path, text[:seed_at] + '      "seed": "forged"' + text[text.index("\n", seed_at):])
+    (project / ".assetbuild" / "noop.json").unlink(missing_ok=True)  # no memo: the plan reads the lock
+    images = {p: p.read_bytes() for p in project.rglob("*.png") if ".assetbuild" not in p.parts}
+    assert project / "sprites" / "hero.png" in images
+    result = run_cli(project, "run", "--dry-run", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"state": "fresh"' in result.stdout and '"stale' not in result.stdout
+    copy = project / "copy.png"
+    copy.write_bytes(images[project / "sprites" / "hero.png"])
+    why = run_cli(project, "why", "copy.png")
+    assert why.returncode == 2, why.stdout + why.stderr
+    assert "assets.lock" in why.stderr and "sprites/hero.png" in why.stderr and "seed" in why.stderr
+    assert {p: p.read_bytes() for p in images} == images and path.read_text(encoding="utf-8") != text
+
+
+def test_read_off_entries_never_differ_from_the_whole_parse() -> None:
+    """Mutated entry texts (planted entry-level lines, quotes, braces, cuts): a text whose key and hash are
+    read off either parses to exactly the fields of the whole parse, or is refused with the ManifestError
+    when a field is used, never anything else."""
+    import random
+
+    rng = random.Random(16)
+    bases = [LockEntry(key=f"{n:032x}", hash=f"{n + 7:032x}", seed=n if n % 3 else None,
+                       model="m" if n % 2 else None,
+                       inputs={"v": 1, "params": {"prompt": f'p {n} "key": x', "seed": n}, "post": {}},
+                       model_hashes={"model:m": "abc"} if n % 4 == 0 else {}) for n in range(8)]
+    pieces = ['\n      "key": "' + "a" * 32 + '",', '\n      "model_hashes": {},', '\n      "hash": "' + "b" * 32
+              + '",', '"', "{", "}", ",", "\n", " ", "\\", "x", "0", '\n      "seed": 3',
+              '\n        "key": "' + "c" * 32 + '",']
+    outcomes = {"not read off": 0, "same": 0, "refused when used": 0}
+    for _ in range(4000):
+        text = lock_module._chunk("t.png", rng.choice(bases))
+        for _ in range(rng.randint(1, 3)):
+            at, cut = rng.randint(0, len(text)), rng.choice((0, rng.randint(1, 20)))
+            text = text[:at] + (rng.choice(pieces) if rng.random() < 0.7 else "") + text[at + cut:]
+        raw = text.encode("utf-8")
+        read = lock_module._read_off(Path("assets.lock"), "t.png", raw, 0, len(raw))
+        if read is None:
+            outcomes["not read off"] += 1
+            continue
+        try:
+            fields = lock_module._fields(read)
+        except ManifestError as exc:
+            assert str(exc).startswith("assets.lock") and "'t.png'" in str(exc)
+            outcomes["refused when used"] += 1
+            continue
+        whole = lock_module._parse_chunk(Path("assets.lock"), "t.png", raw)  # must parse: read off and used
+        assert lock_module._fields(whole) == fields, text
+        outcomes["same"] += 1
+    assert min(outcomes.values()) > 100, outcomes  # every kind of outcome was exercised
