@@ -12,7 +12,7 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPTS = ["noop", "startup", "throughput", "client_overhead", "memory", "servercheck", "review", "firstbuild",
-           "manifestload", "lockload", "plan", "coldfloor"]
+           "manifestload", "lockload", "plan", "coldfloor", "revisions"]
 
 
 def run(script: str, *args: str) -> str:
