@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -226,24 +227,52 @@ def test_a_memo_body_with_puts_is_refused_where_memory_cannot_be_bounded(monkeyp
     assert memo_module._read(pickle.dumps(legit, protocol=2)) is None  # protocol 2 stores with BINPUT
 
 
+def in_fresh_process(code: str) -> str:
+    """Run ``code`` in a new interpreter (one thread: a pytest-xdist worker has more, and no bound is set
+    there) and return what it printed."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_DATA is enforced on Linux")
 def test_a_large_memo_is_read_under_the_bound() -> None:
     """The bound leaves room for a real memo: 50,000 entries with distinct prompts and seeds."""
-    shared = {"model": "sd_xl_base_1.0", "negativeprompt": "blurry, low quality"}
-    known = {hash_bytes(str(n).encode()): (f"set{n // 100:03}/asset{n:05}.png",
-                                           {**shared, "prompt": f"pixel art of item {n}, 16-bit palette",
-                                            "seed": n * 7919, "steps": 20, "width": 64, "height": 64}, None)
-             for n in range(50_000)}
-    body = b"".join(pickle.dumps(dict(list(known.items())[i:i + 4096]), protocol=5) for i in range(0, 50_000, 4096))
-    assert memo_module._read(body) == known
+    out = in_fresh_process("""
+        import pickle
+        from assetbuild.keys import hash_bytes
+        from assetbuild.manifest import memo
+        from assetbuild.memorybound import bounded
+
+        shared = {"model": "sd_xl_base_1.0", "negativeprompt": "blurry, low quality"}
+        known = {hash_bytes(str(n).encode()): (f"set{n // 100:03}/asset{n:05}.png",
+                                               {**shared, "prompt": f"pixel art of item {n}, 16-bit palette",
+                                                "seed": n * 7919, "steps": 20, "width": 64, "height": 64}, None)
+                 for n in range(50_000)}
+        items = list(known.items())
+        body = b"".join(pickle.dumps(dict(items[i:i + 4096]), protocol=5) for i in range(0, len(items), 4096))
+        with bounded(1) as in_force:
+            print("bound", in_force)
+        print("read", memo._read(body) == known)
+    """)
+    assert out.split() == ["bound", "True", "read", "True"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_DATA is enforced on Linux")
 def test_the_bound_holds_in_the_block_and_ends_with_it() -> None:
-    with bounded(16 << 20) as in_force:
-        assert in_force
-        with pytest.raises(MemoryError):
-            bytearray(256 << 20)
-    assert len(bytearray(256 << 20)) == 256 << 20
+    out = in_fresh_process("""
+        from assetbuild.memorybound import bounded
+
+        with bounded(16 << 20) as in_force:
+            print("bound", in_force)
+            try:
+                bytearray(256 << 20)
+                print("allocated")
+            except MemoryError:
+                print("refused")
+        print("after", len(bytearray(256 << 20)) == 256 << 20)
+    """)
+    assert out.split() == ["bound", "True", "refused", "after", "True"]
 
 
 def test_no_bound_while_another_thread_runs() -> None:
