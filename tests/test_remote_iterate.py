@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from helpers import free_port
-from test_remote_build import Machine, assert_no_secrets, first_machine, needs_weed, objects_in, s3_env
+from remote_servers import WebDAV
+from test_remote_build import TOKEN, Machine, assert_no_secrets, first_machine, needs_weed, objects_in, s3_env
 
 from assetbuild.remote.objects import decode, path_of
 from assetbuild.testing.seaweedfs import SeaweedFS, skip_reason
@@ -198,3 +199,30 @@ def test_explore_and_pick_through_an_s3_store(s3: SeaweedFS, tmp_path: Path) -> 
     assert fetched.returncode == 0 and b.generated == []
     assert "0 generated, 1 from the local cache, 1 from the team store" in fetched.stdout
     assert_no_secrets(explored, picked, fetched)
+
+
+@pytest.fixture(scope="module")
+def webdav(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDAV]:
+    server = WebDAV(tmp_path_factory.mktemp("webdav"), TOKEN)
+    yield server
+    server.stop()
+
+
+def test_explore_and_pick_through_an_http_store_with_a_token(webdav: WebDAV, tmp_path: Path) -> None:
+    env = {"ASSETBUILD_REMOTE": webdav.url(tmp_path.name), "ASSETBUILD_REMOTE_TOKEN": TOKEN}
+    a = first_machine(tmp_path, env)
+    explored = a.run("explore", HERO, "--seeds", "31,32")
+    assert explored.returncode == 0, output(explored)
+    assert len(list((webdav.folder / tmp_path.name).rglob("*.img"))) == 2
+    b = a.clone("b")
+    picked = b.run("pick", HERO, "31")
+    assert picked.returncode == 0, output(picked)
+    assert b.generated == [] and (b.root / HERO).read_bytes() == candidate_image(a, 31)
+    # Local cache first: exploring again reads no image from the store and sends none to it; it only
+    # asks (HEAD) whether the store has each candidate, to push those it lacks.
+    webdav.requests.clear()
+    again = a.run("explore", HERO, "--seeds", "31,32")
+    assert again.returncode == 0 and len(a.generated) == 2
+    methods = sorted(r.split()[0] for r in webdav.requests if r.endswith(".img"))
+    assert methods == ["HEAD", "HEAD"], webdav.requests
+    assert_no_secrets(explored, picked, again)
