@@ -364,3 +364,40 @@ def test_a_fresh_asset_uses_only_its_entrys_key_and_hash(project: Path) -> None:
     assert why.returncode == 2, why.stdout + why.stderr
     assert "assets.lock" in why.stderr and "sprites/hero.png" in why.stderr and "seed" in why.stderr
     assert {p: p.read_bytes() for p in images} == images and path.read_text(encoding="utf-8") != text
+
+
+def test_read_off_entries_never_differ_from_the_whole_parse() -> None:
+    """Mutated entry texts (planted entry-level lines, quotes, braces, cuts): a text whose key and hash are
+    read off either parses to exactly the fields of the whole parse, or is refused with the ManifestError
+    when a field is used, never anything else."""
+    import random
+
+    rng = random.Random(16)
+    bases = [LockEntry(key=f"{n:032x}", hash=f"{n + 7:032x}", seed=n if n % 3 else None,
+                       model="m" if n % 2 else None,
+                       inputs={"v": 1, "params": {"prompt": f'p {n} "key": x', "seed": n}, "post": {}},
+                       model_hashes={"model:m": "abc"} if n % 4 == 0 else {}) for n in range(8)]
+    pieces = ['\n      "key": "' + "a" * 32 + '",', '\n      "model_hashes": {},', '\n      "hash": "' + "b" * 32
+              + '",', '"', "{", "}", ",", "\n", " ", "\\", "x", "0", '\n      "seed": 3',
+              '\n        "key": "' + "c" * 32 + '",']
+    outcomes = {"not read off": 0, "same": 0, "refused when used": 0}
+    for _ in range(4000):
+        text = lock_module._chunk("t.png", rng.choice(bases))
+        for _ in range(rng.randint(1, 3)):
+            at, cut = rng.randint(0, len(text)), rng.choice((0, rng.randint(1, 20)))
+            text = text[:at] + (rng.choice(pieces) if rng.random() < 0.7 else "") + text[at + cut:]
+        raw = text.encode("utf-8")
+        read = lock_module._read_off(Path("assets.lock"), "t.png", raw, 0, len(raw))
+        if read is None:
+            outcomes["not read off"] += 1
+            continue
+        try:
+            fields = lock_module._fields(read)
+        except ManifestError as exc:
+            assert str(exc).startswith("assets.lock") and "'t.png'" in str(exc)
+            outcomes["refused when used"] += 1
+            continue
+        whole = lock_module._parse_chunk(Path("assets.lock"), "t.png", raw)  # must parse: read off and used
+        assert lock_module._fields(whole) == fields, text
+        outcomes["same"] += 1
+    assert min(outcomes.values()) > 100, outcomes  # every kind of outcome was exercised
