@@ -226,3 +226,28 @@ def test_explore_and_pick_through_an_http_store_with_a_token(webdav: WebDAV, tmp
     methods = sorted(r.split()[0] for r in webdav.requests if r.endswith(".img"))
     assert methods == ["HEAD", "HEAD"], webdav.requests
     assert_no_secrets(explored, picked, again)
+
+
+def test_the_pinned_seeds_candidate_must_be_the_image_the_lock_records(tmp_path: Path) -> None:
+    """A whole, self-consistent object under the key the lock records, but with another image (a forged or
+    mixed-up upload), is refused for the candidate of the pinned seed as a build refuses it."""
+    from assetbuild.remote.objects import encode
+
+    a, store = folder_machines(tmp_path)
+    assert a.run("run", HERO).returncode == 0  # pushed
+    entry = json.loads((a.root / "assets.lock").read_text())["assets"][HERO]
+    seed = entry["seed"]  # the pinned seed: its candidate is the asset's own image, under the lock's key
+    assert a.run("run", "ui/icon_sword.png").returncode == 0
+    other = (a.root / "ui/icon_sword.png").read_bytes()
+    (store / path_of(entry["key"])).write_bytes(encode(entry["key"], other, seed=seed, model="m", signing_key=None))
+
+    b = a.clone("b")
+    picked = b.run("pick", HERO, str(seed))
+    assert picked.returncode == 2 and "not the one assets.lock records" in output(picked)
+    assert entry["key"] not in cache_keys(b) and not (b.root / HERO).exists() and b.generated == []
+    result = b.run("explore", HERO, "--seeds", str(seed))
+    assert result.returncode == 0, output(result)
+    assert f"team store object {entry['key']} refused" in output(result)
+    assert "not the one assets.lock records" in output(result)
+    assert b.generated == [label(seed)]  # generated, as a build would
+    assert "0 from the team store" in result.stdout
