@@ -45,6 +45,10 @@ RENDERED_NAME = "lock.rendered"  # in the state folder: the hash of the lock fil
 
 @dataclass(frozen=True)
 class LockEntry:
+    """One asset's entry. One that ``Lock.get`` returns may have only its key and hash read yet
+    (``_ReadOffText``): using any other field (``repr``, ``==``, ``dataclasses.replace`` included) then parses
+    and checks it, and raises the ManifestError of an entry that is not valid."""
+
     key: str
     hash: str  # xxh3-128 of the file's bytes
     seed: int | None
@@ -109,16 +113,21 @@ class _ReadOffText(LockEntry):
         text = self.__dict__.get("_text")
         if text is None:  # parsed meanwhile, by another thread
             return self.__dict__[name]
-        path, target, buffer, start, end = text
+        path, target, buffer, start, end, read_none = text
         entry = _parse_chunk(path, target, buffer[start:end])
-        if (entry.key, entry.hash) != (self.key, self.hash) or ("model_hashes" in self.__dict__
-                                                                 and entry.model_hashes):
+        # The fields read off are the parse's when the text is laid out as rendered; a text that only looks so
+        # (an entry-level line inside another object, model hashes at another indent) is refused here.
+        if (entry.key, entry.hash) != (self.key, self.hash) or (read_none and entry.model_hashes):
             raise ManifestError(str(path), f"the lock file is not valid (entry {target!r}: its text is not as "
                                 "assetbuild writes it)", hint=INVALID_HINT)
         self.__dict__.update(seed=entry.seed, model=entry.model, inputs=entry.inputs,
                              model_hashes=entry.model_hashes)
-        self.__dict__.pop("_text", None)  # (after the fields: another thread finds either)
+        self.__dict__.pop("_text", None)  # (after the fields: another thread finds either, or parses too)
         return self.__dict__[name]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A copy or pickle is a plain entry: not one holding the whole lock file's bytes.
+        return LockEntry, _fields(self)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LockEntry):
@@ -163,14 +172,15 @@ def _read_off(path: Path, target: str, buffer: bytes, start: int, end: int) -> L
         return None
     at_key = key_line + len(_KEY_AT)
     digest, key = buffer[at_hash:at_hash + 32], buffer[at_key:at_key + 32]
-    if (not buffer.startswith(_DIGEST_END, at_hash + 32) or not buffer.startswith(_DIGEST_END, at_key + 32)
-            or len(digest + key) != 64 or (digest + key).strip(_HEX_BYTES)):
+    if (at_key + 35 > end or not buffer.startswith(_DIGEST_END, at_hash + 32)
+            or not buffer.startswith(_DIGEST_END, at_key + 32) or (digest + key).strip(_HEX_BYTES)):
         return None
     entry = object.__new__(_ReadOffText)
     fields = entry.__dict__
     fields["key"], fields["hash"] = key.decode("ascii"), digest.decode("ascii")
-    fields["_text"] = (path, target, buffer, start, end)
-    if buffer.find(_MODEL_HASHES_AT, at_key, end) < 0:
+    read_none = buffer.find(_MODEL_HASHES_AT, at_key, end) < 0
+    fields["_text"] = (path, target, buffer, start, end, read_none)
+    if read_none:
         fields["model_hashes"] = {}  # (read by every plan's memo record; checked against the parse when used)
     return entry
 
@@ -337,8 +347,8 @@ class Lock:
                 result[target] = slot
             elif target in known:
                 result[target] = checked(known[target])
-            else:
-                result[target] = entry = self._entry_of(target, slot)
+            else:  # (read off first, as ``get`` does, so that both apply the same rule to a text)
+                result[target] = entry = checked(self._entry_of(target, slot, read_off=True))
                 fresh[target] = (slot, entry)
         self._keep_parsed(fresh)
         return result
@@ -377,12 +387,12 @@ class Lock:
 
     def _holds(self, target: str, slot: LockEntry | bytes | int, entry: LockEntry) -> bool:
         """Whether ``slot`` holds ``entry`` (a text that cannot be read holds nothing: it is replaced)."""
-        if isinstance(slot, LockEntry):
-            return slot == entry
-        known = self._parsed.get(target)
         try:
+            if isinstance(slot, LockEntry):
+                return slot == entry
+            known = self._parsed.get(target)
             return (known if known is not None else self._entry_of(target, slot)) == entry
-        except ManifestError:  # (a ``_ReadOffText`` parses the rest of its text to compare)
+        except ManifestError:  # (a ``_ReadOffText`` on either side parses the rest of its text to compare)
             return False
 
     def commit(self, target: str, entry: LockEntry | None) -> None:

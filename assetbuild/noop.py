@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .errors import ManifestError
 from .fsutil import JsonPieces, atomic_write, hash_file, json_document
 from .keys import KEY_VERSION, hash_bytes
 from .layout import LOCK_NAME, STATE_DIR, manifest_text
@@ -302,8 +303,14 @@ def record(project: Project, ctx: str, orphans: list[str], verified: Mapping[str
     # The lock's model hashes, looked up in one pass before the loop below (interleaved with its other work,
     # the lookups cost three times as much); in most projects none, or every target has some.
     get = lock.get if lock is not None else None
-    in_locks = {target: entry.model_hashes for target in project.assets
-                if (entry := get(target)) is not None and entry.model_hashes} if get is not None else {}
+    try:
+        in_locks = {target: entry.model_hashes for target in project.assets
+                    if (entry := get(target)) is not None and entry.model_hashes} if get is not None else {}
+    except ManifestError:
+        # A fresh asset's entry is used for its key and hash alone (``lock._ReadOffText``): one whose model
+        # hashes cannot be read did not stop the build, and stops only the memo, an accelerator (the next
+        # run plans in full, and a command that shows the entry says what is wrong with it).
+        return
     table_hashes = partial.dirty if partial else project.table_hashes
     written_of = project.tables
     placeholder = project.server.is_placeholder

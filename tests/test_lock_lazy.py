@@ -341,23 +341,29 @@ def test_a_text_whose_parse_disagrees_with_what_was_read_off_is_refused(tmp_path
     assert lock.get("t1.png") == entries["t1.png"]
 
 
-def test_a_fresh_asset_uses_only_its_entrys_key_and_hash(project: Path) -> None:
+@pytest.mark.parametrize("model_hashes", [False, True])
+def test_a_fresh_asset_uses_only_its_entrys_key_and_hash(project: Path, model_hashes: bool) -> None:
     """A damaged field other than the key and hash of a fresh asset's entry does not stop a build (it is
     not used: the asset is fresh), and stops a command that uses it (``why`` of a copy of the image shows
-    the seed) with exit 2, naming the file and the entry."""
+    the seed) with exit 2, naming the file and the entry. With model hashes in the entry (which the memo's
+    record reads, after the summary), the build still ends with exit 0: only the memo is not written."""
     write_manifest(project, QUICKSTART)
     assert run_cli(project, "-q").returncode == 0
     path = project / "assets.lock"
     text = path.read_text(encoding="utf-8")
     start = text.index('    "sprites/hero.png"')
     seed_at = text.index('\n      "seed": ', start) + 1  # the entry's own seed (the params have one too)
-    plant(path, text[:seed_at] + '      "seed": "forged"' + text[text.index("\n", seed_at):])
+    hashes = '      "model_hashes": {\n        "model:x": "h"\n      },\n' if model_hashes else ""
+    plant(path, text[:seed_at] + hashes + '      "seed": "forged"' + text[text.index("\n", seed_at):])
     (project / ".assetbuild" / "noop.json").unlink(missing_ok=True)  # no memo: the plan reads the lock
     images = {p: p.read_bytes() for p in project.rglob("*.png") if ".assetbuild" not in p.parts}
     assert project / "sprites" / "hero.png" in images
     result = run_cli(project, "run", "--dry-run", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     assert '"state": "fresh"' in result.stdout and '"stale' not in result.stdout
+    build = run_cli(project)
+    assert build.returncode == 0 and "3 fresh" in build.stdout, build.stdout + build.stderr
+    assert (project / ".assetbuild" / "noop.json").exists() != model_hashes  # no memo over an unreadable entry
     copy = project / "copy.png"
     copy.write_bytes(images[project / "sprites" / "hero.png"])
     why = run_cli(project, "why", "copy.png")
@@ -401,3 +407,64 @@ def test_read_off_entries_never_differ_from_the_whole_parse() -> None:
         assert lock_module._fields(whole) == fields, text
         outcomes["same"] += 1
     assert min(outcomes.values()) > 100, outcomes  # every kind of outcome was exercised
+
+
+def test_two_threads_first_using_one_entry_both_read_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock is used from several threads: two that parse the same read-off entry at once (held after
+    their parse by a barrier, as a preemption there would) both get its fields, with model hashes too."""
+    with_hashes = LockEntry(key=f"{1:032x}", hash=f"{101:032x}", seed=1, model="m", inputs={"v": 1},
+                            model_hashes={"model:m": "abc"})
+    path = written(tmp_path / "assets.lock", {"a.png": with_hashes})
+    found = Lock.load(path).get("a.png")
+    assert found is not None and "model_hashes" not in found.__dict__  # read off: not parsed yet
+    real, barrier = lock_module._parse_chunk, threading.Barrier(2, timeout=20)
+
+    def parse_then_wait(*args: Any) -> LockEntry:
+        entry = real(*args)
+        barrier.wait()
+        return entry
+
+    monkeypatch.setattr(lock_module, "_parse_chunk", parse_then_wait)
+    results: dict[str, Any] = {}
+
+    def use(name: str) -> None:
+        try:
+            results[name] = getattr(found, name)
+        except ManifestError as exc:
+            results[name] = exc
+
+    threads = [threading.Thread(target=use, args=(name,)) for name in ("model_hashes", "inputs")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {"model_hashes": {"model:m": "abc"}, "inputs": {"v": 1}}
+
+
+def test_entries_and_get_then_use_apply_the_same_rule(tmp_path: Path) -> None:
+    """Model hashes at another indent than a render's: refused by ``entries()`` straight after a load, as
+    by a field used after ``get``."""
+    path = written(tmp_path / "assets.lock", {"a.png": entry(1)})
+    text = path.read_text(encoding="utf-8")
+    plant(path, text.replace('"model": "m",', '"model": "m",\n "model_hashes": {"model:m": "h"},', 1))
+    with pytest.raises(ManifestError, match="not as assetbuild writes it"):
+        Lock.load(path).entries()
+    found = Lock.load(path).get("a.png")
+    assert found is not None
+    with pytest.raises(ManifestError, match="not as assetbuild writes it"):
+        found.inputs  # noqa: B018
+
+
+def test_a_copy_of_a_read_off_entry_is_a_plain_entry(tmp_path: Path) -> None:
+    """Pickled or copied, an entry does not carry the lock file's bytes along."""
+    import copy
+    import pickle
+
+    entries = {f"t{n:04d}.png": entry(n, prompt="p" * 200) for n in range(300)}
+    path = written(tmp_path / "assets.lock", entries)
+    found = Lock.load(path).get("t0007.png")
+    assert found is not None
+    data = pickle.dumps(found)
+    assert len(data) < 2000 < path.stat().st_size
+    assert type(pickle.loads(data)) is LockEntry and pickle.loads(data) == entries["t0007.png"]
+    assert type(copy.copy(found)) is LockEntry and copy.deepcopy(found) == entries["t0007.png"]
