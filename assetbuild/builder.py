@@ -346,11 +346,18 @@ class Builder:
         self.workspace.planner.rebuild.discard(target)  # rebuilt once (run --rebuild): fresh from now on
         return made.outcome
 
-    def make_candidate(self, label: str, asset: Asset, key: str, inputs: Mapping[str, str] | None = None) -> str:
+    def make_candidate(self, label: str, asset: Asset, key: str, inputs: Mapping[str, str] | None = None, *,
+                       expected_hash: str | None = None) -> str:
         """Make ``asset`` (a variation of a manifest asset, e.g. with another seed, whose key is ``key``)
         into the cache only: no target is written and the lock is not touched. ``label`` names it in
         events and errors; ``inputs`` are the input hashes ``key`` was computed from. Returns FRESH when the
-        cache already holds it, else GENERATED.
+        local cache already holds it, RESTORED when the team store had it (verified, then cached locally,
+        as a build restores; ``expected_hash``: the image assets.lock records for ``key``, if it does),
+        else GENERATED.
+
+        With a team store that takes pushes, what is generated here is uploaded in the background as a
+        build's images are, and so is a candidate found only in the local cache (made before the store was
+        configured, or while it was down): exploring the same seeds again makes them pickable by the team.
 
         Crash safety is the cache's: an entry is written atomically once the final bytes exist, so a kill
         at any instant leaves either no entry or a whole one.
@@ -359,7 +366,11 @@ class Builder:
         try:
             self._check_cancel(label)
             if self._cache_get(label, key) is not None:
+                if self.remote is not None:
+                    self.remote.push_later(key, look_first=True)  # uploaded only if the store lacks it
                 return ev.FRESH
+            if self.remote is not None and self.remote.restore(key, expected_hash) is not None:
+                return ev.RESTORED
             if self.frozen:
                 raise FrozenError(label, "not in the cache; --frozen forbids generating")
             made = self._produce(label, asset, key, inputs)
@@ -367,6 +378,8 @@ class Builder:
             self.workspace.cache.put(key, made.data, seed=made.seed, model=made.model)
         except OSError as exc:
             raise self._disk_error(label, exc) from None
+        if self.remote is not None:
+            self.remote.push_later(key)  # in the background, as a build's generations
         return made.outcome
 
     def _produce(self, target: str, asset: Asset, key: str,

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 if TYPE_CHECKING:  # the heavy modules are imported when the command runs, not when the parser is built
     from ..events import BuildEvents, Summary
     from ..generators import Generator
     from ..manifest import Asset, Project
+    from ..remote.remote import Remote
     from ..workspace import Workspace
 
 from ..safetext import safe_text
@@ -85,6 +86,9 @@ def explore(ws: Workspace, patterns: list[str], events: BuildEvents, out: TextIO
     else:
         seeds = cand.random_seeds(count or DEFAULT_COUNT)
 
+    # The team store: a misconfigured one stops here (exit 2) before any work; an outage is one warning.
+    remote = ws.open_remote(events.warning)
+
     # Candidates need their input images as they are now: build the input assets (a normal build).
     upstream = [t for t in _upstream(project, chosen) if t not in chosen]
     if upstream and any(s.state.needs_work for s in ws.planner.plan(upstream)):
@@ -97,17 +101,21 @@ def explore(ws: Workspace, patterns: list[str], events: BuildEvents, out: TextIO
     for target in chosen:
         out.write(f"exploring {safe_text(target)}: {len(seeds)} candidate(s), seeds {', '.join(map(str, seeds))}\n")
     out.flush()
-    work: list[tuple[str, Asset, str, dict[str, str]]] = []  # label, candidate asset, key, input hashes
+    work: list[Candidate] = []
     for target in chosen:
         asset = project.assets[target]
+        entry = ws.lock.get(target)
         for seed in seeds:
             identity = cand.candidate_identity(ws.planner, asset, seed)
             if identity is None:
                 raise UsageError(f"{target}: an input image is missing; its candidates cannot be made",
                                  hint="build its input assets first: `assetbuild run` (or create the file)")
-            work.append((cand.label(target, seed), cand.with_seed(asset, seed), *identity))
+            key, inputs = identity
+            # The pinned seed's candidate is the asset's own image: the store's copy must be the lock's.
+            expected = entry.hash if entry is not None and entry.key == key else None
+            work.append(Candidate(cand.label(target, seed), cand.with_seed(asset, seed), key, inputs, expected))
     summary = Summary()
-    to_make = [asset for _, asset, key, _ in work if not ws.cache.has(key)]
+    to_make = [c.asset for c in work if not ws.cache.has(c.key)]
     generator = generators.create(project.server)
     try:
         _check_server(ws, generator, to_make, events)
@@ -115,9 +123,13 @@ def explore(ws: Workspace, patterns: list[str], events: BuildEvents, out: TextIO
         generator.close()
         raise
     events.run_started(len(work), len(to_make))
-    interrupted = _make_all(ws, work, events, summary, generator)
+    interrupted = _make_all(ws, work, events, summary, generator, remote)
     summary.seconds = time.monotonic() - started
     events.run_finished(summary)
+    out.write(_counts(summary, remote) + "\n")
+    if remote is not None and remote.push and remote.breaker.warned and (summary.generated or summary.fresh):
+        events.warning(f"candidates made while the team store {remote.name} was unavailable were not pushed: "
+                       "explore the same seeds again (--seeds) when it is back to push them")
     for target in chosen:
         _sheet(ws, target, seeds, out)
     ws.hashes.save()
@@ -159,9 +171,28 @@ def _check_server(ws: Workspace, generator: Generator, assets: list[Asset], even
                                hint="use the exact names the server lists (`assetbuild models`)")
 
 
-def _make_all(ws: Workspace, work: list[tuple[str, Asset, str, dict[str, str]]], events: BuildEvents,
-              summary: Summary, generator: Generator) -> bool:
-    """Make every candidate, as many at once as a build would. Returns whether the run was interrupted."""
+class Candidate(NamedTuple):
+    label: str
+    asset: Asset  # the manifest's asset with the candidate's seed
+    key: str
+    inputs: dict[str, str]  # the input hashes ``key`` was computed from
+    expected_hash: str | None  # the image assets.lock records for ``key``, if it does
+
+
+def _counts(summary: Summary, remote: Remote | None) -> str:
+    """``candidates: 2 generated, 1 from the local cache, 1 from the team store s3://..., 2 pushed``."""
+    parts = [f"{summary.generated} generated", f"{summary.fresh} from the local cache"]
+    if remote is not None:
+        parts.append(f"{summary.restored} from the team store {remote.name}")
+        parts.append(f"{remote.uploaded} pushed" if remote.push else "none pushed (push is off)")
+    return "candidates: " + ", ".join(parts)
+
+
+def _make_all(ws: Workspace, work: list[Candidate], events: BuildEvents, summary: Summary, generator: Generator,
+              remote: Remote | None) -> bool:
+    """Make every candidate, as many at once as a build would: each is looked for in the local cache, then
+    in the team store, then generated (and pushed). Returns whether the run was interrupted; returns once
+    the uploads have ended (on Ctrl-C, those in flight)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from ..builder import Builder, Cancelled
@@ -170,12 +201,14 @@ def _make_all(ws: Workspace, work: list[tuple[str, Asset, str, dict[str, str]]],
     from .interrupt import on_interrupt
 
     project = ws.project
-    builder = Builder(ws, lambda: generator, events)
+    builder = Builder(ws, lambda: generator, events, remote=remote)
 
-    def make(label: str, asset: Asset, key: str, inputs: dict[str, str]) -> None:
+    def make(candidate: Candidate) -> None:
+        label = candidate.label
         events.asset_started(label)
         try:
-            outcome = builder.make_candidate(label, asset, key, inputs)
+            outcome = builder.make_candidate(label, candidate.asset, candidate.key, candidate.inputs,
+                                             expected_hash=candidate.expected_hash)
         except Cancelled:
             summary.skipped += 1
             failure = Failure(label, "interrupted", skipped=True)
@@ -194,10 +227,12 @@ def _make_all(ws: Workspace, work: list[tuple[str, Asset, str, dict[str, str]]],
     try:
         with on_interrupt(builder.cancel) as interrupted, \
                 ThreadPoolExecutor(max_workers=max(1, min(len(work), project.server.default_jobs))) as pool:
-            for future in [pool.submit(make, *item) for item in work]:
+            for future in [pool.submit(make, item) for item in work]:
                 future.result()
     finally:
         builder.close()
+        if remote is not None:  # like a build: the uploads end before the command (Ctrl-C: those in flight)
+            remote.finish(interrupted=builder.cancelled.is_set())
     return interrupted.is_set()
 
 

@@ -8,6 +8,8 @@ import argparse
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # the heavy modules are imported when the command runs, not when the parser is built
+    from collections.abc import Callable
+
     from ..workspace import Workspace
 
 from ..safetext import safe_text
@@ -48,17 +50,21 @@ def main(args: argparse.Namespace) -> int:
     if (args.seed is None) == (not args.current):
         raise UsageError("give either SEED or --current", hint="e.g. `assetbuild pick sprites/hero.png 42`")
     with workspace(args, writes=True) as ws:  # the edit and the build under one hold of the project lock
-        pin(ws, args.target, args.seed, current=args.current, generate=args.generate, out=sys.stdout)
+        events = make_display(quiet=args.quiet, verbose=args.verbose, stream=sys.stdout, jobs=1)
+        pin(ws, args.target, args.seed, current=args.current, generate=args.generate, out=sys.stdout,
+            warn=events.warning)
         # The build is `assetbuild run TARGET`'s, on the manifest as now written.
         ws = workspace_of(load_project(args.file, server=args.server))
-        events = make_display(quiet=args.quiet, verbose=args.verbose, stream=sys.stdout, jobs=1)
         with forward_logs(events, verbose=args.verbose):
             return run(ws, [args.target], events, jobs=None, keep_going=False, frozen=False)
 
 
-def pin(ws: Workspace, name: str, seed: int | None, *, current: bool, generate: bool, out: TextIO) -> int:
-    """Check the pick, make the cache hold the picked image under its new key when it can, write the
-    manifest. Returns the pinned seed. Raises ``UsageError`` (nothing written) when the pick is refused."""
+def pin(ws: Workspace, name: str, seed: int | None, *, current: bool, generate: bool, out: TextIO,
+        warn: Callable[[str], None]) -> int:
+    """Check the pick, make the cache hold the picked image under its new key when it can (the image the
+    lock records for the seed, else the team store's candidate, verified), write the manifest. Returns the
+    pinned seed. Raises ``UsageError`` (nothing written) when the pick is refused, ``RemoteConfigError``
+    (exit 2, nothing written) for a misconfigured team store. ``warn``: where team store warnings go."""
     from .. import candidates as cand
     from .. import manifest_edit
     from ..errors import ModifiedFileError, UsageError
@@ -92,11 +98,15 @@ def pin(ws: Workspace, name: str, seed: int | None, *, current: bool, generate: 
                                 hint="move the file away first (its seed stays as it is)")
     if not ws.cache.has(key):
         _adopt_recorded_image(ws, target, seed, key)
+    store = None
+    if not ws.cache.has(key):
+        store = _fetch_from_team(ws, target, key, warn)
     if not ws.cache.has(key) and not generate:
         explored = [s for s in cand.explored_seeds(project, target)
                     if (k := cand.candidate_key(ws.planner, asset, s)) and ws.cache.has(k)]
-        listed = f" (explored: {', '.join(map(str, explored))})" if explored else ""
-        raise UsageError(f"seed {seed} was not explored for {target} with its current parameters{listed}",
+        listed = f" (explored here: {', '.join(map(str, explored))})" if explored else ""
+        where = f"; it is in neither the local cache nor the team store {store}" if store else ""
+        raise UsageError(f"seed {seed} was not explored for {target} with its current parameters{listed}{where}",
                          hint=f"`assetbuild explore {target} --seeds {seed}` first, or pick it with --generate "
                               "to generate it now")
     if edit.changed:
@@ -109,6 +119,18 @@ def pin(ws: Workspace, name: str, seed: int | None, *, current: bool, generate: 
         out.write(f"note: {safe_text(edit.note)}\n")
     out.flush()
     return seed
+
+
+def _fetch_from_team(ws: Workspace, target: str, key: str, warn: Callable[[str], None]) -> str | None:
+    """A candidate explored on another machine: the team store's copy, verified (against the lock's hash
+    when the lock records this key) and put into the local cache, as a build restores it. Returns the
+    store's printable name (None: no team store)."""
+    remote = ws.open_remote(warn)  # a misconfigured store raises here, before the manifest is written
+    if remote is None:
+        return None
+    entry = ws.lock.get(target)
+    remote.restore(key, entry.hash if entry is not None and entry.key == key else None)
+    return remote.name
 
 
 def _adopt_recorded_image(ws: Workspace, target: str, seed: int, key: str) -> None:

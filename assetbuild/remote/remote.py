@@ -82,7 +82,7 @@ class Remote:
         self.refused: list[str] = []  # keys of objects that failed verification
         self.uploaded = 0
         self._upload_threads = upload_threads
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, bool] | None] = queue.Queue()
         self._workers: list[threading.Thread] = []
         self._workers_lock = threading.Lock()
         self._abandon = threading.Event()
@@ -155,12 +155,20 @@ class Remote:
     # -- writes --
 
     def upload(self, key: str, *, fallback: Path | None = None, expected_hash: str | None = None,
-               seed: int | None = None, model: str | None = None) -> str:
+               seed: int | None = None, model: str | None = None, look_first: bool = False) -> str:
         """Upload the local cache entry of ``key`` unless the store has it (write-once).
 
         Without a cache entry, ``fallback`` (a target file) is uploaded when its bytes have
-        ``expected_hash`` (the lock's), with the lock's ``seed`` and ``model``.
+        ``expected_hash`` (the lock's), with the lock's ``seed`` and ``model``. ``look_first``: ask the
+        store first (a HEAD) and send the image only when it lacks it: for entries that are probably there
+        already (not just generated), so that the common case costs no image upload.
         """
+        if look_first:
+            there = self.has(key)
+            if there is None:
+                return SKIPPED
+            if there:
+                return PRESENT
         try:
             hit = self.cache.get(key)
         except CorruptEntry as exc:
@@ -197,12 +205,13 @@ class Remote:
             return False
         return True
 
-    def push_later(self, key: str) -> None:
-        """Queue ``key`` for upload in the background (when push is on). Never blocks."""
+    def push_later(self, key: str, *, look_first: bool = False) -> None:
+        """Queue ``key`` for upload in the background (when push is on). Never blocks. ``look_first``: see
+        ``upload``."""
         if not self.settings.push or self.breaker.is_open:
             return
         self._start_workers()
-        self._queue.put(key)
+        self._queue.put((key, look_first))
 
     def _start_workers(self) -> None:
         with self._workers_lock:
@@ -215,13 +224,14 @@ class Remote:
 
     def _work(self) -> None:
         while True:
-            key = self._queue.get()
-            if key is None:
+            item = self._queue.get()
+            if item is None:
                 return
+            key, look_first = item
             if self._abandon.is_set() or self.breaker.is_open:
                 continue
             try:
-                self.upload(key)
+                self.upload(key, look_first=look_first)
             except Exception as exc:  # a bug must not kill the thread silently and hang the run's end
                 self.warn(f"team store upload of {key} failed: {exc!r}")
 
