@@ -162,11 +162,29 @@ def check(manifest: Path, ctx: str) -> Memo | Partial | None:
             return None
         base = str(root).rstrip(os.sep) + os.sep  # stat by string: 10,000 Path objects cost more than the stats
         if not memo.get("hashed") and hash_file(manifest) == memo["manifest"] and _unchanged(base, names, stamps):
-            return Memo(int(memo["count"]), list(memo["warnings"]), list(memo["orphans"]))
+            count, warnings, orphans = memo["count"], memo["warnings"], memo["orphans"]
+            if type(count) is not int or count < 0 or not _texts(warnings) or not _texts(orphans):
+                return None  # not as ``record`` writes it: shown as it is, it would mislead
+            return Memo(count, warnings, orphans)
         # With model hashes in the lock only the server can say nothing changed: the run asks it.
         return _partial(manifest, base, memo, lock_hash)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
         return None
+
+
+def _texts(value: Any) -> bool:
+    """Whether ``value`` is a list of strings."""
+    return type(value) is list and all(type(item) is str for item in value)
+
+
+def _sound_record(known: Any) -> bool:
+    """Whether a table's record is as ``record`` writes it: [key as written, its targets (at least one), its
+    files, what its inputs name, its (model ref, hash) pairs, whether a model lacks a hash]. A forged one
+    (the state folder is writable by whoever can write the project) must not reach the plan."""
+    return (type(known) is list and len(known) == 6 and type(known[0]) is str and _texts(known[1])
+            and bool(known[1]) and _texts(known[2]) and _texts(known[3]) and type(known[4]) is list
+            and all(type(pair) is list and len(pair) == 2 and _texts(pair) for pair in known[4])
+            and type(known[5]) is bool)
 
 
 def _unchanged(base: str, names: list[Any], stamps: list[Any]) -> bool:
@@ -238,7 +256,8 @@ def _partial(manifest: Path, base: str, memo: dict[str, Any], lock_hash: str) ->
                 fresh_common[text_hash] = target
                 fresh_lines.add(piece.line)
                 continue
-        elif (known := tables.get(text_hash)) is not None and all(unchanged(name) for name in known[2]):
+        elif ((known := tables.get(text_hash)) is not None and _sound_record(known)
+              and all(unchanged(name) for name in known[2])):
             fresh[text_hash] = known
             fresh_lines.add(piece.line)
             continue

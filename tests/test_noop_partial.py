@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_manifest
+from conftest import run_cli, write_manifest
 from helpers import QUICKSTART, generations
 
 from assetbuild import noop
@@ -284,3 +284,55 @@ def test_state_files_encoded_in_pieces_are_the_json_of_the_whole(count: int) -> 
         head = {"format": 3, "of": "x"}
         assert json.loads(b"".join(json_document(head, {"items": encoded}))) == {**head, "items": items}
         assert encoded.count == count
+
+
+VARIANTS = """
+[server]
+url = "placeholder"
+
+[assets."a.png"]
+prompt = "a"
+
+[assets."v_{n}.png"]
+prompt = "variants"
+count = 2
+"""
+
+
+@pytest.mark.parametrize("forge", [
+    lambda record: record.__setitem__(1, [5, 6]),  # targets that are not names
+    lambda record: record.__setitem__(2, None),  # files that are not a list
+    lambda record: record.__setitem__(4, [["model:x"]]),  # a pair that is not one
+    lambda record: record.__setitem__(5, "yes"),
+])
+def test_a_forged_table_record_means_the_full_plan(project: Path, forge: Callable[[list[Any]], None]) -> None:
+    """The memo's records are state files anyone who can write the project can write: one not made as
+    ``record`` writes it is not used (the run plans in full and ends as it would), never a bug exit."""
+    write_manifest(project, VARIANTS)
+    assert run_cli(project, "-q").returncode == 0
+    path = project / ".assetbuild" / "noop-tables.json"
+    records = json.loads(path.read_text(encoding="utf-8"))
+    [record] = records["tables"].values()
+    forge(record)
+    path.write_text(json.dumps(records), encoding="utf-8")
+    write_manifest(project, VARIANTS.replace('prompt = "a"', 'prompt = "a, edited"'))  # the other table
+    result = run_cli(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 generated" in result.stdout and "2 fresh" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(("field", "value"), [("count", -7), ("count", "3"), ("warnings", [5]),
+                                              ("orphans", "x.png")])
+def test_a_forged_memo_answer_is_not_shown(project: Path, field: str, value: Any) -> None:
+    """The memo's answer is printed as it is recorded: a forged count, warning or orphan list is not
+    shown; the run plans in full instead."""
+    write_manifest(project, VARIANTS)
+    assert run_cli(project, "-q").returncode == 0
+    path = project / ".assetbuild" / "noop.json"
+    memo = json.loads(path.read_text(encoding="utf-8"))
+    memo[field] = value
+    path.write_text(json.dumps(memo), encoding="utf-8")
+    result = run_cli(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    shown = result.stdout + result.stderr
+    assert "3 fresh" in result.stdout and "-7" not in shown and "warning" not in shown and "orphan" not in shown, shown
