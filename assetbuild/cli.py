@@ -145,11 +145,20 @@ def _check_command_typo(word: str, manifest: str | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # the command line's own process (not a caller's, which may well use trio)
         _without_trio()
+        _escape_what_stdout_cannot_encode()
     try:
         return _main(argv)
     except KeyboardInterrupt:  # also while the parser's modules are still being imported: never a traceback
         print("assetbuild: interrupted", file=sys.stderr)
         return 130
+
+
+def _escape_what_stdout_cannot_encode() -> None:
+    """A target named ``日.png`` printed to a stream whose encoding cannot take it (a pipe on Windows is
+    cp1252; a Latin-1 locale) is shown as ``\u65e5.png``, as stderr does by default, not a crash (exit 3)."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
 
 
 def _without_trio() -> None:

@@ -63,3 +63,34 @@ def test_doit_names_round_trip_and_contain_nothing_doit_reads(name: str) -> None
     assert not set(internal) & set("*?[]=: ")
     assert _target_of(task_name(name)) == name
     assert doit_name("sprites/hero_1.png") == "sprites/hero_1.png"  # ordinary names keep their doit state
+
+
+@pytest.mark.parametrize("command", [(), ("status",), ("run", "--dry-run")])
+def test_names_the_output_encoding_cannot_take_are_escaped_not_fatal(project: Path, command: tuple[str, ...]) -> None:
+    """stdout in an encoding without the target's letters (a pipe on Windows, a Latin-1 locale): the name is
+    shown escaped, every line still comes, and the command ends as it would (neither exit 3 nor output
+    silenced after the first such line)."""
+    write_manifest(project, '[server]\nurl = "placeholder"\n\n'
+                            '[assets."héros/日.png"]\nprompt = "a"\n\n[assets."b.png"]\nprompt = "b"\n')
+    if command:  # (the build itself is the case without one)
+        assert run_cli(project, "-q").returncode == 0
+    result = run_cli(project, *command, env={"PYTHONIOENCODING": "ascii"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "h\\xe9ros/\\u65e5.png" in result.stdout and "b.png" in result.stdout, result.stdout
+    assert "2 fresh" in result.stdout or "2 generated" in result.stdout, result.stdout
+
+
+def test_a_line_writer_escapes_what_its_stream_cannot_encode() -> None:
+    """For a caller's own stream (the Python API): a name its encoding cannot take is escaped, and the
+    writer does not take it for a closed reader (which drops every later line)."""
+    import io
+
+    from assetbuild.display._stream import LineWriter
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii", errors="strict", write_through=True)
+    writer = LineWriter(stream)
+    writer.line("start héros/日.png")
+    writer.line("done")
+    assert not writer.closed
+    assert raw.getvalue() == b"start h\\xe9ros/\\u65e5.png\ndone\n"

@@ -21,8 +21,13 @@ class LineWriter:
     def line(self, text: str) -> None:
         if self.closed:
             return
+        shown = safe_text(text) + "\n"
         try:
-            self.stream.write(safe_text(text) + "\n")
+            try:
+                self.stream.write(shown)
+            except UnicodeEncodeError:  # (a ValueError too) a name the stream's encoding cannot take
+                encoding = getattr(self.stream, "encoding", None) or "ascii"
+                self.stream.write(shown.encode(encoding, "backslashreplace").decode(encoding))
             self.stream.flush()
         except (BrokenPipeError, ValueError):  # ValueError: the stream itself was closed
             self.closed = True
