@@ -4,8 +4,10 @@ library's as the reference for every error."""
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import pytest
+from conftest import run_cli, write_manifest
 
 from assetbuild.manifest import toml
 
@@ -64,3 +66,14 @@ def test_a_tomli_that_reads_toml_1_1_is_not_used(monkeypatch: pytest.MonkeyPatch
         monkeypatch.undo()
         importlib.reload(toml)
     assert toml._fast is tomli.loads
+
+
+def test_an_integer_longer_than_python_reads_is_a_manifest_error_naming_its_line(project: Path) -> None:
+    """tomllib lets Python's ValueError for an integer of over 4,300 digits through: a manifest with one is
+    a syntax error at its line (exit 2), not a bug (exit 3)."""
+    write_manifest(project, '[server]\nurl = "placeholder"\n\n[assets."a.png"]\nprompt = "a"\nseed = '
+                   + "9" * 5000 + "\n")
+    result = run_cli(project)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "assets.toml:6" in result.stderr and "4,300 digits" in result.stderr
+    assert not (project / ".assetbuild" / "crash.log").exists()

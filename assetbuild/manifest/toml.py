@@ -27,10 +27,28 @@ TOMLDecodeError = tomllib.TOMLDecodeError
 
 
 def loads(text: str) -> dict[str, Any]:
-    """``tomllib.loads``, faster. Raises what tomllib raises (``TOMLDecodeError``, ``RecursionError``)."""
+    """``tomllib.loads``, faster. Raises what tomllib raises (``TOMLDecodeError``, ``RecursionError``), and
+    ``TOMLDecodeError`` too for an integer longer than Python reads (tomllib lets its ValueError through)."""
     if _fast is not None:
         try:
             return _fast(text)
         except Exception:  # noqa: BLE001 - any doubt goes to the reference parser, which decides
             pass
-    return tomllib.loads(text)
+    try:
+        return tomllib.loads(text)
+    except TOMLDecodeError:
+        raise
+    except ValueError:  # Python's own limit on an integer's digits (4,300): the file's problem all the same
+        raise TOMLDecodeError(f"an integer with more than 4,300 digits, more than Python reads"
+                              f"{_long_number_at(text)}") from None
+
+
+def _long_number_at(text: str) -> str:
+    """`` (at line N, column M)`` of the first run of over 4,300 digits in ``text`` (as tomllib words a place)."""
+    import re
+
+    found = re.search(r"[0-9_]{4301,}", text)
+    if found is None:
+        return ""
+    line = text.count("\n", 0, found.start()) + 1
+    return f" (at line {line}, column {found.start() - text.rfind(chr(10), 0, found.start())})"
