@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import run_cli, write_manifest
-from helpers import QUICKSTART
+from helpers import QUICKSTART, generations
 
 from assetbuild import lock as lock_module
 from assetbuild.errors import ManifestError
@@ -468,3 +468,20 @@ def test_a_copy_of_a_read_off_entry_is_a_plain_entry(tmp_path: Path) -> None:
     assert len(data) < 2000 < path.stat().st_size
     assert type(pickle.loads(data)) is LockEntry and pickle.loads(data) == entries["t0007.png"]
     assert type(copy.copy(found)) is LockEntry and copy.deepcopy(found) == entries["t0007.png"]
+
+
+def test_explore_refuses_a_damaged_entry_before_making_any_candidate(project: Path, tmp_path: Path) -> None:
+    """The contact sheet shows the lock's seed of the asset at the end: a damaged entry is refused first,
+    with nothing generated (GPU time is spent only on a run that can finish)."""
+    write_manifest(project, QUICKSTART)
+    assert run_cli(project, "-q").returncode == 0
+    path = project / "assets.lock"
+    text = path.read_text(encoding="utf-8")
+    start = text.index('    "sprites/hero.png"')
+    seed_at = text.index('\n      "seed": ', start) + 1
+    plant(path, text[:seed_at] + '      "seed": "forged"' + text[text.index("\n", seed_at):])
+    log = tmp_path / "generations.log"
+    result = run_cli(project, "explore", "sprites/hero.png", "-k", "3", env={"ASSETBUILD_PLACEHOLDER_LOG": str(log)})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "sprites/hero.png" in result.stderr and "seed" in result.stderr
+    assert generations(log) == []

@@ -66,6 +66,7 @@ def explore(ws: Workspace, patterns: list[str], events: BuildEvents, out: TextIO
     from ..errors import UsageError
     from ..events import Summary
     from ..fsutil import make_state_dir
+    from ..lock import checked
     from .run import run as run_build
     from .select import select
 
@@ -105,6 +106,8 @@ def explore(ws: Workspace, patterns: list[str], events: BuildEvents, out: TextIO
     for target in chosen:
         asset = project.assets[target]
         entry = ws.lock.get(target)
+        if entry is not None:
+            checked(entry)  # the contact sheet shows its seed at the end: a damaged entry stops us before any work
         for seed in seeds:
             identity = cand.candidate_identity(ws.planner, asset, seed)
             if identity is None:
