@@ -61,3 +61,17 @@ def run_cli(root: Path, *args: str, env: dict[str, str] | None = None,
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "assetbuild", *args], cwd=root, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One SeaweedFS (S3) server for the session's team-store tests, stopped by its process id at the end;
+    tests keep apart by prefix. Skipped, saying what to install, where the ``weed`` binary is missing."""
+    from assetbuild.testing.seaweedfs import SeaweedFS, skip_reason
+
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()

@@ -23,16 +23,6 @@ SIGNING = "signing-key-never-printed-42"
 
 
 @pytest.fixture(scope="session")
-def weed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
 def dav(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDAV]:
     server = WebDAV(tmp_path_factory.mktemp("webdav"), TOKEN)
     yield server

@@ -18,7 +18,7 @@ from remote_servers import WebDAV
 from test_remote_build import TOKEN, Machine, assert_no_secrets, first_machine, needs_weed, objects_in, s3_env
 
 from assetbuild.remote.objects import decode, path_of
-from assetbuild.testing.seaweedfs import SeaweedFS, skip_reason
+from assetbuild.testing.seaweedfs import SeaweedFS
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -44,16 +44,6 @@ def store_objects(store: Path) -> dict[str, bytes]:
 
 def cache_keys(m: Machine) -> set[str]:
     return {p.stem for p in Path(m.env["ASSETBUILD_CACHE_DIR"]).rglob("*.img")}
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    server = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
-    yield server
-    server.stop()
 
 
 def folder_machines(tmp_path: Path, **extra: str) -> tuple[Machine, Path]:
@@ -184,8 +174,7 @@ def test_a_misconfigured_store_is_exit_2_before_any_work(tmp_path: Path) -> None
 
 
 @needs_weed
-def test_explore_and_pick_through_an_s3_store(s3: SeaweedFS, tmp_path: Path) -> None:
-    weed = s3
+def test_explore_and_pick_through_an_s3_store(weed: SeaweedFS, tmp_path: Path) -> None:
     a = first_machine(tmp_path, s3_env(weed, tmp_path))
     explored = a.run("explore", HERO, "--seeds", "21,22")
     assert explored.returncode == 0, output(explored)
