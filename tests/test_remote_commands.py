@@ -13,7 +13,7 @@ import pytest
 from conftest import write_manifest
 from helpers import QUICKSTART, TARGETS
 from remote_servers import SECRET_KEY, SeaweedFS
-from test_remote_build import Machine, first_machine, needs_weed, objects_in, weed  # noqa: F401  (fixture)
+from test_remote_build import Machine, first_machine, needs_weed, objects_in
 
 
 def folder_machine(tmp_path: Path, **env: str) -> tuple[Machine, Path]:
