@@ -140,7 +140,7 @@ def load(path: Path | None = None, *, strict: bool = True) -> dict[str, str]:
 
     try:
         data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except ValueError as exc:  # (TOMLDecodeError, UnicodeDecodeError, and an integer of over 4,300 digits)
         raise ConfigError(f"{path}: not valid TOML: {exc}",
                           hint="fix the file, or delete it and use `assetbuild config set KEY VALUE`") from None
     settings: dict[str, str] = {}

@@ -171,7 +171,7 @@ def manifest_server(path: Path) -> tuple[ServerSettings, set[str]]:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ManifestError(str(path), "no such file", hint="pass the manifest with -f FILE") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # (TOMLDecodeError, UnicodeDecodeError, an integer of over 4,300 digits)
         raise ManifestError(str(path), f"cannot read: {exc}") from None
     except RecursionError:
         raise ManifestError(str(path), "cannot read: nested too deeply") from None

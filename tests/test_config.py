@@ -301,3 +301,23 @@ def test_save_reports_an_unwritable_folder_as_a_config_error(tmp_path: Path) -> 
     blocker.write_text("x")
     with pytest.raises(ConfigError, match="cannot write the config file"):
         userconfig.save({"server": "http://x:1"}, blocker / "cfg" / "config.toml")
+
+
+def test_an_integer_longer_than_python_reads_is_a_config_error_not_a_bug(project: Path) -> None:
+    """Python refuses integers of over 4,300 digits with a plain ValueError, which tomllib lets through: in
+    the user config or in the manifest's [server] table, it is the file's error (exit 2), not a crash."""
+    huge = "9" * 5000
+    write_manifest(project, '[server]\nurl = "placeholder"\n\n[assets."a.png"]\nprompt = "a"\n')
+    path = config_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'server = "http://x:1"\nn = {huge}\n', encoding="utf-8")
+    path.chmod(0o600)
+    result = run_cli(project, "config", "view")
+    assert result.returncode == 2 and str(path) in result.stderr, result.stdout + result.stderr
+    path.unlink()
+    write_manifest(project, f'[server]\nurl = "placeholder"\nx = {huge}\n\n[assets."a.png"]\nprompt = "a"\n')
+    shown = run_cli(project, "config", "view")  # the manifest is only consulted here: shown without it
+    assert shown.returncode == 0 and "cannot be read" in shown.stderr, shown.stdout + shown.stderr
+    status = run_cli(project, "server", "status")
+    assert status.returncode == 2 and "assets.toml" in status.stderr, status.stdout + status.stderr
+    assert not (project / ".assetbuild" / "crash.log").exists()

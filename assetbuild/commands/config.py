@@ -140,7 +140,7 @@ def manifest_overrides(*, show_secret: bool = False, err: TextIO | None = None) 
         return {}
     try:
         raw = tomllib.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # (ValueError: TOMLDecodeError, UnicodeDecodeError, ...)
         if err is not None:
             reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc) or type(exc).__name__
             err.write(f"note: {manifest} cannot be read ({reason}): a build here stops on it; "
