@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import xxhash
 
@@ -514,9 +514,9 @@ class HashCache:
         stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
         with self._lock:
             entry = self._entries.get(name)
-            if type(entry) is list and entry[:3] == stamp and len(entry) == 4 and type(entry[3]) is str:
+            if _holds(entry, stamp):
                 self._verified[name] = stamp
-                return entry[3]
+                return cast(str, entry[3])
         digest = hash_file(name)
         self._remember(name, digest, st)
         return digest
@@ -573,8 +573,13 @@ def _current(name: str, entry: object) -> bool:
         st = os.stat(name)
     except (OSError, ValueError):
         return False
-    return (type(entry) is list and entry[:3] == [st.st_size, st.st_mtime_ns, st.st_ino] and len(entry) == 4
-            and type(entry[3]) is str)
+    return _holds(entry, [st.st_size, st.st_mtime_ns, st.st_ino])
+
+
+def _holds(entry: object, stamp: list[int]) -> TypeGuard[list[Any]]:
+    """Whether ``entry`` (of ``HashCache``, as read: maybe damaged or forged) is a [size, mtime_ns, inode,
+    hash] for a file of this ``stamp``."""
+    return type(entry) is list and entry[:3] == stamp and len(entry) == 4 and type(entry[3]) is str
 
 
 def atomic_write_when(path: Path, data: bytes, *, tmp_dir: Path, ready: Callable[[], object]) -> os.stat_result:

@@ -52,10 +52,7 @@ def config_dir() -> Path:
     """The folder of the user config file (it may not exist yet)."""
     explicit = os.environ.get(CONFIG_DIR_ENV)
     if explicit:
-        try:
-            return home_path(explicit)
-        except ValueError as exc:
-            raise ConfigError(f"{CONFIG_DIR_ENV}: {exc}") from None
+        return _home_path(f"{CONFIG_DIR_ENV}:", explicit)
     return _user_folder("APPDATA", "Roaming", "Application Support", "XDG_CONFIG_HOME", ".config")
 
 
@@ -107,7 +104,7 @@ def check_value(key: Key, value: str) -> str:
         value = value.rstrip("/")
     if key.secret:  # the same rule as when the secret is used: it must fit in an HTTP header
         value = clean_secret(value, key.name) or value
-    if key.name == "cache-dir" and not _home_path(key, value).is_absolute():
+    if key.name == "cache-dir" and not _home_path(key.name, value).is_absolute():
         raise ConfigError(f"cache-dir {value!r} must be an absolute path (or start with ~)",
                           hint="a relative path would mean a different folder in every project")
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
@@ -115,11 +112,12 @@ def check_value(key: Key, value: str) -> str:
     return value
 
 
-def _home_path(key: Key, value: str) -> Path:
+def _home_path(label: str, value: str) -> Path:
+    """``layout.home_path``, its ValueError a ConfigError that starts with ``label`` (what set ``value``)."""
     try:
         return home_path(value)
     except ValueError as exc:
-        raise ConfigError(f"{key.name} {exc}") from None
+        raise ConfigError(f"{label} {exc}") from None
 
 
 def load(path: Path | None = None, *, strict: bool = True) -> dict[str, str]:

@@ -237,8 +237,7 @@ def _full(entry: Any, accepted: dict[str, Any]) -> tuple[str, list[Resolved]] | 
         return None
     if len(entry) == 3:
         written, params, variant = entry
-        if (type(written) is str and type(params) is dict
-                and (variant is None or type(variant) is int and 1 <= variant <= COUNT_MAX)
+        if (type(written) is str and type(params) is dict and _variant(variant)
                 and _sound_params(params, accepted) and (written.isascii() or _text(written))):
             return written, [(written, params, NO_POST, variant)]
         return None

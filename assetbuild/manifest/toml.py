@@ -9,6 +9,7 @@ and its error (its wording, its line) is the one a user sees, whatever is instal
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from collections.abc import Callable
 from typing import Any
@@ -38,17 +39,21 @@ def loads(text: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except TOMLDecodeError:
         raise
-    except ValueError:  # Python's own limit on an integer's digits (4,300): the file's problem all the same
-        raise TOMLDecodeError(f"an integer with more than 4,300 digits, more than Python reads"
-                              f"{_long_number_at(text)}") from None
+    except ValueError:  # Python's own limit on an integer's digits (4,300 by default): the file's problem all the same
+        limit = sys.get_int_max_str_digits()
+        raise TOMLDecodeError(f"an integer with more than {limit:,} digits, more than Python reads"
+                              f"{_long_number_at(text, limit)}") from None
 
 
-def _long_number_at(text: str) -> str:
-    """`` (at line N, column M)`` of the first run of over 4,300 digits in ``text`` (as tomllib words a place)."""
+def _long_number_at(text: str, limit: int) -> str:
+    """`` (at line N, column M)`` of the first run of more than ``limit`` digits in ``text`` (as tomllib words
+    a place)."""
     import re
 
-    found = re.search(r"[0-9_]{4301,}", text)
+    found = re.search(f"[0-9_]{{{limit + 1},}}", text)
     if found is None:
         return ""
-    line = text.count("\n", 0, found.start()) + 1
-    return f" (at line {line}, column {found.start() - text.rfind(chr(10), 0, found.start())})"
+    start = found.start()
+    line = text.count("\n", 0, start) + 1
+    column = start - text.rfind("\n", 0, start)
+    return f" (at line {line}, column {column})"
